@@ -1,0 +1,65 @@
+# mcp-sandboxd: plain Makefile, every library through pkg-config.
+VERSION  := 0.3.0
+CC       ?= gcc
+PKGS     := libh2o-evloop hiredis libcjson libbsd libseccomp libssl libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-format-truncation \
+            -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -DMCP_SANDBOXD_VERSION='"$(VERSION)"' -Iinclude $(PKG_CFLAGS) -pthread
+LDLIBS   += $(PKG_LIBS) -pthread
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+SRCS     := $(wildcard src/*.c)
+OBJS     := $(SRCS:src/%.c=build/rel/%.o)
+ASAN_OBJS:= $(SRCS:src/%.c=build/asan/%.o)
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
+UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
+
+.PHONY: all asan run test unit integration integration-asan bench deps clean
+all: mcp-sandboxd
+
+deps: .deps-ok
+.deps-ok: scripts/deps.sh
+	./scripts/deps.sh
+	@touch $@
+
+mcp-sandboxd: $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+mcp-sandboxd-asan: $(ASAN_OBJS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
+asan: mcp-sandboxd-asan
+
+build/rel/%.o: src/%.c $(wildcard include/*.h) | .deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+build/asan/%.o: src/%.c $(wildcard include/*.h) | .deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -O1 -c -o $@ $<
+
+# Unit tests include the .c under test (to reach static functions) and link the rest.
+build/unit/%: tests/unit/%.c $(LIB_SRCS) $(wildcard include/*.h) | .deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -O1 -Wno-unused-function -o $@ $< $(filter-out src/$(patsubst test_%,%,$*).c,$(LIB_SRCS)) \
+	    $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+run: mcp-sandboxd
+	./mcp-sandboxd --host 127.0.0.1 --port 8080
+
+unit: $(UNIT_BINS)
+	./scripts/run-unit.sh $(UNIT_BINS)
+
+test: mcp-sandboxd mcp-sandboxd-asan $(UNIT_BINS)
+	./scripts/test.sh
+
+bench: mcp-sandboxd
+	./scripts/bench-protocol.sh
+	./scripts/bench-exec.sh
+	./scripts/bench-mirror.sh
+
+clean:
+	rm -rf build mcp-sandboxd mcp-sandboxd-asan

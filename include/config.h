@@ -1,0 +1,76 @@
+/*
+ * config: the server's settings, from flags and environment (flags win).
+ *
+ * Parsed once in main() before any thread starts; read-only afterwards, so
+ * every thread may read the global `config` without locking.
+ */
+#ifndef MCP_SANDBOXD_CONFIG_H
+#define MCP_SANDBOXD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_LIST 32
+
+/** Everything the server can be told at startup. */
+typedef struct config {
+    char host[256];               /**< address to bind (SANDBOX_HOST / --host) */
+    int port;                     /**< TCP port (SANDBOX_PORT / --port) */
+    char token[512];              /**< bearer token, "" = no auth; never logged */
+    char redis_url[1024];         /**< REDIS_URL, "" = memory only; never logged as-is */
+    int max_concurrent;           /**< running executions in the whole server */
+    int max_per_session;          /**< running executions per MCP session */
+    int timeout;                  /**< default timeout_seconds of a run */
+    int max_timeout;              /**< largest timeout_seconds a client may ask for */
+    char log_file[1024];          /**< "" = stderr */
+    int log_level;                /**< LOG_ERROR..LOG_DEBUG */
+    int64_t max_body;             /**< request body cap in bytes */
+    int session_ttl;              /**< idle seconds before a session expires */
+    int max_sessions;             /**< live sessions cap */
+    char *allowed_origins[CONFIG_MAX_LIST]; /**< NULL-terminated; NULL list = loopback default */
+    int n_allowed_origins;
+    char workspace_root[1024];    /**< per-session workspaces live under here */
+    int allow_network;            /**< may sandbox_config ask for {"mode":"host"} */
+    char sandbox_user[64];        /**< user the sandboxes run as when we are root */
+    char *deny_read[CONFIG_MAX_LIST]; /**< extra paths no sandbox may read */
+    int n_deny_read;
+    int isolation_none;           /**< --isolation none: development only */
+    int retention;                /**< seconds a finished execution is kept */
+    int wait_deadline;            /**< seconds a parked wait may last */
+    int max_events;               /**< events kept per execution */
+    int64_t max_output_bytes;     /**< event bytes kept per execution */
+    int kill_grace_ms;            /**< SIGTERM -> SIGKILL grace */
+    int shutdown_grace;           /**< seconds in-flight work gets at shutdown */
+    int mem_default_mb, mem_max_mb;     /**< RLIMIT_AS default and cap */
+    int cpu_default_s, cpu_max_s;       /**< RLIMIT_CPU default and cap */
+    int fsize_default_mb, fsize_max_mb; /**< RLIMIT_FSIZE default and cap */
+    int nproc_default, nproc_max;       /**< RLIMIT_NPROC default and cap */
+    int redis_ttl;                /**< TTL of mirrored keys, seconds */
+    int64_t mirror_queue_bytes;   /**< mirror queue cap */
+    char replica[320];            /**< replica name recorded in Redis */
+} config_t;
+
+/** The process-wide configuration, filled by config_parse(). */
+extern config_t config;
+
+/** Result of config_parse(). */
+enum config_result {
+    CONFIG_OK = 0,   /**< run the server */
+    CONFIG_EXIT = 1, /**< --help / --version printed: exit 0 */
+    CONFIG_ERROR = 2 /**< bad setting: `err` says which; exit 2 */
+};
+
+/**
+ * Fills `cfg` from defaults, then the environment `envp`, then `argv` (flags win).
+ * On CONFIG_ERROR writes one line naming the setting and its accepted range into err.
+ * `out` receives --help / --version text (may be NULL to discard).
+ */
+int config_parse(config_t *cfg, int argc, char **argv, char **envp, char *err, size_t errlen, char *out, size_t outlen);
+
+/** Releases the lists config_parse() allocated. */
+void config_free(config_t *cfg);
+
+/** Writes the Redis URL with any password replaced by "***" (for logs). */
+void config_redacted_redis_url(const char *url, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * exec: the execution manager. Created on the first request, it lives as
+ * long as the process and owns every execution: its process (proc), its
+ * event log (events), its timers (timeout, retention) and the requests parked
+ * waiting for it. Executions belong to the MCP session that started them;
+ * a session's end kills its runs and removes its workspace. Loop thread only.
+ */
+#ifndef MCP_SANDBOXD_EXEC_H
+#define MCP_SANDBOXD_EXEC_H
+
+#include "deadline.h"
+#include "events.h"
+#include "proc.h"
+#include "sandbox.h"
+#include "session.h"
+
+#include <bsd/sys/queue.h>
+#include <bsd/sys/tree.h>
+#include <cjson/cJSON.h>
+
+typedef enum exec_status { EXEC_PENDING, EXEC_RUNNING, EXEC_COMPLETED, EXEC_CANCELLED, EXEC_FAILED, EXEC_TIMEOUT } exec_status_t;
+
+typedef struct exec exec_t;
+typedef struct exec_waiter exec_waiter_t;
+struct exec_session;
+
+/** Called once per waiter: `finished` is 1 when the run ended, 0 at the wait deadline. */
+typedef void (*exec_wait_cb)(void *arg, exec_t *e, int finished);
+
+struct exec_waiter {
+    TAILQ_ENTRY(exec_waiter) link;
+    exec_t *e;
+    deadline_t deadline;
+    exec_wait_cb cb;
+    void *arg;
+};
+
+/** One execution. Fields are read by tools (loop thread); exec writes them. */
+struct exec {
+    RB_ENTRY(exec) node;              /**< manager index by id (private) */
+    TAILQ_ENTRY(exec) session_link;   /**< owner's list (private) */
+    char id[37];                      /**< UUID v4 */
+    char session_id[SESSION_ID_LEN + 1];
+    struct exec_session *owner;       /**< NULL once the session ended */
+    char *command;
+    int interactive;
+    exec_status_t status;
+    int has_exit_code, exit_code;
+    char *error_message;              /**< NULL unless failed/timeout/cancelled */
+    uint64_t started_wall_ms, completed_wall_ms, started_ms;
+    int timeout_s;
+    event_log_t log;
+    proc_t proc;
+    int proc_live;                    /**< proc spawned and not yet released */
+    int cancel_requested, timed_out;
+    deadline_t timeout_timer, retention_timer;
+    TAILQ_HEAD(, exec_waiter) waiters;
+};
+
+/** What a tool asks to run (already checked by tools). */
+typedef struct exec_request {
+    const char *command;
+    int timeout_s;
+    int interactive;
+    const char *working_directory;    /**< NULL: the workspace */
+    char **env;                       /**< "KEY=VALUE" strings */
+    size_t n_env;
+    sandbox_policy_t policy;
+} exec_request_t;
+
+/** Creates the manager on first use (info log), or notes its reuse (debug log). */
+void exec_manager_get(void);
+/** NULL when runs can be sandboxed, else why not (also in /health). */
+const char *exec_sandbox_error(void);
+/** Starts a run for session `s`. Returns the execution, or NULL with err. */
+exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t errlen);
+/** The execution `id` if it belongs to `s`; NULL otherwise. */
+exec_t *exec_find(session_t *s, const char *id);
+/** 1 while the run has not finished. */
+int exec_is_active(const exec_t *e);
+/** Writes to an interactive run's stdin. 0, or -1 with err. */
+int exec_send_stdin(exec_t *e, const char *data, size_t len, char *err, size_t errlen);
+/** Cancels a run (SIGTERM, SIGKILL after the grace; at once with force). 0, or -1 with err when already finished. */
+int exec_cancel(exec_t *e, int force, char *err, size_t errlen);
+/** Parks `cb` until `e` finishes or `timeout_ms` passes. The waiter frees itself after cb. */
+void exec_wait(exec_t *e, uint64_t timeout_ms, exec_wait_cb cb, void *arg);
+/** Appends the session's executions as a JSON array of summaries. */
+void exec_list_json(session_t *s, strbuf_t *out);
+/** Status name as the tools report it. */
+const char *exec_status_name(exec_status_t st);
+/** The session ended: kill its runs, drop its executions, remove its workspace. */
+void exec_session_end(session_t *s);
+/** Shutdown: cancels every run. Returns how many are still running. */
+size_t exec_shutdown(int force);
+/** Running executions in the server. */
+size_t exec_running(void);
+/** Adds execution figures to /health. */
+void exec_health(cJSON *h);
+
+#endif

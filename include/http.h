@@ -1,0 +1,36 @@
+/*
+ * http: the HTTP front on h2o (evloop): the listener, routing of /mcp,
+ * /health and everything else (404), bearer auth, Origin and Host checks,
+ * body limits, the access log and response helpers. Loop thread only.
+ */
+#ifndef MCP_SANDBOXD_HTTP_H
+#define MCP_SANDBOXD_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+
+/** Binds config.host:config.port and starts serving on `loop`. 0 / -1 with err. */
+int http_start(h2o_evloop_t *loop, char *err, size_t errlen);
+/** Stops accepting new connections (shutdown). */
+void http_stop_accepting(void);
+/** The loop the server runs on. */
+h2o_evloop_t *http_loop(void);
+/** The h2o context (for ctx.queue). */
+h2o_context_t *http_context(void);
+
+/**
+ * Sends a complete response and writes the access-log line. `body` is
+ * malloc'd and taken over (freed with the request); may be NULL when len is 0.
+ * `session_id` (may be NULL) is set as Mcp-Session-Id.
+ */
+void http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type, char *body, size_t len,
+                  const char *session_id);
+/** Sends a JSON-RPC error body (id null) with an HTTP status. */
+void http_respond_jsonrpc_error(h2o_req_t *req, int status, const char *reason, int code, const char *message);
+/** Finds a request header by lowercase name; returns its value or NULL. */
+const h2o_iovec_t *http_header(h2o_req_t *req, const char *name);
+
+#endif

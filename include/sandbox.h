@@ -1,0 +1,74 @@
+/*
+ * sandbox: turns a policy into a bubblewrap command line.
+ *
+ * A policy is the server's defaults merged with a call's `sandbox_config`
+ * (snake_case or camelCase, unknown fields refused by name, values checked
+ * against the server's caps). sandbox_init() finds bwrap, resolves the
+ * sandbox user, compiles the seccomp filter and probes that bwrap can really
+ * create a sandbox here; the result is reported by sandbox_error() and /health.
+ * Workspaces (one per MCP session) are created and removed here too.
+ * Loop thread only (sandbox_init runs before the loop starts).
+ */
+#ifndef MCP_SANDBOXD_SANDBOX_H
+#define MCP_SANDBOXD_SANDBOX_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define SANDBOX_MAX_PATHS 64
+
+/** What one run may do. */
+typedef struct sandbox_policy {
+    int network_host;                         /**< share the host network (needs --allow-network) */
+    char *deny_read[SANDBOX_MAX_PATHS];       /**< paths hidden from the run */
+    int n_deny_read;
+    char *allow_write[SANDBOX_MAX_PATHS];     /**< host paths made writable */
+    int n_allow_write;
+    char *deny_write[SANDBOX_MAX_PATHS];      /**< paths forced read-only (wins over allow_write) */
+    int n_deny_write;
+    long mem_mb, cpu_s, fsize_mb, nproc;      /**< rlimits */
+} sandbox_policy_t;
+
+/** A NULL-terminated argv/envp under construction. */
+typedef struct sandbox_argv {
+    char **v;
+    size_t n, cap;
+} sandbox_argv_t;
+
+/** Finds bwrap, resolves the user, builds seccomp, probes. 0, or -1 (the server still starts, degraded). */
+int sandbox_init(void);
+/** NULL when sandboxes can be created, else why not. */
+const char *sandbox_error(void);
+/** Frees what sandbox_init() built. */
+void sandbox_cleanup(void);
+
+/** Fills `p` from server defaults and `cfg` (may be NULL). 0, or -1 with a message naming the field. */
+int sandbox_policy_parse(const cJSON *cfg, sandbox_policy_t *p, char *err, size_t errlen);
+/** Frees the policy's paths. */
+void sandbox_policy_free(sandbox_policy_t *p);
+
+/**
+ * Builds the full argv to exec (bwrap ... -- /bin/sh -c command, or with
+ * --isolation none just the shell) and the environment for it.
+ * `status_fd` / `seccomp_fd` are the fd numbers the child will have.
+ * `env` is the call's environment as "KEY=VALUE" strings.
+ */
+void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char *cwd, const char *command,
+                   char *const *env, size_t n_env, int status_fd, int seccomp_fd, sandbox_argv_t *argv,
+                   sandbox_argv_t *envp);
+/** Frees an argv built by sandbox_build(). */
+void sandbox_argv_free(sandbox_argv_t *a);
+/** A new fd (memfd, offset 0) holding the compiled seccomp filter; -1 on failure. */
+int sandbox_seccomp_fd(void);
+/** uid/gid the run should switch to before exec (-1: stay). */
+void sandbox_identity(uid_t *uid, gid_t *gid);
+
+/** Creates a fresh workspace directory owned by the sandbox user; path into buf. 0 / -1. */
+int sandbox_workspace_create(char *buf, size_t len, char *err, size_t errlen);
+/** Removes a workspace tree (not following symlinks), on a background thread. */
+void sandbox_workspace_remove(const char *path);
+/** Removes a workspace tree now (shutdown). */
+void sandbox_workspace_remove_now(const char *path);
+
+#endif

@@ -1,0 +1,260 @@
+/*
+ * events: the per-execution event ring, line splitting and UTF-8 repair.
+ */
+#include "events.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void events_init(event_log_t *log, size_t max_events, size_t max_bytes)
+{
+    memset(log, 0, sizeof(*log));
+    log->next_seq = 1;
+    log->max_events = max_events;
+    log->max_bytes = max_bytes;
+}
+
+void events_free(event_log_t *log)
+{
+    for (size_t i = 0; i < log->count; i++)
+        free(log->ring[(log->head + i) % log->cap].json);
+    free(log->ring);
+    strbuf_free(&log->line[0].buf);
+    strbuf_free(&log->line[1].buf);
+    log->ring = NULL;
+    log->count = log->cap = 0;
+}
+
+static void drop_oldest(event_log_t *log)
+{
+    event_t *ev = &log->ring[log->head];
+    log->bytes -= ev->len;
+    free(ev->json);
+    ev->json = NULL;
+    log->head = (log->head + 1) % log->cap;
+    log->count--;
+    log->dropped++;
+}
+
+/* Grows the ring (doubling, up to max_events) when full. */
+static void ring_make_room(event_log_t *log)
+{
+    if (log->count < log->cap)
+        return;
+    if (log->cap >= log->max_events) {
+        drop_oldest(log);
+        return;
+    }
+    size_t ncap = log->cap == 0 ? 16 : log->cap * 2;
+    if (ncap > log->max_events)
+        ncap = log->max_events;
+    event_t *n = xcalloc(ncap, sizeof(*n));
+    for (size_t i = 0; i < log->count; i++)
+        n[i] = log->ring[(log->head + i) % log->cap];
+    free(log->ring);
+    log->ring = n;
+    log->cap = ncap;
+    log->head = 0;
+}
+
+const event_t *events_append(event_log_t *log, const char *type, cJSON *fields)
+{
+    char id[24], ts[32];
+    uint64_t seq = log->next_seq++;
+    snprintf(id, sizeof(id), "%" PRIu64, seq);
+    util_iso8601(util_wall_ms(), ts, sizeof(ts));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "event_id", cJSON_CreateString(id));
+    cJSON_AddItemToObject(o, "type", cJSON_CreateString(type));
+    cJSON_AddItemToObject(o, "ts", cJSON_CreateString(ts));
+    if (fields != NULL) {
+        cJSON *f;
+        while ((f = fields->child) != NULL) {
+            cJSON_DetachItemViaPointer(fields, f);
+            cJSON_AddItemToObject(o, f->string, f); /* keeps f->string (cJSON re-sets the key) */
+        }
+    }
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (json == NULL)
+        util_oom();
+    size_t len = strlen(json);
+    ring_make_room(log);
+    event_t *ev = &log->ring[(log->head + log->count) % log->cap];
+    ev->seq = seq;
+    ev->json = json;
+    ev->len = len;
+    log->count++;
+    log->bytes += len;
+    while (log->bytes > log->max_bytes && log->count > 1)
+        drop_oldest(log);
+    return log->count > 0 && log->ring[(log->head + log->count - 1) % log->cap].seq == seq
+               ? &log->ring[(log->head + log->count - 1) % log->cap]
+               : NULL;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid/truncated. */
+static size_t utf8_seq_len(const unsigned char *s, size_t avail)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return c == 0 ? 0 : 1;
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else
+        return 0;
+    if (avail < n)
+        return 0;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return n;
+}
+
+void events_utf8_sanitize(const char *s, size_t len, strbuf_t *out)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    const unsigned char *run = p;
+    while (p < end) {
+        size_t n = utf8_seq_len(p, (size_t)(end - p));
+        if (n > 0) {
+            p += n;
+            continue;
+        }
+        strbuf_append(out, run, (size_t)(p - run));
+        strbuf_append(out, "\xEF\xBF\xBD", 3);
+        p++;
+        run = p;
+    }
+    strbuf_append(out, run, (size_t)(p - run));
+}
+
+static void emit_line(event_log_t *log, int stream, const char *data, size_t len, int partial, events_emit_cb emit, void *arg)
+{
+    strbuf_t clean = {0};
+    events_utf8_sanitize(data, len, &clean);
+    if (clean.data == NULL)
+        strbuf_reserve(&clean, 0), clean.data[0] = '\0';
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddItemToObject(f, "data", cJSON_CreateString(clean.data));
+    if (partial)
+        cJSON_AddItemToObject(f, "partial", cJSON_CreateTrue());
+    const event_t *ev = events_append(log, stream == 0 ? "stdout" : "stderr", f);
+    cJSON_Delete(f);
+    strbuf_free(&clean);
+    if (ev != NULL && emit != NULL)
+        emit(arg, ev);
+}
+
+/*
+ * Where to cut a too-long line: at `len`, unless s[len] continues a UTF-8
+ * sequence; then just before that sequence's lead byte. s has > len bytes.
+ */
+static size_t cut_point(const char *s, size_t len)
+{
+    size_t i = len;
+    while (i > 0 && len - i < 3 && ((unsigned char)s[i] & 0xC0) == 0x80)
+        i--;
+    return i == 0 || ((unsigned char)s[i] & 0xC0) == 0x80 ? len : i;
+}
+
+void events_feed(event_log_t *log, int stream, const char *data, size_t len, events_emit_cb emit, void *arg)
+{
+    strbuf_t *pend = &log->line[stream].buf;
+    while (len > 0) {
+        const char *nl = memchr(data, '\n', len);
+        size_t take = nl != NULL ? (size_t)(nl - data) : len;
+        if (pend->len == 0 && nl != NULL && take <= EVENTS_MAX_LINE) {
+            emit_line(log, stream, data, take, 0, emit, arg); /* fast path: a whole line in place */
+        } else {
+            strbuf_append(pend, data, take);
+            while (pend->len > EVENTS_MAX_LINE) {
+                size_t cut = cut_point(pend->data, EVENTS_MAX_LINE);
+                emit_line(log, stream, pend->data, cut, 1, emit, arg);
+                memmove(pend->data, pend->data + cut, pend->len - cut);
+                pend->len -= cut;
+            }
+            if (nl != NULL) {
+                emit_line(log, stream, pend->data, pend->len, 0, emit, arg);
+                pend->len = 0;
+            }
+        }
+        if (nl == NULL)
+            break;
+        data += take + 1;
+        len -= take + 1;
+    }
+}
+
+void events_flush(event_log_t *log, int stream, events_emit_cb emit, void *arg)
+{
+    strbuf_t *pend = &log->line[stream].buf;
+    if (pend->len > 0)
+        emit_line(log, stream, pend->data, pend->len, 0, emit, arg);
+    strbuf_free(pend);
+}
+
+long events_resume_index(const event_log_t *log, const char *last_event_id, char *err, size_t errlen)
+{
+    if (last_event_id == NULL || *last_event_id == '\0')
+        return 0;
+    char *end;
+    unsigned long long id = strtoull(last_event_id, &end, 10);
+    if (*end != '\0' || last_event_id[0] < '0' || last_event_id[0] > '9') {
+        snprintf(err, errlen, "Invalid last_event_id '%.40s': event ids are decimal numbers", last_event_id);
+        return -1;
+    }
+    if (id >= log->next_seq) {
+        snprintf(err, errlen, "Invalid last_event_id '%.40s': the newest event id is %" PRIu64, last_event_id,
+                 log->next_seq - 1);
+        return -1;
+    }
+    uint64_t oldest = log->count > 0 ? log->ring[log->head].seq : log->next_seq;
+    if (id + 1 < oldest) {
+        snprintf(err, errlen,
+                 "last_event_id %.40s was dropped by the output cap; the oldest event still held is %" PRIu64
+                 " (%" PRIu64 " events dropped)",
+                 last_event_id, oldest, log->dropped);
+        return -1;
+    }
+    return (long)(id + 1 - oldest);
+}
+
+const event_t *events_at(const event_log_t *log, size_t i)
+{
+    return &log->ring[(log->head + i) % log->cap];
+}
+
+void events_write_array(const event_log_t *log, size_t from, strbuf_t *out)
+{
+    size_t total = 0;
+    for (size_t i = from; i < log->count; i++)
+        total += events_at(log, i)->len + 1;
+    strbuf_reserve(out, total + 2);
+    strbuf_puts(out, "[");
+    for (size_t i = from; i < log->count; i++) {
+        const event_t *ev = events_at(log, i);
+        if (i > from)
+            strbuf_puts(out, ",");
+        strbuf_append(out, ev->json, ev->len);
+    }
+    strbuf_puts(out, "]");
+}

@@ -1,0 +1,504 @@
+/*
+ * exec: the execution manager.
+ *
+ * State: an RB tree of every held execution by id, and per MCP session an
+ * exec_session (workspace, its executions, its running count). An execution
+ * moves pending -> running -> completed | failed | timeout | cancelled; its
+ * final transition happens in on_proc_exit, after the process is gone and
+ * its pipes are drained, so the `exit` event is always the last one. Finished
+ * executions are kept `retention` seconds, then freed.
+ */
+#include "exec.h"
+#include "config.h"
+#include "log.h"
+#include "mirror.h"
+#include "util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+RB_HEAD(exec_tree, exec);
+
+static int exec_cmp(exec_t *a, exec_t *b)
+{
+    return strcmp(a->id, b->id);
+}
+
+RB_GENERATE(exec_tree, exec, node, exec_cmp)
+
+/* Per-session state; outlives its session while runs are still being killed. */
+struct exec_session {
+    char workspace[1100];
+    TAILQ_HEAD(, exec) execs;
+    size_t running;
+    int ended;
+};
+
+static struct {
+    int initialized;
+    struct exec_tree all;
+    size_t held, running, started_total;
+} mgr = {0, RB_INITIALIZER(&mgr.all), 0, 0, 0};
+
+static const char *status_names[] = {"pending", "running", "completed", "cancelled", "failed", "timeout"};
+
+const char *exec_status_name(exec_status_t st)
+{
+    return status_names[st];
+}
+
+void exec_manager_get(void)
+{
+    if (!mgr.initialized) {
+        mgr.initialized = 1;
+        log_info("First-time initialization of ExecutionManager");
+    } else {
+        log_debug("Reusing existing ExecutionManager");
+    }
+}
+
+const char *exec_sandbox_error(void)
+{
+    return sandbox_error();
+}
+
+int exec_is_active(const exec_t *e)
+{
+    return e->status == EXEC_PENDING || e->status == EXEC_RUNNING;
+}
+
+static struct exec_session *session_state(session_t *s)
+{
+    if (s->exec == NULL) {
+        struct exec_session *es = xcalloc(1, sizeof(*es));
+        TAILQ_INIT(&es->execs);
+        s->exec = es;
+    }
+    return s->exec;
+}
+
+static void exec_free(exec_t *e)
+{
+    deadline_cancel(&e->timeout_timer);
+    deadline_cancel(&e->retention_timer);
+    RB_REMOVE(exec_tree, &mgr.all, e);
+    mgr.held--;
+    if (e->owner != NULL)
+        TAILQ_REMOVE(&e->owner->execs, e, session_link);
+    if (e->proc_live)
+        proc_release(&e->proc);
+    events_free(&e->log);
+    free(e->command);
+    free(e->error_message);
+    free(e);
+}
+
+static void session_state_free_if_done(struct exec_session *es)
+{
+    if (es->ended && es->running == 0 && TAILQ_EMPTY(&es->execs)) {
+        if (es->workspace[0])
+            sandbox_workspace_remove(es->workspace);
+        free(es);
+    }
+}
+
+static void on_retention(deadline_t *d)
+{
+    exec_t *e = (exec_t *)((char *)d - offsetof(exec_t, retention_timer));
+    log_debug("execution %s freed after retention", e->id);
+    exec_free(e);
+}
+
+/* Appends an event and mirrors it. */
+static void add_event(exec_t *e, const char *type, cJSON *fields)
+{
+    const event_t *ev = events_append(&e->log, type, fields);
+    cJSON_Delete(fields);
+    if (ev != NULL)
+        mirror_exec_event(e, ev);
+}
+
+static void on_line_event(void *arg, const event_t *ev)
+{
+    mirror_exec_event((exec_t *)arg, ev);
+}
+
+static void on_proc_output(void *arg, int stream, const char *data, size_t len)
+{
+    exec_t *e = arg;
+    events_feed(&e->log, stream, data, len, on_line_event, e);
+}
+
+static void fire_waiters(exec_t *e, int finished)
+{
+    exec_waiter_t *w;
+    while ((w = TAILQ_FIRST(&e->waiters)) != NULL) {
+        TAILQ_REMOVE(&e->waiters, w, link);
+        deadline_cancel(&w->deadline);
+        w->cb(w->arg, e, finished);
+        free(w);
+    }
+}
+
+static void set_error(exec_t *e, const char *msg)
+{
+    free(e->error_message);
+    e->error_message = xstrdup(msg);
+}
+
+/* The process is gone and its output drained: record the end. */
+static void on_proc_exit(void *arg, const proc_exit_t *x)
+{
+    exec_t *e = arg;
+    events_flush(&e->log, 0, on_line_event, e);
+    events_flush(&e->log, 1, on_line_event, e);
+    deadline_cancel(&e->timeout_timer);
+    char msg[400];
+    if (e->timed_out) {
+        e->status = EXEC_TIMEOUT;
+        snprintf(msg, sizeof(msg), "Execution timed out after %d seconds", e->timeout_s);
+        set_error(e, msg);
+    } else if (e->cancel_requested) {
+        e->status = EXEC_CANCELLED;
+        set_error(e, "Execution cancelled");
+    } else if (!x->started) {
+        e->status = EXEC_FAILED;
+        snprintf(msg, sizeof(msg), "Sandbox could not start the command: %s", x->setup_error[0] ? x->setup_error : "bwrap failed");
+        set_error(e, msg);
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "message", msg);
+        add_event(e, "error", f);
+    } else if (x->signal == SIGXCPU || x->signal == SIGXFSZ) {
+        e->status = EXEC_FAILED;
+        const char *reason = x->signal == SIGXCPU ? "cpu_time" : "file_size";
+        snprintf(msg, sizeof(msg), "%s limit exceeded", x->signal == SIGXCPU ? "CPU time (max_cpu_seconds)" : "File size (max_file_size_mb)");
+        set_error(e, msg);
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "reason", reason);
+        cJSON_AddStringToObject(f, "message", msg);
+        add_event(e, "resource_limit", f);
+    } else {
+        e->status = EXEC_COMPLETED;
+    }
+    e->has_exit_code = 1;
+    e->exit_code = x->started ? x->exit_code : -1;
+    e->completed_wall_ms = util_wall_ms();
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddNumberToObject(f, "code", e->exit_code);
+    cJSON_AddNumberToObject(f, "duration_ms", (double)(util_now_ms() - e->started_ms));
+    add_event(e, "exit", f);
+    proc_release(&e->proc);
+    e->proc_live = 0;
+    mgr.running--;
+    if (e->owner != NULL)
+        e->owner->running--;
+    log_info("execution %s %s (exit %d) after %llu ms", e->id, exec_status_name(e->status), e->exit_code,
+             (unsigned long long)(util_now_ms() - e->started_ms));
+    mirror_exec_meta(e);
+    fire_waiters(e, 1);
+    struct exec_session *owner = e->owner;
+    if (owner == NULL || owner->ended) {
+        exec_free(e);
+        if (owner != NULL)
+            session_state_free_if_done(owner);
+    } else {
+        deadline_arm(&e->retention_timer, (uint64_t)config.retention * 1000, on_retention);
+    }
+}
+
+static void on_timeout(deadline_t *d)
+{
+    exec_t *e = (exec_t *)((char *)d - offsetof(exec_t, timeout_timer));
+    if (!exec_is_active(e) || e->timed_out)
+        return;
+    e->timed_out = 1;
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddNumberToObject(f, "timeout_seconds", e->timeout_s);
+    add_event(e, "timeout", f);
+    proc_terminate(&e->proc, 0, config.kill_grace_ms);
+}
+
+/* Resolves the working directory: relative paths live in the workspace; no "..". */
+static int resolve_cwd(const char *workspace, const char *wd, char *out, size_t len, char *err, size_t errlen)
+{
+    if (wd == NULL || *wd == '\0') {
+        snprintf(out, len, "%s", workspace);
+        return 0;
+    }
+    if (strstr(wd, "..") != NULL && (strstr(wd, "/../") || !strncmp(wd, "../", 3) || !strcmp(wd, "..") ||
+                                      (strlen(wd) >= 3 && !strcmp(wd + strlen(wd) - 3, "/.."))) ) {
+        snprintf(err, errlen, "working_directory '%.200s' must not contain '..'", wd);
+        return -1;
+    }
+    if (wd[0] == '/')
+        snprintf(out, len, "%s", wd);
+    else
+        snprintf(out, len, "%s/%s", workspace, wd);
+    return 0;
+}
+
+exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t errlen)
+{
+    const char *why = sandbox_error();
+    if (why != NULL) {
+        snprintf(err, errlen, "Sandbox unavailable: %s", why);
+        return NULL;
+    }
+    if (mgr.running >= (size_t)config.max_concurrent) {
+        snprintf(err, errlen,
+                 "Concurrent execution limit reached: %zu executions are running on this server "
+                 "(SANDBOX_MAX_CONCURRENT=%d); wait for one to finish or cancel one",
+                 mgr.running, config.max_concurrent);
+        return NULL;
+    }
+    struct exec_session *es = session_state(s);
+    if (es->running >= (size_t)config.max_per_session) {
+        snprintf(err, errlen,
+                 "Per-session execution limit reached: this session has %zu running executions "
+                 "(SANDBOX_MAX_PER_SESSION=%d); wait for one to finish or cancel one",
+                 es->running, config.max_per_session);
+        return NULL;
+    }
+    if (es->workspace[0] == '\0' && sandbox_workspace_create(es->workspace, sizeof(es->workspace), err, errlen) != 0) {
+        es->workspace[0] = '\0';
+        return NULL;
+    }
+    char cwd[4200];
+    if (resolve_cwd(es->workspace, rq->working_directory, cwd, sizeof(cwd), err, errlen) != 0)
+        return NULL;
+    if (rq->working_directory != NULL && rq->working_directory[0] != '/' && rq->working_directory[0] != '\0') {
+        /* a relative directory is created in the workspace on first use, as the sandbox user */
+        struct stat st;
+        if (stat(cwd, &st) != 0) {
+            snprintf(err, errlen, "working_directory '%.200s' does not exist in the workspace", rq->working_directory);
+            return NULL;
+        }
+    }
+
+    exec_t *e = xcalloc(1, sizeof(*e));
+    do
+        util_uuid4(e->id);
+    while (RB_FIND(exec_tree, &mgr.all, e) != NULL);
+    memcpy(e->session_id, s->id, sizeof(e->session_id));
+    e->command = xstrdup(rq->command);
+    e->interactive = rq->interactive;
+    e->timeout_s = rq->timeout_s;
+    e->status = EXEC_PENDING;
+    e->started_wall_ms = util_wall_ms();
+    e->started_ms = util_now_ms();
+    TAILQ_INIT(&e->waiters);
+    events_init(&e->log, (size_t)config.max_events, (size_t)config.max_output_bytes);
+
+    sandbox_argv_t argv, envp;
+    int sfd = config.isolation_none ? -1 : sandbox_seccomp_fd();
+    if (!config.isolation_none && sfd < 0) {
+        snprintf(err, errlen, "cannot prepare the seccomp filter: %s", strerror(errno));
+        events_free(&e->log);
+        free(e->command);
+        free(e);
+        return NULL;
+    }
+    sandbox_build(&rq->policy, es->workspace, cwd, rq->command, rq->env, rq->n_env, 4, 3, &argv, &envp);
+    proc_spec_t spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.argv = argv.v;
+    spec.envp = envp.v;
+    spec.interactive = rq->interactive;
+    spec.seccomp_fd = sfd;
+    spec.sandboxed = !config.isolation_none;
+    sandbox_identity(&spec.uid, &spec.gid);
+    spec.rl_as.rlim_cur = spec.rl_as.rlim_max = (rlim_t)rq->policy.mem_mb << 20;
+    spec.rl_cpu.rlim_cur = (rlim_t)rq->policy.cpu_s;
+    spec.rl_cpu.rlim_max = (rlim_t)rq->policy.cpu_s + 1; /* SIGXCPU first, SIGKILL a second later */
+    spec.rl_fsize.rlim_cur = spec.rl_fsize.rlim_max = (rlim_t)rq->policy.fsize_mb << 20;
+    spec.rl_nproc.rlim_cur = spec.rl_nproc.rlim_max = (rlim_t)rq->policy.nproc;
+    static const proc_callbacks_t cbs = {on_proc_output, on_proc_exit};
+    int rc = proc_spawn(&e->proc, &spec, &cbs, e, err, errlen);
+    if (sfd >= 0)
+        close(sfd);
+    sandbox_argv_free(&argv);
+    sandbox_argv_free(&envp);
+    if (rc != 0) {
+        events_free(&e->log);
+        free(e->command);
+        free(e);
+        return NULL;
+    }
+    e->proc_live = 1;
+    e->status = EXEC_RUNNING;
+    e->owner = es;
+    TAILQ_INSERT_TAIL(&es->execs, e, session_link);
+    RB_INSERT(exec_tree, &mgr.all, e);
+    mgr.held++;
+    mgr.running++;
+    mgr.started_total++;
+    es->running++;
+    deadline_arm(&e->timeout_timer, (uint64_t)e->timeout_s * 1000, on_timeout);
+    log_info("execution %s started for session %.8s (timeout %ds%s)", e->id, s->id, e->timeout_s,
+             e->interactive ? ", interactive" : "");
+    mirror_exec_meta(e);
+    add_event(e, "ready", NULL);
+    return e;
+}
+
+exec_t *exec_find(session_t *s, const char *id)
+{
+    exec_t key;
+    if (strlen(id) >= sizeof(key.id))
+        return NULL;
+    memcpy(key.id, id, strlen(id) + 1);
+    exec_t *e = RB_FIND(exec_tree, &mgr.all, &key);
+    if (e == NULL || strcmp(e->session_id, s->id) != 0)
+        return NULL;
+    return e;
+}
+
+int exec_send_stdin(exec_t *e, const char *data, size_t len, char *err, size_t errlen)
+{
+    if (!e->interactive) {
+        snprintf(err, errlen, "Execution %s is not interactive: start it with interactive: true to send stdin", e->id);
+        return -1;
+    }
+    if (!exec_is_active(e)) {
+        snprintf(err, errlen, "Execution %s already completed (status: %s)", e->id, exec_status_name(e->status));
+        return -1;
+    }
+    if (proc_write_stdin(&e->proc, data, len, err, errlen) != 0)
+        return -1;
+    if (len == 0 || data[len - 1] != '\n')
+        return proc_write_stdin(&e->proc, "\n", 1, err, errlen);
+    return 0;
+}
+
+int exec_cancel(exec_t *e, int force, char *err, size_t errlen)
+{
+    if (!exec_is_active(e)) {
+        snprintf(err, errlen, "Execution %s already completed (status: %s)", e->id, exec_status_name(e->status));
+        return -1;
+    }
+    if (!e->cancel_requested && !e->timed_out) {
+        e->cancel_requested = 1;
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddBoolToObject(f, "force", force);
+        add_event(e, "cancelled", f);
+        log_info("execution %s cancelled%s", e->id, force ? " (forced)" : "");
+    }
+    proc_terminate(&e->proc, force, config.kill_grace_ms);
+    return 0;
+}
+
+static void on_wait_deadline(deadline_t *d)
+{
+    exec_waiter_t *w = (exec_waiter_t *)((char *)d - offsetof(exec_waiter_t, deadline));
+    TAILQ_REMOVE(&w->e->waiters, w, link);
+    w->cb(w->arg, w->e, 0);
+    free(w);
+}
+
+void exec_wait(exec_t *e, uint64_t timeout_ms, exec_wait_cb cb, void *arg)
+{
+    if (!exec_is_active(e)) {
+        cb(arg, e, 1);
+        return;
+    }
+    exec_waiter_t *w = xcalloc(1, sizeof(*w));
+    w->e = e;
+    w->cb = cb;
+    w->arg = arg;
+    TAILQ_INSERT_TAIL(&e->waiters, w, link);
+    deadline_arm(&w->deadline, timeout_ms, on_wait_deadline);
+}
+
+void exec_list_json(session_t *s, strbuf_t *out)
+{
+    strbuf_puts(out, "[");
+    struct exec_session *es = s->exec;
+    int first = 1;
+    exec_t *e;
+    if (es != NULL)
+        TAILQ_FOREACH(e, &es->execs, session_link)
+        {
+            char started[32], completed[32];
+            util_iso8601(e->started_wall_ms, started, sizeof(started));
+            util_iso8601(e->completed_wall_ms, completed, sizeof(completed));
+            strbuf_printf(out, "%s{\"id\":\"%s\",\"status\":\"%s\",\"command\":", first ? "" : ",", e->id,
+                          exec_status_name(e->status));
+            strbuf_json_string(out, e->command, strlen(e->command));
+            strbuf_printf(out, ",\"interactive\":%s,\"started_at\":\"%s\",\"completed_at\":", e->interactive ? "true" : "false",
+                          started);
+            if (exec_is_active(e))
+                strbuf_puts(out, "null}");
+            else
+                strbuf_printf(out, "\"%s\"}", completed);
+            first = 0;
+        }
+    strbuf_puts(out, "]");
+}
+
+void exec_session_end(session_t *s)
+{
+    struct exec_session *es = s->exec;
+    if (es == NULL)
+        return;
+    s->exec = NULL;
+    es->ended = 1;
+    exec_t *e, *next;
+    for (e = TAILQ_FIRST(&es->execs); e != NULL; e = next) {
+        next = TAILQ_NEXT(e, session_link);
+        if (exec_is_active(e)) {
+            if (!e->cancel_requested) {
+                e->cancel_requested = 1;
+                cJSON *f = cJSON_CreateObject();
+                cJSON_AddStringToObject(f, "reason", "session ended");
+                add_event(e, "cancelled", f);
+            }
+            proc_terminate(&e->proc, 0, config.kill_grace_ms);
+        } else {
+            exec_free(e);
+        }
+    }
+    session_state_free_if_done(es);
+}
+
+size_t exec_shutdown(int force)
+{
+    exec_t *e;
+    RB_FOREACH(e, exec_tree, &mgr.all)
+    {
+        if (!exec_is_active(e))
+            continue;
+        if (!e->cancel_requested) {
+            e->cancel_requested = 1;
+            cJSON *f = cJSON_CreateObject();
+            cJSON_AddStringToObject(f, "reason", "server shutdown");
+            add_event(e, "cancelled", f);
+        }
+        proc_terminate(&e->proc, force, force ? 0 : config.kill_grace_ms);
+    }
+    return mgr.running;
+}
+
+size_t exec_running(void)
+{
+    return mgr.running;
+}
+
+void exec_health(cJSON *h)
+{
+    cJSON *x = cJSON_AddObjectToObject(h, "executions");
+    cJSON_AddNumberToObject(x, "running", (double)mgr.running);
+    cJSON_AddNumberToObject(x, "held", (double)mgr.held);
+    cJSON_AddNumberToObject(x, "started_total", (double)mgr.started_total);
+    cJSON_AddBoolToObject(x, "manager_initialized", mgr.initialized);
+    cJSON *sb = cJSON_AddObjectToObject(h, "sandbox");
+    cJSON_AddStringToObject(sb, "isolation", config.isolation_none ? "none" : "bwrap");
+    const char *why = sandbox_error();
+    cJSON_AddBoolToObject(sb, "available", why == NULL);
+    if (why != NULL)
+        cJSON_AddStringToObject(sb, "error", why);
+}

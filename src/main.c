@@ -1,0 +1,161 @@
+/*
+ * main: configuration, startup, the loop, signals and orderly shutdown.
+ *
+ * Signals are blocked before any thread starts and read from a signalfd on
+ * the loop: SIGHUP reopens the log, SIGINT/SIGTERM start the shutdown: stop
+ * accepting, cancel every run (their final events are recorded), answer
+ * parked requests, end sessions, flush the Redis mirror, exit 0.
+ */
+#include "config.h"
+#include "deadline.h"
+#include "exec.h"
+#include "http.h"
+#include "log.h"
+#include "mcp.h"
+#include "mirror.h"
+#include "sandbox.h"
+#include "session.h"
+#include "tools.h"
+#include "util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int shutting_down;
+static uint64_t shutdown_started;
+static int forced_kill;
+
+static void on_session_end(session_t *s, enum session_end_reason why)
+{
+    (void)why;
+    exec_session_end(s);
+}
+
+static void on_signal(h2o_socket_t *sock, const char *err)
+{
+    struct signalfd_siginfo si;
+    int fd = h2o_socket_get_fd(sock);
+    while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            if (log_reopen() != 0)
+                log_error("cannot reopen the log file: %s", strerror(errno));
+            else
+                log_info("log file reopened");
+        } else if (!shutting_down) {
+            log_info("%s received: shutting down (grace %d s)", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", config.shutdown_grace);
+            shutting_down = 1;
+            shutdown_started = util_now_ms();
+            http_stop_accepting();
+            exec_shutdown(0);
+        } else {
+            log_warn("second signal: stopping now");
+            exec_shutdown(1);
+            forced_kill = 1;
+            shutdown_started = 0;
+        }
+    }
+}
+
+/* Called after each loop turn during shutdown: 1 when we may leave the loop. */
+static int shutdown_done(void)
+{
+    uint64_t elapsed = util_now_ms() - shutdown_started;
+    uint64_t grace = (uint64_t)config.shutdown_grace * 1000;
+    if (!forced_kill && elapsed >= grace / 2 && exec_running() > 0) {
+        log_warn("%zu runs still alive after %llu ms: SIGKILL", exec_running(), (unsigned long long)elapsed);
+        exec_shutdown(1);
+        forced_kill = 1;
+    }
+    if (exec_running() == 0 && mcp_inflight() == 0)
+        return 1;
+    if (elapsed >= grace) {
+        log_warn("shutdown deadline reached with %zu runs and %zu requests in flight", exec_running(), mcp_inflight());
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char err[512], *out = malloc(16384);
+    int rc = config_parse(&config, argc, argv, environ, err, sizeof(err), out, 16384);
+    if (rc == CONFIG_EXIT) {
+        fputs(out, stdout);
+        free(out);
+        return 0;
+    }
+    free(out);
+    if (rc == CONFIG_ERROR) {
+        fprintf(stderr, "mcp-sandboxd: %s\n", err);
+        return 2;
+    }
+    if (log_open(config.log_file, config.log_level) != 0) {
+        fprintf(stderr, "mcp-sandboxd: --log-file %s: %s\n", config.log_file, strerror(errno));
+        return 2;
+    }
+    mirror_url_t url;
+    if (config.redis_url[0] && mirror_url_parse(config.redis_url, &url, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mcp-sandboxd: REDIS_URL: %s\n", err);
+        return 2;
+    }
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    h2o_evloop_t *loop = h2o_evloop_create();
+    if (deadline_init(loop) != 0 || tools_init() != 0) {
+        log_error("startup failed: %s", strerror(errno));
+        return 1;
+    }
+    session_setup((uint64_t)config.session_ttl * 1000, (size_t)config.max_sessions, on_session_end);
+    if (http_start(loop, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        log_flush();
+        return 1;
+    }
+    if (sandbox_init() != 0)
+        log_error("sandbox unavailable, every run will fail until this is fixed: %s", sandbox_error());
+    if (mirror_start(err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        log_flush();
+        return 2;
+    }
+    int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    h2o_socket_t *sigsock = h2o_evloop_socket_create(loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(sigsock, on_signal);
+
+    log_info("mcp-sandboxd %s listening on http://%s:%d/mcp (auth %s, isolation %s, replica %s)", MCP_SANDBOXD_VERSION,
+             config.host, config.port, config.token[0] ? "bearer token" : "none (loopback use only)",
+             config.isolation_none ? "NONE" : "bwrap", config.replica);
+    if (!config.token[0] && strcmp(config.host, "127.0.0.1") != 0 && strcmp(config.host, "localhost") != 0 &&
+        strcmp(config.host, "::1") != 0)
+        log_warn("listening on %s without --token: anyone who can reach this port can run commands", config.host);
+    log_flush();
+
+    while (1) {
+        h2o_evloop_run(loop, shutting_down ? 50 : INT32_MAX);
+        log_flush();
+        if (shutting_down && shutdown_done())
+            break;
+    }
+    session_end_all();
+    mirror_stop(config.shutdown_grace * 1000 / 2 + 1000);
+    log_info("shutdown complete");
+    log_close();
+    tools_free();
+    sandbox_cleanup();
+    config_free(&config);
+    return 0;
+}

@@ -1,0 +1,460 @@
+/*
+ * mcp: Streamable HTTP at /mcp.
+ *
+ * POST carries one JSON-RPC message (or, under 2025-03-26, a batch). Each
+ * request in it becomes an mcp_call; the calls share one mcp_reply, which is
+ * sent when the last call is answered: at once for ping and tools/list, later
+ * for a tool that parks (waiting on a run). The reply holds a weak pointer to
+ * the h2o request, cleared by a dispose hook in the request's pool, so a call
+ * answered after its client went away is simply dropped.
+ */
+#include "mcp.h"
+#include "config.h"
+#include "exec.h"
+#include "http.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "tools.h"
+#include "util.h"
+
+#include <bsd/string.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const char *const mcp_protocol_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", NULL};
+#define PROTOCOL_DEFAULT "2025-03-26" /* assumed when MCP-Protocol-Version is absent */
+
+typedef struct mcp_reply mcp_reply_t;
+
+struct reply_guard {
+    mcp_reply_t *reply; /* NULL once the reply is sent */
+};
+
+struct mcp_reply {
+    h2o_req_t *req;              /* NULL once the HTTP request died */
+    struct reply_guard *guard;   /* in req->pool */
+    int sse;                     /* answer as text/event-stream */
+    int batch;                   /* answer is a JSON array */
+    int pending;                 /* calls not answered yet (+1 while dispatching) */
+    int parked;                  /* counted in n_inflight */
+    int n_slots;
+    strbuf_t *slots;             /* one response per call */
+    char session_id[SESSION_ID_LEN + 1]; /* set on the initialize response */
+};
+
+struct mcp_call {
+    mcp_reply_t *reply;
+    int slot;
+    char *id_json;
+};
+
+static size_t n_inflight;
+
+const char *mcp_protocol_negotiate(const char *requested)
+{
+    if (requested != NULL && mcp_protocol_supported(requested))
+        return requested;
+    return mcp_protocol_versions[0];
+}
+
+int mcp_protocol_supported(const char *v)
+{
+    for (int i = 0; mcp_protocol_versions[i] != NULL; i++)
+        if (!strcmp(v, mcp_protocol_versions[i]))
+            return 1;
+    return 0;
+}
+
+static void on_guard_dispose(void *p)
+{
+    struct reply_guard *g = p;
+    if (g->reply != NULL)
+        g->reply->req = NULL;
+}
+
+static void reply_free(mcp_reply_t *r)
+{
+    for (int i = 0; i < r->n_slots; i++)
+        strbuf_free(&r->slots[i]);
+    free(r->slots);
+    free(r);
+}
+
+/* Sends the assembled answer (if anyone still waits) and frees the reply. */
+static void reply_send(mcp_reply_t *r)
+{
+    if (r->parked) {
+        n_inflight--;
+        r->parked = 0;
+    }
+    if (r->req != NULL) {
+        strbuf_t body = {0};
+        int any = 0;
+        if (r->batch && !r->sse)
+            strbuf_puts(&body, "[");
+        for (int i = 0; i < r->n_slots; i++) {
+            if (r->slots[i].len == 0)
+                continue;
+            if (r->sse) {
+                strbuf_puts(&body, "event: message\ndata: ");
+                strbuf_append(&body, r->slots[i].data, r->slots[i].len);
+                strbuf_puts(&body, "\n\n");
+            } else {
+                if (any)
+                    strbuf_puts(&body, ",");
+                strbuf_append(&body, r->slots[i].data, r->slots[i].len);
+            }
+            any = 1;
+        }
+        if (r->batch && !r->sse)
+            strbuf_puts(&body, "]");
+        size_t len;
+        char *data = strbuf_steal(&body, &len);
+        if (!any) {
+            free(data);
+            http_respond(r->req, 202, "Accepted", NULL, NULL, 0, r->session_id[0] ? r->session_id : NULL);
+        } else {
+            http_respond(r->req, 200, "OK", r->sse ? "text/event-stream" : "application/json", data, len,
+                         r->session_id[0] ? r->session_id : NULL);
+        }
+        r->guard->reply = NULL;
+    }
+    reply_free(r);
+}
+
+static void reply_done_one(mcp_reply_t *r)
+{
+    if (--r->pending == 0)
+        reply_send(r);
+}
+
+static void call_finish(mcp_call_t *call)
+{
+    mcp_reply_t *r = call->reply;
+    free(call->id_json);
+    free(call);
+    reply_done_one(r);
+}
+
+void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, int is_error)
+{
+    strbuf_t res = {0};
+    strbuf_puts(&res, "{\"content\":[{\"type\":\"text\",\"text\":");
+    strbuf_json_string(&res, structured, len);
+    strbuf_puts(&res, "}],\"structuredContent\":");
+    strbuf_append(&res, structured, len);
+    strbuf_puts(&res, is_error ? ",\"isError\":true}" : ",\"isError\":false}");
+    jsonrpc_write_result(&call->reply->slots[call->slot], call->id_json, res.data, res.len);
+    strbuf_free(&res);
+    call_finish(call);
+}
+
+void mcp_call_error(mcp_call_t *call, int code, const char *message)
+{
+    jsonrpc_write_error(&call->reply->slots[call->slot], call->id_json, code, message);
+    call_finish(call);
+}
+
+static void call_result(mcp_call_t *call, const char *result, size_t len)
+{
+    jsonrpc_write_result(&call->reply->slots[call->slot], call->id_json, result, len);
+    call_finish(call);
+}
+
+int mcp_call_alive(const mcp_call_t *call)
+{
+    return call->reply->req != NULL;
+}
+
+size_t mcp_inflight(void)
+{
+    return n_inflight;
+}
+
+/* ---------------------------------------------------------------- header rules */
+
+static int iov_eq(const h2o_iovec_t *v, const char *s)
+{
+    size_t l = strlen(s);
+    return v->len == l && strncasecmp(v->base, s, l) == 0;
+}
+
+/* Decides from Accept whether we may answer JSON (1), only SSE (2), or neither (0). */
+static int accept_kind(h2o_req_t *req)
+{
+    const h2o_iovec_t *acc = http_header(req, "accept");
+    if (acc == NULL)
+        return 1;
+    int json = 0, sse = 0;
+    const char *p = acc->base, *end = acc->base + acc->len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == ','))
+            p++;
+        const char *start = p;
+        while (p < end && *p != ',' && *p != ';' && *p != ' ')
+            p++;
+        h2o_iovec_t type = h2o_iovec_init(start, (size_t)(p - start));
+        while (p < end && *p != ',')
+            p++;
+        if (iov_eq(&type, "*/*"))
+            json = sse = 1;
+        else if (iov_eq(&type, "application/json") || iov_eq(&type, "application/*"))
+            json = 1;
+        else if (iov_eq(&type, "text/event-stream") || iov_eq(&type, "text/*"))
+            sse = 1;
+    }
+    return json ? 1 : sse ? 2 : 0;
+}
+
+static int content_type_is_json(h2o_req_t *req)
+{
+    const h2o_iovec_t *ct = http_header(req, "content-type");
+    if (ct == NULL)
+        return 0;
+    size_t l = 0;
+    while (l < ct->len && ct->base[l] != ';' && ct->base[l] != ' ')
+        l++;
+    h2o_iovec_t type = h2o_iovec_init(ct->base, l);
+    return iov_eq(&type, "application/json");
+}
+
+/* Copies a header value into a NUL-terminated buffer; 0 when absent. */
+static int header_str(h2o_req_t *req, const char *name, char *buf, size_t len)
+{
+    const h2o_iovec_t *v = http_header(req, name);
+    if (v == NULL)
+        return 0;
+    size_t n = v->len < len - 1 ? v->len : len - 1;
+    memcpy(buf, v->base, n);
+    buf[n] = '\0';
+    return 1;
+}
+
+/* ---------------------------------------------------------------- methods */
+
+static const char *instructions =
+    "Runs shell commands inside a bubblewrap sandbox. execute_code runs a command and waits for it "
+    "(or returns at once with wait_for_completion=false); execute_code_async starts it; poll with "
+    "get_execution_output (pass last_event_id to get only new events), feed interactive runs with send_stdin, "
+    "stop them with cancel_execution. Each session has its own writable workspace, kept across its runs.";
+
+static void do_initialize(mcp_call_t *call, mcp_reply_t *r, const cJSON *params)
+{
+    const cJSON *pv = params != NULL ? cJSON_GetObjectItemCaseSensitive(params, "protocolVersion") : NULL;
+    if (!cJSON_IsString(pv)) {
+        mcp_call_error(call, JSONRPC_INVALID_PARAMS, "Invalid params: initialize needs a string \"protocolVersion\"");
+        return;
+    }
+    const char *version = mcp_protocol_negotiate(pv->valuestring);
+    const cJSON *ci = cJSON_GetObjectItemCaseSensitive(params, "clientInfo");
+    const cJSON *cname = cJSON_IsObject(ci) ? cJSON_GetObjectItemCaseSensitive(ci, "name") : NULL;
+    session_t *s = session_create(version, cJSON_IsString(cname) ? cname->valuestring : NULL);
+    if (s == NULL) {
+        mcp_call_error(call, JSONRPC_INTERNAL_ERROR, "Too many sessions: the server's --max-sessions limit is reached");
+        return;
+    }
+    memcpy(r->session_id, s->id, sizeof(r->session_id));
+    strbuf_t b = {0};
+    strbuf_printf(&b, "{\"protocolVersion\":\"%s\",\"capabilities\":{\"tools\":{\"listChanged\":false}},"
+                      "\"serverInfo\":{\"name\":\"mcp-sandboxd\",\"version\":\"%s\"},\"instructions\":",
+                  version, MCP_SANDBOXD_VERSION);
+    strbuf_json_string(&b, instructions, strlen(instructions));
+    strbuf_puts(&b, "}");
+    call_result(call, b.data, b.len);
+    strbuf_free(&b);
+}
+
+static void do_tools_call(mcp_call_t *call, session_t *s, const cJSON *params)
+{
+    const cJSON *name = params != NULL ? cJSON_GetObjectItemCaseSensitive(params, "name") : NULL;
+    if (!cJSON_IsString(name)) {
+        mcp_call_error(call, JSONRPC_INVALID_PARAMS, "Invalid params: tools/call needs a string \"name\"");
+        return;
+    }
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
+    cJSON *empty = NULL;
+    if (args == NULL || cJSON_IsNull(args)) {
+        args = empty = cJSON_CreateObject();
+    } else if (!cJSON_IsObject(args)) {
+        mcp_call_error(call, JSONRPC_INVALID_PARAMS, "Invalid params: \"arguments\" must be an object");
+        return;
+    }
+    if (tools_call(call, s, name->valuestring, args) != 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "Unknown tool: %.100s", name->valuestring);
+        mcp_call_error(call, JSONRPC_INVALID_PARAMS, msg);
+    }
+    cJSON_Delete(empty);
+}
+
+/* Dispatches one request; `s` is NULL only for initialize. */
+static void dispatch(mcp_call_t *call, mcp_reply_t *r, session_t *s, const jsonrpc_msg_t *m)
+{
+    if (!strcmp(m->method, "initialize")) {
+        if (r->batch)
+            mcp_call_error(call, JSONRPC_INVALID_REQUEST, "Invalid Request: initialize must not be part of a batch");
+        else
+            do_initialize(call, r, m->params);
+    } else if (s == NULL) {
+        mcp_call_error(call, JSONRPC_INVALID_REQUEST, "Invalid Request: the session is not initialized");
+    } else if (!strcmp(m->method, "ping")) {
+        call_result(call, "{}", 2);
+    } else if (!strcmp(m->method, "tools/list")) {
+        const cJSON *cursor = m->params != NULL ? cJSON_GetObjectItemCaseSensitive(m->params, "cursor") : NULL;
+        if (cursor != NULL && !cJSON_IsNull(cursor)) {
+            mcp_call_error(call, JSONRPC_INVALID_PARAMS, "Invalid params: unknown cursor (the tool list has one page)");
+            return;
+        }
+        size_t len;
+        const char *list = tools_list_json(&len);
+        call_result(call, list, len);
+    } else if (!strcmp(m->method, "tools/call")) {
+        if (m->params == NULL || !cJSON_IsObject(m->params)) {
+            mcp_call_error(call, JSONRPC_INVALID_PARAMS, "Invalid params: tools/call needs an object with \"name\"");
+            return;
+        }
+        do_tools_call(call, s, m->params);
+    } else {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "Method not found: %.100s", m->method);
+        mcp_call_error(call, JSONRPC_METHOD_NOT_FOUND, msg);
+    }
+}
+
+/* Has any element of the body the method "initialize"? */
+static int is_initialize(const cJSON *msg)
+{
+    const cJSON *m = cJSON_IsObject(msg) ? cJSON_GetObjectItemCaseSensitive(msg, "method") : NULL;
+    return cJSON_IsString(m) && !strcmp(m->valuestring, "initialize");
+}
+
+static int handle_post(h2o_req_t *req)
+{
+    int kind = accept_kind(req);
+    if (kind == 0) {
+        http_respond_jsonrpc_error(req, 406, "Not Acceptable", JSONRPC_SERVER_ERROR,
+                                   "Not Acceptable: Accept must allow application/json or text/event-stream");
+        return 0;
+    }
+    if (!content_type_is_json(req)) {
+        http_respond_jsonrpc_error(req, 415, "Unsupported Media Type", JSONRPC_SERVER_ERROR,
+                                   "Unsupported Media Type: Content-Type must be application/json");
+        return 0;
+    }
+    char version[40];
+    int has_version = header_str(req, "mcp-protocol-version", version, sizeof(version));
+    if (has_version && !mcp_protocol_supported(version)) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "Bad Request: unsupported MCP-Protocol-Version '%.40s' (supported: %s, %s, %s)", version,
+                 mcp_protocol_versions[0], mcp_protocol_versions[1], mcp_protocol_versions[2]);
+        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_SERVER_ERROR, msg);
+        return 0;
+    }
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: empty request body");
+        return 0;
+    }
+    cJSON *body = cJSON_ParseWithLength(req->entity.base, req->entity.len);
+    if (body == NULL) {
+        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: the body is not valid JSON");
+        return 0;
+    }
+    int batch = cJSON_IsArray(body);
+    int n = batch ? cJSON_GetArraySize(body) : 1;
+    session_t *s = NULL;
+    if (batch && n == 0) {
+        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, "Invalid Request: empty batch");
+        goto Done;
+    }
+    if (!(!batch && is_initialize(body))) {
+        char sid[SESSION_ID_LEN + 8];
+        if (!header_str(req, "mcp-session-id", sid, sizeof(sid))) {
+            http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_SERVER_ERROR,
+                                       "Bad Request: Mcp-Session-Id header is required (call initialize first)");
+            goto Done;
+        }
+        if ((s = session_find(sid)) == NULL) {
+            http_respond_jsonrpc_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND,
+                                       "Session not found: it expired or was terminated; initialize a new one");
+            goto Done;
+        }
+        session_touch(s);
+        const char *effective = has_version ? version : PROTOCOL_DEFAULT;
+        if (batch && strcmp(effective, "2025-03-26") != 0) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "Invalid Request: batches are not supported in protocol version %s", effective);
+            http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, msg);
+            goto Done;
+        }
+    }
+
+    mcp_reply_t *r = xcalloc(1, sizeof(*r));
+    r->req = req;
+    r->sse = kind == 2;
+    r->batch = batch;
+    r->n_slots = n;
+    r->slots = xcalloc((size_t)n, sizeof(strbuf_t));
+    r->pending = 1;
+    r->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*r->guard), on_guard_dispose);
+    r->guard->reply = r;
+    for (int i = 0; i < n; i++) {
+        const cJSON *msg = batch ? cJSON_GetArrayItem(body, i) : body;
+        jsonrpc_msg_t m;
+        jsonrpc_classify(msg, &m);
+        if (m.kind == JSONRPC_NOTIFICATION || m.kind == JSONRPC_RESPONSE) {
+            if (m.kind == JSONRPC_NOTIFICATION)
+                log_debug("notification %s", m.method);
+            continue;
+        }
+        mcp_call_t *call = xcalloc(1, sizeof(*call));
+        call->reply = r;
+        call->slot = i;
+        call->id_json = jsonrpc_id_json(m.id);
+        r->pending++;
+        if (m.kind == JSONRPC_INVALID)
+            mcp_call_error(call, JSONRPC_INVALID_REQUEST, m.why);
+        else
+            dispatch(call, r, s, &m);
+    }
+    if (r->pending > 1 && !r->parked) {
+        r->parked = 1;
+        n_inflight++;
+    }
+    reply_done_one(r);
+Done:
+    cJSON_Delete(body);
+    return 0;
+}
+
+static int handle_delete(h2o_req_t *req)
+{
+    char sid[SESSION_ID_LEN + 8];
+    if (!header_str(req, "mcp-session-id", sid, sizeof(sid))) {
+        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_SERVER_ERROR, "Bad Request: Mcp-Session-Id header is required");
+        return 0;
+    }
+    session_t *s = session_find(sid);
+    if (s == NULL) {
+        http_respond_jsonrpc_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND, "Session not found");
+        return 0;
+    }
+    session_end(s, SESSION_DELETED);
+    http_respond(req, 200, "OK", NULL, NULL, 0, NULL);
+    return 0;
+}
+
+int mcp_handle(h2o_req_t *req)
+{
+    exec_manager_get();
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")))
+        return handle_post(req);
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE")))
+        return handle_delete(req);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST, DELETE"));
+    http_respond_jsonrpc_error(req, 405, "Method Not Allowed", JSONRPC_SERVER_ERROR,
+                               h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))
+                                   ? "Method Not Allowed: this server does not offer a GET stream; use POST"
+                                   : "Method Not Allowed: /mcp takes POST and DELETE");
+    return 0;
+}

@@ -1,0 +1,455 @@
+/*
+ * proc: fork/exec of one run and everything the loop does with it.
+ *
+ * The child is forked (not posix_spawn) because it must set rlimits, drop to
+ * the sandbox user and arm PR_SET_PDEATHSIG between fork and exec; it only
+ * makes async-signal-safe calls. All pipes are CLOEXEC in the server and are
+ * moved to 0..4 in the child; close_range() drops everything else.
+ */
+#include "proc.h"
+#include "http.h"
+#include "log.h"
+
+#include <bsd/string.h>
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define STDIN_QUEUE_MAX (1 << 20)
+#define LINGER_MS 2000 /* after exit, how long output pipes may stay open */
+
+static void check_done(proc_t *p);
+
+/* ---------------------------------------------------------------- child side */
+
+static void child_fail(const char *what)
+{
+    char msg[128];
+    int e = errno;
+    size_t n = strlcpy(msg, "mcp-sandboxd: cannot start the run: ", sizeof(msg));
+    n += strlcpy(msg + n, what, sizeof(msg) - n);
+    if (n < sizeof(msg) - 16) {
+        msg[n++] = ' ';
+        msg[n++] = '(';
+        msg[n++] = 'e';
+        msg[n++] = 'r';
+        msg[n++] = 'r';
+        msg[n++] = 'n';
+        msg[n++] = 'o';
+        msg[n++] = ' ';
+        if (e >= 100)
+            msg[n++] = (char)('0' + e / 100 % 10);
+        if (e >= 10)
+            msg[n++] = (char)('0' + e / 10 % 10);
+        msg[n++] = (char)('0' + e % 10);
+        msg[n++] = ')';
+    }
+    msg[n++] = '\n';
+    ssize_t r = write(2, msg, n);
+    (void)r;
+    _exit(127);
+}
+
+/* Runs in the forked child: never returns. */
+static void child_exec(const proc_spec_t *s, int fds[5], pid_t parent)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, NULL);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    setpgid(0, 0);
+    /* move sources out of 0..4 first so no dup2 clobbers another source */
+    int hi[5];
+    for (int i = 0; i < 5; i++)
+        hi[i] = fds[i] >= 0 ? fcntl(fds[i], F_DUPFD_CLOEXEC, 16) : -1;
+    for (int i = 0; i < 5; i++)
+        if (hi[i] >= 0 && dup2(hi[i], i) < 0)
+            child_fail("dup2");
+    syscall(SYS_close_range, 5, ~0U, 0);
+    struct rlimit core = {0, 0};
+    setrlimit(RLIMIT_CORE, &core);
+    if (setrlimit(RLIMIT_AS, &s->rl_as) != 0 || setrlimit(RLIMIT_CPU, &s->rl_cpu) != 0 ||
+        setrlimit(RLIMIT_FSIZE, &s->rl_fsize) != 0 || setrlimit(RLIMIT_NPROC, &s->rl_nproc) != 0)
+        child_fail("setrlimit");
+    if (s->gid != (gid_t)-1 && (setgroups(0, NULL) != 0 || setresgid(s->gid, s->gid, s->gid) != 0))
+        child_fail("setresgid");
+    if (s->uid != (uid_t)-1 && setresuid(s->uid, s->uid, s->uid) != 0)
+        child_fail("setresuid");
+    /* after the credential change, which clears it */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+    execve(s->argv[0], s->argv, s->envp);
+    child_fail("execve");
+}
+
+/* ---------------------------------------------------------------- loop side */
+
+static void close_sock(h2o_socket_t **s)
+{
+    if (*s != NULL) {
+        h2o_socket_close(*s);
+        *s = NULL;
+    }
+}
+
+static void on_output(h2o_socket_t *sock, const char *err, int stream)
+{
+    proc_t *p = sock->data;
+    if (sock->input->size > 0) {
+        if (stream == 1 && p->setup_err.len < 255)
+            strbuf_append(&p->setup_err, sock->input->bytes,
+                          sock->input->size < 255 - p->setup_err.len ? sock->input->size : 255 - p->setup_err.len);
+        p->cb.on_output(p->arg, stream, sock->input->bytes, sock->input->size);
+        h2o_buffer_consume(&sock->input, sock->input->size);
+    }
+    if (err != NULL) {
+        close_sock(&p->out[stream]);
+        p->eof[stream] = 1;
+        check_done(p);
+    }
+}
+
+static void on_stdout(h2o_socket_t *sock, const char *err)
+{
+    on_output(sock, err, 0);
+}
+
+static void on_stderr(h2o_socket_t *sock, const char *err)
+{
+    on_output(sock, err, 1);
+}
+
+/* bwrap's --json-status-fd: {"child-pid": N, "pid-namespace": I, ...} then {"exit-code": N}. */
+static void on_status(h2o_socket_t *sock, const char *err)
+{
+    proc_t *p = sock->data;
+    if (sock->input->size > 0) {
+        strbuf_append(&p->status_buf, sock->input->bytes, sock->input->size);
+        h2o_buffer_consume(&sock->input, sock->input->size);
+        char *nl;
+        while (p->status_buf.len > 0 && (nl = memchr(p->status_buf.data, '\n', p->status_buf.len)) != NULL) {
+            *nl = '\0';
+            cJSON *j = cJSON_Parse(p->status_buf.data);
+            const cJSON *v;
+            if ((v = cJSON_GetObjectItemCaseSensitive(j, "child-pid")) != NULL && cJSON_IsNumber(v) && p->inner_pid == 0) {
+                p->inner_pid = (pid_t)v->valuedouble;
+                p->inner_pidfd = (int)syscall(SYS_pidfd_open, p->inner_pid, 0);
+            }
+            if ((v = cJSON_GetObjectItemCaseSensitive(j, "pid-namespace")) != NULL && cJSON_IsNumber(v))
+                p->pidns = (uint64_t)v->valuedouble;
+            if ((v = cJSON_GetObjectItemCaseSensitive(j, "exit-code")) != NULL && cJSON_IsNumber(v))
+                p->status_exit_code = (int)v->valuedouble;
+            cJSON_Delete(j);
+            size_t used = (size_t)(nl - p->status_buf.data) + 1;
+            memmove(p->status_buf.data, nl + 1, p->status_buf.len - used);
+            p->status_buf.len -= used;
+        }
+        if (p->status_buf.len > 65536)
+            p->status_buf.len = 0; /* not bwrap talking: ignore */
+    }
+    if (err != NULL)
+        close_sock(&p->status);
+}
+
+static void on_linger(deadline_t *d)
+{
+    proc_t *p = (proc_t *)((char *)d - offsetof(proc_t, linger_timer));
+    /* the process is gone but something still holds the pipes: stop waiting */
+    log_warn("run pid %d exited but its output pipes stayed open for %d ms; closing them", (int)p->pid, LINGER_MS);
+    for (int i = 0; i < 2; i++)
+        if (!p->eof[i]) {
+            close_sock(&p->out[i]);
+            p->eof[i] = 1;
+        }
+    check_done(p);
+}
+
+static void on_pidfd(h2o_socket_t *sock, const char *err)
+{
+    proc_t *p = sock->data;
+    int st;
+    pid_t r = waitpid(p->pid, &st, WNOHANG);
+    if (r == 0)
+        return;
+    p->exited = 1;
+    p->wstatus = r == p->pid ? st : 0;
+    close_sock(&p->pidsock);
+    /* without a PID namespace, background jobs would keep the pipes open: end the group */
+    if (!p->sandboxed)
+        kill(-p->pid, SIGKILL);
+    deadline_arm(&p->linger_timer, LINGER_MS, on_linger);
+    check_done(p);
+}
+
+static void check_done(proc_t *p)
+{
+    if (p->done || !p->exited || !p->eof[0] || !p->eof[1])
+        return;
+    p->done = 1;
+    deadline_cancel(&p->kill_timer);
+    deadline_cancel(&p->linger_timer);
+    proc_exit_t x;
+    memset(&x, 0, sizeof(x));
+    if (p->status_exit_code >= 0)
+        x.exit_code = p->status_exit_code;
+    else if (WIFEXITED(p->wstatus))
+        x.exit_code = WEXITSTATUS(p->wstatus);
+    else if (WIFSIGNALED(p->wstatus))
+        x.exit_code = 128 + WTERMSIG(p->wstatus);
+    if (x.exit_code > 128 && x.exit_code < 128 + 65)
+        x.signal = x.exit_code - 128;
+    x.started = !p->sandboxed || p->inner_pid != 0;
+    if (!x.started) {
+        size_t n = p->setup_err.len < sizeof(x.setup_error) - 1 ? p->setup_err.len : sizeof(x.setup_error) - 1;
+        if (n > 0)
+            memcpy(x.setup_error, p->setup_err.data, n);
+        char *nl = memchr(x.setup_error, '\n', n);
+        if (nl != NULL)
+            *nl = '\0';
+    }
+    p->cb.on_exit(p->arg, &x);
+}
+
+int proc_spawn(proc_t *p, const proc_spec_t *spec, const proc_callbacks_t *cb, void *arg, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof(*p));
+    p->inner_pidfd = -1;
+    p->status_exit_code = -1;
+    p->cb = *cb;
+    p->arg = arg;
+    p->sandboxed = spec->sandboxed;
+    int out[2] = {-1, -1}, errp[2] = {-1, -1}, in[2] = {-1, -1}, st[2] = {-1, -1}, devnull = -1;
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 || (spec->interactive && pipe2(in, O_CLOEXEC) != 0) ||
+        (spec->sandboxed && pipe2(st, O_CLOEXEC) != 0) ||
+        (!spec->interactive && (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)) {
+        snprintf(err, errlen, "cannot create pipes: %s", strerror(errno));
+        goto Error;
+    }
+    int fds[5] = {spec->interactive ? in[0] : devnull, out[1], errp[1], spec->seccomp_fd, spec->sandboxed ? st[1] : -1};
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "fork failed: %s", strerror(errno));
+        goto Error;
+    }
+    if (pid == 0)
+        child_exec(spec, fds, parent);
+    p->pid = pid;
+    close(out[1]);
+    close(errp[1]);
+    if (in[0] >= 0)
+        close(in[0]);
+    if (st[1] >= 0)
+        close(st[1]);
+    if (devnull >= 0)
+        close(devnull);
+    h2o_evloop_t *loop = http_loop();
+    p->out[0] = h2o_evloop_socket_create(loop, out[0], 0);
+    p->out[1] = h2o_evloop_socket_create(loop, errp[0], 0);
+    p->out[0]->data = p->out[1]->data = p;
+    h2o_socket_read_start(p->out[0], on_stdout);
+    h2o_socket_read_start(p->out[1], on_stderr);
+    if (in[1] >= 0) {
+        p->in = h2o_evloop_socket_create(loop, in[1], H2O_SOCKET_FLAG_DONT_READ);
+        p->in->data = p;
+    }
+    if (st[0] >= 0) {
+        p->status = h2o_evloop_socket_create(loop, st[0], 0);
+        p->status->data = p;
+        h2o_socket_read_start(p->status, on_status);
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) {
+        /* cannot happen on Linux >= 5.3; fall back to a blocking reap rather than leak */
+        kill(-pid, SIGKILL);
+        log_error("pidfd_open failed: %s", strerror(errno));
+        abort();
+    }
+    p->pidsock = h2o_evloop_socket_create(loop, pidfd, H2O_SOCKET_FLAG_DONT_READ);
+    p->pidsock->data = p;
+    h2o_socket_read_start(p->pidsock, on_pidfd);
+    return 0;
+Error:
+    for (int i = 0; i < 2; i++) {
+        if (out[i] >= 0)
+            close(out[i]);
+        if (errp[i] >= 0)
+            close(errp[i]);
+        if (in[i] >= 0)
+            close(in[i]);
+        if (st[i] >= 0)
+            close(st[i]);
+    }
+    if (devnull >= 0)
+        close(devnull);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- stdin */
+
+static void stdin_pump(proc_t *p);
+
+static void on_stdin_written(h2o_socket_t *sock, const char *err)
+{
+    proc_t *p = sock->data;
+    free(p->stdin_writing);
+    p->stdin_writing = NULL;
+    p->stdin_inflight = 0;
+    if (err != NULL) {
+        /* the run closed its stdin: later writes fail with a clear error */
+        p->stdin_queue.len = 0;
+        close_sock(&p->in);
+        return;
+    }
+    stdin_pump(p);
+}
+
+static void stdin_pump(proc_t *p)
+{
+    if (p->in == NULL || p->stdin_writing != NULL)
+        return;
+    if (p->stdin_queue.len == 0) {
+        if (p->stdin_close_after)
+            close_sock(&p->in);
+        return;
+    }
+    size_t len;
+    p->stdin_writing = strbuf_steal(&p->stdin_queue, &len);
+    p->stdin_inflight = len;
+    h2o_iovec_t buf = h2o_iovec_init(p->stdin_writing, len);
+    h2o_socket_write(p->in, &buf, 1, on_stdin_written);
+}
+
+int proc_write_stdin(proc_t *p, const char *data, size_t len, char *err, size_t errlen)
+{
+    if (p->in == NULL || p->stdin_close_after) {
+        snprintf(err, errlen, "stdin of this execution is closed (the process closed it or exited)");
+        return -1;
+    }
+    if (p->stdin_queue.len + p->stdin_inflight + len > STDIN_QUEUE_MAX) {
+        snprintf(err, errlen, "stdin buffer full: the process is not reading (%d bytes queued at most)", STDIN_QUEUE_MAX);
+        return -1;
+    }
+    strbuf_append(&p->stdin_queue, data, len);
+    stdin_pump(p);
+    return 0;
+}
+
+void proc_close_stdin(proc_t *p)
+{
+    p->stdin_close_after = 1;
+    stdin_pump(p);
+}
+
+size_t proc_stdin_queued(const proc_t *p)
+{
+    return p->stdin_queue.len + p->stdin_inflight;
+}
+
+/* ---------------------------------------------------------------- kill */
+
+/* SIGTERM to every process in the sandbox's PID namespace (its init ignores it). */
+static void term_namespace(proc_t *p)
+{
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    char path[64];
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        pid_t pid = (pid_t)atoi(de->d_name);
+        struct stat st;
+        snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
+        if (stat(path, &st) != 0 || (uint64_t)st.st_ino != p->pidns)
+            continue;
+        int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (fd < 0)
+            continue;
+        /* re-check after pinning: if the pid was reused before pidfd_open, the new holder must be in the namespace too */
+        if (stat(path, &st) == 0 && (uint64_t)st.st_ino == p->pidns)
+            syscall(SYS_pidfd_send_signal, fd, SIGTERM, NULL, 0);
+        close(fd);
+    }
+    closedir(d);
+}
+
+static void kill_now(proc_t *p)
+{
+    if (p->inner_pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, p->inner_pidfd, SIGKILL, NULL, 0);
+    if (!p->exited) {
+        kill(p->pid, SIGKILL);
+        kill(-p->pid, SIGKILL);
+    }
+}
+
+static void on_kill_timer(deadline_t *d)
+{
+    kill_now((proc_t *)((char *)d - offsetof(proc_t, kill_timer)));
+}
+
+void proc_terminate(proc_t *p, int force, int grace_ms)
+{
+    if (p->done)
+        return;
+    if (force || grace_ms <= 0) {
+        kill_now(p);
+        return;
+    }
+    if (p->killing)
+        return;
+    p->killing = 1;
+    if (p->pidns != 0)
+        term_namespace(p);
+    else if (!p->sandboxed)
+        kill(-p->pid, SIGTERM); /* no sandbox: the process group */
+    else {
+        kill_now(p); /* bwrap is still setting up: nothing to be graceful with */
+        return;
+    }
+    deadline_arm(&p->kill_timer, (uint64_t)grace_ms, on_kill_timer);
+}
+
+void proc_release(proc_t *p)
+{
+    if (!p->done && !p->exited) {
+        kill_now(p);
+        waitpid(p->pid, NULL, WNOHANG);
+    }
+    deadline_cancel(&p->kill_timer);
+    deadline_cancel(&p->linger_timer);
+    close_sock(&p->out[0]);
+    close_sock(&p->out[1]);
+    close_sock(&p->in);
+    close_sock(&p->status);
+    close_sock(&p->pidsock);
+    if (p->inner_pidfd >= 0)
+        close(p->inner_pidfd);
+    p->inner_pidfd = -1;
+    free(p->stdin_writing);
+    p->stdin_writing = NULL;
+    strbuf_free(&p->stdin_queue);
+    strbuf_free(&p->status_buf);
+    strbuf_free(&p->setup_err);
+}

@@ -1,0 +1,589 @@
+/*
+ * sandbox: bubblewrap command lines, policy parsing, seccomp, workspaces.
+ *
+ * Mount order in the bwrap argv matters (later mounts cover earlier ones):
+ * the host read-only, fresh /dev /proc /tmp, the default secret paths
+ * hidden, the workspace root hidden and only this session's workspace bound
+ * writable, then allow_write, then deny_write, then deny_read, so a deny
+ * always wins. bwrap itself is exec'd with an environment of PATH only: the
+ * sandbox's variables travel as --setenv arguments, so nothing a caller puts
+ * in `environment` (LD_PRELOAD, say) can act on bwrap outside the sandbox.
+ */
+#include "sandbox.h"
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+#include <bsd/string.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+static char bwrap_path[512];
+static char error_msg[512];
+static uid_t run_uid = (uid_t)-1;
+static gid_t run_gid = (gid_t)-1;
+static unsigned char *bpf;
+static size_t bpf_len;
+
+const char *sandbox_error(void)
+{
+    return error_msg[0] ? error_msg : NULL;
+}
+
+void sandbox_identity(uid_t *uid, gid_t *gid)
+{
+    *uid = run_uid;
+    *gid = run_gid;
+}
+
+/* ---------------------------------------------------------------- argv */
+
+static void argv_push(sandbox_argv_t *a, const char *s)
+{
+    if (a->n + 2 > a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 64;
+        a->v = realloc(a->v, a->cap * sizeof(char *));
+        if (a->v == NULL)
+            util_oom();
+    }
+    a->v[a->n++] = xstrdup(s);
+    a->v[a->n] = NULL;
+}
+
+static void argv_push2(sandbox_argv_t *a, const char *x, const char *y)
+{
+    argv_push(a, x);
+    argv_push(a, y);
+}
+
+static void argv_push3(sandbox_argv_t *a, const char *x, const char *y, const char *z)
+{
+    argv_push(a, x);
+    argv_push(a, y);
+    argv_push(a, z);
+}
+
+void sandbox_argv_free(sandbox_argv_t *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        free(a->v[i]);
+    free(a->v);
+    memset(a, 0, sizeof(*a));
+}
+
+/* Hides `path` from the run: an empty tmpfs over a directory, /dev/null over a file. */
+static void hide_path(sandbox_argv_t *a, const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return; /* nothing there to read */
+    if (S_ISLNK(st.st_mode)) {
+        char real[4096];
+        if (realpath(path, real) == NULL || stat(real, &st) != 0)
+            return;
+        path = real;
+        if (S_ISDIR(st.st_mode))
+            argv_push2(a, "--tmpfs", path);
+        else
+            argv_push3(a, "--ro-bind", "/dev/null", path);
+        return;
+    }
+    if (S_ISDIR(st.st_mode))
+        argv_push2(a, "--tmpfs", path);
+    else
+        argv_push3(a, "--ro-bind", "/dev/null", path);
+}
+
+static const char *const default_hidden[] = {"/root", "/home", "/run", "/var/run", "/etc/shadow", "/etc/gshadow",
+                                             "/etc/shadow-", "/etc/gshadow-", "/etc/mcp-sandboxd", NULL};
+
+void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char *cwd, const char *command,
+                   char *const *env, size_t n_env, int status_fd, int seccomp_fd, sandbox_argv_t *argv,
+                   sandbox_argv_t *envp)
+{
+    char num[32];
+    memset(argv, 0, sizeof(*argv));
+    memset(envp, 0, sizeof(*envp));
+    argv_push(envp, "PATH=/usr/local/bin:/usr/bin:/bin");
+    if (config.isolation_none) {
+        /* development only: the shell runs on the host with a clean environment */
+        char home[1100];
+        snprintf(home, sizeof(home), "HOME=%s", workspace);
+        argv_push(envp, home);
+        argv_push(envp, "LANG=C.UTF-8");
+        argv_push(envp, "TERM=dumb");
+        for (size_t i = 0; i < n_env; i++)
+            argv_push(envp, env[i]);
+        argv_push3(argv, "/bin/sh", "-c", command);
+        return;
+    }
+    argv_push(argv, bwrap_path);
+    argv_push(argv, "--unshare-user");
+    argv_push(argv, "--unshare-pid");
+    argv_push(argv, "--unshare-ipc");
+    argv_push(argv, "--unshare-uts");
+    argv_push(argv, "--unshare-cgroup-try");
+    if (!p->network_host)
+        argv_push(argv, "--unshare-net");
+    argv_push(argv, "--disable-userns");
+    argv_push(argv, "--die-with-parent");
+    argv_push(argv, "--new-session");
+    argv_push2(argv, "--hostname", "sandbox");
+    argv_push2(argv, "--cap-drop", "ALL");
+    argv_push3(argv, "--ro-bind", "/", "/");
+    argv_push2(argv, "--dev", "/dev");
+    argv_push2(argv, "--proc", "/proc");
+    snprintf(num, sizeof(num), "%ld", p->fsize_mb * 1024L * 1024L);
+    argv_push2(argv, "--size", num);
+    argv_push2(argv, "--tmpfs", "/tmp");
+    for (int i = 0; default_hidden[i] != NULL; i++)
+        hide_path(argv, default_hidden[i]);
+    if (config.log_file[0])
+        hide_path(argv, config.log_file);
+    argv_push2(argv, "--tmpfs", config.workspace_root); /* other sessions' workspaces */
+    argv_push3(argv, "--bind", workspace, workspace);
+    for (int i = 0; i < p->n_allow_write; i++)
+        if (access(p->allow_write[i], F_OK) == 0)
+            argv_push3(argv, "--bind", p->allow_write[i], p->allow_write[i]);
+    for (int i = 0; i < p->n_deny_write; i++)
+        if (access(p->deny_write[i], F_OK) == 0)
+            argv_push3(argv, "--ro-bind", p->deny_write[i], p->deny_write[i]);
+    for (int i = 0; i < config.n_deny_read; i++)
+        hide_path(argv, config.deny_read[i]);
+    for (int i = 0; i < p->n_deny_read; i++)
+        hide_path(argv, p->deny_read[i]);
+    argv_push2(argv, "--chdir", cwd);
+    argv_push3(argv, "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin");
+    argv_push3(argv, "--setenv", "HOME", workspace);
+    argv_push3(argv, "--setenv", "LANG", "C.UTF-8");
+    argv_push3(argv, "--setenv", "TERM", "dumb");
+    for (size_t i = 0; i < n_env; i++) {
+        const char *eq = strchr(env[i], '=');
+        char key[256];
+        size_t kl = (size_t)(eq - env[i]) < sizeof(key) ? (size_t)(eq - env[i]) : sizeof(key) - 1;
+        memcpy(key, env[i], kl);
+        key[kl] = '\0';
+        argv_push3(argv, "--setenv", key, eq + 1);
+    }
+    if (seccomp_fd >= 0) {
+        snprintf(num, sizeof(num), "%d", seccomp_fd);
+        argv_push2(argv, "--seccomp", num);
+    }
+    snprintf(num, sizeof(num), "%d", status_fd);
+    argv_push2(argv, "--json-status-fd", num);
+    argv_push(argv, "--");
+    argv_push3(argv, "/bin/sh", "-c", command);
+}
+
+/* ---------------------------------------------------------------- policy */
+
+/* "maxMemoryMB" -> "max_memory_mb"; snake_case passes through. */
+static void to_snake(const char *in, char *out, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; in[i] && o + 2 < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (isupper(c)) {
+            if (i > 0 && (islower((unsigned char)in[i - 1]) || isdigit((unsigned char)in[i - 1])))
+                out[o++] = '_';
+            out[o++] = (char)tolower(c);
+        } else
+            out[o++] = (char)c;
+    }
+    out[o] = '\0';
+}
+
+static int check_path(const char *field, const char *path, char *err, size_t errlen)
+{
+    if (path[0] != '/' || strlen(path) >= 4096 || strstr(path, "/../") != NULL ||
+        (strlen(path) >= 3 && !strcmp(path + strlen(path) - 3, "/..")) || strchr(path, '\n') != NULL) {
+        snprintf(err, errlen, "sandbox_config.%s: '%.200s' must be an absolute path without '..'", field, path);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_paths(const char *field, const cJSON *v, char **out, int *n, char *err, size_t errlen)
+{
+    if (!cJSON_IsArray(v)) {
+        snprintf(err, errlen, "sandbox_config.%s must be an array of absolute paths", field);
+        return -1;
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v)
+    {
+        if (!cJSON_IsString(it)) {
+            snprintf(err, errlen, "sandbox_config.%s must contain only strings", field);
+            return -1;
+        }
+        if (check_path(field, it->valuestring, err, errlen) != 0)
+            return -1;
+        if (*n >= SANDBOX_MAX_PATHS) {
+            snprintf(err, errlen, "sandbox_config.%s: at most %d paths", field, SANDBOX_MAX_PATHS);
+            return -1;
+        }
+        out[(*n)++] = xstrdup(it->valuestring);
+    }
+    return 0;
+}
+
+static int parse_limit(const char *field, const cJSON *v, long cap, long *out, char *err, size_t errlen)
+{
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble || v->valuedouble < 1) {
+        snprintf(err, errlen, "sandbox_config.resource_limits.%s must be a positive integer", field);
+        return -1;
+    }
+    if (v->valuedouble > (double)cap) {
+        snprintf(err, errlen, "sandbox_config.resource_limits.%s = %.0f exceeds the server's cap of %ld", field,
+                 v->valuedouble, cap);
+        return -1;
+    }
+    *out = (long)v->valuedouble;
+    return 0;
+}
+
+int sandbox_policy_parse(const cJSON *cfg, sandbox_policy_t *p, char *err, size_t errlen)
+{
+    char key[64];
+    const cJSON *sec, *it;
+    memset(p, 0, sizeof(*p));
+    p->mem_mb = config.mem_default_mb;
+    p->cpu_s = config.cpu_default_s;
+    p->fsize_mb = config.fsize_default_mb;
+    p->nproc = config.nproc_default;
+    if (cfg == NULL || cJSON_IsNull(cfg))
+        return 0;
+    if (!cJSON_IsObject(cfg)) {
+        snprintf(err, errlen, "sandbox_config must be an object");
+        return -1;
+    }
+    cJSON_ArrayForEach(sec, cfg)
+    {
+        to_snake(sec->string, key, sizeof(key));
+        if (!strcmp(key, "network")) {
+            if (cJSON_IsNull(sec))
+                continue;
+            if (!cJSON_IsObject(sec)) {
+                snprintf(err, errlen, "sandbox_config.network must be an object like {\"mode\": \"none\"}");
+                return -1;
+            }
+            cJSON_ArrayForEach(it, sec)
+            {
+                char k[64];
+                to_snake(it->string, k, sizeof(k));
+                if (!strcmp(k, "mode")) {
+                    if (cJSON_IsString(it) && !strcmp(it->valuestring, "none"))
+                        p->network_host = 0;
+                    else if (cJSON_IsString(it) && !strcmp(it->valuestring, "host")) {
+                        if (!config.allow_network) {
+                            snprintf(err, errlen, "sandbox_config.network.mode 'host' is not allowed on this server (start it with --allow-network)");
+                            return -1;
+                        }
+                        p->network_host = 1;
+                    } else {
+                        snprintf(err, errlen, "sandbox_config.network.mode must be 'none' or 'host'");
+                        return -1;
+                    }
+                } else if (!strcmp(k, "allowed_domains") || !strcmp(k, "denied_domains") || !strcmp(k, "allow_domains") ||
+                           !strcmp(k, "domains")) {
+                    if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 0)
+                        continue;
+                    snprintf(err, errlen, "sandbox_config.network.%s: domain allow-lists are not supported yet; "
+                                          "use mode 'none' or (where allowed) 'host'", it->string);
+                    return -1;
+                } else {
+                    snprintf(err, errlen, "sandbox_config.network: unknown field '%.60s'", it->string);
+                    return -1;
+                }
+            }
+        } else if (!strcmp(key, "filesystem")) {
+            if (!cJSON_IsObject(sec)) {
+                snprintf(err, errlen, "sandbox_config.filesystem must be an object");
+                return -1;
+            }
+            cJSON_ArrayForEach(it, sec)
+            {
+                char k[64];
+                to_snake(it->string, k, sizeof(k));
+                int rc;
+                if (!strcmp(k, "deny_read"))
+                    rc = parse_paths("filesystem.deny_read", it, p->deny_read, &p->n_deny_read, err, errlen);
+                else if (!strcmp(k, "allow_write"))
+                    rc = parse_paths("filesystem.allow_write", it, p->allow_write, &p->n_allow_write, err, errlen);
+                else if (!strcmp(k, "deny_write"))
+                    rc = parse_paths("filesystem.deny_write", it, p->deny_write, &p->n_deny_write, err, errlen);
+                else {
+                    snprintf(err, errlen, "sandbox_config.filesystem: unknown field '%.60s'", it->string);
+                    return -1;
+                }
+                if (rc != 0)
+                    return -1;
+            }
+        } else if (!strcmp(key, "resource_limits")) {
+            if (!cJSON_IsObject(sec)) {
+                snprintf(err, errlen, "sandbox_config.resource_limits must be an object");
+                return -1;
+            }
+            cJSON_ArrayForEach(it, sec)
+            {
+                char k[64];
+                to_snake(it->string, k, sizeof(k));
+                int rc;
+                if (!strcmp(k, "max_memory_mb"))
+                    rc = parse_limit(k, it, config.mem_max_mb, &p->mem_mb, err, errlen);
+                else if (!strcmp(k, "max_cpu_seconds"))
+                    rc = parse_limit(k, it, config.cpu_max_s, &p->cpu_s, err, errlen);
+                else if (!strcmp(k, "max_file_size_mb"))
+                    rc = parse_limit(k, it, config.fsize_max_mb, &p->fsize_mb, err, errlen);
+                else if (!strcmp(k, "max_processes"))
+                    rc = parse_limit(k, it, config.nproc_max, &p->nproc, err, errlen);
+                else {
+                    snprintf(err, errlen, "sandbox_config.resource_limits: unknown field '%.60s'", it->string);
+                    return -1;
+                }
+                if (rc != 0)
+                    return -1;
+            }
+        } else {
+            snprintf(err, errlen, "sandbox_config: unknown field '%.60s' (known: network, filesystem, resource_limits)",
+                     sec->string);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void sandbox_policy_free(sandbox_policy_t *p)
+{
+    for (int i = 0; i < p->n_deny_read; i++)
+        free(p->deny_read[i]);
+    for (int i = 0; i < p->n_allow_write; i++)
+        free(p->allow_write[i]);
+    for (int i = 0; i < p->n_deny_write; i++)
+        free(p->deny_write[i]);
+    memset(p, 0, sizeof(*p));
+}
+
+/* ---------------------------------------------------------------- seccomp */
+
+/*
+ * The filter every run gets: no new AF_UNIX sockets (no reaching a host
+ * daemon through a socket file), no kernel keyrings (shared by every run of
+ * the sandbox user), no bpf, perf events, userfaultfd, io_uring, and no
+ * TIOCSTI. Other architectures' syscalls are killed (libseccomp default).
+ */
+static int seccomp_build(void)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (ctx == NULL)
+        return -1;
+    int rc = 0;
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+    static const int blocked[] = {SCMP_SYS(keyctl), SCMP_SYS(add_key), SCMP_SYS(request_key), SCMP_SYS(bpf),
+                                  SCMP_SYS(perf_event_open), SCMP_SYS(userfaultfd), SCMP_SYS(io_uring_setup)};
+    for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++)
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), blocked[i], 0);
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xFFFFFFFFu, TIOCSTI));
+    int fd = memfd_create("seccomp", MFD_CLOEXEC);
+    if (rc != 0 || fd < 0 || seccomp_export_bpf(ctx, fd) != 0) {
+        if (fd >= 0)
+            close(fd);
+        seccomp_release(ctx);
+        return -1;
+    }
+    seccomp_release(ctx);
+    off_t len = lseek(fd, 0, SEEK_END);
+    bpf = xmalloc((size_t)len);
+    bpf_len = (size_t)pread(fd, bpf, (size_t)len, 0);
+    close(fd);
+    return bpf_len == (size_t)len ? 0 : -1;
+}
+
+int sandbox_seccomp_fd(void)
+{
+    int fd = memfd_create("seccomp", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (write(fd, bpf, bpf_len) != (ssize_t)bpf_len || lseek(fd, 0, SEEK_SET) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ---------------------------------------------------------------- init */
+
+static int find_bwrap(void)
+{
+    const char *dirs[] = {"/usr/bin", "/usr/local/bin", "/bin", NULL};
+    for (int i = 0; dirs[i] != NULL; i++) {
+        snprintf(bwrap_path, sizeof(bwrap_path), "%s/bwrap", dirs[i]);
+        if (access(bwrap_path, X_OK) == 0)
+            return 0;
+    }
+    bwrap_path[0] = '\0';
+    return -1;
+}
+
+/*
+ * Runs `bwrap ... /bin/true` once, synchronously, as the sandbox user, before
+ * the server takes requests: a host without user namespaces is reported at
+ * startup and in /health rather than on the first call.
+ */
+static int probe(void)
+{
+    sandbox_policy_t p;
+    char err[256];
+    sandbox_policy_parse(NULL, &p, err, sizeof(err));
+    sandbox_argv_t argv, envp;
+    sandbox_build(&p, config.workspace_root, "/", "true", NULL, 0, 4, 3, &argv, &envp);
+    int sfd = sandbox_seccomp_fd(), errp[2];
+    if (sfd < 0 || pipe2(errp, O_CLOEXEC) != 0) {
+        snprintf(error_msg, sizeof(error_msg), "cannot prepare the seccomp filter: %s", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(sfd, 3);
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 4);
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(errp[1], 2);
+        if (run_gid != (gid_t)-1 && (setgroups(0, NULL) != 0 || setresgid(run_gid, run_gid, run_gid) != 0))
+            _exit(126);
+        if (run_uid != (uid_t)-1 && setresuid(run_uid, run_uid, run_uid) != 0)
+            _exit(126);
+        execve(argv.v[0], argv.v, envp.v);
+        _exit(127);
+    }
+    close(errp[1]);
+    close(sfd);
+    char buf[400] = {0};
+    ssize_t n = pid > 0 ? read(errp[0], buf, sizeof(buf) - 1) : 0;
+    close(errp[0]);
+    int status = 0;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    sandbox_argv_free(&argv);
+    sandbox_argv_free(&envp);
+    sandbox_policy_free(&p);
+    if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (n > 0 && buf[n - 1] == '\n')
+            buf[n - 1] = '\0';
+        snprintf(error_msg, sizeof(error_msg), "bubblewrap cannot create a sandbox here (user namespaces disabled?): %s",
+                 n > 0 ? buf : "probe failed");
+        return -1;
+    }
+    return 0;
+}
+
+int sandbox_init(void)
+{
+    error_msg[0] = '\0';
+    if (geteuid() == 0) {
+        struct passwd *pw = getpwnam(config.sandbox_user);
+        if (pw == NULL || pw->pw_uid == 0) {
+            snprintf(error_msg, sizeof(error_msg), "--sandbox-user '%s' is unknown or is root", config.sandbox_user);
+            return -1;
+        }
+        run_uid = pw->pw_uid;
+        run_gid = pw->pw_gid;
+    }
+    if (mkdir(config.workspace_root, 0711) != 0 && errno != EEXIST) {
+        snprintf(error_msg, sizeof(error_msg), "cannot create --workspace-root %s: %s", config.workspace_root, strerror(errno));
+        return -1;
+    }
+    chmod(config.workspace_root, 0711);
+    if (config.isolation_none) {
+        log_warn("--isolation none: commands run WITHOUT a sandbox, on the host, as this server's user. Development only.");
+        return 0;
+    }
+    if (find_bwrap() != 0) {
+        snprintf(error_msg, sizeof(error_msg), "bubblewrap (bwrap) is not installed: install the 'bubblewrap' package");
+        return -1;
+    }
+    if (seccomp_build() != 0) {
+        snprintf(error_msg, sizeof(error_msg), "cannot build the seccomp filter with libseccomp");
+        return -1;
+    }
+    return probe();
+}
+
+void sandbox_cleanup(void)
+{
+    free(bpf);
+    bpf = NULL;
+}
+
+/* ---------------------------------------------------------------- workspaces */
+
+int sandbox_workspace_create(char *buf, size_t len, char *err, size_t errlen)
+{
+    char name[33];
+    util_random_hex(name, 16);
+    snprintf(buf, len, "%s/%s", config.workspace_root, name);
+    if (mkdir(buf, 0700) != 0) {
+        snprintf(err, errlen, "cannot create the session workspace: %s", strerror(errno));
+        return -1;
+    }
+    if (run_uid != (uid_t)-1 && chown(buf, run_uid, run_gid) != 0) {
+        snprintf(err, errlen, "cannot hand the workspace to the sandbox user: %s", strerror(errno));
+        rmdir(buf);
+        return -1;
+    }
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+void sandbox_workspace_remove_now(const char *path)
+{
+    /* a run may have left directories without write permission: chmod is not followed through symlinks */
+    nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+static void *remove_thread(void *arg)
+{
+    sandbox_workspace_remove_now(arg);
+    free(arg);
+    return NULL;
+}
+
+void sandbox_workspace_remove(const char *path)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    char *copy = xstrdup(path);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, remove_thread, copy) != 0)
+        remove_thread(copy);
+    pthread_attr_destroy(&attr);
+}

@@ -1,0 +1,192 @@
+/*
+ * util: strbuf, clocks, random ids and allocation wrappers.
+ */
+#include "util.h"
+
+#include <bsd/stdlib.h>
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void util_oom(void)
+{
+    static const char msg[] = "mcp-sandboxd: out of memory\n";
+    ssize_t r = write(2, msg, sizeof(msg) - 1);
+    (void)r;
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n == 0 ? 1 : n);
+    if (p == NULL)
+        util_oom();
+    return p;
+}
+
+void *xcalloc(size_t n, size_t m)
+{
+    void *p = calloc(n == 0 ? 1 : n, m == 0 ? 1 : m);
+    if (p == NULL)
+        util_oom();
+    return p;
+}
+
+char *xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (p == NULL)
+        util_oom();
+    return p;
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *strbuf_reserve(strbuf_t *b, size_t n)
+{
+    if (b->cap - b->len < n + 1) {
+        size_t cap = b->cap == 0 ? 256 : b->cap;
+        while (cap - b->len < n + 1) {
+            if (cap > SIZE_MAX / 2)
+                util_oom();
+            cap *= 2;
+        }
+        char *p = realloc(b->data, cap);
+        if (p == NULL)
+            util_oom();
+        b->data = p;
+        b->cap = cap;
+    }
+    return b->data + b->len;
+}
+
+void strbuf_append(strbuf_t *b, const void *p, size_t n)
+{
+    char *dst = strbuf_reserve(b, n);
+    memcpy(dst, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void strbuf_puts(strbuf_t *b, const char *s)
+{
+    strbuf_append(b, s, strlen(s));
+}
+
+void strbuf_printf(strbuf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[256];
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof(tmp)) {
+        strbuf_append(b, tmp, (size_t)n);
+        return;
+    }
+    char *dst = strbuf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(dst, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+/*
+ * JSON string escaping is cJSON's: a string reference printed into space
+ * reserved in place (the worst case is six bytes per input byte plus quotes),
+ * so a large output is escaped without an intermediate copy.
+ */
+void strbuf_json_string(strbuf_t *b, const char *s, size_t n)
+{
+    char *copy = NULL;
+    if (s[n] != '\0') /* cJSON reads NUL-terminated strings */
+        s = copy = xstrndup(s, n);
+    cJSON item;
+    memset(&item, 0, sizeof(item));
+    item.type = cJSON_String | cJSON_IsReference;
+    item.valuestring = (char *)s;
+    size_t room = 6 * n + 3;
+    char *dst = strbuf_reserve(b, room);
+    if (!cJSON_PrintPreallocated(&item, dst, (int)(room < INT32_MAX ? room : INT32_MAX), 0))
+        util_oom();
+    b->len += strlen(dst);
+    free(copy);
+}
+
+char *strbuf_steal(strbuf_t *b, size_t *len)
+{
+    if (b->data == NULL)
+        strbuf_reserve(b, 0), b->data[0] = '\0';
+    char *p = b->data;
+    if (len != NULL)
+        *len = b->len;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+void strbuf_free(strbuf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+uint64_t util_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t util_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void util_iso8601(uint64_t ms, char *buf, size_t len)
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+void util_random_hex(char *buf, size_t nbytes)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[64];
+    if (nbytes > sizeof(raw))
+        nbytes = sizeof(raw);
+    arc4random_buf(raw, nbytes);
+    for (size_t i = 0; i < nbytes; i++) {
+        buf[2 * i] = hex[raw[i] >> 4];
+        buf[2 * i + 1] = hex[raw[i] & 15];
+    }
+    buf[2 * nbytes] = '\0';
+}
+
+void util_uuid4(char *buf)
+{
+    unsigned char r[16];
+    arc4random_buf(r, sizeof(r));
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4],
+             r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+}
