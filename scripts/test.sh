@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole suite: unit tests (cmocka, built with ASan+UBSan), then the
+# integration tests against the release binary and again against the
+# sanitizer build. Ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+passed=0
+failed=0
+count() { # parses node --test's summary (# pass N / # fail N)
+    local out=$1
+    local p f
+    p=$(grep -E '^# pass ' "$out" | tail -1 | awk '{print $3}')
+    f=$(grep -E '^# fail ' "$out" | tail -1 | awk '{print $3}')
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+    if [ -z "$p" ]; then failed=$((failed + 1)); fi
+}
+
+echo "== unit tests"
+for t in build/unit/test_*; do
+    [ -x "$t" ] || continue
+    out=$(mktemp)
+    if "$t" >"$out" 2>&1; then :; fi
+    cat "$out"
+    p=$(grep -cE '^\[       OK \]' "$out")
+    f=$(grep -cE '^\[  (FAILED|ERROR) \]' "$out" | head -1)
+    f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$out" | awk '{print $4}' | head -1)
+    passed=$((passed + p))
+    failed=$((failed + ${f:-0}))
+    if ! grep -q 'PASSED' "$out" && [ "${f:-0}" = 0 ]; then failed=$((failed + 1)); echo "!! $t did not finish"; fi
+    rm -f "$out"
+done
+
+echo "== integration tests: npm dependencies"
+(cd tests/integration && { [ -d node_modules/@modelcontextprotocol/sdk ] || npm ci --no-audit --no-fund --loglevel=error; }) || { echo "npm install failed"; failed=$((failed + 1)); }
+
+for variant in release asan; do
+    bin=./mcp-sandboxd
+    [ "$variant" = asan ] && bin=./mcp-sandboxd-asan
+    echo "== integration tests ($variant: $bin)"
+    out=$(mktemp)
+    (cd tests/integration && SANDBOXD_BIN="$PWD/../../$bin" ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+        UBSAN_OPTIONS=print_stacktrace=1 node --test --test-concurrency=1 --test-reporter=tap ./*.test.mjs) >"$out" 2>&1
+    grep -E '^(not ok|# (pass|fail|tests))' "$out"
+    grep -E '^not ok' -A25 "$out" | head -200
+    count "$out"
+    rm -f "$out"
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

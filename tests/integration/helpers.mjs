@@ -1,0 +1,114 @@
+// Shared helpers for the integration tests: start the real binary on a free
+// loopback port with its own temp dirs, connect the official SDK client, and
+// speak raw HTTP when a test needs to see status codes.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(here, '../..');
+// `make test` runs the suite twice: with the release build and with ASan+UBSan.
+export const BIN = process.env.SANDBOXD_BIN || path.join(ROOT, 'mcp-sandboxd');
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Starts mcp-sandboxd; resolves once /health answers. `args` are extra flags,
+// `env` extra environment. Returns { url, port, base, proc, logFile, stop(), log() }.
+export async function startServer({ args = [], env = {}, token } = {}) {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sandboxd-test-'));
+  const logFile = path.join(dir, 'server.log');
+  const fullArgs = ['--host', '127.0.0.1', '--port', String(port), '--log-file', logFile,
+    '--workspace-root', path.join(dir, 'ws'), ...args];
+  if (token) fullArgs.push('--token', token);
+  const proc = spawn(BIN, fullArgs, {
+    env: { PATH: process.env.PATH, ASAN_OPTIONS: process.env.ASAN_OPTIONS || '', UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr.on('data', (d) => { stderr += d; });
+  proc.stdout.on('data', () => {});
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`server exited early (${proc.exitCode}): ${stderr}`);
+    try {
+      const r = await fetch(`${base}/health`);
+      if (r.ok) break;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) throw new Error(`server did not start: ${stderr}`);
+    await sleep(30);
+  }
+  const log = () => { try { return readFileSync(logFile, 'utf8'); } catch { return ''; } };
+  return {
+    port, base, url: new URL(`${base}/mcp`), proc, logFile, dir, log,
+    stderr: () => stderr,
+    exited,
+    // SIGTERM, wait for exit; returns { code, signal }. Fails loudly on sanitizer reports.
+    async stop({ keepDir = false } = {}) {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 20000);
+      const res = await exited;
+      clearTimeout(t);
+      if (/ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:/.test(stderr)) {
+        throw new Error(`sanitizer report:\n${stderr}`);
+      }
+      if (!keepDir) rmSync(dir, { recursive: true, force: true });
+      return res;
+    },
+  };
+}
+
+// An official SDK client connected over Streamable HTTP.
+export async function connect(server, { token, name = 'integration-test' } = {}) {
+  const opts = {};
+  if (token) opts.requestInit = { headers: { Authorization: `Bearer ${token}` } };
+  const transport = new StreamableHTTPClientTransport(server.url, opts);
+  const client = new Client({ name, version: '1.0.0' });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+// Calls a tool and returns its structuredContent (and the raw result).
+export async function call(client, name, args = {}, opts = {}) {
+  const res = await client.callTool({ name, arguments: args }, undefined, { timeout: 120000, ...opts });
+  return { ...res.structuredContent, _result: res };
+}
+
+// Raw HTTP: returns { status, headers, text, json }.
+export async function raw(server, { method = 'POST', path: p = '/mcp', headers = {}, body } = {}) {
+  const h = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers };
+  for (const k of Object.keys(h)) if (h[k] === undefined) delete h[k];
+  const r = await fetch(server.base + p, { method, headers: h, body: typeof body === 'string' || body === undefined ? body : JSON.stringify(body) });
+  const text = await r.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  return { status: r.status, headers: r.headers, text, json };
+}
+
+// initialize over raw HTTP; returns the session id.
+export async function rawSession(server, { headers = {}, version = '2025-06-18' } = {}) {
+  const r = await raw(server, {
+    headers,
+    body: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: version, capabilities: {}, clientInfo: { name: 'raw', version: '1' } } },
+  });
+  if (r.status !== 200) throw new Error(`initialize failed: ${r.status} ${r.text}`);
+  return r.headers.get('mcp-session-id');
+}
