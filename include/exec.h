@@ -76,6 +76,8 @@ const char *exec_sandbox_error(void);
 exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t errlen);
 /** The execution `id` if it belongs to `s`; NULL otherwise. */
 exec_t *exec_find(session_t *s, const char *id);
+/** The execution `id` whatever its session (for the mirror's resync); NULL when not held. */
+exec_t *exec_lookup(const char *id);
 /** 1 while the run has not finished. */
 int exec_is_active(const exec_t *e);
 /** Writes to an interactive run's stdin. 0, or -1 with err. */
@@ -92,6 +94,8 @@ const char *exec_status_name(exec_status_t st);
 void exec_session_end(session_t *s);
 /** Shutdown: cancels every run. Returns how many are still running. */
 size_t exec_shutdown(int force);
+/** Shutdown deadline passed: records runs still alive as cancelled (final events, mirror). */
+void exec_abandon_all(void);
 /** Running executions in the server. */
 size_t exec_running(void);
 /** Adds execution figures to /health. */

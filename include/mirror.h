@@ -45,6 +45,8 @@ void mirror_exec_meta(const struct exec *e);
 void mirror_exec_event(const struct exec *e, const event_t *ev);
 /** Loop thread: refreshes the TTLs of an execution's keys (a read through the tools). */
 void mirror_exec_touch(const struct exec *e);
+/** Loop thread: the execution is about to be freed; resync it first if Redis may be behind. */
+void mirror_exec_forget(const struct exec *e);
 /** Adds the mirror's state to /health. */
 void mirror_health(cJSON *h);
 

@@ -84,6 +84,7 @@ static struct exec_session *session_state(session_t *s)
 
 static void exec_free(exec_t *e)
 {
+    mirror_exec_forget(e);
     deadline_cancel(&e->timeout_timer);
     deadline_cancel(&e->retention_timer);
     RB_REMOVE(exec_tree, &mgr.all, e);
@@ -346,13 +347,18 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     return e;
 }
 
-exec_t *exec_find(session_t *s, const char *id)
+exec_t *exec_lookup(const char *id)
 {
     exec_t key;
     if (strlen(id) >= sizeof(key.id))
         return NULL;
     memcpy(key.id, id, strlen(id) + 1);
-    exec_t *e = RB_FIND(exec_tree, &mgr.all, &key);
+    return RB_FIND(exec_tree, &mgr.all, &key);
+}
+
+exec_t *exec_find(session_t *s, const char *id)
+{
+    exec_t *e = exec_lookup(id);
     if (e == NULL || strcmp(e->session_id, s->id) != 0)
         return NULL;
     return e;
@@ -481,6 +487,27 @@ size_t exec_shutdown(int force)
         proc_terminate(&e->proc, force, force ? 0 : config.kill_grace_ms);
     }
     return mgr.running;
+}
+
+void exec_abandon_all(void)
+{
+    exec_t *e;
+    RB_FOREACH(e, exec_tree, &mgr.all)
+    {
+        if (!exec_is_active(e))
+            continue;
+        e->status = EXEC_CANCELLED;
+        set_error(e, "The server shut down before the run ended");
+        e->has_exit_code = 1;
+        e->exit_code = -1;
+        e->completed_wall_ms = util_wall_ms();
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddNumberToObject(f, "code", -1);
+        cJSON_AddNumberToObject(f, "duration_ms", (double)(util_now_ms() - e->started_ms));
+        add_event(e, "exit", f);
+        mirror_exec_meta(e);
+        fire_waiters(e, 1);
+    }
 }
 
 size_t exec_running(void)

@@ -150,6 +150,8 @@ int main(int argc, char **argv)
         if (shutting_down && shutdown_done())
             break;
     }
+    if (exec_running() > 0)
+        exec_abandon_all();
     session_end_all();
     mirror_stop(config.shutdown_grace * 1000 / 2 + 1000);
     log_info("shutdown complete");

@@ -407,13 +407,36 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
     struct remote_ctx *rc = arg;
     mcp_call_t *call = rc->call;
     if (rc->kind == 2) {
-        /* list: merge is done by the caller's strbuf in meta */
-        strbuf_t b = {0};
-        strbuf_puts(&b, "{\"executions\":");
-        strbuf_append(&b, meta, meta_len);
-        strbuf_puts(&b, "}");
-        mcp_call_tool_result(call, b.data, b.len, 0);
-        strbuf_free(&b);
+        /* list: this replica's executions (fresher) plus those only Redis knows */
+        strbuf_t mine = {0};
+        session_t *s = session_find(rc->id);
+        if (s != NULL)
+            exec_list_json(s, &mine);
+        else
+            strbuf_puts(&mine, "[]");
+        cJSON *list = cJSON_Parse(mine.data), *remote = found ? cJSON_ParseWithLength(meta, meta_len) : NULL;
+        strbuf_free(&mine);
+        if (rerr != NULL)
+            log_warn("redis list for session %.8s failed: %s", rc->id, rerr);
+        cJSON *it;
+        cJSON_ArrayForEach(it, remote)
+        {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+            int dup = 0;
+            const cJSON *m;
+            cJSON_ArrayForEach(m, list)
+            {
+                const cJSON *mid = cJSON_GetObjectItemCaseSensitive(m, "id");
+                if (cJSON_IsString(id) && cJSON_IsString(mid) && !strcmp(id->valuestring, mid->valuestring))
+                    dup = 1;
+            }
+            if (!dup)
+                cJSON_AddItemToArray(list, cJSON_Duplicate(it, 1));
+        }
+        cJSON_Delete(remote);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "executions", list);
+        reply_json(call, o, 0);
         free(rc);
         return;
     }
@@ -582,6 +605,15 @@ static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *ar
     if (check_known(args, known, err, sizeof(err)) != 0) {
         fail(call, err);
         return;
+    }
+    if (mirror_enabled()) {
+        struct remote_ctx *rc = xcalloc(1, sizeof(*rc));
+        rc->call = call;
+        rc->kind = 2;
+        snprintf(rc->id, sizeof(rc->id), "%s", s->id);
+        if (mirror_read_session(s->id, on_remote, rc) == 0)
+            return;
+        free(rc);
     }
     strbuf_t b = {0};
     strbuf_puts(&b, "{\"executions\":");
