@@ -35,11 +35,13 @@ asan: mcp-sandboxd-asan
 
 build/rel/%.o: src/%.c $(wildcard include/*.h) | .deps-ok
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "CC      $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 build/asan/%.o: src/%.c $(wildcard include/*.h) | .deps-ok
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -O1 -c -o $@ $<
+	@echo "CC asan $<"
+	@$(CC) $(CFLAGS) $(SAN) -O1 -c -o $@ $<
 
 # Unit tests include the .c under test (to reach static functions) and link the rest.
 build/unit/%: tests/unit/%.c $(LIB_SRCS) $(wildcard include/*.h) | .deps-ok

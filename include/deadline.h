@@ -29,6 +29,8 @@ struct deadline {
 
 /** Creates the timerfd and watches it on `loop`. 0 / -1. */
 int deadline_init(h2o_evloop_t *loop);
+/** Stops watching the timerfd (shutdown). */
+void deadline_close(void);
 /** (Re)arms `d` to fire `cb` after `delay_ms`. */
 void deadline_arm(deadline_t *d, uint64_t delay_ms, deadline_cb cb);
 /** Disarms `d` (no-op when not armed). */

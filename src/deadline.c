@@ -22,6 +22,7 @@ RB_GENERATE(deadline_tree, deadline, node, deadline_cmp)
 
 static struct deadline_tree tree = RB_INITIALIZER(&tree);
 static int tfd = -1;
+static h2o_socket_t *tsock;
 static uint64_t next_seq;
 static uint64_t armed_at = UINT64_MAX; /* what the timerfd is set to */
 static size_t n_armed;
@@ -66,9 +67,18 @@ int deadline_init(h2o_evloop_t *loop)
     tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (tfd < 0)
         return -1;
-    h2o_socket_t *sock = h2o_evloop_socket_create(loop, tfd, H2O_SOCKET_FLAG_DONT_READ);
-    h2o_socket_read_start(sock, on_timerfd);
+    tsock = h2o_evloop_socket_create(loop, tfd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(tsock, on_timerfd);
     return 0;
+}
+
+void deadline_close(void)
+{
+    if (tsock != NULL) {
+        h2o_socket_close(tsock);
+        tsock = NULL;
+        tfd = -1;
+    }
 }
 
 void deadline_arm(deadline_t *d, uint64_t delay_ms, deadline_cb cb)

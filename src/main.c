@@ -154,6 +154,9 @@ int main(int argc, char **argv)
         exec_abandon_all();
     session_end_all();
     mirror_stop(config.shutdown_grace * 1000 / 2 + 1000);
+    h2o_socket_close(sigsock);
+    deadline_close();
+    h2o_evloop_run(loop, 0); /* lets h2o free the closed sockets */
     log_info("shutdown complete");
     log_close();
     tools_free();
