@@ -24,6 +24,7 @@
 
 const char *const mcp_protocol_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", NULL};
 #define PROTOCOL_DEFAULT "2025-03-26" /* assumed when MCP-Protocol-Version is absent */
+#define MCP_MAX_BATCH 64              /* a batch's answers must not amplify a small body */
 
 typedef struct mcp_reply mcp_reply_t;
 
@@ -363,8 +364,10 @@ static int handle_post(h2o_req_t *req)
     int batch = cJSON_IsArray(body);
     int n = batch ? cJSON_GetArraySize(body) : 1;
     session_t *s = NULL;
-    if (batch && n == 0) {
-        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, "Invalid Request: empty batch");
+    if (batch && (n == 0 || n > MCP_MAX_BATCH)) {
+        char msg[120];
+        snprintf(msg, sizeof(msg), "Invalid Request: a batch must hold 1 to %d messages", MCP_MAX_BATCH);
+        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, msg);
         goto Done;
     }
     if (!(!batch && is_initialize(body))) {

@@ -1,8 +1,8 @@
 // Shared helpers for the integration tests: start the real binary on a free
 // loopback port with its own temp dirs, connect the official SDK client, and
 // speak raw HTTP when a test needs to see status codes.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,6 +33,7 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export async function startServer({ args = [], env = {}, token } = {}) {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sandboxd-test-'));
+  chmodSync(dir, 0o755); // the sandbox user must reach the workspace root inside it
   const logFile = path.join(dir, 'server.log');
   const fullArgs = ['--host', '127.0.0.1', '--port', String(port), '--log-file', logFile,
     '--workspace-root', path.join(dir, 'ws'), ...args];
@@ -111,4 +112,66 @@ export async function rawSession(server, { headers = {}, version = '2025-06-18' 
   });
   if (r.status !== 200) throw new Error(`initialize failed: ${r.status} ${r.text}`);
   return r.headers.get('mcp-session-id');
+}
+
+// Starts a throwaway redis-server (no persistence) in a temp dir, on `port`
+// (a free one by default) or, with `unixsocket: true`, on a unix socket only.
+// Returns { port, socket, url, dir, proc, stop(), kill(), cli(...args) }:
+// cli runs redis-cli against it (db `db`, default 0; `--no-auth-warning -a`
+// when requirepass is set) and returns its trimmed stdout.
+export async function startRedis({ port, unixsocket = false, requirepass, dir } = {}) {
+  const ownDir = !dir;
+  dir = dir ?? mkdtempSync(path.join(os.tmpdir(), 'sandboxd-redis-'));
+  if (!unixsocket && port === undefined) port = await freePort();
+  const socket = unixsocket ? path.join(dir, 'redis.sock') : undefined;
+  const args = ['--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', path.join(dir, 'redis.log')];
+  if (unixsocket) args.push('--port', '0', '--unixsocket', socket, '--unixsocketperm', '700');
+  else args.push('--port', String(port), '--bind', '127.0.0.1');
+  if (requirepass) args.push('--requirepass', requirepass);
+  const proc = spawn('redis-server', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  const target = unixsocket ? ['-s', socket] : ['-h', '127.0.0.1', '-p', String(port)];
+  const cli = (...cmd) => {
+    let db = 0;
+    if (typeof cmd[0] === 'object') db = cmd.shift().db ?? 0;
+    const a = [...target, '-n', String(db)];
+    if (requirepass) a.push('--no-auth-warning', '-a', requirepass);
+    return execFileSync('redis-cli', [...a, ...cmd.map(String)], { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] }).replace(/\n$/, '');
+  };
+  // the same, without blocking the event loop
+  const acli = (...cmd) => {
+    let db = 0;
+    if (typeof cmd[0] === 'object') db = cmd.shift().db ?? 0;
+    const a = [...target, '-n', String(db)];
+    if (requirepass) a.push('--no-auth-warning', '-a', requirepass);
+    return new Promise((resolve, reject) => execFile('redis-cli', [...a, ...cmd.map(String)], { encoding: 'utf8', maxBuffer: 1 << 30 },
+      (err, stdout) => (err ? reject(err) : resolve(stdout.replace(/\n$/, '')))));
+  };
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`redis-server exited early: ${out}`);
+    try {
+      if (cli('PING') === 'PONG') break;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) throw new Error(`redis-server did not start: ${out}`);
+    await sleep(30);
+  }
+  const url = unixsocket ? `unix://${socket}` : `redis://127.0.0.1:${port}`;
+  let stopped = false;
+  const finish = async (sig) => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
+    await exited;
+    if (ownDir && !stopped) rmSync(dir, { recursive: true, force: true });
+    stopped = true;
+  };
+  return {
+    port, socket, url, dir, proc, cli,
+    acli,
+    // SIGKILL: a crash, nothing flushed (and nothing persisted: --save '').
+    kill: () => finish('SIGKILL'),
+    stop: () => finish('SIGTERM'),
+  };
 }
