@@ -202,6 +202,18 @@ static int respond_health(h2o_req_t *req)
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     h2o_iovec_t path = req->path_normalized;
+    /* DNS-rebinding defence first, for every path (/health included) */
+    const h2o_iovec_t *origin = http_header(req, "origin");
+    if (origin != NULL && !origin_allowed(origin)) {
+        http_respond_jsonrpc_error(req, 403, "Forbidden", -32000, "Forbidden: Origin not allowed");
+        return 0;
+    }
+    if (bound_to_loopback && req->input.authority.len > 0 &&
+        !is_loopback_name(host_part(req->input.authority.base, req->input.authority.len))) {
+        http_respond_jsonrpc_error(req, 403, "Forbidden", -32000,
+                                   "Forbidden: Host must be localhost, 127.0.0.1 or [::1] while the server is bound to loopback");
+        return 0;
+    }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/health"))) {
         if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
             !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
@@ -216,17 +228,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                        H2O_STRLIT("Bearer realm=\"mcp-sandboxd\", error=\"invalid_token\""));
         http_respond_jsonrpc_error(req, 401, "Unauthorized", -32000,
                                    "Unauthorized: a valid 'Authorization: Bearer <token>' header is required");
-        return 0;
-    }
-    const h2o_iovec_t *origin = http_header(req, "origin");
-    if (origin != NULL && !origin_allowed(origin)) {
-        http_respond_jsonrpc_error(req, 403, "Forbidden", -32000, "Forbidden: Origin not allowed");
-        return 0;
-    }
-    if (bound_to_loopback && req->input.authority.len > 0 &&
-        !is_loopback_name(host_part(req->input.authority.base, req->input.authority.len))) {
-        http_respond_jsonrpc_error(req, 403, "Forbidden", -32000,
-                                   "Forbidden: Host must be localhost, 127.0.0.1 or [::1] while the server is bound to loopback");
         return 0;
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/mcp")))

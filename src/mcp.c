@@ -196,8 +196,13 @@ static int accept_kind(h2o_req_t *req)
         while (p < end && *p != ',' && *p != ';' && *p != ' ')
             p++;
         h2o_iovec_t type = h2o_iovec_init(start, (size_t)(p - start));
+        const char *params = p;
         while (p < end && *p != ',')
             p++;
+        /* "q=0" means "not acceptable" */
+        const char *q = memmem(params, (size_t)(p - params), "q=0", 3);
+        if (q != NULL && (q + 3 == p || q[3] == ' ' || q[3] == ';' || (q[3] == '.' && strspn(q + 4, "0") >= (size_t)(p - q - 4))))
+            continue;
         if (iov_eq(&type, "*/*"))
             json = sse = 1;
         else if (iov_eq(&type, "application/json") || iov_eq(&type, "application/*"))
@@ -323,6 +328,27 @@ static void dispatch(mcp_call_t *call, mcp_reply_t *r, session_t *s, const jsonr
     }
 }
 
+/* cJSON ends strings at NUL, so an id or argument holding \u0000 would silently change: refuse it. */
+static int has_escaped_nul(const char *p, size_t len)
+{
+    for (const char *q = p; (q = memmem(q, len - (size_t)(q - p), "\\u0000", 6)) != NULL; q += 6) {
+        size_t backslashes = 0;
+        while (q - (ssize_t)backslashes > p && q[-1 - (ssize_t)backslashes] == '\\')
+            backslashes++;
+        if (backslashes % 2 == 0) /* the backslash of \u0000 is not itself escaped */
+            return 1;
+    }
+    return 0;
+}
+
+static int only_whitespace(const char *p, const char *end)
+{
+    for (; p != NULL && p < end; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n' && *p != '\0')
+            return 0;
+    return 1;
+}
+
 /* Has any element of the body the method "initialize"? */
 static int is_initialize(const cJSON *msg)
 {
@@ -356,9 +382,18 @@ static int handle_post(h2o_req_t *req)
         http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: empty request body");
         return 0;
     }
-    cJSON *body = cJSON_ParseWithLength(req->entity.base, req->entity.len);
-    if (body == NULL) {
-        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: the body is not valid JSON");
+    if (has_escaped_nul(req->entity.base, req->entity.len)) {
+        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR,
+                                   "Parse error: strings containing \\u0000 are not supported");
+        return 0;
+    }
+    const char *end = NULL;
+    cJSON *body = cJSON_ParseWithLengthOpts(req->entity.base, req->entity.len, &end, 0);
+    if (body == NULL || !only_whitespace(end, req->entity.base + req->entity.len)) {
+        cJSON_Delete(body);
+        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR,
+                                   body == NULL ? "Parse error: the body is not valid JSON"
+                                                : "Parse error: unexpected data after the JSON value");
         return 0;
     }
     int batch = cJSON_IsArray(body);

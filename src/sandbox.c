@@ -488,8 +488,10 @@ static int probe(void)
     if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         if (n > 0 && buf[n - 1] == '\n')
             buf[n - 1] = '\0';
-        snprintf(error_msg, sizeof(error_msg), "bubblewrap cannot create a sandbox here (user namespaces disabled?): %s",
-                 n > 0 ? buf : "probe failed");
+        snprintf(error_msg, sizeof(error_msg),
+                 "bubblewrap cannot create a sandbox here: %s (check that user namespaces are enabled and that user '%s' "
+                 "can reach --workspace-root %s)",
+                 n > 0 ? buf : "probe failed", config.sandbox_user, config.workspace_root);
         return -1;
     }
     return 0;

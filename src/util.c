@@ -117,7 +117,7 @@ void strbuf_json_string(strbuf_t *b, const char *s, size_t n)
     memset(&item, 0, sizeof(item));
     item.type = cJSON_String | cJSON_IsReference;
     item.valuestring = (char *)s;
-    size_t room = 6 * n + 3;
+    size_t room = 6 * n + 8; /* cJSON wants room for the quotes, the NUL and one spare byte */
     char *dst = strbuf_reserve(b, room);
     if (!cJSON_PrintPreallocated(&item, dst, (int)(room < INT32_MAX ? room : INT32_MAX), 0))
         util_oom();

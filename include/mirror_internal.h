@@ -1,0 +1,96 @@
+/*
+ * mirror_internal: what the mirror's loop side (mirror.c) and its threads
+ * (mirror_threads.c) share: the operation queue, the reader's request queue
+ * and the messages the threads post back to the loop. Everything in
+ * mirror_state_t that is not atomic is guarded by `lock` (writer queue) or
+ * `rlock` (reader queue), except the loop-only fields marked below.
+ */
+#ifndef MCP_SANDBOXD_MIRROR_INTERNAL_H
+#define MCP_SANDBOXD_MIRROR_INTERNAL_H
+
+#include "deadline.h"
+#include "mirror.h"
+#include "session.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+
+enum op_kind { OP_META, OP_EVENT, OP_TOUCH, OP_RESYNC };
+
+typedef struct op {
+    struct op *next;
+    enum op_kind kind;
+    char id[40];
+    char session_id[SESSION_ID_LEN + 1];
+    char *meta;              /* META, RESYNC */
+    size_t meta_len;
+    char **events;           /* EVENT: 1 entry; RESYNC: n entries */
+    size_t *event_lens;
+    size_t n_events;
+    size_t keep;             /* events the list should keep (LTRIM) */
+    size_t bytes;            /* accounted queue bytes */
+} op_t;
+
+typedef struct mirror_state {
+    int enabled;
+    mirror_url_t url;
+    char redacted[1100];
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    op_t *head, *tail;
+    size_t queue_bytes, queue_ops, queue_events;
+    int writer_waiting, stopping;
+    pthread_t writer, reader;
+    _Atomic int connected;
+    _Atomic unsigned long long drops, resyncs, written, batches_lost, reconnects;
+    char last_error[256]; /* under lock */
+    /* reader */
+    pthread_mutex_t rlock;
+    pthread_cond_t rcond;
+    struct read_req *rhead, *rtail;
+    int rstopping;
+    /* loop side (loop thread only) */
+    h2o_multithread_receiver_t receiver;
+    deadline_t resync_timer;
+} mirror_state_t;
+
+/** The one mirror state (queue under `lock`, reader queue under `rlock`). */
+extern mirror_state_t mirror_st;
+
+/* Messages posted to the loop. */
+enum msg_kind { MSG_CONNECTED, MSG_LOST, MSG_READ };
+
+struct read_req {
+    struct read_req *next;
+    int session_list;
+    int with_output;
+    char id[40];
+    char session_id[SESSION_ID_LEN + 1];
+    mirror_read_cb cb;
+    void *arg;
+};
+
+typedef struct mirror_msg {
+    h2o_multithread_message_t super; /* must be first; zeroed */
+    enum msg_kind kind;
+    char (*ids)[40];                 /* MSG_LOST */
+    size_t n_ids;
+    struct read_req *req;            /* MSG_READ */
+    int found;
+    char *meta, *events, *err;
+    size_t meta_len, events_len;
+} mirror_msg_t;
+
+/** Any thread: hands a message to the loop (runs on_messages there). */
+void mirror_post(mirror_msg_t *m);
+/** Frees an operation. */
+void mirror_op_free(op_t *o);
+/** The writer thread's body. */
+void *mirror_writer_main(void *arg);
+/** The reader thread's body. */
+void *mirror_reader_main(void *arg);
+
+#endif

@@ -1,0 +1,474 @@
+/*
+ * mirror_threads: the Redis mirror's two threads, each with its own hiredis
+ * connection (sync API: hiredis 0.14 has no async adapter for h2o).
+ *  - writer: takes up to BATCH_MAX_OPS queued operations at a time and writes
+ *    them as one pipeline, consecutive events of one execution merged into
+ *    variadic RPUSHes; reconnects with capped backoff; reports lost batches
+ *    to the loop, which resyncs those executions from memory.
+ *  - reader: answers reads for executions this replica does not hold, for
+ *    the owning session only, and refreshes their TTLs.
+ */
+#include "config.h"
+#include "log.h"
+#include "mirror_internal.h"
+#include "util.h"
+
+#include <bsd/string.h>
+#include <hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BATCH_MAX_OPS 4096
+#define RPUSH_GROUP_MAX 1024
+
+/* ---------------------------------------------------------------- connections */
+
+static void set_last_error(const char *s)
+{
+    pthread_mutex_lock(&mirror_st.lock);
+    strlcpy(mirror_st.last_error, s, sizeof(mirror_st.last_error));
+    pthread_mutex_unlock(&mirror_st.lock);
+}
+
+/* Connects, authenticates and selects the db. NULL with err filled on failure. */
+static redisContext *redis_open(char *err, size_t errlen)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = mirror_st.url.unix_socket ? redisConnectUnixWithTimeout(mirror_st.url.path, tv)
+                                        : redisConnectWithTimeout(mirror_st.url.host, mirror_st.url.port, tv);
+    if (c == NULL || c->err) {
+        snprintf(err, errlen, "%s", c != NULL ? c->errstr : "cannot allocate a connection");
+        if (c != NULL)
+            redisFree(c);
+        return NULL;
+    }
+    struct timeval cmd = {5, 0};
+    redisSetTimeout(c, cmd);
+    if (!mirror_st.url.unix_socket)
+        redisEnableKeepAlive(c);
+    redisReply *r = NULL;
+    if (mirror_st.url.password[0]) {
+        if (mirror_st.url.user[0])
+            r = redisCommand(c, "AUTH %s %s", mirror_st.url.user, mirror_st.url.password);
+        else
+            r = redisCommand(c, "AUTH %s", mirror_st.url.password);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "AUTH failed: %s", r != NULL ? r->str : c->errstr);
+            goto Fail;
+        }
+        freeReplyObject(r);
+    }
+    if (mirror_st.url.db != 0) {
+        r = redisCommand(c, "SELECT %d", mirror_st.url.db);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "SELECT %d failed: %s", mirror_st.url.db, r != NULL ? r->str : c->errstr);
+            goto Fail;
+        }
+        freeReplyObject(r);
+    }
+    r = redisCommand(c, "PING");
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "PING failed: %s", r != NULL ? r->str : c->errstr);
+        goto Fail;
+    }
+    freeReplyObject(r);
+    return c;
+Fail:
+    if (r != NULL)
+        freeReplyObject(r);
+    redisFree(c);
+    return NULL;
+}
+
+/* Waits up to `ms` on the queue condition (returns early when stopping). */
+static void writer_sleep(int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&mirror_st.lock);
+    if (!mirror_st.stopping)
+        pthread_cond_timedwait(&mirror_st.cond, &mirror_st.lock, &ts);
+    pthread_mutex_unlock(&mirror_st.lock);
+}
+
+/* ---------------------------------------------------------------- writer */
+
+struct pipeline {
+    redisContext *c;
+    int pending;          /* replies to read */
+    char key[64], okey[72], skey[64];
+};
+
+static void append_argv(struct pipeline *p, int argc, const char **argv, const size_t *lens)
+{
+    redisAppendCommandArgv(p->c, argc, argv, lens);
+    p->pending++;
+}
+
+static void append_fmt(struct pipeline *p, const char *a0, const char *a1, const char *a2, const char *a3)
+{
+    const char *argv[4] = {a0, a1, a2, a3};
+    size_t lens[4] = {strlen(a0), strlen(a1), a2 ? strlen(a2) : 0, a3 ? strlen(a3) : 0};
+    append_argv(p, a3 ? 4 : a2 ? 3 : 2, argv, lens);
+}
+
+static void keys_for(struct pipeline *p, const op_t *o)
+{
+    snprintf(p->key, sizeof(p->key), "execution:%s", o->id);
+    snprintf(p->okey, sizeof(p->okey), "execution:%s:output", o->id);
+    snprintf(p->skey, sizeof(p->skey), "session:%s:executions", o->session_id);
+}
+
+static void push_trim_expire(struct pipeline *p, const char *okey, char **vals, size_t *lens, size_t n, size_t keep,
+                             const char *ttl)
+{
+    for (size_t off = 0; off < n; off += RPUSH_GROUP_MAX) {
+        size_t k = n - off < RPUSH_GROUP_MAX ? n - off : RPUSH_GROUP_MAX;
+        const char *argv[RPUSH_GROUP_MAX + 2];
+        size_t alen[RPUSH_GROUP_MAX + 2];
+        argv[0] = "RPUSH";
+        alen[0] = 5;
+        argv[1] = okey;
+        alen[1] = strlen(okey);
+        for (size_t i = 0; i < k; i++) {
+            argv[i + 2] = vals[off + i];
+            alen[i + 2] = lens[off + i];
+        }
+        append_argv(p, (int)k + 2, argv, alen);
+    }
+    char start[32];
+    snprintf(start, sizeof(start), "-%zu", keep > 0 ? keep : 1);
+    if (keep == 0)
+        append_fmt(p, "DEL", okey, NULL, NULL);
+    else
+        append_fmt(p, "LTRIM", okey, start, "-1");
+    append_fmt(p, "EXPIRE", okey, ttl, NULL);
+}
+
+/*
+ * Writes a batch as one pipeline. Consecutive EVENT ops of one execution are
+ * merged into variadic RPUSHes. Returns 0 when every reply arrived, -1 when
+ * the connection failed (the batch's executions must then be resynced).
+ */
+static int write_batch(redisContext *c, op_t *batch)
+{
+    struct pipeline p = {.c = c};
+    char ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", config.redis_ttl);
+    char *vals[RPUSH_GROUP_MAX];
+    size_t lens[RPUSH_GROUP_MAX];
+    for (op_t *o = batch; o != NULL;) {
+        keys_for(&p, o);
+        if (o->kind == OP_EVENT) {
+            size_t n = 0, keep = o->keep;
+            op_t *x = o;
+            while (x != NULL && x->kind == OP_EVENT && !strcmp(x->id, o->id) && n < RPUSH_GROUP_MAX) {
+                vals[n] = x->events[0];
+                lens[n] = x->event_lens[0];
+                keep = x->keep;
+                n++;
+                x = x->next;
+            }
+            push_trim_expire(&p, p.okey, vals, lens, n, keep, ttl);
+            atomic_fetch_add(&mirror_st.written, n);
+            o = x;
+            continue;
+        }
+        if (o->kind == OP_META || o->kind == OP_RESYNC) {
+            const char *argv[5] = {"SET", p.key, o->meta, "EX", ttl};
+            size_t alen[5] = {3, strlen(p.key), o->meta_len, 2, strlen(ttl)};
+            append_argv(&p, 5, argv, alen);
+            append_fmt(&p, "SADD", p.skey, o->id, NULL);
+            append_fmt(&p, "EXPIRE", p.skey, ttl, NULL);
+        }
+        if (o->kind == OP_RESYNC) {
+            append_fmt(&p, "DEL", p.okey, NULL, NULL);
+            if (o->n_events > 0)
+                push_trim_expire(&p, p.okey, o->events, o->event_lens, o->n_events, o->keep, ttl);
+            atomic_fetch_add(&mirror_st.written, o->n_events);
+        }
+        if (o->kind == OP_TOUCH) {
+            append_fmt(&p, "EXPIRE", p.key, ttl, NULL);
+            append_fmt(&p, "EXPIRE", p.okey, ttl, NULL);
+            append_fmt(&p, "EXPIRE", p.skey, ttl, NULL);
+        }
+        o = o->next;
+    }
+    int rc = 0;
+    while (p.pending-- > 0) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK) {
+            rc = -1;
+            break;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "%s", r->str);
+            set_last_error(msg);
+            /* a command error (OOM, READONLY replica...) loses data like a dropped connection */
+            rc = -1;
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+/* Tells the loop which executions a lost batch touched. */
+static void report_lost(op_t *batch)
+{
+    size_t n = 0;
+    for (op_t *o = batch; o != NULL; o = o->next)
+        n++;
+    mirror_msg_t *m = xcalloc(1, sizeof(*m));
+    m->kind = MSG_LOST;
+    m->ids = xcalloc(n ? n : 1, sizeof(*m->ids));
+    for (op_t *o = batch; o != NULL; o = o->next)
+        if (o->kind != OP_TOUCH)
+            strlcpy(m->ids[m->n_ids++], o->id, sizeof(m->ids[0]));
+    atomic_fetch_add(&mirror_st.batches_lost, 1);
+    mirror_post(m);
+}
+
+void *mirror_writer_main(void *arg)
+{
+    (void)arg;
+    redisContext *c = NULL;
+    int backoff = 100, ever = 0;
+    char err[256];
+    for (;;) {
+        if (c == NULL) {
+            pthread_mutex_lock(&mirror_st.lock);
+            int stop = mirror_st.stopping;
+            pthread_mutex_unlock(&mirror_st.lock);
+            c = redis_open(err, sizeof(err));
+            if (c == NULL) {
+                set_last_error(err);
+                if (backoff == 100 || !ever)
+                    log_warn("redis mirror: %s unreachable (%s); serving from memory, retrying", mirror_st.redacted, err);
+                ever = ever ? ever : -1;
+                if (stop)
+                    break;
+                writer_sleep(backoff);
+                backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+                continue;
+            }
+            if (ever <= 0)
+                log_info("✅ Redis connected - distributed mode enabled (%s)", mirror_st.redacted);
+            else {
+                log_info("redis mirror: reconnected to %s", mirror_st.redacted);
+                atomic_fetch_add(&mirror_st.reconnects, 1);
+            }
+            ever = 1;
+            backoff = 100;
+            atomic_store(&mirror_st.connected, 1);
+            mirror_msg_t *m = xcalloc(1, sizeof(*m));
+            m->kind = MSG_CONNECTED;
+            mirror_post(m);
+        }
+        pthread_mutex_lock(&mirror_st.lock);
+        while (mirror_st.head == NULL && !mirror_st.stopping) {
+            mirror_st.writer_waiting = 1;
+            pthread_cond_wait(&mirror_st.cond, &mirror_st.lock);
+        }
+        if (mirror_st.head == NULL && mirror_st.stopping) {
+            pthread_mutex_unlock(&mirror_st.lock);
+            break;
+        }
+        /* take up to BATCH_MAX_OPS ops */
+        op_t *batch = mirror_st.head, *last = batch;
+        size_t n = 1, bytes = batch->bytes, events = batch->n_events;
+        while (last->next != NULL && n < BATCH_MAX_OPS) {
+            last = last->next;
+            n++;
+            bytes += last->bytes;
+            events += last->n_events;
+        }
+        mirror_st.head = last->next;
+        if (mirror_st.head == NULL)
+            mirror_st.tail = NULL;
+        last->next = NULL;
+        mirror_st.queue_bytes -= bytes;
+        mirror_st.queue_ops -= n;
+        mirror_st.queue_events -= events;
+        pthread_mutex_unlock(&mirror_st.lock);
+        if (write_batch(c, batch) != 0) {
+            if (c->err) {
+                set_last_error(c->errstr);
+                log_warn("redis mirror: connection lost (%s); %zu operations will be resynced", c->errstr, n);
+                redisFree(c);
+                c = NULL;
+                atomic_store(&mirror_st.connected, 0);
+            }
+            report_lost(batch);
+        }
+        while (batch != NULL) {
+            op_t *next = batch->next;
+            mirror_op_free(batch);
+            batch = next;
+        }
+    }
+    if (c != NULL)
+        redisFree(c);
+    atomic_store(&mirror_st.connected, 0);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- reader */
+
+static char *reply_dup(redisReply *r, size_t *len)
+{
+    *len = r->len;
+    return xstrndup(r->str, r->len);
+}
+
+/* Does the metadata JSON say it belongs to session `sid`? */
+static int owned_by(const char *json, size_t len, const char *sid)
+{
+    cJSON *m = cJSON_ParseWithLength(json, len);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(m, "session_id");
+    int ok = cJSON_IsString(s) && !strcmp(s->valuestring, sid);
+    cJSON_Delete(m);
+    return ok;
+}
+
+static void read_exec(redisContext *c, struct read_req *q, mirror_msg_t *m)
+{
+    char key[64], okey[72], ttl[16];
+    snprintf(key, sizeof(key), "execution:%s", q->id);
+    snprintf(okey, sizeof(okey), "execution:%s:output", q->id);
+    snprintf(ttl, sizeof(ttl), "%d", config.redis_ttl);
+    redisReply *r = redisCommand(c, "GET %s", key);
+    if (r == NULL) {
+        m->err = xstrdup(c->errstr);
+        return;
+    }
+    if (r->type != REDIS_REPLY_STRING || !owned_by(r->str, r->len, q->session_id)) {
+        freeReplyObject(r);
+        return;
+    }
+    m->meta = reply_dup(r, &m->meta_len);
+    freeReplyObject(r);
+    m->found = 1;
+    if (q->with_output) {
+        r = redisCommand(c, "LRANGE %s 0 -1", okey);
+        if (r == NULL) {
+            m->err = xstrdup(c->errstr);
+            m->found = 0;
+            return;
+        }
+        strbuf_t b = {0};
+        strbuf_puts(&b, "[");
+        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            if (i > 0)
+                strbuf_puts(&b, ",");
+            strbuf_append(&b, r->element[i]->str, r->element[i]->len);
+        }
+        strbuf_puts(&b, "]");
+        freeReplyObject(r);
+        m->events = strbuf_steal(&b, &m->events_len);
+    }
+    /* reads refresh the TTLs too */
+    r = redisCommand(c, "EXPIRE %s %s", key, ttl);
+    if (r != NULL)
+        freeReplyObject(r);
+    r = redisCommand(c, "EXPIRE %s %s", okey, ttl);
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
+static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
+{
+    char skey[64];
+    snprintf(skey, sizeof(skey), "session:%s:executions", q->session_id);
+    redisReply *r = redisCommand(c, "SMEMBERS %s", skey);
+    if (r == NULL) {
+        m->err = xstrdup(c->errstr);
+        return;
+    }
+    strbuf_t b = {0};
+    strbuf_puts(&b, "[");
+    int first = 1;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *g = redisCommand(c, "GET execution:%b", r->element[i]->str, r->element[i]->len);
+        if (g != NULL && g->type == REDIS_REPLY_STRING && owned_by(g->str, g->len, q->session_id)) {
+            cJSON *meta = cJSON_ParseWithLength(g->str, g->len), *o = cJSON_CreateObject();
+            static const char *keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", NULL};
+            for (int k = 0; keys[k] != NULL; k++) {
+                cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, keys[k]);
+                cJSON_AddItemToObject(o, keys[k], v != NULL ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+            }
+            char *s = cJSON_PrintUnformatted(o);
+            if (!first)
+                strbuf_puts(&b, ",");
+            strbuf_puts(&b, s);
+            first = 0;
+            free(s);
+            cJSON_Delete(o);
+            cJSON_Delete(meta);
+        }
+        if (g != NULL)
+            freeReplyObject(g);
+    }
+    freeReplyObject(r);
+    strbuf_puts(&b, "]");
+    m->meta = strbuf_steal(&b, &m->meta_len);
+    m->found = 1;
+}
+
+void *mirror_reader_main(void *arg)
+{
+    (void)arg;
+    redisContext *c = NULL;
+    char err[256];
+    for (;;) {
+        pthread_mutex_lock(&mirror_st.rlock);
+        while (mirror_st.rhead == NULL && !mirror_st.rstopping)
+            pthread_cond_wait(&mirror_st.rcond, &mirror_st.rlock);
+        struct read_req *q = mirror_st.rhead;
+        if (q == NULL) {
+            pthread_mutex_unlock(&mirror_st.rlock);
+            break;
+        }
+        mirror_st.rhead = q->next;
+        if (mirror_st.rhead == NULL)
+            mirror_st.rtail = NULL;
+        pthread_mutex_unlock(&mirror_st.rlock);
+        mirror_msg_t *m = xcalloc(1, sizeof(*m));
+        m->kind = MSG_READ;
+        m->req = q;
+        for (int attempt = 0; attempt < 2; attempt++) {
+            if (c == NULL && (c = redis_open(err, sizeof(err))) == NULL) {
+                free(m->err);
+                m->err = xstrdup(err);
+                break;
+            }
+            free(m->err);
+            m->err = NULL;
+            if (q->session_list)
+                read_session(c, q, m);
+            else
+                read_exec(c, q, m);
+            if (m->err == NULL || !c->err)
+                break;
+            redisFree(c); /* stale connection: one fresh attempt */
+            c = NULL;
+            free(m->meta);
+            free(m->events);
+            m->meta = m->events = NULL;
+            m->found = 0;
+        }
+        mirror_post(m);
+    }
+    if (c != NULL)
+        redisFree(c);
+    return NULL;
+}
+
