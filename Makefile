@@ -43,10 +43,13 @@ build/asan/%.o: src/%.c $(wildcard include/*.h) | .deps-ok
 	@echo "CC asan $<"
 	@$(CC) $(CFLAGS) $(SAN) -O1 -c -o $@ $<
 
-# Unit tests include the .c under test (to reach static functions) and link the rest.
-build/unit/%: tests/unit/%.c $(LIB_SRCS) $(wildcard include/*.h) | .deps-ok
+# Unit tests include the .c under test (to reach static functions) and link the
+# other sanitizer objects.
+build/unit/%: tests/unit/%.c $(ASAN_OBJS) $(wildcard include/*.h) | .deps-ok
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -O1 -Wno-unused-function -o $@ $< $(filter-out src/$(patsubst test_%,%,$*).c,$(LIB_SRCS)) \
+	@echo "UNIT    $@"
+	@$(CC) $(CFLAGS) $(SAN) -O1 -Wno-unused-function -o $@ $< \
+	    $(filter-out build/asan/main.o build/asan/$(patsubst test_%,%,$*).o,$(ASAN_OBJS)) \
 	    $(LDLIBS) $(shell pkg-config --libs cmocka)
 
 run: mcp-sandboxd

@@ -49,6 +49,8 @@ struct exec {
     char *error_message;              /**< NULL unless failed/timeout/cancelled */
     uint64_t started_wall_ms, completed_wall_ms, started_ms;
     int timeout_s;
+    long cpu_limit_s;                 /**< the run's RLIMIT_CPU, to tell SIGXCPU from `exit 152` */
+    int saw_fsize_msg;                /**< the shell reported "File size limit exceeded" */
     event_log_t log;
     proc_t proc;
     int proc_live;                    /**< proc spawned and not yet released */

@@ -31,6 +31,7 @@ int mcp_handle(h2o_req_t *req);
 
 /**
  * Answers a tools/call: `structured` is the result's JSON object (structuredContent),
+ * NUL-terminated at `len`,
  * also sent serialized as a text block; `is_error` sets isError. Consumes the call.
  */
 void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, int is_error);

@@ -26,6 +26,7 @@ typedef struct proc_exit {
     int exit_code;   /**< 0..255; 128+N when signal N ended the command */
     int signal;      /**< the signal that ended the command, 0 if none */
     int started;     /**< 1 when the sandbox came up (bwrap reported its child) */
+    uint64_t cpu_ms; /**< user+system CPU of the whole reaped tree (wait4 rusage) */
     char setup_error[256]; /**< bwrap's complaint when it could not set up */
 } proc_exit_t;
 
@@ -63,6 +64,7 @@ typedef struct proc {
     int exited, eof[2];
     int killing;              /**< SIGTERM sent; SIGKILL pending */
     int wstatus;
+    uint64_t cpu_ms;          /**< from wait4's rusage at exit */
     int status_exit_code;     /**< from --json-status-fd, -1 until seen */
     strbuf_t setup_err;       /**< first stderr bytes, for setup failures */
     deadline_t kill_timer;

@@ -25,7 +25,9 @@ void strbuf_append(strbuf_t *b, const void *p, size_t n);
 void strbuf_puts(strbuf_t *b, const char *s);
 /** Appends printf-formatted text. */
 void strbuf_printf(strbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/** Appends `s` (valid UTF-8, `n` bytes) as a quoted, escaped JSON string. */
+/** Appends the NUL-terminated `s` (valid UTF-8) as a quoted, escaped JSON string, without a copy. */
+void strbuf_json_cstr(strbuf_t *b, const char *s);
+/** Same for exactly `n` bytes at `s` (copied first: cJSON needs a terminator). */
 void strbuf_json_string(strbuf_t *b, const char *s, size_t n);
 /** Hands the bytes over to the caller (who frees them) and resets `b`. */
 char *strbuf_steal(strbuf_t *b, size_t *len);

@@ -17,19 +17,20 @@ count() { # parses node --test's summary (# pass N / # fail N)
 }
 
 echo "== unit tests"
-for t in build/unit/test_*; do
-    [ -x "$t" ] || continue
-    out=$(mktemp)
-    if "$t" >"$out" 2>&1; then :; fi
-    cat "$out"
-    p=$(grep -cE '^\[       OK \]' "$out")
-    f=$(grep -cE '^\[  (FAILED|ERROR) \]' "$out" | head -1)
-    f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$out" | awk '{print $4}' | head -1)
-    passed=$((passed + p))
-    failed=$((failed + ${f:-0}))
-    if ! grep -q 'PASSED' "$out" && [ "${f:-0}" = 0 ]; then failed=$((failed + 1)); echo "!! $t did not finish"; fi
-    rm -f "$out"
-done
+# scripts/run-unit.sh runs every build/unit/test_* and counts cmocka's results
+# ("[  PASSED  ] N test(s).", " N FAILED TEST(S)"); a binary that crashes or
+# exits non-zero counts as a failure. Its last line is "unit: N passed, N failed".
+out=$(mktemp)
+./scripts/run-unit.sh 2>&1 | tee "$out"
+summary=$(grep -E '^unit: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)
+if [ -n "$summary" ]; then
+    passed=$((passed + $(echo "$summary" | awk '{print $2}')))
+    failed=$((failed + $(echo "$summary" | awk '{print $4}')))
+else
+    echo "!! scripts/run-unit.sh did not finish"
+    failed=$((failed + 1))
+fi
+rm -f "$out"
 
 echo "== integration tests: npm dependencies"
 (cd tests/integration && { [ -d node_modules/@modelcontextprotocol/sdk ] || npm ci --no-audit --no-fund --loglevel=error; }) || { echo "npm install failed"; failed=$((failed + 1)); }

@@ -98,8 +98,8 @@ static int parse_number(const char *s, int with_suffix, int64_t *out)
         end++;
         if (toupper((unsigned char)*end) == 'B' || toupper((unsigned char)*end) == 'I')
             end++;
-        if (v > (INT64_MAX >> shift) || v < -(INT64_MAX >> shift))
-            return -1;
+        if (v < 0 || v > (INT64_MAX >> shift))
+            return -1; /* also keeps the shift defined */
         v <<= shift;
     }
     if (*end != '\0')
@@ -332,7 +332,8 @@ void config_free(config_t *cfg)
 void config_redacted_redis_url(const char *url, char *buf, size_t len)
 {
     const char *scheme_end = strstr(url, "://");
-    const char *at = scheme_end != NULL ? strchr(scheme_end + 3, '@') : NULL;
+    /* the password may itself contain '@': the host starts after the last one */
+    const char *at = scheme_end != NULL ? strrchr(scheme_end + 3, '@') : NULL;
     if (at == NULL) {
         strlcpy(buf, url, len);
         return;

@@ -126,7 +126,12 @@ static void add_event(exec_t *e, const char *type, cJSON *fields)
 
 static void on_line_event(void *arg, const event_t *ev)
 {
-    mirror_exec_event((exec_t *)arg, ev);
+    exec_t *e = arg;
+    /* evidence for a SIGXFSZ death: the shell says so on stderr (exit code 153 alone could be `exit 153`) */
+    if (!e->saw_fsize_msg && memmem(ev->json, ev->len, "File size limit exceeded", 24) != NULL &&
+        memmem(ev->json, ev->len, "\"type\":\"stderr\"", 15) != NULL)
+        e->saw_fsize_msg = 1;
+    mirror_exec_event(e, ev);
 }
 
 static void on_proc_output(void *arg, int stream, const char *data, size_t len)
@@ -152,6 +157,22 @@ static void set_error(exec_t *e, const char *msg)
     e->error_message = xstrdup(msg);
 }
 
+/*
+ * Exit code 152 is what both SIGXCPU and a plain `exit 152` produce. bwrap
+ * does not reap the sandbox's init, so wait4's rusage misses the run's CPU;
+ * the evidence is the wall clock instead: all CPUs busy for the whole run
+ * could just have spent the limit (or the reaped tree's CPU says so).
+ */
+static int cpu_limit_plausible(const exec_t *e, const proc_exit_t *x)
+{
+    static long ncpu;
+    if (ncpu == 0 && (ncpu = sysconf(_SC_NPROCESSORS_ONLN)) < 1)
+        ncpu = 1;
+    uint64_t wall = util_now_ms() - e->started_ms;
+    uint64_t limit = (uint64_t)e->cpu_limit_s * 1000;
+    return x->cpu_ms + 100 >= limit || wall * (uint64_t)ncpu + 100 >= limit;
+}
+
 /* The process is gone and its output drained: record the end. */
 static void on_proc_exit(void *arg, const proc_exit_t *x)
 {
@@ -174,7 +195,7 @@ static void on_proc_exit(void *arg, const proc_exit_t *x)
         cJSON *f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "message", msg);
         add_event(e, "error", f);
-    } else if (x->signal == SIGXCPU || x->signal == SIGXFSZ) {
+    } else if ((x->signal == SIGXCPU && cpu_limit_plausible(e, x)) || (x->signal == SIGXFSZ && e->saw_fsize_msg)) {
         e->status = EXEC_FAILED;
         const char *reason = x->signal == SIGXCPU ? "cpu_time" : "file_size";
         snprintf(msg, sizeof(msg), "%s limit exceeded", x->signal == SIGXCPU ? "CPU time (max_cpu_seconds)" : "File size (max_file_size_mb)");
@@ -289,6 +310,7 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     e->command = xstrdup(rq->command);
     e->interactive = rq->interactive;
     e->timeout_s = rq->timeout_s;
+    e->cpu_limit_s = rq->policy.cpu_s;
     e->status = EXEC_PENDING;
     e->started_wall_ms = util_wall_ms();
     e->started_ms = util_now_ms();
@@ -434,7 +456,7 @@ void exec_list_json(session_t *s, strbuf_t *out)
             util_iso8601(e->completed_wall_ms, completed, sizeof(completed));
             strbuf_printf(out, "%s{\"id\":\"%s\",\"status\":\"%s\",\"command\":", first ? "" : ",", e->id,
                           exec_status_name(e->status));
-            strbuf_json_string(out, e->command, strlen(e->command));
+            strbuf_json_cstr(out, e->command);
             strbuf_printf(out, ",\"interactive\":%s,\"started_at\":\"%s\",\"completed_at\":", e->interactive ? "true" : "false",
                           started);
             if (exec_is_active(e))

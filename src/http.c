@@ -107,7 +107,7 @@ void http_respond_jsonrpc_error(h2o_req_t *req, int status, const char *reason, 
 {
     strbuf_t b = {0};
     strbuf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":%d,\"message\":", code);
-    strbuf_json_string(&b, message, strlen(message));
+    strbuf_json_cstr(&b, message);
     strbuf_puts(&b, "}}");
     size_t len;
     char *body = strbuf_steal(&b, &len);

@@ -70,7 +70,7 @@ char *jsonrpc_id_json(const cJSON *id)
         return xstrdup(buf);
     }
     strbuf_t b = {0};
-    strbuf_json_string(&b, id->valuestring, strlen(id->valuestring));
+    strbuf_json_cstr(&b, id->valuestring);
     return strbuf_steal(&b, NULL);
 }
 
@@ -88,6 +88,6 @@ void jsonrpc_write_error(strbuf_t *b, const char *id_json, int code, const char 
     strbuf_puts(b, "{\"jsonrpc\":\"2.0\",\"id\":");
     strbuf_puts(b, id_json);
     strbuf_printf(b, ",\"error\":{\"code\":%d,\"message\":", code);
-    strbuf_json_string(b, message, strlen(message));
+    strbuf_json_cstr(b, message);
     strbuf_puts(b, "}}");
 }

@@ -142,7 +142,7 @@ void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, 
 {
     strbuf_t res = {0};
     strbuf_puts(&res, "{\"content\":[{\"type\":\"text\",\"text\":");
-    strbuf_json_string(&res, structured, len);
+    strbuf_json_cstr(&res, structured); /* callers pass NUL-terminated JSON */
     strbuf_puts(&res, "}],\"structuredContent\":");
     strbuf_append(&res, structured, len);
     strbuf_puts(&res, is_error ? ",\"isError\":true}" : ",\"isError\":false}");
@@ -265,7 +265,7 @@ static void do_initialize(mcp_call_t *call, mcp_reply_t *r, const cJSON *params)
     strbuf_printf(&b, "{\"protocolVersion\":\"%s\",\"capabilities\":{\"tools\":{\"listChanged\":false}},"
                       "\"serverInfo\":{\"name\":\"mcp-sandboxd\",\"version\":\"%s\"},\"instructions\":",
                   version, MCP_SANDBOXD_VERSION);
-    strbuf_json_string(&b, instructions, strlen(instructions));
+    strbuf_json_cstr(&b, instructions);
     strbuf_puts(&b, "}");
     call_result(call, b.data, b.len);
     strbuf_free(&b);

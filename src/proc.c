@@ -187,11 +187,16 @@ static void on_pidfd(h2o_socket_t *sock, const char *err)
 {
     proc_t *p = sock->data;
     int st;
-    pid_t r = waitpid(p->pid, &st, WNOHANG);
+    struct rusage ru;
+    memset(&ru, 0, sizeof(ru));
+    /* wait4: the rusage covers bwrap and every process of the sandbox it reaped */
+    pid_t r = wait4(p->pid, &st, WNOHANG, &ru);
     if (r == 0)
         return;
     p->exited = 1;
     p->wstatus = r == p->pid ? st : 0;
+    p->cpu_ms = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+                (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
     close_sock(&p->pidsock);
     /* without a PID namespace, background jobs would keep the pipes open: end the group */
     if (!p->sandboxed)
@@ -218,6 +223,7 @@ static void check_done(proc_t *p)
     if (x.exit_code > 128 && x.exit_code < 128 + 65)
         x.signal = x.exit_code - 128;
     x.started = !p->sandboxed || p->inner_pid != 0;
+    x.cpu_ms = p->cpu_ms;
     if (!x.started) {
         size_t n = p->setup_err.len < sizeof(x.setup_error) - 1 ? p->setup_err.len : sizeof(x.setup_error) - 1;
         if (n > 0)

@@ -2,10 +2,11 @@
  * sandbox: bubblewrap command lines, policy parsing, seccomp, workspaces.
  *
  * Mount order in the bwrap argv matters (later mounts cover earlier ones):
- * the host read-only, fresh /dev /proc /tmp, the default secret paths
- * hidden, the workspace root hidden and only this session's workspace bound
- * writable, then allow_write, then deny_write, then deny_read, so a deny
- * always wins. bwrap itself is exec'd with an environment of PATH only: the
+ * the host read-only, fresh /dev and /proc, then the caller's allow_write and
+ * deny_write binds, THEN a fresh /tmp, the default secret paths and the
+ * workspace root hidden (so no caller bind can re-expose them), this
+ * session's workspace bound writable, deny_write inside it, and deny_read
+ * last, so a deny always wins. bwrap itself is exec'd with an environment of PATH only: the
  * sandbox's variables travel as --setenv arguments, so nothing a caller puts
  * in `environment` (LD_PRELOAD, say) can act on bwrap outside the sandbox.
  */
@@ -150,6 +151,13 @@ void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char 
     argv_push3(argv, "--ro-bind", "/", "/");
     argv_push2(argv, "--dev", "/dev");
     argv_push2(argv, "--proc", "/proc");
+    /* the caller's binds first: everything hidden below is mounted over them */
+    for (int i = 0; i < p->n_allow_write; i++)
+        if (access(p->allow_write[i], F_OK) == 0)
+            argv_push3(argv, "--bind", p->allow_write[i], p->allow_write[i]);
+    for (int i = 0; i < p->n_deny_write; i++)
+        if (access(p->deny_write[i], F_OK) == 0)
+            argv_push3(argv, "--ro-bind", p->deny_write[i], p->deny_write[i]);
     snprintf(num, sizeof(num), "%ld", p->fsize_mb * 1024L * 1024L);
     argv_push2(argv, "--size", num);
     argv_push2(argv, "--tmpfs", "/tmp");
@@ -159,11 +167,11 @@ void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char 
         hide_path(argv, config.log_file);
     argv_push2(argv, "--tmpfs", config.workspace_root); /* other sessions' workspaces */
     argv_push3(argv, "--bind", workspace, workspace);
-    for (int i = 0; i < p->n_allow_write; i++)
-        if (access(p->allow_write[i], F_OK) == 0)
-            argv_push3(argv, "--bind", p->allow_write[i], p->allow_write[i]);
+    /* deny_write inside the workspace must cover the workspace bind */
+    size_t wl = strlen(workspace);
     for (int i = 0; i < p->n_deny_write; i++)
-        if (access(p->deny_write[i], F_OK) == 0)
+        if (!strncmp(p->deny_write[i], workspace, wl) && (p->deny_write[i][wl] == '/' || p->deny_write[i][wl] == '\0') &&
+            access(p->deny_write[i], F_OK) == 0)
             argv_push3(argv, "--ro-bind", p->deny_write[i], p->deny_write[i]);
     for (int i = 0; i < config.n_deny_read; i++)
         hide_path(argv, config.deny_read[i]);
@@ -220,6 +228,24 @@ static int check_path(const char *field, const char *path, char *err, size_t err
     return 0;
 }
 
+/* allow_write / deny_write may not name the root or the kernel's pseudo filesystems. */
+static int check_write_path(const char *field, const char *path, char *err, size_t errlen)
+{
+    static const char *const refused[] = {"/proc", "/sys", "/dev", NULL};
+    if (!strcmp(path, "/") || path[1] == '\0') {
+        snprintf(err, errlen, "sandbox_config.%s: '/' is not allowed", field);
+        return -1;
+    }
+    for (int i = 0; refused[i] != NULL; i++) {
+        size_t l = strlen(refused[i]);
+        if (!strncmp(path, refused[i], l) && (path[l] == '\0' || path[l] == '/')) {
+            snprintf(err, errlen, "sandbox_config.%s: '%.200s' is under %s, which cannot be bound", field, path, refused[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int parse_paths(const char *field, const cJSON *v, char **out, int *n, char *err, size_t errlen)
 {
     if (!cJSON_IsArray(v)) {
@@ -235,6 +261,8 @@ static int parse_paths(const char *field, const cJSON *v, char **out, int *n, ch
         }
         if (check_path(field, it->valuestring, err, errlen) != 0)
             return -1;
+        if (strstr(field, "write") != NULL && check_write_path(field, it->valuestring, err, errlen) != 0)
+            return -1;
         if (*n >= SANDBOX_MAX_PATHS) {
             snprintf(err, errlen, "sandbox_config.%s: at most %d paths", field, SANDBOX_MAX_PATHS);
             return -1;
@@ -246,7 +274,12 @@ static int parse_paths(const char *field, const cJSON *v, char **out, int *n, ch
 
 static int parse_limit(const char *field, const cJSON *v, long cap, long *out, char *err, size_t errlen)
 {
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble || v->valuedouble < 1) {
+    if (cJSON_IsNumber(v) && v->valuedouble > (double)cap) {
+        snprintf(err, errlen, "sandbox_config.resource_limits.%s = %.0f exceeds the server's cap of %ld", field,
+                 v->valuedouble, cap);
+        return -1;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble != (double)(long)v->valuedouble) {
         snprintf(err, errlen, "sandbox_config.resource_limits.%s must be a positive integer", field);
         return -1;
     }

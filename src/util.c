@@ -108,11 +108,9 @@ void strbuf_printf(strbuf_t *b, const char *fmt, ...)
  * reserved in place (the worst case is six bytes per input byte plus quotes),
  * so a large output is escaped without an intermediate copy.
  */
-void strbuf_json_string(strbuf_t *b, const char *s, size_t n)
+void strbuf_json_cstr(strbuf_t *b, const char *s)
 {
-    char *copy = NULL;
-    if (s[n] != '\0') /* cJSON reads NUL-terminated strings */
-        s = copy = xstrndup(s, n);
+    size_t n = strlen(s);
     cJSON item;
     memset(&item, 0, sizeof(item));
     item.type = cJSON_String | cJSON_IsReference;
@@ -122,6 +120,12 @@ void strbuf_json_string(strbuf_t *b, const char *s, size_t n)
     if (!cJSON_PrintPreallocated(&item, dst, (int)(room < INT32_MAX ? room : INT32_MAX), 0))
         util_oom();
     b->len += strlen(dst);
+}
+
+void strbuf_json_string(strbuf_t *b, const char *s, size_t n)
+{
+    char *copy = xstrndup(s, n); /* cJSON reads NUL-terminated strings */
+    strbuf_json_cstr(b, copy);
     free(copy);
 }
 
