@@ -339,7 +339,10 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     spec.rl_cpu.rlim_cur = (rlim_t)rq->policy.cpu_s;
     spec.rl_cpu.rlim_max = (rlim_t)rq->policy.cpu_s + 1; /* SIGXCPU first, SIGKILL a second later */
     spec.rl_fsize.rlim_cur = spec.rl_fsize.rlim_max = (rlim_t)rq->policy.fsize_mb << 20;
-    spec.rl_nproc.rlim_cur = spec.rl_nproc.rlim_max = (rlim_t)rq->policy.nproc;
+    /* with bwrap, max_processes is applied inside the run's user namespace (sandbox.c); bwrap
+     * gets the server-wide ceiling for all runs of the sandbox user together */
+    spec.rl_nproc.rlim_cur = spec.rl_nproc.rlim_max =
+        config.isolation_none ? (rlim_t)rq->policy.nproc : (rlim_t)config.nproc_max * (rlim_t)config.max_concurrent + 64;
     static const proc_callbacks_t cbs = {on_proc_output, on_proc_exit};
     int rc = proc_spawn(&e->proc, &spec, &cbs, e, err, errlen);
     if (sfd >= 0)

@@ -41,6 +41,7 @@ static char error_msg[512];
 static uid_t run_uid = (uid_t)-1;
 static gid_t run_gid = (gid_t)-1;
 static unsigned char *bpf;
+static const char *ulimit_nproc_flag = "-p"; /* dash; bash spells it -u */
 static size_t bpf_len;
 
 const char *sandbox_error(void)
@@ -197,7 +198,19 @@ void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char 
     snprintf(num, sizeof(num), "%d", status_fd);
     argv_push2(argv, "--json-status-fd", num);
     argv_push(argv, "--");
-    argv_push3(argv, "/bin/sh", "-c", command);
+    /*
+     * max_processes is set inside the sandbox, not on bwrap: RLIMIT_NPROC
+     * counts every process of the (shared) sandbox user on the host, but
+     * inside the run's own user namespace it counts only the run's processes,
+     * so one run's fork bomb cannot stop another run from starting. bwrap
+     * itself gets the server-wide ceiling (see exec.c).
+     */
+    char wrapper[160];
+    snprintf(wrapper, sizeof(wrapper),
+             "ulimit %s %ld || { echo 'sandbox: cannot set max_processes' >&2; exit 126; }; exec /bin/sh -c \"$1\"",
+             ulimit_nproc_flag, p->nproc);
+    argv_push3(argv, "/bin/sh", "-c", wrapper);
+    argv_push2(argv, "sh", command);
 }
 
 /* ---------------------------------------------------------------- policy */
@@ -551,6 +564,8 @@ int sandbox_init(void)
         log_warn("--isolation none: commands run WITHOUT a sandbox, on the host, as this server's user. Development only.");
         return 0;
     }
+    if (system("/bin/sh -c 'ulimit -p 1' >/dev/null 2>&1") != 0) /* dash has -p; bash and others -u */
+        ulimit_nproc_flag = "-u";
     if (find_bwrap() != 0) {
         snprintf(error_msg, sizeof(error_msg), "bubblewrap (bwrap) is not installed: install the 'bubblewrap' package");
         return -1;
