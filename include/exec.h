@@ -80,6 +80,8 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
 exec_t *exec_find(session_t *s, const char *id);
 /** The execution `id` whatever its session (for the mirror's resync); NULL when not held. */
 exec_t *exec_lookup(const char *id);
+/** Calls `cb` for every held execution (the mirror's full resync). */
+void exec_foreach(void (*cb)(exec_t *e, void *arg), void *arg);
 /** 1 while the run has not finished. */
 int exec_is_active(const exec_t *e);
 /** Writes to an interactive run's stdin. 0, or -1 with err. */

@@ -76,6 +76,7 @@ struct read_req {
 typedef struct mirror_msg {
     h2o_multithread_message_t super; /* must be first; zeroed */
     enum msg_kind kind;
+    int reconnect;                   /* MSG_CONNECTED: not the first connection */
     char (*ids)[40];                 /* MSG_LOST */
     size_t n_ids;
     struct read_req *req;            /* MSG_READ */

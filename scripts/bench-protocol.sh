@@ -63,8 +63,8 @@ stop_pid() { # stops one server we started and forgets it
 
 # Waits until `curl URL` gets any HTTP answer (GET, or POST with a body when given).
 wait_http() {
-    local url=$1 pid=$2 logf=$3 code i
-    for i in $(seq 1 300); do
+    local url=$1 pid=$2 logf=$3 code _
+    for _ in $(seq 1 300); do
         if ! kill -0 "$pid" 2>/dev/null; then
             echo "server exited during startup:"; tail -20 "$logf"; return 1
         fi
@@ -122,7 +122,7 @@ run_wrk() {
     R_P99=$(field p99_ms); R_MAX=$(field max_ms); R_ERR=$(field errors); R_NON2XX=$(field non2xx)
 }
 
-row() { printf '  %-34s %12s %10s %10s %10s %10s %9s\n' "$@"; }
+row() { printf '  %-30s %11s %9s %9s %9s %9s %10s %7s\n' "$@"; }
 
 # ---------------------------------------------------------------- mcp-sandboxd
 port=$(free_port)
@@ -145,11 +145,11 @@ T_WHY=""
 T_NAME="server-everything"
 everything() {
     if [ "${BENCH_SKIP_EVERYTHING:-0}" = 1 ]; then T_WHY="BENCH_SKIP_EVERYTHING=1"; return 1; fi
-    command -v node >/dev/null && command -v npm >/dev/null || { T_WHY="node/npm not installed"; return 1; }
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then T_WHY="node/npm not installed"; return 1; fi
     local dir="$tmp/everything" spec="@modelcontextprotocol/server-everything@${EVERYTHING_VERSION:-latest}"
     echo
     echo "== installing $spec (npm install --prefix, temp dir)"
-    if ! npm install --prefix "$dir" --no-audit --no-fund --loglevel=error --no-save "$spec" >"$tmp/npm.log" 2>&1; then
+    if ! npm install --prefix "$dir" --no-audit --no-fund --loglevel=error --no-save --fetch-timeout=30000 --fetch-retries=1 "$spec" >"$tmp/npm.log" 2>&1; then
         T_WHY="npm install failed: $(tail -3 "$tmp/npm.log" | tr '\n' ' ')"; return 1
     fi
     local pkg="$dir/node_modules/@modelcontextprotocol/server-everything"
@@ -179,10 +179,10 @@ everything || true
 # ---------------------------------------------------------------- summary
 echo
 echo "== ping over Streamable HTTP: one session, wrk -t$THREADS -c$CONNS -d$DURATION (pinning: $PINNING)"
-row "server" "req/s" "p50 ms" "p90 ms" "p99 ms" "max ms" "errors"
-row "mcp-sandboxd" "$O_RPS" "$O_P50" "$O_P90" "$O_P99" "$O_MAX" "$((O_ERR + O_NON2XX))"
+row "server" "req/s" "p50 ms" "p90 ms" "p99 ms" "max ms" "requests" "errors"
+row "mcp-sandboxd" "$O_RPS" "$O_P50" "$O_P90" "$O_P99" "$O_MAX" "$O_REQ" "$((O_ERR + O_NON2XX))"
 if [ "$T_OK" = 1 ]; then
-    row "$T_NAME" "$R_RPS" "$R_P50" "$R_P90" "$R_P99" "$R_MAX" "$((R_ERR + R_NON2XX))"
+    row "$T_NAME" "$R_RPS" "$R_P50" "$R_P90" "$R_P99" "$R_MAX" "$R_REQ" "$((R_ERR + R_NON2XX))"
     awk -v a="$O_RPS" -v b="$R_RPS" -v c="$O_P50" -v d="$R_P50" -v e="$O_P99" -v f="$R_P99" 'BEGIN {
         printf "  ratio ours/theirs, req/s: %.2fx\n", (b > 0 ? a / b : 0);
         printf "  ratio theirs/ours, p50 latency: %.2fx   p99 latency: %.2fx\n", (c > 0 ? d / c : 0), (e > 0 ? f / e : 0) }'

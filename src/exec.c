@@ -381,6 +381,13 @@ exec_t *exec_lookup(const char *id)
     return RB_FIND(exec_tree, &mgr.all, &key);
 }
 
+void exec_foreach(void (*cb)(exec_t *e, void *arg), void *arg)
+{
+    exec_t *e;
+    RB_FOREACH(e, exec_tree, &mgr.all)
+    cb(e, arg);
+}
+
 exec_t *exec_find(session_t *s, const char *id)
 {
     exec_t *e = exec_lookup(id);

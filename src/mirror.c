@@ -235,11 +235,18 @@ static void mark_dirty(const char *id)
     n_dirty++;
 }
 
+static void mark_dirty_exec(exec_t *e, void *arg)
+{
+    (void)arg;
+    mark_dirty(e->id);
+}
+
 /* Enqueues an op unless the queue is full; returns 0, or -1 (caller marks dirty). */
 static int enqueue(op_t *o)
 {
     pthread_mutex_lock(&mirror_st.lock);
-    if (mirror_st.stopping || mirror_st.queue_bytes + o->bytes > (size_t)config.mirror_queue_bytes) {
+    /* an op larger than the whole cap (a big resync) still goes when the queue is empty */
+    if (mirror_st.stopping || (mirror_st.queue_bytes + o->bytes > (size_t)config.mirror_queue_bytes && mirror_st.head != NULL)) {
         pthread_mutex_unlock(&mirror_st.lock);
         return -1;
     }
@@ -321,7 +328,8 @@ static op_t *op_new(enum op_kind kind, const exec_t *e)
     return o;
 }
 
-static void enqueue_resync(const exec_t *e)
+/* Queues a full copy of the execution; 0, or -1 (queue full: it stays dirty). */
+static int enqueue_resync(const exec_t *e)
 {
     op_t *o = op_new(OP_RESYNC, e);
     o->meta = meta_json(e, &o->meta_len);
@@ -339,9 +347,10 @@ static void enqueue_resync(const exec_t *e)
     if (enqueue(o) != 0) {
         mirror_op_free(o);
         mark_dirty(e->id);
-        return;
+        return -1;
     }
     atomic_fetch_add(&mirror_st.resyncs, 1);
+    return 0;
 }
 
 /* Resyncs dirty executions while Redis answers and the queue has room. */
@@ -365,11 +374,12 @@ static void resync_dirty(deadline_t *d)
         RB_REMOVE(dirty_tree, &dirty, x);
         n_dirty--;
         exec_t *e = exec_lookup(x->id);
+        free(x);
         if (e != NULL) {
-            enqueue_resync(e);
+            if (enqueue_resync(e) != 0)
+                break; /* re-marked dirty; try again on the next tick */
             done++;
         }
-        free(x);
     }
     if (done > 0)
         log_info("redis mirror: resynced %zu executions from memory (%zu still waiting)", done, n_dirty);
@@ -435,6 +445,10 @@ static void on_messages(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
         h2o_linklist_unlink(&m->super.link);
         switch (m->kind) {
         case MSG_CONNECTED:
+            /* a Redis that comes back may have lost everything (restart without persistence):
+             * rewrite every execution this replica holds */
+            if (m->reconnect)
+                exec_foreach(mark_dirty_exec, NULL);
             if (n_dirty > 0)
                 resync_dirty(NULL);
             break;

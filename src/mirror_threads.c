@@ -266,11 +266,13 @@ void *mirror_writer_main(void *arg)
                 log_info("redis mirror: reconnected to %s", mirror_st.redacted);
                 atomic_fetch_add(&mirror_st.reconnects, 1);
             }
-            ever = 1;
-            backoff = 100;
-            atomic_store(&mirror_st.connected, 1);
             mirror_msg_t *m = xcalloc(1, sizeof(*m));
             m->kind = MSG_CONNECTED;
+            m->reconnect = ever == 1;
+            ever = 1;
+            backoff = 100;
+            set_last_error("");
+            atomic_store(&mirror_st.connected, 1);
             mirror_post(m);
         }
         pthread_mutex_lock(&mirror_st.lock);
@@ -382,6 +384,9 @@ static void read_exec(redisContext *c, struct read_req *q, mirror_msg_t *m)
     r = redisCommand(c, "EXPIRE %s %s", okey, ttl);
     if (r != NULL)
         freeReplyObject(r);
+    r = redisCommand(c, "EXPIRE session:%s:executions %s", q->session_id, ttl);
+    if (r != NULL)
+        freeReplyObject(r);
 }
 
 static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
@@ -398,6 +403,13 @@ static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
     int first = 1;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *g = redisCommand(c, "GET execution:%b", r->element[i]->str, r->element[i]->len);
+        /* a read through the tools refreshes the TTLs of what it read */
+        redisReply *x = redisCommand(c, "EXPIRE execution:%b %d", r->element[i]->str, r->element[i]->len, config.redis_ttl);
+        if (x != NULL)
+            freeReplyObject(x);
+        x = redisCommand(c, "EXPIRE execution:%b:output %d", r->element[i]->str, r->element[i]->len, config.redis_ttl);
+        if (x != NULL)
+            freeReplyObject(x);
         if (g != NULL && g->type == REDIS_REPLY_STRING && owned_by(g->str, g->len, q->session_id)) {
             cJSON *meta = cJSON_ParseWithLength(g->str, g->len), *o = cJSON_CreateObject();
             static const char *keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", NULL};
@@ -418,6 +430,9 @@ static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
             freeReplyObject(g);
     }
     freeReplyObject(r);
+    r = redisCommand(c, "EXPIRE %s %d", skey, config.redis_ttl);
+    if (r != NULL)
+        freeReplyObject(r);
     strbuf_puts(&b, "]");
     m->meta = strbuf_steal(&b, &m->meta_len);
     m->found = 1;

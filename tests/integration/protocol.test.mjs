@@ -2,7 +2,7 @@
 // SDK client end to end, raw HTTP status codes and JSON-RPC error codes,
 // version negotiation and batches, sessions (DELETE, TTL), /health,
 // configuration errors, logging hygiene and SIGHUP, and orderly shutdown.
-import { after, afterEach, before, describe, test } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -22,7 +22,9 @@ const ping = (id = 1) => ({ jsonrpc: '2.0', id, method: 'ping' });
 // header, or a large body the server may refuse before reading it all.
 function httpReq(server, { method = 'POST', path = '/mcp', headers = {}, body } = {}) {
   return new Promise((resolve, reject) => {
+    let gotResponse = false;
     const req = http.request({ host: '127.0.0.1', port: server.port, method, path, headers, agent: false }, (res) => {
+      gotResponse = true;
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d) => { text += d; });
@@ -34,8 +36,8 @@ function httpReq(server, { method = 'POST', path = '/mcp', headers = {}, body } 
       res.on('error', reject);
     });
     // The server may answer (413) and close before the whole body is written;
-    // an EPIPE/ECONNRESET after that is expected, the response still counts.
-    req.on('error', reject);
+    // an EPIPE/ECONNRESET on the write side then is expected, the response still counts.
+    req.on('error', (e) => { if (!gotResponse) setTimeout(() => { if (!gotResponse) reject(e); }, 200); });
     if (body !== undefined) req.end(body); else req.end();
   });
 }
@@ -260,6 +262,33 @@ describe('raw HTTP statuses and JSON-RPC errors', () => {
     assert.ok('id' in r.json, 'id present (null)');
   });
 
+  test('empty or blank body: 400 -32700', async () => {
+    for (const body of ['', '   ']) {
+      const r = await raw(server, { headers: withSid(), body });
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal(r.json?.error?.code, -32700, JSON.stringify(body));
+    }
+  });
+
+  test('trailing garbage after the JSON value: 400 -32700', async () => {
+    // A body that is not one JSON text is a parse error, not "the first value wins".
+    for (const body of ['{"jsonrpc":"2.0","id":41,"method":"ping"}xyz',
+      '{"jsonrpc":"2.0","id":42,"method":"ping"}{"jsonrpc":"2.0","id":43,"method":"ping"}']) {
+      const r = await raw(server, { headers: withSid(), body });
+      assert.equal(r.status, 400, `${body} -> ${r.status} ${r.text}`);
+      assert.equal(r.json?.error?.code, -32700, `${body} -> ${r.text}`);
+      assert.equal(r.json?.id, null);
+    }
+  });
+
+  test('ids: null and boolean are invalid requests', async () => {
+    for (const id of [null, true, [1]]) {
+      const r = await raw(server, { headers: withSid(), body: { jsonrpc: '2.0', id, method: 'ping' } });
+      assert.equal(r.json?.error?.code, -32600, JSON.stringify(id));
+      assert.equal(r.json?.id, null);
+    }
+  });
+
   test('wrong JSON-RPC shapes: -32600 with the readable id', async () => {
     const cases = [
       [{ jsonrpc: '1.0', id: 11, method: 'ping' }, 11],
@@ -299,6 +328,20 @@ describe('raw HTTP statuses and JSON-RPC errors', () => {
     const r2 = await raw(server, { headers: withSid(), body: { jsonrpc: '2.0', id: 24, method: 'tools/call' } });
     assert.equal(r2.json?.id, 24);
     assert.equal(r2.json?.error?.code, -32602);
+  });
+
+  test('tools/call with non-object arguments and tools/list with a bad cursor: -32602', async () => {
+    const a = await raw(server, { headers: withSid(), body: { jsonrpc: '2.0', id: 26, method: 'tools/call', params: { name: 'list_executions', arguments: [] } } });
+    assert.equal(a.json?.id, 26);
+    assert.equal(a.json?.error?.code, -32602);
+    const c = await raw(server, { headers: withSid(), body: { jsonrpc: '2.0', id: 27, method: 'tools/list', params: { cursor: 'bogus' } } });
+    assert.equal(c.json?.id, 27);
+    assert.equal(c.json?.error?.code, -32602);
+  });
+
+  test('415 without Content-Type', async () => {
+    const r = await raw(server, { headers: withSid({ 'content-type': undefined }), body: JSON.stringify(ping()) });
+    assert.equal(r.status, 415);
   });
 
   test('initialize without protocolVersion: -32602 and no session', async () => {
@@ -372,6 +415,41 @@ describe('authentication', () => {
   });
 });
 
+// Each id gets a fresh server: a server that dies on one must not hide the others.
+describe('JSON-RPC ids are echoed exactly', () => {
+  let server, sid;
+  beforeEach(async () => {
+    server = await startServer();
+    sid = await rawSession(server);
+  });
+  afterEach(async () => { await stopOk(server); });
+
+  const cases = [
+    ['0', 0], ['-7', -7], ['2^53-1', Number.MAX_SAFE_INTEGER], ['a plain string', 'abc'],
+    ['unicode, quotes, backslash, newline', 'ünï "quoted" \\ \n'],
+    ['the empty string', ''],
+    ['one control character', '\u0001'],
+    ['only control characters', '\u0001\u0002\u001f'],
+    ['a string with an embedded NUL', 'a\u0000b'],
+  ];
+  for (const [label, id] of cases) {
+    test(`ping with id ${label}`, async () => {
+      const r = await raw(server, { headers: { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' }, body: { jsonrpc: '2.0', id, method: 'ping' } });
+      assert.equal(r.status, 200);
+      // Echo the id exactly, or (for an id the server cannot represent) refuse it as invalid.
+      if (r.json?.error) assert.equal(r.json.error.code, -32600, r.text);
+      else assert.deepEqual(r.json, { jsonrpc: '2.0', id, result: {} });
+    });
+  }
+
+  test('initialize with the empty string id (no session needed)', async () => {
+    const r = await raw(server, { body: { jsonrpc: '2.0', id: '', method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } } });
+    assert.equal(r.status, 200);
+    assert.equal(r.json?.id, '');
+    assert.equal(r.json?.result?.protocolVersion, '2025-06-18');
+  });
+});
+
 // ---------------------------------------------------------------- 3. versions, batches, SSE
 
 describe('version negotiation, batches, SSE answers', () => {
@@ -434,6 +512,21 @@ describe('version negotiation, batches, SSE answers', () => {
       body: [{ jsonrpc: '2.0', method: 'notifications/initialized' }, { jsonrpc: '2.0', id: 4, result: {} }],
     });
     assert.equal(r.status, 202);
+  });
+
+  test('batch under 2025-03-26: initialize inside is refused, an empty batch is 400', async () => {
+    const sid = await rawSession(server, { version: '2025-03-26' });
+    const h = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-03-26' };
+    const r = await raw(server, { headers: h, body: [init('2025-03-26', 'i'), ping('p')] });
+    assert.equal(r.status, 200);
+    assert.ok(Array.isArray(r.json), r.text);
+    const byId = new Map(r.json.map((m) => [m.id, m]));
+    assert.equal(byId.get('i')?.error?.code, -32600);
+    assert.deepEqual(byId.get('p'), { jsonrpc: '2.0', id: 'p', result: {} });
+    assert.equal(r.headers.get('mcp-session-id'), null);
+    const e = await raw(server, { headers: h, body: [] });
+    assert.equal(e.status, 400);
+    assert.equal(e.json?.error?.code, -32600);
   });
 
   test('batch under 2025-06-18: 400 -32600', async () => {
@@ -513,7 +606,8 @@ describe('session TTL', () => {
     }
     const r = await raw(server, { headers: h(idle), body: ping() });
     assert.equal(r.status, 404);
-    assert.match(server.log(), /session [0-9a-f]{8} expired/);
+    assert.match(await waitFor(() => { const l = server.log(); return /session [0-9a-f]{8} expired/.test(l) ? l : ''; }),
+      /session [0-9a-f]{8} expired/);
   });
 });
 
