@@ -15,6 +15,7 @@
 #include "deadline.h"
 #include "util.h"
 
+#include <bsd/sys/queue.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -72,6 +73,7 @@ typedef struct proc {
     proc_callbacks_t cb;
     void *arg;
     int sandboxed;            /**< spawned through bwrap (PID namespace kill) */
+    LIST_ENTRY(proc) live_link; /**< in the live list until reaped (private) */
     int done;
 } proc_t;
 
@@ -85,6 +87,8 @@ void proc_close_stdin(proc_t *p);
 void proc_terminate(proc_t *p, int force, int grace_ms);
 /** Frees what remains after on_exit (or kills and abandons a live child at teardown). */
 void proc_release(proc_t *p);
+/** SIGCHLD: reaps every exited child (our runs through their exit path, orphans silently). */
+void proc_reap_children(void);
 /** Bytes queued for stdin. */
 size_t proc_stdin_queued(const proc_t *p);
 

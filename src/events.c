@@ -59,12 +59,43 @@ static void ring_make_room(event_log_t *log)
     log->head = 0;
 }
 
+/* Stores an event's serialized JSON (taken over) under `seq`, applying the caps. */
+static const event_t *store(event_log_t *log, uint64_t seq, char *json, size_t len)
+{
+    ring_make_room(log);
+    event_t *ev = &log->ring[(log->head + log->count) % log->cap];
+    ev->seq = seq;
+    ev->json = json;
+    ev->len = len;
+    log->count++;
+    log->bytes += len;
+    while (log->bytes > log->max_bytes && log->count > 1)
+        drop_oldest(log);
+    return log->count > 0 && log->ring[(log->head + log->count - 1) % log->cap].seq == seq
+               ? &log->ring[(log->head + log->count - 1) % log->cap]
+               : NULL;
+}
+
+/* The event timestamp; the formatted second is cached (a flood shares it). */
+static void timestamp(char *buf, size_t len)
+{
+    static uint64_t cached_sec = UINT64_MAX;
+    static char cached[32];
+    uint64_t ms = util_wall_ms();
+    if (ms / 1000 != cached_sec) {
+        cached_sec = ms / 1000;
+        util_iso8601(cached_sec * 1000, cached, sizeof(cached));
+        cached[19] = '\0'; /* "YYYY-MM-DDTHH:MM:SS" */
+    }
+    snprintf(buf, len, "%s.%03dZ", cached, (int)(ms % 1000));
+}
+
 const event_t *events_append(event_log_t *log, const char *type, cJSON *fields)
 {
     char id[24], ts[32];
     uint64_t seq = log->next_seq++;
     snprintf(id, sizeof(id), "%" PRIu64, seq);
-    util_iso8601(util_wall_ms(), ts, sizeof(ts));
+    timestamp(ts, sizeof(ts));
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "event_id", cJSON_CreateString(id));
     cJSON_AddItemToObject(o, "type", cJSON_CreateString(type));
@@ -80,19 +111,7 @@ const event_t *events_append(event_log_t *log, const char *type, cJSON *fields)
     cJSON_Delete(o);
     if (json == NULL)
         util_oom();
-    size_t len = strlen(json);
-    ring_make_room(log);
-    event_t *ev = &log->ring[(log->head + log->count) % log->cap];
-    ev->seq = seq;
-    ev->json = json;
-    ev->len = len;
-    log->count++;
-    log->bytes += len;
-    while (log->bytes > log->max_bytes && log->count > 1)
-        drop_oldest(log);
-    return log->count > 0 && log->ring[(log->head + log->count - 1) % log->cap].seq == seq
-               ? &log->ring[(log->head + log->count - 1) % log->cap]
-               : NULL;
+    return store(log, seq, json, strlen(json));
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid/truncated. */
@@ -147,19 +166,29 @@ void events_utf8_sanitize(const char *s, size_t len, strbuf_t *out)
     strbuf_append(out, run, (size_t)(p - run));
 }
 
+/*
+ * One output line becomes one event. This is the hot path of a flood, so the
+ * JSON is written directly (same shape as events_append: event_id, type, ts,
+ * data[, partial]); only the string escaping goes through cJSON.
+ */
 static void emit_line(event_log_t *log, int stream, const char *data, size_t len, int partial, events_emit_cb emit, void *arg)
 {
-    strbuf_t clean = {0};
+    strbuf_t clean = {0}, json = {0};
     events_utf8_sanitize(data, len, &clean);
     if (clean.data == NULL)
         strbuf_reserve(&clean, 0), clean.data[0] = '\0';
-    cJSON *f = cJSON_CreateObject();
-    cJSON_AddItemToObject(f, "data", cJSON_CreateString(clean.data));
-    if (partial)
-        cJSON_AddItemToObject(f, "partial", cJSON_CreateTrue());
-    const event_t *ev = events_append(log, stream == 0 ? "stdout" : "stderr", f);
-    cJSON_Delete(f);
+    char ts[32];
+    timestamp(ts, sizeof(ts));
+    uint64_t seq = log->next_seq++;
+    strbuf_reserve(&json, clean.len + 96);
+    strbuf_printf(&json, "{\"event_id\":\"%" PRIu64 "\",\"type\":\"%s\",\"ts\":\"%s\",\"data\":", seq,
+                  stream == 0 ? "stdout" : "stderr", ts);
+    strbuf_json_cstr(&json, clean.data);
+    strbuf_puts(&json, partial ? ",\"partial\":true}" : "}");
     strbuf_free(&clean);
+    size_t jlen;
+    char *j = strbuf_steal(&json, &jlen);
+    const event_t *ev = store(log, seq, j, jlen);
     if (ev != NULL && emit != NULL)
         emit(arg, ev);
 }

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "mcp.h"
 #include "mirror.h"
+#include "proc.h"
 #include "sandbox.h"
 #include "session.h"
 #include "tools.h"
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -43,7 +45,9 @@ static void on_signal(h2o_socket_t *sock, const char *err)
     struct signalfd_siginfo si;
     int fd = h2o_socket_get_fd(sock);
     while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-        if (si.ssi_signo == SIGHUP) {
+        if (si.ssi_signo == SIGCHLD) {
+            proc_reap_children();
+        } else if (si.ssi_signo == SIGHUP) {
             if (log_reopen() != 0)
                 log_error("cannot reopen the log file: %s", strerror(errno));
             else
@@ -111,9 +115,12 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGCHLD);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* orphaned sandbox inits come back to us to be reaped (proc_reap_children) */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     h2o_evloop_t *loop = h2o_evloop_create();
     if (deadline_init(loop) != 0 || tools_init() != 0) {
         log_error("startup failed: %s", strerror(errno));

@@ -383,8 +383,9 @@ static int handle_post(h2o_req_t *req)
         return 0;
     }
     if (has_escaped_nul(req->entity.base, req->entity.len)) {
-        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR,
-                                   "Parse error: strings containing \\u0000 are not supported");
+        /* valid JSON, but not representable here: an invalid request, like other unusable shapes */
+        http_respond_jsonrpc_error(req, 200, "OK", JSONRPC_INVALID_REQUEST,
+                                   "Invalid Request: strings containing \\u0000 are not supported");
         return 0;
     }
     const char *end = NULL;

@@ -166,8 +166,10 @@ static void on_status(h2o_socket_t *sock, const char *err)
         if (p->status_buf.len > 65536)
             p->status_buf.len = 0; /* not bwrap talking: ignore */
     }
-    if (err != NULL)
+    if (err != NULL) {
         close_sock(&p->status);
+        check_done(p);
+    }
 }
 
 static void on_linger(deadline_t *d)
@@ -180,12 +182,18 @@ static void on_linger(deadline_t *d)
             close_sock(&p->out[i]);
             p->eof[i] = 1;
         }
+    close_sock(&p->status);
     check_done(p);
 }
+
+/* Live procs by outer pid, for proc_reap_children(). */
+static LIST_HEAD(, proc) live = LIST_HEAD_INITIALIZER(live);
 
 static void on_pidfd(h2o_socket_t *sock, const char *err)
 {
     proc_t *p = sock->data;
+    if (p->exited)
+        return;
     int st;
     struct rusage ru;
     memset(&ru, 0, sizeof(ru));
@@ -194,6 +202,7 @@ static void on_pidfd(h2o_socket_t *sock, const char *err)
     if (r == 0)
         return;
     p->exited = 1;
+    LIST_REMOVE(p, live_link);
     p->wstatus = r == p->pid ? st : 0;
     p->cpu_ms = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
                 (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
@@ -207,7 +216,8 @@ static void on_pidfd(h2o_socket_t *sock, const char *err)
 
 static void check_done(proc_t *p)
 {
-    if (p->done || !p->exited || !p->eof[0] || !p->eof[1])
+    /* bwrap's status pipe too: its child-pid line may still be unread when the pipes hit EOF */
+    if (p->done || !p->exited || !p->eof[0] || !p->eof[1] || p->status != NULL)
         return;
     p->done = 1;
     deadline_cancel(&p->kill_timer);
@@ -290,6 +300,7 @@ int proc_spawn(proc_t *p, const proc_spec_t *spec, const proc_callbacks_t *cb, v
         log_error("pidfd_open failed: %s", strerror(errno));
         abort();
     }
+    LIST_INSERT_HEAD(&live, p, live_link);
     p->pidsock = h2o_evloop_socket_create(loop, pidfd, H2O_SOCKET_FLAG_DONT_READ);
     p->pidsock->data = p;
     h2o_socket_read_start(p->pidsock, on_pidfd);
@@ -441,7 +452,8 @@ void proc_release(proc_t *p)
 {
     if (!p->done && !p->exited) {
         kill_now(p);
-        waitpid(p->pid, NULL, WNOHANG);
+        LIST_REMOVE(p, live_link);
+        p->exited = 1;
     }
     deadline_cancel(&p->kill_timer);
     deadline_cancel(&p->linger_timer);
@@ -458,4 +470,29 @@ void proc_release(proc_t *p)
     strbuf_free(&p->stdin_queue);
     strbuf_free(&p->status_buf);
     strbuf_free(&p->setup_err);
+}
+
+/*
+ * The server is a child subreaper (main.c): bwrap's outer process exits
+ * before the sandbox's init, which is then re-parented to us instead of the
+ * host's PID 1 (which may reap late, or never when we are PID 1 in a
+ * container). On SIGCHLD, every zombie child is collected: our own runs go
+ * through their normal exit path, anything else is just reaped.
+ */
+void proc_reap_children(void)
+{
+    for (;;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0)
+            return;
+        proc_t *p;
+        LIST_FOREACH(p, &live, live_link)
+        if (p->pid == si.si_pid)
+            break;
+        if (p != NULL)
+            on_pidfd(p->pidsock, NULL);
+        else
+            waitpid(si.si_pid, NULL, WNOHANG);
+    }
 }
