@@ -1,9 +1,9 @@
 /*
  * proc: fork/exec of one run and everything the loop does with it.
  *
- * The child is forked (not posix_spawn) because it must set rlimits, drop to
- * the sandbox user and arm PR_SET_PDEATHSIG between fork and exec; it only
- * makes async-signal-safe calls. All pipes are CLOEXEC in the server and are
+ * The child is vfork()ed (not posix_spawn) because it must set rlimits, drop
+ * to the sandbox user and arm PR_SET_PDEATHSIG between fork and exec; it only
+ * makes raw or thin system calls. All pipes are CLOEXEC in the server and are
  * moved to 0..4 in the child; close_range() drops everything else.
  */
 #include "proc.h"
@@ -63,7 +63,10 @@ static void child_fail(const char *what)
     _exit(127);
 }
 
-/* Runs in the forked child: never returns. */
+/*
+ * Runs in the vfork()ed child, on the parent's memory until execve: only
+ * thin system-call wrappers, no allocation, never returns.
+ */
 static void child_exec(const proc_spec_t *s, int fds[5], pid_t parent)
 {
     sigset_t none;
@@ -89,9 +92,10 @@ static void child_exec(const proc_spec_t *s, int fds[5], pid_t parent)
     if (setrlimit(RLIMIT_AS, &s->rl_as) != 0 || setrlimit(RLIMIT_CPU, &s->rl_cpu) != 0 ||
         setrlimit(RLIMIT_FSIZE, &s->rl_fsize) != 0 || setrlimit(RLIMIT_NPROC, &s->rl_nproc) != 0)
         child_fail("setrlimit");
-    if (s->gid != (gid_t)-1 && (setgroups(0, NULL) != 0 || setresgid(s->gid, s->gid, s->gid) != 0))
+    /* raw syscalls: glibc's wrappers would broadcast the change to the parent's threads */
+    if (s->gid != (gid_t)-1 && (syscall(SYS_setgroups, 0, NULL) != 0 || syscall(SYS_setresgid, s->gid, s->gid, s->gid) != 0))
         child_fail("setresgid");
-    if (s->uid != (uid_t)-1 && setresuid(s->uid, s->uid, s->uid) != 0)
+    if (s->uid != (uid_t)-1 && syscall(SYS_setresuid, s->uid, s->uid, s->uid) != 0)
         child_fail("setresuid");
     /* after the credential change, which clears it */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -99,6 +103,19 @@ static void child_exec(const proc_spec_t *s, int fds[5], pid_t parent)
         _exit(127);
     execve(s->argv[0], s->argv, s->envp);
     child_fail("execve");
+}
+
+/*
+ * vfork: the loop pauses only until the child's execve, without copying our
+ * page tables. Kept in its own frame so no caller variable lives across it.
+ */
+static __attribute__((noinline)) pid_t spawn_child(const proc_spec_t *spec, int *fds)
+{
+    pid_t parent = getpid();
+    pid_t pid = vfork();
+    if (pid == 0)
+        child_exec(spec, fds, parent);
+    return pid;
 }
 
 /* ---------------------------------------------------------------- loop side */
@@ -261,14 +278,11 @@ int proc_spawn(proc_t *p, const proc_spec_t *spec, const proc_callbacks_t *cb, v
         goto Error;
     }
     int fds[5] = {spec->interactive ? in[0] : devnull, out[1], errp[1], spec->seccomp_fd, spec->sandboxed ? st[1] : -1};
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    pid_t pid = spawn_child(spec, fds);
     if (pid < 0) {
-        snprintf(err, errlen, "fork failed: %s", strerror(errno));
+        snprintf(err, errlen, "vfork failed: %s", strerror(errno));
         goto Error;
     }
-    if (pid == 0)
-        child_exec(spec, fds, parent);
     p->pid = pid;
     close(out[1]);
     close(errp[1]);

@@ -94,19 +94,18 @@ void sandbox_argv_free(sandbox_argv_t *a)
 static void hide_path(sandbox_argv_t *a, const char *path)
 {
     struct stat st;
+    char real[4096];
     if (lstat(path, &st) != 0)
         return; /* nothing there to read */
     if (S_ISLNK(st.st_mode)) {
-        char real[4096];
         if (realpath(path, real) == NULL || stat(real, &st) != 0)
             return;
         path = real;
-        if (S_ISDIR(st.st_mode))
-            argv_push2(a, "--tmpfs", path);
-        else
-            argv_push3(a, "--ro-bind", "/dev/null", path);
-        return;
     }
+    /* /var/run -> /run and the like: one mount per target is enough */
+    for (size_t i = 1; i + 1 < a->n; i++)
+        if (!strcmp(a->v[i + 1], path) && (!strcmp(a->v[i], "--tmpfs") || !strcmp(a->v[i], "/dev/null")))
+            return;
     if (S_ISDIR(st.st_mode))
         argv_push2(a, "--tmpfs", path);
     else
@@ -205,12 +204,14 @@ void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char 
      * so one run's fork bomb cannot stop another run from starting. bwrap
      * itself gets the server-wide ceiling (see exec.c).
      */
-    char wrapper[160];
-    snprintf(wrapper, sizeof(wrapper),
-             "ulimit %s %ld || { echo 'sandbox: cannot set max_processes' >&2; exit 126; }; exec /bin/sh -c \"$1\"",
-             ulimit_nproc_flag, p->nproc);
-    argv_push3(argv, "/bin/sh", "-c", wrapper);
-    argv_push2(argv, "sh", command);
+    /* the limit line and the command run in ONE shell (no second exec); a syntax
+     * error in the command is then reported on line 2 */
+    strbuf_t script = {0};
+    strbuf_printf(&script, "ulimit %s %ld || { echo 'sandbox: cannot set max_processes' >&2; exit 126; }\n",
+                  ulimit_nproc_flag, p->nproc);
+    strbuf_puts(&script, command);
+    argv_push3(argv, "/bin/sh", "-c", script.data);
+    strbuf_free(&script);
 }
 
 /* ---------------------------------------------------------------- policy */
