@@ -91,7 +91,7 @@ void sandbox_argv_free(sandbox_argv_t *a)
 }
 
 /* Hides `path` from the run: an empty tmpfs over a directory, /dev/null over a file. */
-static void hide_path(sandbox_argv_t *a, const char *path)
+static void hide_path(sandbox_argv_t *a, const char *path, int once)
 {
     struct stat st;
     char real[4096];
@@ -102,8 +102,8 @@ static void hide_path(sandbox_argv_t *a, const char *path)
             return;
         path = real;
     }
-    /* /var/run -> /run and the like: one mount per target is enough */
-    for (size_t i = 1; i + 1 < a->n; i++)
+    /* defaults: /var/run -> /run and the like need one mount per target (a deny always mounts) */
+    for (size_t i = 1; once && i + 1 < a->n; i++)
         if (!strcmp(a->v[i + 1], path) && (!strcmp(a->v[i], "--tmpfs") || !strcmp(a->v[i], "/dev/null")))
             return;
     if (S_ISDIR(st.st_mode))
@@ -162,9 +162,9 @@ void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char 
     argv_push2(argv, "--size", num);
     argv_push2(argv, "--tmpfs", "/tmp");
     for (int i = 0; default_hidden[i] != NULL; i++)
-        hide_path(argv, default_hidden[i]);
+        hide_path(argv, default_hidden[i], 1);
     if (config.log_file[0])
-        hide_path(argv, config.log_file);
+        hide_path(argv, config.log_file, 0);
     argv_push2(argv, "--tmpfs", config.workspace_root); /* other sessions' workspaces */
     argv_push3(argv, "--bind", workspace, workspace);
     /* deny_write inside the workspace must cover the workspace bind */
@@ -174,9 +174,9 @@ void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char 
             access(p->deny_write[i], F_OK) == 0)
             argv_push3(argv, "--ro-bind", p->deny_write[i], p->deny_write[i]);
     for (int i = 0; i < config.n_deny_read; i++)
-        hide_path(argv, config.deny_read[i]);
+        hide_path(argv, config.deny_read[i], 0);
     for (int i = 0; i < p->n_deny_read; i++)
-        hide_path(argv, p->deny_read[i]);
+        hide_path(argv, p->deny_read[i], 0);
     argv_push2(argv, "--chdir", cwd);
     argv_push3(argv, "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin");
     argv_push3(argv, "--setenv", "HOME", workspace);
