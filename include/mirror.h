@@ -43,6 +43,8 @@ int mirror_enabled(void);
 void mirror_exec_meta(const struct exec *e);
 /** Loop thread: RPUSHes one event to execution:{id}:output. */
 void mirror_exec_event(const struct exec *e, const event_t *ev);
+/** Loop thread: hands the events staged this loop turn to the writer (once per turn). */
+void mirror_flush(void);
 /** Loop thread: refreshes the TTLs of an execution's keys (a read through the tools). */
 void mirror_exec_touch(const struct exec *e);
 /** Loop thread: the execution is about to be freed; resync it first if Redis may be behind. */

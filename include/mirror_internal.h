@@ -27,9 +27,10 @@ typedef struct op {
     char session_id[SESSION_ID_LEN + 1];
     char *meta;              /* META, RESYNC */
     size_t meta_len;
-    char **events;           /* EVENT: 1 entry; RESYNC: n entries */
-    size_t *event_lens;
-    size_t n_events;
+    char *blob;              /* EVENT, RESYNC: the events' JSON back to back */
+    size_t blob_len, blob_cap;
+    size_t *ends;            /* end offset of each event in blob */
+    size_t n_events, ends_cap;
     size_t keep;             /* events the list should keep (LTRIM) */
     size_t bytes;            /* accounted queue bytes */
 } op_t;
@@ -87,6 +88,15 @@ typedef struct mirror_msg {
 
 /** Any thread: hands a message to the loop (runs on_messages there). */
 void mirror_post(mirror_msg_t *m);
+/** Appends one event's JSON to an operation. */
+void mirror_op_add_event(op_t *o, const char *json, size_t len);
+/** The i-th event of an operation. */
+static inline const char *mirror_op_event(const op_t *o, size_t i, size_t *len)
+{
+    size_t start = i == 0 ? 0 : o->ends[i - 1];
+    *len = o->ends[i] - start;
+    return o->blob + start;
+}
 /** Frees an operation. */
 void mirror_op_free(op_t *o);
 /** The writer thread's body. */

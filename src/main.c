@@ -153,6 +153,7 @@ int main(int argc, char **argv)
 
     while (1) {
         h2o_evloop_run(loop, shutting_down ? 50 : INT32_MAX);
+        mirror_flush();
         log_flush();
         if (shutting_down && shutdown_done())
             break;

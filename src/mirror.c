@@ -196,13 +196,29 @@ void mirror_post(mirror_msg_t *m)
     h2o_multithread_send_message(&mirror_st.receiver, &m->super);
 }
 
+void mirror_op_add_event(op_t *o, const char *json, size_t len)
+{
+    if (o->blob_len + len > o->blob_cap) {
+        o->blob_cap = (o->blob_len + len) * 2 + 256;
+        if ((o->blob = realloc(o->blob, o->blob_cap)) == NULL)
+            util_oom();
+    }
+    if (o->n_events == o->ends_cap) {
+        o->ends_cap = o->ends_cap ? o->ends_cap * 2 : 16;
+        if ((o->ends = realloc(o->ends, o->ends_cap * sizeof(size_t))) == NULL)
+            util_oom();
+    }
+    memcpy(o->blob + o->blob_len, json, len);
+    o->blob_len += len;
+    o->ends[o->n_events++] = o->blob_len;
+    o->bytes += len + sizeof(size_t);
+}
+
 void mirror_op_free(op_t *o)
 {
     free(o->meta);
-    for (size_t i = 0; i < o->n_events; i++)
-        free(o->events[i]);
-    free(o->events);
-    free(o->event_lens);
+    free(o->blob);
+    free(o->ends);
     free(o);
 }
 
@@ -235,15 +251,99 @@ static void mark_dirty(const char *id)
     n_dirty++;
 }
 
+static void resync_dirty(deadline_t *d);
+
 static void mark_dirty_exec(exec_t *e, void *arg)
 {
     (void)arg;
     mark_dirty(e->id);
 }
 
+/*
+ * Events are staged on the loop and handed to the writer's queue in one lock
+ * per loop turn (mirror_flush), not one per event. Anything else is queued
+ * directly, after the stage, so the per-execution order is kept.
+ */
+static struct {
+    op_t *head, *tail;
+    size_t bytes, ops, events;
+} stage;
+
+#define STAGE_FLUSH_BYTES (256 * 1024)
+#define EVENTS_PER_OP 1024
+
+void mirror_flush(void)
+{
+    if (stage.head == NULL)
+        return;
+    pthread_mutex_lock(&mirror_st.lock);
+    op_t *dropped = NULL;
+    if (mirror_st.stopping ||
+        (mirror_st.queue_bytes + stage.bytes > (size_t)config.mirror_queue_bytes && mirror_st.head != NULL)) {
+        /* take what fits, in order; the rest is dropped and its executions resynced later */
+        op_t *o = stage.head, *last = NULL;
+        while (o != NULL && !mirror_st.stopping && mirror_st.queue_bytes + o->bytes <= (size_t)config.mirror_queue_bytes) {
+            mirror_st.queue_bytes += o->bytes;
+            mirror_st.queue_ops++;
+            mirror_st.queue_events += o->n_events;
+            last = o;
+            o = o->next;
+        }
+        dropped = o;
+        if (last != NULL) {
+            last->next = NULL;
+            stage.tail = last;
+        } else {
+            stage.head = stage.tail = NULL;
+        }
+    } else {
+        mirror_st.queue_bytes += stage.bytes;
+        mirror_st.queue_ops += stage.ops;
+        mirror_st.queue_events += stage.events;
+    }
+    if (stage.head != NULL) {
+        if (mirror_st.tail != NULL)
+            mirror_st.tail->next = stage.head;
+        else
+            mirror_st.head = stage.head;
+        mirror_st.tail = stage.tail;
+    }
+    int wake = mirror_st.writer_waiting;
+    mirror_st.writer_waiting = 0;
+    pthread_mutex_unlock(&mirror_st.lock);
+    if (wake)
+        pthread_cond_signal(&mirror_st.cond);
+    stage.head = stage.tail = NULL;
+    stage.bytes = stage.ops = stage.events = 0;
+    while (dropped != NULL) {
+        op_t *next = dropped->next;
+        atomic_fetch_add(&mirror_st.drops, 1);
+        mark_dirty(dropped->id);
+        mirror_op_free(dropped);
+        dropped = next;
+    }
+    if (n_dirty > 0 && !mirror_st.resync_timer.armed && !mirror_st.stopping)
+        deadline_arm(&mirror_st.resync_timer, 1000, resync_dirty);
+}
+
+static void stage_event(op_t *o)
+{
+    if (stage.tail != NULL)
+        stage.tail->next = o;
+    else
+        stage.head = o;
+    stage.tail = o;
+    stage.bytes += o->bytes;
+    stage.ops++;
+    stage.events += o->n_events;
+    if (stage.bytes >= STAGE_FLUSH_BYTES)
+        mirror_flush();
+}
+
 /* Enqueues an op unless the queue is full; returns 0, or -1 (caller marks dirty). */
 static int enqueue(op_t *o)
 {
+    mirror_flush(); /* staged events of this execution go first */
     pthread_mutex_lock(&mirror_st.lock);
     /* an op larger than the whole cap (a big resync) still goes when the queue is empty */
     if (mirror_st.stopping || (mirror_st.queue_bytes + o->bytes > (size_t)config.mirror_queue_bytes && mirror_st.head != NULL)) {
@@ -265,8 +365,6 @@ static int enqueue(op_t *o)
         pthread_cond_signal(&mirror_st.cond);
     return 0;
 }
-
-static void resync_dirty(deadline_t *d);
 
 static void enqueue_or_dirty(op_t *o)
 {
@@ -333,15 +431,10 @@ static int enqueue_resync(const exec_t *e)
 {
     op_t *o = op_new(OP_RESYNC, e);
     o->meta = meta_json(e, &o->meta_len);
-    o->n_events = e->log.count;
-    o->events = xcalloc(o->n_events + 1, sizeof(char *));
-    o->event_lens = xcalloc(o->n_events + 1, sizeof(size_t));
     o->bytes += o->meta_len;
-    for (size_t i = 0; i < o->n_events; i++) {
+    for (size_t i = 0; i < e->log.count; i++) {
         const event_t *ev = events_at(&e->log, i);
-        o->events[i] = xstrndup(ev->json, ev->len);
-        o->event_lens[i] = ev->len;
-        o->bytes += ev->len + 16;
+        mirror_op_add_event(o, ev->json, ev->len);
     }
     o->keep = e->log.count;
     if (enqueue(o) != 0) {
@@ -401,15 +494,22 @@ void mirror_exec_event(const exec_t *e, const event_t *ev)
 {
     if (!mirror_st.enabled)
         return;
-    op_t *o = op_new(OP_EVENT, e);
-    o->events = xmalloc(sizeof(char *));
-    o->event_lens = xmalloc(sizeof(size_t));
-    o->events[0] = xstrndup(ev->json, ev->len);
-    o->event_lens[0] = ev->len;
-    o->n_events = 1;
+    /* consecutive events of one execution share one op (one allocation per ~1000 events) */
+    op_t *o = stage.tail;
+    if (o != NULL && o->kind == OP_EVENT && o->n_events < EVENTS_PER_OP && !strcmp(o->id, e->id)) {
+        size_t before = o->bytes;
+        mirror_op_add_event(o, ev->json, ev->len);
+        o->keep = e->log.count;
+        stage.bytes += o->bytes - before;
+        stage.events++;
+        if (stage.bytes >= STAGE_FLUSH_BYTES)
+            mirror_flush();
+        return;
+    }
+    o = op_new(OP_EVENT, e);
+    mirror_op_add_event(o, ev->json, ev->len);
     o->keep = e->log.count;
-    o->bytes += ev->len;
-    enqueue_or_dirty(o);
+    stage_event(o);
 }
 
 void mirror_exec_touch(const exec_t *e)
@@ -549,6 +649,7 @@ void mirror_stop(int deadline_ms)
 {
     if (!mirror_st.enabled)
         return;
+    mirror_flush();
     uint64_t until = util_now_ms() + (uint64_t)deadline_ms;
     /* let the writer drain while Redis answers, up to the deadline */
     for (;;) {

@@ -18,9 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BATCH_MAX_OPS 4096
+#define BATCH_MAX_BYTES (8u << 20) /* one pipeline's worth: bounds hiredis' output buffer */
 #define RPUSH_GROUP_MAX 1024
 
 /* ---------------------------------------------------------------- connections */
@@ -127,35 +130,34 @@ static void keys_for(struct pipeline *p, const op_t *o)
     snprintf(p->skey, sizeof(p->skey), "session:%s:executions", o->session_id);
 }
 
-static void push_trim_expire(struct pipeline *p, const char *okey, char **vals, size_t *lens, size_t n, size_t keep,
-                             const char *ttl)
+/* RPUSHes an op's events (groups of RPUSH_GROUP_MAX values), then LTRIM to `keep` and EXPIRE. */
+static void push_trim_expire(struct pipeline *p, const char *okey, const op_t *o, const char *ttl)
 {
-    for (size_t off = 0; off < n; off += RPUSH_GROUP_MAX) {
-        size_t k = n - off < RPUSH_GROUP_MAX ? n - off : RPUSH_GROUP_MAX;
+    for (size_t off = 0; off < o->n_events; off += RPUSH_GROUP_MAX) {
+        size_t k = o->n_events - off < RPUSH_GROUP_MAX ? o->n_events - off : RPUSH_GROUP_MAX;
         const char *argv[RPUSH_GROUP_MAX + 2];
         size_t alen[RPUSH_GROUP_MAX + 2];
         argv[0] = "RPUSH";
         alen[0] = 5;
         argv[1] = okey;
         alen[1] = strlen(okey);
-        for (size_t i = 0; i < k; i++) {
-            argv[i + 2] = vals[off + i];
-            alen[i + 2] = lens[off + i];
-        }
+        for (size_t i = 0; i < k; i++)
+            argv[i + 2] = mirror_op_event(o, off + i, &alen[i + 2]);
         append_argv(p, (int)k + 2, argv, alen);
     }
     char start[32];
-    snprintf(start, sizeof(start), "-%zu", keep > 0 ? keep : 1);
-    if (keep == 0)
+    snprintf(start, sizeof(start), "-%zu", o->keep > 0 ? o->keep : 1);
+    if (o->keep == 0)
         append_fmt(p, "DEL", okey, NULL, NULL);
     else
         append_fmt(p, "LTRIM", okey, start, "-1");
     append_fmt(p, "EXPIRE", okey, ttl, NULL);
+    atomic_fetch_add(&mirror_st.written, o->n_events);
 }
 
 /*
- * Writes a batch as one pipeline. Consecutive EVENT ops of one execution are
- * merged into variadic RPUSHes. Returns 0 when every reply arrived, -1 when
+ * Writes a batch as one pipeline; an EVENT op carries up to ~1000 events of
+ * one execution and becomes variadic RPUSHes. Returns 0 when every reply arrived, -1 when
  * the connection failed (the batch's executions must then be resynced).
  */
 static int write_batch(redisContext *c, op_t *batch)
@@ -163,23 +165,10 @@ static int write_batch(redisContext *c, op_t *batch)
     struct pipeline p = {.c = c};
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", config.redis_ttl);
-    char *vals[RPUSH_GROUP_MAX];
-    size_t lens[RPUSH_GROUP_MAX];
-    for (op_t *o = batch; o != NULL;) {
+    for (op_t *o = batch; o != NULL; o = o->next) {
         keys_for(&p, o);
         if (o->kind == OP_EVENT) {
-            size_t n = 0, keep = o->keep;
-            op_t *x = o;
-            while (x != NULL && x->kind == OP_EVENT && !strcmp(x->id, o->id) && n < RPUSH_GROUP_MAX) {
-                vals[n] = x->events[0];
-                lens[n] = x->event_lens[0];
-                keep = x->keep;
-                n++;
-                x = x->next;
-            }
-            push_trim_expire(&p, p.okey, vals, lens, n, keep, ttl);
-            atomic_fetch_add(&mirror_st.written, n);
-            o = x;
+            push_trim_expire(&p, p.okey, o, ttl);
             continue;
         }
         if (o->kind == OP_META || o->kind == OP_RESYNC) {
@@ -192,15 +181,13 @@ static int write_batch(redisContext *c, op_t *batch)
         if (o->kind == OP_RESYNC) {
             append_fmt(&p, "DEL", p.okey, NULL, NULL);
             if (o->n_events > 0)
-                push_trim_expire(&p, p.okey, o->events, o->event_lens, o->n_events, o->keep, ttl);
-            atomic_fetch_add(&mirror_st.written, o->n_events);
+                push_trim_expire(&p, p.okey, o, ttl);
         }
         if (o->kind == OP_TOUCH) {
             append_fmt(&p, "EXPIRE", p.key, ttl, NULL);
             append_fmt(&p, "EXPIRE", p.okey, ttl, NULL);
             append_fmt(&p, "EXPIRE", p.skey, ttl, NULL);
         }
-        o = o->next;
     }
     int rc = 0;
     while (p.pending-- > 0) {
@@ -240,6 +227,8 @@ static void report_lost(op_t *batch)
 void *mirror_writer_main(void *arg)
 {
     (void)arg;
+    /* the loop thread serves requests: on a busy machine it goes first */
+    setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
     redisContext *c = NULL;
     int backoff = 100, ever = 0;
     char err[256];
@@ -287,7 +276,7 @@ void *mirror_writer_main(void *arg)
         /* take up to BATCH_MAX_OPS ops */
         op_t *batch = mirror_st.head, *last = batch;
         size_t n = 1, bytes = batch->bytes, events = batch->n_events;
-        while (last->next != NULL && n < BATCH_MAX_OPS) {
+        while (last->next != NULL && n < BATCH_MAX_OPS && bytes < BATCH_MAX_BYTES) {
             last = last->next;
             n++;
             bytes += last->bytes;
@@ -441,6 +430,7 @@ static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
 void *mirror_reader_main(void *arg)
 {
     (void)arg;
+    setpriority(PRIO_PROCESS, (id_t)gettid(), 5);
     redisContext *c = NULL;
     char err[256];
     for (;;) {
