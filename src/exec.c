@@ -252,8 +252,9 @@ static int resolve_cwd(const char *workspace, const char *wd, char *out, size_t 
         snprintf(out, len, "%s", workspace);
         return 0;
     }
-    if (strstr(wd, "..") != NULL && (strstr(wd, "/../") || !strncmp(wd, "../", 3) || !strcmp(wd, "..") ||
-                                      (strlen(wd) >= 3 && !strcmp(wd + strlen(wd) - 3, "/.."))) ) {
+    /* a ".." path component, wherever it is */
+    size_t n = strlen(wd);
+    if (strstr(wd, "/../") != NULL || !strncmp(wd, "../", 3) || !strcmp(wd, "..") || (n >= 3 && !strcmp(wd + n - 3, "/.."))) {
         snprintf(err, errlen, "working_directory '%.200s' must not contain '..'", wd);
         return -1;
     }

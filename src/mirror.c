@@ -253,6 +253,23 @@ static void mark_dirty(const char *id)
 
 static void resync_dirty(deadline_t *d);
 
+/* Counts a dropped operation; says so in the log at most once a second. */
+static void note_drop(size_t events)
+{
+    static uint64_t last_log_ms;
+    static unsigned long long since_log;
+    atomic_fetch_add(&mirror_st.drops, 1);
+    since_log += events > 0 ? events : 1;
+    uint64_t now = util_now_ms();
+    if (now - last_log_ms >= 1000) {
+        log_warn("redis mirror: queue full (--mirror-queue-bytes %lld): %llu operations/events dropped; "
+                 "the affected executions will be resynced from memory",
+                 (long long)config.mirror_queue_bytes, since_log);
+        last_log_ms = now;
+        since_log = 0;
+    }
+}
+
 static void mark_dirty_exec(exec_t *e, void *arg)
 {
     (void)arg;
@@ -317,7 +334,7 @@ void mirror_flush(void)
     stage.bytes = stage.ops = stage.events = 0;
     while (dropped != NULL) {
         op_t *next = dropped->next;
-        atomic_fetch_add(&mirror_st.drops, 1);
+        note_drop(dropped->n_events);
         mark_dirty(dropped->id);
         mirror_op_free(dropped);
         dropped = next;
@@ -371,8 +388,8 @@ static void enqueue_or_dirty(op_t *o)
     char id[40];
     strlcpy(id, o->id, sizeof(id));
     if (enqueue(o) != 0) {
+        note_drop(o->n_events);
         mirror_op_free(o);
-        atomic_fetch_add(&mirror_st.drops, 1);
         mark_dirty(id);
         if (!mirror_st.resync_timer.armed && !mirror_st.stopping)
             deadline_arm(&mirror_st.resync_timer, 1000, resync_dirty);

@@ -181,10 +181,10 @@ static int valid_env_name(const char *k)
 /* Checks execute_code's arguments into `rq`. */
 static int parse_run(const cJSON *args, int with_wait, exec_request_t *rq, int *wait, char *err, size_t errlen)
 {
-    static const char *const known_wait[] = {"command", "timeout_seconds", "interactive", "working_directory",
-                                              "environment", "sandbox_config", "wait_for_completion", NULL};
+    static const char *const known[] = {"command", "timeout_seconds", "interactive", "working_directory",
+                                         "environment", "sandbox_config", "wait_for_completion", NULL};
     memset(rq, 0, sizeof(*rq));
-    if (check_known(args, with_wait ? known_wait : known_wait, err, errlen) != 0)
+    if (check_known(args, known, err, errlen) != 0)
         return -1;
     if (!with_wait && cJSON_GetObjectItemCaseSensitive(args, "wait_for_completion") != NULL) {
         snprintf(err, errlen, "Unknown argument 'wait_for_completion' (execute_code_async never waits)");
