@@ -42,6 +42,8 @@ typedef struct proc_spec {
     char *const *envp;
     int interactive;          /**< stdin is a pipe (else /dev/null) */
     int seccomp_fd;           /**< installed as fd 3 in the child, or -1 */
+    const int *extra_fds;     /**< installed as fds 5, 6, ... in the child (bwrap --bind-fd sources) */
+    int n_extra_fds;
     int sandboxed;            /**< bwrap: read fd 4 as --json-status-fd */
     uid_t uid;                /**< switch to before exec ((uid_t)-1: stay) */
     gid_t gid;

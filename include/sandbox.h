@@ -17,6 +17,8 @@
 #include <sys/types.h>
 
 #define SANDBOX_MAX_PATHS 64
+#define SANDBOX_FIRST_BIND_FD 5            /**< bind-source fds start here in the child */
+#define SANDBOX_MAX_FDS (3 * SANDBOX_MAX_PATHS)
 
 /** What one run may do. */
 typedef struct sandbox_policy {
@@ -34,6 +36,8 @@ typedef struct sandbox_policy {
 typedef struct sandbox_argv {
     char **v;
     size_t n, cap;
+    int fds[SANDBOX_MAX_FDS];   /**< bind sources opened without following symlinks; fd 5+i in the child */
+    int n_fds;
 } sandbox_argv_t;
 
 /** Finds bwrap, resolves the user, builds seccomp, probes. 0, or -1 (the server still starts, degraded). */
@@ -57,7 +61,7 @@ void sandbox_policy_free(sandbox_policy_t *p);
 void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char *cwd, const char *command,
                    char *const *env, size_t n_env, int status_fd, int seccomp_fd, sandbox_argv_t *argv,
                    sandbox_argv_t *envp);
-/** Frees an argv built by sandbox_build(). */
+/** Frees an argv built by sandbox_build() and closes its fds. */
 void sandbox_argv_free(sandbox_argv_t *a);
 /** A new fd (memfd, offset 0) holding the compiled seccomp filter; -1 on failure. */
 int sandbox_seccomp_fd(void);

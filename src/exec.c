@@ -334,6 +334,8 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     spec.envp = envp.v;
     spec.interactive = rq->interactive;
     spec.seccomp_fd = sfd;
+    spec.extra_fds = argv.fds;
+    spec.n_extra_fds = argv.n_fds;
     spec.sandboxed = !config.isolation_none;
     sandbox_identity(&spec.uid, &spec.gid);
     spec.rl_as.rlim_cur = spec.rl_as.rlim_max = (rlim_t)rq->policy.mem_mb << 20;

@@ -4,7 +4,8 @@
  * The child is vfork()ed (not posix_spawn) because it must set rlimits, drop
  * to the sandbox user and arm PR_SET_PDEATHSIG between fork and exec; it only
  * makes raw or thin system calls. All pipes are CLOEXEC in the server and are
- * moved to 0..4 in the child; close_range() drops everything else.
+ * moved to 0..4 (and bind sources to 5..) in the child; close_range() drops
+ * everything else.
  */
 #include "proc.h"
 #include "http.h"
@@ -79,14 +80,24 @@ static void child_exec(const proc_spec_t *s, int fds[5], pid_t parent)
             sigaction(sig, &dfl, NULL);
     sigprocmask(SIG_SETMASK, &none, NULL);
     setpgid(0, 0);
-    /* move sources out of 0..4 first so no dup2 clobbers another source */
-    int hi[5];
-    for (int i = 0; i < 5; i++)
-        hi[i] = fds[i] >= 0 ? fcntl(fds[i], F_DUPFD_CLOEXEC, 16) : -1;
-    for (int i = 0; i < 5; i++)
-        if (hi[i] >= 0 && dup2(hi[i], i) < 0)
+    /* move every source above the targets first so no dup2 clobbers another source */
+    int n = 5 + s->n_extra_fds, floor = n;
+    for (int i = 0; i < n; i++) {
+        int src = i < 5 ? fds[i] : s->extra_fds[i - 5];
+        if (src >= floor)
+            floor = src + 1; /* above every source and every target */
+    }
+    for (int i = 0; i < n; i++) {
+        int src = i < 5 ? fds[i] : s->extra_fds[i - 5];
+        if (src >= 0 && dup3(src, floor + i, O_CLOEXEC) < 0)
+            child_fail("dup3");
+    }
+    for (int i = 0; i < n; i++) {
+        int src = i < 5 ? fds[i] : s->extra_fds[i - 5];
+        if (src >= 0 && dup2(floor + i, i) < 0)
             child_fail("dup2");
-    syscall(SYS_close_range, 5, ~0U, 0);
+    }
+    syscall(SYS_close_range, n, ~0U, 0);
     struct rlimit core = {0, 0};
     setrlimit(RLIMIT_CORE, &core);
     if (setrlimit(RLIMIT_AS, &s->rl_as) != 0 || setrlimit(RLIMIT_CPU, &s->rl_cpu) != 0 ||

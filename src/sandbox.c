@@ -28,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -87,7 +89,43 @@ void sandbox_argv_free(sandbox_argv_t *a)
     for (size_t i = 0; i < a->n; i++)
         free(a->v[i]);
     free(a->v);
+    for (int i = 0; i < a->n_fds; i++)
+        close(a->fds[i]);
     memset(a, 0, sizeof(*a));
+}
+
+/* Opens `path` as O_PATH without following any symlink in it; -1 with errno (ELOOP for a symlink). */
+static int open_nofollow(const char *path)
+{
+    struct open_how how;
+    memset(&how, 0, sizeof(how));
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    return (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+}
+
+/*
+ * A caller's bind: the source is opened here, without following symlinks, and
+ * handed to bwrap as an fd (--bind-fd), so a symlink planted by a run (in its
+ * workspace or anywhere it may write) can neither redirect the source at
+ * mount time nor smuggle in /proc or a hidden path. When the path turned into
+ * a symlink since the policy was checked, an allow_write is dropped and a
+ * deny_write hides the path instead: the safe side either way.
+ */
+static void caller_bind(sandbox_argv_t *a, const char *path, int writable)
+{
+    if (a->n_fds >= SANDBOX_MAX_FDS)
+        return;
+    int fd = open_nofollow(path);
+    if (fd < 0) {
+        if (errno == ELOOP && !writable)
+            argv_push3(a, "--ro-bind", "/dev/null", path);
+        return;
+    }
+    char num[16];
+    snprintf(num, sizeof(num), "%d", SANDBOX_FIRST_BIND_FD + a->n_fds);
+    a->fds[a->n_fds++] = fd;
+    argv_push3(a, writable ? "--bind-fd" : "--ro-bind-fd", num, path);
 }
 
 /* Hides `path` from the run: an empty tmpfs over a directory, /dev/null over a file. */
@@ -153,11 +191,9 @@ void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char 
     argv_push2(argv, "--proc", "/proc");
     /* the caller's binds first: everything hidden below is mounted over them */
     for (int i = 0; i < p->n_allow_write; i++)
-        if (access(p->allow_write[i], F_OK) == 0)
-            argv_push3(argv, "--bind", p->allow_write[i], p->allow_write[i]);
+        caller_bind(argv, p->allow_write[i], 1);
     for (int i = 0; i < p->n_deny_write; i++)
-        if (access(p->deny_write[i], F_OK) == 0)
-            argv_push3(argv, "--ro-bind", p->deny_write[i], p->deny_write[i]);
+        caller_bind(argv, p->deny_write[i], 0);
     snprintf(num, sizeof(num), "%ld", p->fsize_mb * 1024L * 1024L);
     argv_push2(argv, "--size", num);
     argv_push2(argv, "--tmpfs", "/tmp");
@@ -170,9 +206,8 @@ void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char 
     /* deny_write inside the workspace must cover the workspace bind */
     size_t wl = strlen(workspace);
     for (int i = 0; i < p->n_deny_write; i++)
-        if (!strncmp(p->deny_write[i], workspace, wl) && (p->deny_write[i][wl] == '/' || p->deny_write[i][wl] == '\0') &&
-            access(p->deny_write[i], F_OK) == 0)
-            argv_push3(argv, "--ro-bind", p->deny_write[i], p->deny_write[i]);
+        if (!strncmp(p->deny_write[i], workspace, wl) && (p->deny_write[i][wl] == '/' || p->deny_write[i][wl] == '\0'))
+            caller_bind(argv, p->deny_write[i], 0);
     for (int i = 0; i < config.n_deny_read; i++)
         hide_path(argv, config.deny_read[i], 0);
     for (int i = 0; i < p->n_deny_read; i++)
@@ -277,6 +312,16 @@ static int parse_paths(const char *field, const cJSON *v, char **out, int *n, ch
             return -1;
         if (strstr(field, "write") != NULL && check_write_path(field, it->valuestring, err, errlen) != 0)
             return -1;
+        if (strstr(field, "write") != NULL) {
+            int fd = open_nofollow(it->valuestring);
+            if (fd < 0 && errno == ELOOP) {
+                snprintf(err, errlen, "sandbox_config.%s: '%.200s' goes through a symbolic link; give the real path", field,
+                         it->valuestring);
+                return -1;
+            }
+            if (fd >= 0)
+                close(fd);
+        }
         if (*n >= SANDBOX_MAX_PATHS) {
             snprintf(err, errlen, "sandbox_config.%s: at most %d paths", field, SANDBOX_MAX_PATHS);
             return -1;
