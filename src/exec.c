@@ -41,9 +41,10 @@ struct exec_session {
 
 static struct {
     int initialized;
+    int shutting_down;
     struct exec_tree all;
     size_t held, running, started_total;
-} mgr = {0, RB_INITIALIZER(&mgr.all), 0, 0, 0};
+} mgr = {.all = RB_INITIALIZER(&mgr.all)};
 
 static const char *status_names[] = {"pending", "running", "completed", "cancelled", "failed", "timeout"};
 
@@ -102,7 +103,10 @@ static void exec_free(exec_t *e)
 static void session_state_free_if_done(struct exec_session *es)
 {
     if (es->ended && es->running == 0 && TAILQ_EMPTY(&es->execs)) {
-        if (es->workspace[0])
+        /* in the background normally; at shutdown now, since the process is about to exit */
+        if (es->workspace[0] && mgr.shutting_down)
+            sandbox_workspace_remove_now(es->workspace);
+        else if (es->workspace[0])
             sandbox_workspace_remove(es->workspace);
         free(es);
     }
@@ -270,6 +274,10 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     const char *why = sandbox_error();
     if (why != NULL) {
         snprintf(err, errlen, "Sandbox unavailable: %s", why);
+        return NULL;
+    }
+    if (mgr.shutting_down) {
+        snprintf(err, errlen, "The server is shutting down: no new executions");
         return NULL;
     }
     if (mgr.running >= (size_t)config.max_concurrent) {
@@ -511,6 +519,7 @@ void exec_session_end(session_t *s)
 
 size_t exec_shutdown(int force)
 {
+    mgr.shutting_down = 1;
     exec_t *e;
     RB_FOREACH(e, exec_tree, &mgr.all)
     {
@@ -529,22 +538,36 @@ size_t exec_shutdown(int force)
 
 void exec_abandon_all(void)
 {
-    exec_t *e;
-    RB_FOREACH(e, exec_tree, &mgr.all)
+    exec_t *e, *next;
+    RB_FOREACH_SAFE(e, exec_tree, &mgr.all, next)
     {
         if (!exec_is_active(e))
             continue;
+        /* the same bookkeeping as on_proc_exit, without the process (SIGKILLed; PDEATHSIG ends the rest) */
         e->status = EXEC_CANCELLED;
         set_error(e, "The server shut down before the run ended");
         e->has_exit_code = 1;
         e->exit_code = -1;
         e->completed_wall_ms = util_wall_ms();
+        deadline_cancel(&e->timeout_timer);
         cJSON *f = cJSON_CreateObject();
         cJSON_AddNumberToObject(f, "code", -1);
         cJSON_AddNumberToObject(f, "duration_ms", (double)(util_now_ms() - e->started_ms));
         add_event(e, "exit", f);
+        if (e->proc_live)
+            proc_release(&e->proc);
+        e->proc_live = 0;
+        mgr.running--;
+        if (e->owner != NULL)
+            e->owner->running--;
         mirror_exec_meta(e);
         fire_waiters(e, 1);
+        struct exec_session *owner = e->owner;
+        if (owner == NULL || owner->ended) {
+            exec_free(e);
+            if (owner != NULL)
+                session_state_free_if_done(owner);
+        }
     }
 }
 
