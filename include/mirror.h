@@ -58,10 +58,11 @@ typedef void (*mirror_read_cb)(void *arg, int found, const char *meta_json, size
 /**
  * Loop thread: looks up execution `id` in Redis for `session_id`; `with_output`
  * also fetches its events. `cb` runs on the loop; found=0 when absent or owned
- * by another session. Returns -1 (cb not called) when the mirror is disabled.
+ * by another session. Returns -1 (cb not called) when the mirror is disabled
+ * or stopping, -2 when too many reads are already waiting for Redis.
  */
 int mirror_read_exec(const char *id, const char *session_id, int with_output, mirror_read_cb cb, void *arg);
-/** Loop thread: lists `session_id`'s executions in Redis (meta_json is a JSON array). -1 when disabled. */
+/** Loop thread: lists `session_id`'s executions in Redis (meta_json is a JSON array). -1 / -2 as above. */
 int mirror_read_session(const char *session_id, mirror_read_cb cb, void *arg);
 
 #endif

@@ -53,6 +53,7 @@ typedef struct mirror_state {
     pthread_cond_t rcond;
     struct read_req *rhead, *rtail;
     int rstopping;
+    size_t rqueued;
     /* loop side (loop thread only) */
     h2o_multithread_receiver_t receiver;
     deadline_t resync_timer;
@@ -72,7 +73,10 @@ struct read_req {
     char session_id[SESSION_ID_LEN + 1];
     mirror_read_cb cb;
     void *arg;
+    uint64_t enqueued_ms;    /* util_now_ms() when queued: stale reads are not sent */
 };
+
+#define MIRROR_READ_QUEUE_MAX 256
 
 typedef struct mirror_msg {
     h2o_multithread_message_t super; /* must be first; zeroed */

@@ -45,6 +45,7 @@ typedef struct proc_spec {
     const int *extra_fds;     /**< installed as fds 5, 6, ... in the child (bwrap --bind-fd sources) */
     int n_extra_fds;
     int sandboxed;            /**< bwrap: read fd 4 as --json-status-fd */
+    const char *cwd;          /**< chdir before exec (NULL: stay; bwrap does its own --chdir) */
     uid_t uid;                /**< switch to before exec ((uid_t)-1: stay) */
     gid_t gid;
     struct rlimit rl_as, rl_cpu, rl_fsize, rl_nproc;

@@ -382,6 +382,10 @@ static int handle_post(h2o_req_t *req)
         http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: empty request body");
         return 0;
     }
+    if (memchr(req->entity.base, '\0', req->entity.len) != NULL) {
+        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: the body holds a NUL byte");
+        return 0;
+    }
     if (has_escaped_nul(req->entity.base, req->entity.len)) {
         /* valid JSON, but not representable here: an invalid request, like other unusable shapes */
         http_respond_jsonrpc_error(req, 200, "OK", JSONRPC_INVALID_REQUEST,

@@ -588,13 +588,20 @@ static void on_messages(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
     }
 }
 
+/* Queues a read for the reader thread: 0, -1 (stopping) or -2 (too many reads waiting). */
 static int read_enqueue(struct read_req *q)
 {
+    q->enqueued_ms = util_now_ms();
     pthread_mutex_lock(&mirror_st.rlock);
     if (mirror_st.rstopping) {
         pthread_mutex_unlock(&mirror_st.rlock);
         return -1;
     }
+    if (mirror_st.rqueued >= MIRROR_READ_QUEUE_MAX) {
+        pthread_mutex_unlock(&mirror_st.rlock);
+        return -2;
+    }
+    mirror_st.rqueued++;
     if (mirror_st.rtail != NULL)
         mirror_st.rtail->next = q;
     else
@@ -615,11 +622,10 @@ int mirror_read_exec(const char *id, const char *session_id, int with_output, mi
     q->with_output = with_output;
     q->cb = cb;
     q->arg = arg;
-    if (read_enqueue(q) != 0) {
+    int rc = read_enqueue(q);
+    if (rc != 0)
         free(q);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 int mirror_read_session(const char *session_id, mirror_read_cb cb, void *arg)
@@ -631,11 +637,10 @@ int mirror_read_session(const char *session_id, mirror_read_cb cb, void *arg)
     q->session_list = 1;
     q->cb = cb;
     q->arg = arg;
-    if (read_enqueue(q) != 0) {
+    int rc = read_enqueue(q);
+    if (rc != 0)
         free(q);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 /* ---------------------------------------------------------------- lifecycle */

@@ -392,6 +392,10 @@ static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
     int first = 1;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *g = redisCommand(c, "GET execution:%b", r->element[i]->str, r->element[i]->len);
+        if (g == NULL) {
+            m->err = xstrdup(c->errstr); /* a partial list would look complete: fail the read */
+            break;
+        }
         /* a read through the tools refreshes the TTLs of what it read */
         redisReply *x = redisCommand(c, "EXPIRE execution:%b %d", r->element[i]->str, r->element[i]->len, config.redis_ttl);
         if (x != NULL)
@@ -445,30 +449,41 @@ void *mirror_reader_main(void *arg)
         mirror_st.rhead = q->next;
         if (mirror_st.rhead == NULL)
             mirror_st.rtail = NULL;
+        mirror_st.rqueued--;
+        int stopping = mirror_st.rstopping;
         pthread_mutex_unlock(&mirror_st.rlock);
         mirror_msg_t *m = xcalloc(1, sizeof(*m));
         m->kind = MSG_READ;
         m->req = q;
-        for (int attempt = 0; attempt < 2; attempt++) {
-            if (c == NULL && (c = redis_open(err, sizeof(err))) == NULL) {
-                free(m->err);
-                m->err = xstrdup(err);
-                break;
+        /* a read nobody can wait for any more is answered without asking Redis */
+        if (stopping)
+            m->err = xstrdup("the server is shutting down");
+        else if (util_now_ms() - q->enqueued_ms > (uint64_t)config.wait_deadline * 1000)
+            m->err = xstrdup("Redis did not answer in time");
+        for (int attempt = 0; attempt < 2 && m->err == NULL; attempt++) {
+            if (c == NULL) {
+                if ((c = redis_open(err, sizeof(err))) == NULL) {
+                    m->err = xstrdup(err);
+                    break;
+                }
+                struct timeval tv = {2, 0}; /* reads answer a waiting client: fail fast */
+                redisSetTimeout(c, tv);
             }
-            free(m->err);
-            m->err = NULL;
             if (q->session_list)
                 read_session(c, q, m);
             else
                 read_exec(c, q, m);
             if (m->err == NULL || !c->err)
                 break;
-            redisFree(c); /* stale connection: one fresh attempt */
+            redisFree(c); /* the connection failed: one fresh attempt */
             c = NULL;
-            free(m->meta);
-            free(m->events);
-            m->meta = m->events = NULL;
-            m->found = 0;
+            if (attempt == 0) {
+                free(m->err);
+                free(m->meta);
+                free(m->events);
+                m->err = m->meta = m->events = NULL;
+                m->found = 0;
+            }
         }
         mirror_post(m);
     }

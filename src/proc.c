@@ -108,6 +108,8 @@ static void child_exec(const proc_spec_t *s, int fds[5], pid_t parent)
         child_fail("setresgid");
     if (s->uid != (uid_t)-1 && syscall(SYS_setresuid, s->uid, s->uid, s->uid) != 0)
         child_fail("setresuid");
+    if (s->cwd != NULL && chdir(s->cwd) != 0)
+        child_fail("chdir to working_directory");
     /* after the credential change, which clears it */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
@@ -320,10 +322,15 @@ int proc_spawn(proc_t *p, const proc_spec_t *spec, const proc_callbacks_t *cb, v
     }
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (pidfd < 0) {
-        /* cannot happen on Linux >= 5.3; fall back to a blocking reap rather than leak */
-        kill(-pid, SIGKILL);
-        log_error("pidfd_open failed: %s", strerror(errno));
-        abort();
+        /* out of fds: give the run up rather than lose track of it */
+        snprintf(err, errlen, "pidfd_open failed: %s", strerror(errno));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        for (int i = 0; i < 2; i++)
+            close_sock(&p->out[i]);
+        close_sock(&p->in);
+        close_sock(&p->status);
+        return -1;
     }
     LIST_INSERT_HEAD(&live, p, live_link);
     p->pidsock = h2o_evloop_socket_create(loop, pidfd, H2O_SOCKET_FLAG_DONT_READ);

@@ -414,7 +414,8 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
             exec_list_json(s, &mine);
         else
             strbuf_puts(&mine, "[]");
-        cJSON *list = cJSON_Parse(mine.data), *remote = found ? cJSON_ParseWithLength(meta, meta_len) : NULL;
+        /* a failed read may be partial: then only this replica's list, with a warning */
+        cJSON *list = cJSON_Parse(mine.data), *remote = found && rerr == NULL ? cJSON_ParseWithLength(meta, meta_len) : NULL;
         strbuf_free(&mine);
         if (rerr != NULL)
             log_warn("redis list for session %.8s failed: %s", rc->id, rerr);
@@ -436,6 +437,11 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
         cJSON_Delete(remote);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddItemToObject(o, "executions", list);
+        if (rerr != NULL) {
+            char w[300];
+            snprintf(w, sizeof(w), "Redis could not be read (%s): executions of other replicas are missing", rerr);
+            cJSON_AddStringToObject(o, "warning", w);
+        }
         reply_json(call, o, 0);
         free(rc);
         return;
@@ -501,11 +507,15 @@ static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, 
     snprintf(rc->id, sizeof(rc->id), "%s", id);
     if (last_event_id != NULL)
         snprintf(rc->last_event_id, sizeof(rc->last_event_id), "%s", last_event_id);
-    if (mirror_read_exec(id, s->id, kind == 1, on_remote, rc) != 0) {
-        free(rc);
-        return -1;
+    int r = mirror_read_exec(id, s->id, kind == 1, on_remote, rc);
+    if (r == 0)
+        return 0;
+    free(rc);
+    if (r == -2) {
+        fail(call, "This execution is not held by this replica and too many Redis reads are waiting; try again");
+        return 0;
     }
-    return 0;
+    return -1;
 }
 
 static int valid_exec_id(const char *id)
@@ -572,6 +582,10 @@ static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSO
         return;
     }
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(args, "last_event_id");
+    if (cJSON_IsString(l) && strlen(l->valuestring) >= sizeof(lastbuf)) {
+        fail(call, "'last_event_id' is too long: event ids are decimal numbers of at most 20 digits");
+        return;
+    }
     if (cJSON_IsString(l))
         last = l->valuestring;
     else if (cJSON_IsNumber(l) && l->valuedouble >= 0 && l->valuedouble == floor(l->valuedouble)) {
@@ -613,7 +627,7 @@ static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *ar
         snprintf(rc->id, sizeof(rc->id), "%s", s->id);
         if (mirror_read_session(s->id, on_remote, rc) == 0)
             return;
-        free(rc);
+        free(rc); /* busy or stopping: this replica's list alone */
     }
     strbuf_t b = {0};
     strbuf_puts(&b, "{\"executions\":");
