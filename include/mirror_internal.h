@@ -82,6 +82,7 @@ typedef struct mirror_msg {
     h2o_multithread_message_t super; /* must be first; zeroed */
     enum msg_kind kind;
     int reconnect;                   /* MSG_CONNECTED: not the first connection */
+    int command_error;               /* MSG_LOST: Redis refused commands (retry later, not at once) */
     char (*ids)[40];                 /* MSG_LOST */
     size_t n_ids;
     struct read_req *req;            /* MSG_READ */

@@ -572,7 +572,9 @@ static void on_messages(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
         case MSG_LOST:
             for (size_t i = 0; i < m->n_ids; i++)
                 mark_dirty(m->ids[i]);
-            if (!mirror_st.resync_timer.armed)
+            if (m->command_error)
+                deadline_arm(&mirror_st.resync_timer, 30000, resync_dirty); /* Redis said no: give it time */
+            else if (!mirror_st.resync_timer.armed)
                 deadline_arm(&mirror_st.resync_timer, 200, resync_dirty);
             break;
         case MSG_READ:

@@ -116,11 +116,12 @@ static void append_argv(struct pipeline *p, int argc, const char **argv, const s
     p->pending++;
 }
 
+/* Appends a command of 1 to 4 arguments (trailing NULLs end it). */
 static void append_fmt(struct pipeline *p, const char *a0, const char *a1, const char *a2, const char *a3)
 {
     const char *argv[4] = {a0, a1, a2, a3};
-    size_t lens[4] = {strlen(a0), strlen(a1), a2 ? strlen(a2) : 0, a3 ? strlen(a3) : 0};
-    append_argv(p, a3 ? 4 : a2 ? 3 : 2, argv, lens);
+    size_t lens[4] = {strlen(a0), a1 ? strlen(a1) : 0, a2 ? strlen(a2) : 0, a3 ? strlen(a3) : 0};
+    append_argv(p, a3 ? 4 : a2 ? 3 : a1 ? 2 : 1, argv, lens);
 }
 
 static void keys_for(struct pipeline *p, const op_t *o)
@@ -155,10 +156,19 @@ static void push_trim_expire(struct pipeline *p, const char *okey, const op_t *o
     atomic_fetch_add(&mirror_st.written, o->n_events);
 }
 
+static int has_error_element(const redisReply *r)
+{
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i] != NULL && r->element[i]->type == REDIS_REPLY_ERROR)
+            return 1;
+    return 0;
+}
+
 /*
  * Writes a batch as one pipeline; an EVENT op carries up to ~1000 events of
  * one execution and becomes variadic RPUSHes. Returns 0 when every reply arrived, -1 when
- * the connection failed (the batch's executions must then be resynced).
+ * the connection failed, -2 when Redis refused a command (either way the
+ * batch's executions must be resynced; after -2, not at once).
  */
 static int write_batch(redisContext *c, op_t *batch)
 {
@@ -171,6 +181,10 @@ static int write_batch(redisContext *c, op_t *batch)
             push_trim_expire(&p, p.okey, o, ttl);
             continue;
         }
+        /* a resync replaces the execution's keys all at once: a rejected RPUSH (Redis out of
+         * memory, say) aborts the transaction instead of leaving the list emptied by the DEL */
+        if (o->kind == OP_RESYNC)
+            append_fmt(&p, "MULTI", NULL, NULL, NULL);
         if (o->kind == OP_META || o->kind == OP_RESYNC) {
             const char *argv[5] = {"SET", p.key, o->meta, "EX", ttl};
             size_t alen[5] = {3, strlen(p.key), o->meta_len, 2, strlen(ttl)};
@@ -182,6 +196,7 @@ static int write_batch(redisContext *c, op_t *batch)
             append_fmt(&p, "DEL", p.okey, NULL, NULL);
             if (o->n_events > 0)
                 push_trim_expire(&p, p.okey, o, ttl);
+            append_fmt(&p, "EXEC", NULL, NULL, NULL);
         }
         if (o->kind == OP_TOUCH) {
             append_fmt(&p, "EXPIRE", p.key, ttl, NULL);
@@ -196,12 +211,13 @@ static int write_batch(redisContext *c, op_t *batch)
             rc = -1;
             break;
         }
-        if (r->type == REDIS_REPLY_ERROR) {
+        if (r->type == REDIS_REPLY_ERROR || (r->type == REDIS_REPLY_ARRAY && has_error_element(r))) {
             char msg[256];
-            snprintf(msg, sizeof(msg), "%s", r->str);
+            snprintf(msg, sizeof(msg), "%s", r->type == REDIS_REPLY_ERROR ? r->str : "error inside a transaction");
             set_last_error(msg);
-            /* a command error (OOM, READONLY replica...) loses data like a dropped connection */
-            rc = -1;
+            /* a command error (OOM, READONLY replica...) loses data too, but retrying at once would fail again */
+            if (rc == 0)
+                rc = -2;
         }
         freeReplyObject(r);
     }
@@ -209,13 +225,14 @@ static int write_batch(redisContext *c, op_t *batch)
 }
 
 /* Tells the loop which executions a lost batch touched. */
-static void report_lost(op_t *batch)
+static void report_lost(op_t *batch, int command_error)
 {
     size_t n = 0;
     for (op_t *o = batch; o != NULL; o = o->next)
         n++;
     mirror_msg_t *m = xcalloc(1, sizeof(*m));
     m->kind = MSG_LOST;
+    m->command_error = command_error;
     m->ids = xcalloc(n ? n : 1, sizeof(*m->ids));
     for (op_t *o = batch; o != NULL; o = o->next)
         if (o->kind != OP_TOUCH)
@@ -231,6 +248,7 @@ void *mirror_writer_main(void *arg)
     setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
     redisContext *c = NULL;
     int backoff = 100, ever = 0;
+    uint64_t refused_logged_ms = 0;
     char err[256];
     for (;;) {
         if (c == NULL) {
@@ -290,15 +308,20 @@ void *mirror_writer_main(void *arg)
         mirror_st.queue_ops -= n;
         mirror_st.queue_events -= events;
         pthread_mutex_unlock(&mirror_st.lock);
-        if (write_batch(c, batch) != 0) {
-            if (c->err) {
+        int wrc = write_batch(c, batch);
+        if (wrc != 0) {
+            int lost_connection = c->err != 0;
+            if (lost_connection) {
                 set_last_error(c->errstr);
                 log_warn("redis mirror: connection lost (%s); %zu operations will be resynced", c->errstr, n);
                 redisFree(c);
                 c = NULL;
                 atomic_store(&mirror_st.connected, 0);
+            } else if (util_now_ms() - refused_logged_ms >= 1000) {
+                refused_logged_ms = util_now_ms(); /* at most once a second */
+                log_warn("redis mirror: Redis refused writes; the executions concerned will be resynced later");
             }
-            report_lost(batch);
+            report_lost(batch, !lost_connection);
         }
         while (batch != NULL) {
             op_t *next = batch->next;
