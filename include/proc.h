@@ -48,7 +48,7 @@ typedef struct proc_spec {
     const char *cwd;          /**< chdir before exec (NULL: stay; bwrap does its own --chdir) */
     uid_t uid;                /**< switch to before exec ((uid_t)-1: stay) */
     gid_t gid;
-    struct rlimit rl_as, rl_cpu, rl_fsize, rl_nproc;
+    struct rlimit rl_as, rl_cpu, rl_fsize, rl_nproc, rl_nofile;
 } proc_spec_t;
 
 typedef struct proc {

@@ -349,7 +349,12 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
      * gets the server-wide ceiling for all runs of the sandbox user together */
     spec.rl_nproc.rlim_cur = spec.rl_nproc.rlim_max =
         config.isolation_none ? (rlim_t)rq->policy.nproc : (rlim_t)config.nproc_max * (rlim_t)config.max_concurrent + 64;
+    /* the server raised its own descriptor limit for connections; runs get the usual one */
     struct rlimit hard;
+    if (getrlimit(RLIMIT_NOFILE, &hard) == 0) {
+        spec.rl_nofile.rlim_max = hard.rlim_max < 65536 ? hard.rlim_max : 65536;
+        spec.rl_nofile.rlim_cur = spec.rl_nofile.rlim_max < 1024 ? spec.rl_nofile.rlim_max : 1024;
+    }
     if (getrlimit(RLIMIT_NPROC, &hard) == 0 && spec.rl_nproc.rlim_max > hard.rlim_max)
         spec.rl_nproc.rlim_cur = spec.rl_nproc.rlim_max = hard.rlim_max; /* raising it needs CAP_SYS_RESOURCE */
     static const proc_callbacks_t cbs = {on_proc_output, on_proc_exit};

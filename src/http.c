@@ -8,6 +8,7 @@
  */
 #include "http.h"
 #include "config.h"
+#include "deadline.h"
 #include "exec.h"
 #include "log.h"
 #include "mcp.h"
@@ -236,14 +237,33 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+static deadline_t accept_pause;
+
+static void on_accept(h2o_socket_t *sock, const char *err);
+
+static void on_accept_resume(deadline_t *d)
+{
+    if (listener != NULL)
+        h2o_socket_read_start(listener, on_accept);
+}
+
 static void on_accept(h2o_socket_t *sock, const char *err)
 {
     if (err != NULL)
         return;
     for (int i = 0; i < 64; i++) {
+        errno = 0;
         h2o_socket_t *conn = h2o_evloop_socket_accept(sock);
-        if (conn == NULL)
+        if (conn == NULL) {
+            /* out of descriptors: the pending connection keeps the listener readable, so
+             * stop watching it for a moment instead of spinning */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                log_warn("accept: %s; pausing new connections for 100 ms", strerror(errno));
+                h2o_socket_read_stop(sock);
+                deadline_arm(&accept_pause, 100, on_accept_resume);
+            }
             break;
+        }
         h2o_accept(&accept_ctx, conn);
     }
 }
@@ -304,6 +324,7 @@ int http_start(h2o_evloop_t *loop, char *err, size_t errlen)
 
 void http_stop_accepting(void)
 {
+    deadline_cancel(&accept_pause);
     if (listener != NULL) {
         h2o_socket_read_stop(listener);
         h2o_socket_close(listener);

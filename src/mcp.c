@@ -25,6 +25,7 @@
 const char *const mcp_protocol_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", NULL};
 #define PROTOCOL_DEFAULT "2025-03-26" /* assumed when MCP-Protocol-Version is absent */
 #define MCP_MAX_BATCH 64              /* a batch's answers must not amplify a small body */
+#define MCP_MAX_BATCH_REPLY (64u << 20)
 
 typedef struct mcp_reply mcp_reply_t;
 
@@ -41,6 +42,7 @@ struct mcp_reply {
     int parked;                  /* counted in n_inflight */
     int n_slots;
     strbuf_t *slots;             /* one response per call */
+    size_t bytes;                /* result bytes held in slots (batch cap) */
     char session_id[SESSION_ID_LEN + 1]; /* set on the initialize response */
 };
 
@@ -138,6 +140,8 @@ static void call_finish(mcp_call_t *call)
     reply_done_one(r);
 }
 
+static void call_result(mcp_call_t *call, const char *result, size_t len);
+
 void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, int is_error)
 {
     strbuf_t res = {0};
@@ -146,9 +150,8 @@ void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, 
     strbuf_puts(&res, "}],\"structuredContent\":");
     strbuf_append(&res, structured, len);
     strbuf_puts(&res, is_error ? ",\"isError\":true}" : ",\"isError\":false}");
-    jsonrpc_write_result(&call->reply->slots[call->slot], call->id_json, res.data, res.len);
+    call_result(call, res.data, res.len);
     strbuf_free(&res);
-    call_finish(call);
 }
 
 void mcp_call_error(mcp_call_t *call, int code, const char *message)
@@ -157,9 +160,21 @@ void mcp_call_error(mcp_call_t *call, int code, const char *message)
     call_finish(call);
 }
 
+/*
+ * Stores a call's result. A batch is one small request that may ask for many
+ * large outputs: past MCP_MAX_BATCH_REPLY bytes in all, further results are
+ * replaced by an error asking for them one at a time.
+ */
 static void call_result(mcp_call_t *call, const char *result, size_t len)
 {
-    jsonrpc_write_result(&call->reply->slots[call->slot], call->id_json, result, len);
+    mcp_reply_t *r = call->reply;
+    if (r->batch && r->bytes + len > MCP_MAX_BATCH_REPLY) {
+        jsonrpc_write_error(&r->slots[call->slot], call->id_json, JSONRPC_INTERNAL_ERROR,
+                            "This batch's answers would exceed 64 MiB: send this request on its own");
+    } else {
+        jsonrpc_write_result(&r->slots[call->slot], call->id_json, result, len);
+        r->bytes += len;
+    }
     call_finish(call);
 }
 

@@ -101,7 +101,8 @@ static void child_exec(const proc_spec_t *s, int fds[5], pid_t parent)
     struct rlimit core = {0, 0};
     setrlimit(RLIMIT_CORE, &core);
     if (setrlimit(RLIMIT_AS, &s->rl_as) != 0 || setrlimit(RLIMIT_CPU, &s->rl_cpu) != 0 ||
-        setrlimit(RLIMIT_FSIZE, &s->rl_fsize) != 0 || setrlimit(RLIMIT_NPROC, &s->rl_nproc) != 0)
+        setrlimit(RLIMIT_FSIZE, &s->rl_fsize) != 0 || setrlimit(RLIMIT_NPROC, &s->rl_nproc) != 0 ||
+        (s->rl_nofile.rlim_max > 0 && setrlimit(RLIMIT_NOFILE, &s->rl_nofile) != 0))
         child_fail("setrlimit");
     /* raw syscalls: glibc's wrappers would broadcast the change to the parent's threads */
     if (s->gid != (gid_t)-1 && (syscall(SYS_setgroups, 0, NULL) != 0 || syscall(SYS_setresgid, s->gid, s->gid, s->gid) != 0))

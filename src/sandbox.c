@@ -605,6 +605,16 @@ int sandbox_init(void)
         snprintf(error_msg, sizeof(error_msg), "cannot create --workspace-root %s: %s", config.workspace_root, strerror(errno));
         return -1;
     }
+    /* workspaces are created, chowned and removed by path: nobody else may own or write the root */
+    struct stat st;
+    if (lstat(config.workspace_root, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        snprintf(error_msg, sizeof(error_msg),
+                 "--workspace-root %s must be a real directory (not a symlink) owned by this server's user and "
+                 "writable by it alone",
+                 config.workspace_root);
+        return -1;
+    }
     chmod(config.workspace_root, 0711);
     if (config.isolation_none) {
         log_warn("--isolation none: commands run WITHOUT a sandbox, on the host, as this server's user. Development only.");
@@ -640,11 +650,15 @@ int sandbox_workspace_create(char *buf, size_t len, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create the session workspace: %s", strerror(errno));
         return -1;
     }
-    if (run_uid != (uid_t)-1 && chown(buf, run_uid, run_gid) != 0) {
+    int fd = open(buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || (run_uid != (uid_t)-1 && fchown(fd, run_uid, run_gid) != 0)) {
         snprintf(err, errlen, "cannot hand the workspace to the sandbox user: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
         rmdir(buf);
         return -1;
     }
+    close(fd);
     return 0;
 }
 
