@@ -35,6 +35,7 @@ static h2o_globalconf_t globalconf;
 static h2o_context_t ctx;
 static h2o_accept_ctx_t accept_ctx;
 static h2o_socket_t *listener;
+static h2o_hostconf_t *default_host; /* h2o puts its authority on requests that sent no Host */
 static int bound_to_loopback;
 static uint64_t started_ms;
 static size_t token_len;
@@ -100,8 +101,9 @@ void http_respond(h2o_req_t *req, int status, const char *reason, const char *co
         struct body_holder *h = h2o_mem_alloc_shared(&req->pool, sizeof(*h), on_body_dispose);
         h->body = body;
     }
+    int head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     h2o_start_response(req, &generator);
-    h2o_send(req, &buf, body != NULL && len > 0 ? 1 : 0, H2O_SEND_STATE_FINAL);
+    h2o_send(req, &buf, body != NULL && len > 0 && !head ? 1 : 0, H2O_SEND_STATE_FINAL);
 }
 
 void http_respond_jsonrpc_error(h2o_req_t *req, int status, const char *reason, int code, const char *message)
@@ -209,7 +211,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         http_respond_jsonrpc_error(req, 403, "Forbidden", -32000, "Forbidden: Origin not allowed");
         return 0;
     }
-    if (bound_to_loopback && req->input.authority.len > 0 &&
+    int no_host = req->input.authority.base == default_host->authority.hostport.base || req->input.authority.len == 0;
+    if (no_host && req->version >= 0x101) {
+        http_respond_jsonrpc_error(req, 400, "Bad Request", -32000, "Bad Request: HTTP/1.1 requests need a Host header");
+        return 0;
+    }
+    if (bound_to_loopback && !no_host &&
         !is_loopback_name(host_part(req->input.authority.base, req->input.authority.len))) {
         http_respond_jsonrpc_error(req, 403, "Forbidden", -32000,
                                    "Forbidden: Host must be localhost, 127.0.0.1 or [::1] while the server is bound to loopback");
@@ -311,6 +318,7 @@ int http_start(h2o_evloop_t *loop, char *err, size_t errlen)
     globalconf.max_request_entity_size = (size_t)config.max_body;
     globalconf.server_name = h2o_iovec_init(H2O_STRLIT("mcp-sandboxd"));
     h2o_hostconf_t *hostconf = h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    default_host = hostconf;
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = on_req;

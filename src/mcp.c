@@ -438,7 +438,7 @@ static int handle_post(h2o_req_t *req)
             goto Done;
         }
         session_touch(s);
-        const char *effective = has_version ? version : PROTOCOL_DEFAULT;
+        const char *effective = has_version ? version : PROTOCOL_DEFAULT; /* absent means 2025-03-26 */
         if (batch && strcmp(effective, "2025-03-26") != 0) {
             char msg[160];
             snprintf(msg, sizeof(msg), "Invalid Request: batches are not supported in protocol version %s", effective);

@@ -269,9 +269,21 @@ static void to_snake(const char *in, char *out, size_t len)
 
 static int check_path(const char *field, const char *path, char *err, size_t errlen)
 {
-    if (path[0] != '/' || strlen(path) >= 4096 || strstr(path, "/../") != NULL ||
-        (strlen(path) >= 3 && !strcmp(path + strlen(path) - 3, "/..")) || strchr(path, '\n') != NULL) {
-        snprintf(err, errlen, "sandbox_config.%s: '%.200s' must be an absolute path without '..'", field, path);
+    size_t n = strlen(path);
+    if (path[0] != '/') {
+        snprintf(err, errlen, "sandbox_config.%s: '%.200s' must be an absolute path", field, path);
+        return -1;
+    }
+    if (n >= 4096) {
+        snprintf(err, errlen, "sandbox_config.%s: a path is %zu characters long; the limit is 4095", field, n);
+        return -1;
+    }
+    if (strstr(path, "/../") != NULL || (n >= 3 && !strcmp(path + n - 3, "/.."))) {
+        snprintf(err, errlen, "sandbox_config.%s: '%.200s' must not contain '..'", field, path);
+        return -1;
+    }
+    if (strpbrk(path, "\n\r") != NULL) {
+        snprintf(err, errlen, "sandbox_config.%s: paths must not contain line breaks", field);
         return -1;
     }
     return 0;

@@ -42,6 +42,8 @@
     "deny_write}, resource_limits {max_memory_mb, max_cpu_seconds, max_file_size_mb, max_processes}\"}"
 
 #define ERR_PROPS "\"error\":{\"type\":\"string\"}"
+#define TOOLS_MAX_ARG (128 * 1024 - 256) /* MAX_ARG_STRLEN, less the sandbox's own prefix */
+#define TOOLS_MAX_ENV (1024 * 1024)      /* well inside ARG_MAX with the bwrap arguments */
 
 typedef void (*tool_fn)(mcp_call_t *call, session_t *s, const cJSON *args);
 
@@ -196,6 +198,12 @@ static int parse_run(const cJSON *args, int with_wait, exec_request_t *rq, int *
         snprintf(err, errlen, "'command' must not be empty");
         return -1;
     }
+    /* the kernel takes at most 128 KiB per argument (MAX_ARG_STRLEN); the command is one */
+    if (strlen(rq->command) > TOOLS_MAX_ARG) {
+        snprintf(err, errlen, "'command' is %zu bytes; the limit is %d (one exec argument): write long scripts to a file first",
+                 strlen(rq->command), TOOLS_MAX_ARG);
+        return -1;
+    }
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(args, "timeout_seconds");
     rq->timeout_s = config.timeout;
     if (t != NULL && !cJSON_IsNull(t)) {
@@ -223,6 +231,7 @@ static int parse_run(const cJSON *args, int with_wait, exec_request_t *rq, int *
             return -1;
         }
         rq->env = xcalloc((size_t)n + 1, sizeof(char *));
+        size_t env_bytes = 0;
         const cJSON *it;
         cJSON_ArrayForEach(it, env)
         {
@@ -232,6 +241,12 @@ static int parse_run(const cJSON *args, int with_wait, exec_request_t *rq, int *
             }
             if (!cJSON_IsString(it)) {
                 snprintf(err, errlen, "environment: the value of '%.60s' must be a string", it->string);
+                return -1;
+            }
+            env_bytes += strlen(it->valuestring) + strlen(it->string) + 2;
+            if (strlen(it->valuestring) > TOOLS_MAX_ARG || env_bytes > TOOLS_MAX_ENV) {
+                snprintf(err, errlen, "environment: too large ('%.60s'): at most %d bytes per value and %d in all",
+                         it->string, TOOLS_MAX_ARG, TOOLS_MAX_ENV);
                 return -1;
             }
             strbuf_t kv = {0};
