@@ -90,6 +90,12 @@ int exec_send_stdin(exec_t *e, const char *data, size_t len, char *err, size_t e
 int exec_cancel(exec_t *e, int force, char *err, size_t errlen);
 /** Parks `cb` until `e` finishes or `timeout_ms` passes. The waiter frees itself after cb. */
 void exec_wait(exec_t *e, uint64_t timeout_ms, exec_wait_cb cb, void *arg);
+/**
+ * The execution's status as a JSON object: id, status, command, interactive,
+ * started_at, completed_at, exit_code, error_message (what get_execution_status
+ * answers; the mirror adds its own fields). Caller deletes it.
+ */
+cJSON *exec_status_json(const exec_t *e);
 /** Appends the session's executions as a JSON array of summaries. */
 void exec_list_json(session_t *s, strbuf_t *out);
 /** Status name as the tools report it. */

@@ -466,30 +466,47 @@ void exec_wait(exec_t *e, uint64_t timeout_ms, exec_wait_cb cb, void *arg)
     deadline_arm(&w->deadline, timeout_ms, on_wait_deadline);
 }
 
+cJSON *exec_status_json(const exec_t *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    char ts[32];
+    cJSON_AddStringToObject(o, "id", e->id);
+    cJSON_AddStringToObject(o, "status", exec_status_name(e->status));
+    cJSON_AddStringToObject(o, "command", e->command);
+    cJSON_AddBoolToObject(o, "interactive", e->interactive);
+    util_iso8601(e->started_wall_ms, ts, sizeof(ts));
+    cJSON_AddStringToObject(o, "started_at", ts);
+    if (exec_is_active(e)) {
+        cJSON_AddNullToObject(o, "completed_at");
+    } else {
+        util_iso8601(e->completed_wall_ms, ts, sizeof(ts));
+        cJSON_AddStringToObject(o, "completed_at", ts);
+    }
+    if (e->has_exit_code)
+        cJSON_AddNumberToObject(o, "exit_code", e->exit_code);
+    else
+        cJSON_AddNullToObject(o, "exit_code");
+    if (e->error_message != NULL)
+        cJSON_AddStringToObject(o, "error_message", e->error_message);
+    else
+        cJSON_AddNullToObject(o, "error_message");
+    return o;
+}
+
 void exec_list_json(session_t *s, strbuf_t *out)
 {
-    strbuf_puts(out, "[");
+    cJSON *arr = cJSON_CreateArray();
     struct exec_session *es = s->exec;
-    int first = 1;
     exec_t *e;
     if (es != NULL)
         TAILQ_FOREACH(e, &es->execs, session_link)
-        {
-            char started[32], completed[32];
-            util_iso8601(e->started_wall_ms, started, sizeof(started));
-            util_iso8601(e->completed_wall_ms, completed, sizeof(completed));
-            strbuf_printf(out, "%s{\"id\":\"%s\",\"status\":\"%s\",\"command\":", first ? "" : ",", e->id,
-                          exec_status_name(e->status));
-            strbuf_json_cstr(out, e->command);
-            strbuf_printf(out, ",\"interactive\":%s,\"started_at\":\"%s\",\"completed_at\":", e->interactive ? "true" : "false",
-                          started);
-            if (exec_is_active(e))
-                strbuf_puts(out, "null}");
-            else
-                strbuf_printf(out, "\"%s\"}", completed);
-            first = 0;
-        }
-    strbuf_puts(out, "]");
+        cJSON_AddItemToArray(arr, exec_status_json(e));
+    char *text = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    if (text == NULL)
+        util_oom();
+    strbuf_puts(out, text);
+    free(text);
 }
 
 void exec_session_end(session_t *s)

@@ -396,33 +396,11 @@ static void enqueue_or_dirty(op_t *o)
     }
 }
 
-/* The execution's metadata as stored at execution:{id}. */
+/* The execution's metadata as stored at execution:{id}: its status plus where it ran. */
 static char *meta_json(const exec_t *e, size_t *len)
 {
-    cJSON *o = cJSON_CreateObject();
-    char ts[32];
-    cJSON_AddStringToObject(o, "id", e->id);
+    cJSON *o = exec_status_json(e);
     cJSON_AddStringToObject(o, "session_id", e->session_id);
-    cJSON_AddStringToObject(o, "command", e->command);
-    cJSON_AddStringToObject(o, "status", exec_status_name(e->status));
-    util_iso8601(e->started_wall_ms, ts, sizeof(ts));
-    cJSON_AddStringToObject(o, "started_at", ts);
-    if (exec_is_active(e)) {
-        cJSON_AddNullToObject(o, "completed_at");
-        cJSON_AddNullToObject(o, "exit_code");
-    } else {
-        util_iso8601(e->completed_wall_ms, ts, sizeof(ts));
-        cJSON_AddStringToObject(o, "completed_at", ts);
-        if (e->has_exit_code)
-            cJSON_AddNumberToObject(o, "exit_code", e->exit_code);
-        else
-            cJSON_AddNullToObject(o, "exit_code");
-    }
-    if (e->error_message != NULL)
-        cJSON_AddStringToObject(o, "error_message", e->error_message);
-    else
-        cJSON_AddNullToObject(o, "error_message");
-    cJSON_AddBoolToObject(o, "interactive", e->interactive);
     cJSON_AddNumberToObject(o, "timeout_seconds", e->timeout_s);
     cJSON_AddStringToObject(o, "replica", config.replica);
     char *s = cJSON_PrintUnformatted(o);

@@ -560,28 +560,7 @@ static void tool_get_execution_status(mcp_call_t *call, session_t *s, const cJSO
         return;
     }
     mirror_exec_touch(e);
-    cJSON *o = cJSON_CreateObject();
-    char ts[32];
-    cJSON_AddStringToObject(o, "id", e->id);
-    cJSON_AddStringToObject(o, "status", exec_status_name(e->status));
-    cJSON_AddStringToObject(o, "command", e->command);
-    cJSON_AddBoolToObject(o, "interactive", e->interactive);
-    util_iso8601(e->started_wall_ms, ts, sizeof(ts));
-    cJSON_AddStringToObject(o, "started_at", ts);
-    if (exec_is_active(e)) {
-        cJSON_AddNullToObject(o, "completed_at");
-    } else {
-        util_iso8601(e->completed_wall_ms, ts, sizeof(ts));
-        cJSON_AddStringToObject(o, "completed_at", ts);
-    }
-    if (e->has_exit_code)
-        cJSON_AddNumberToObject(o, "exit_code", e->exit_code);
-    else
-        cJSON_AddNullToObject(o, "exit_code");
-    if (e->error_message != NULL)
-        cJSON_AddStringToObject(o, "error_message", e->error_message);
-    else
-        cJSON_AddNullToObject(o, "error_message");
+    cJSON *o = exec_status_json(e);
     reply_json(call, o, 0);
 }
 

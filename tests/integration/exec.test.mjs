@@ -10,23 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { call, connect, sleep, startServer } from './helpers.mjs';
 
-// The servers run as root and the sandboxes as 'nobody', who must be able to
-// reach the workspace root: helpers' own temp dir is 0700, so each server gets
-// a workspace root under a 0711 directory of its own.
-async function start({ args = [], ...rest } = {}) {
-  const root = mkdtempSync(path.join(os.tmpdir(), 'sandboxd-ws-'));
-  chmodSync(root, 0o711);
-  const server = await startServer({ ...rest, args: ['--workspace-root', path.join(root, 'ws'), ...args] });
-  const stop = server.stop;
-  server.stop = async (opts) => {
-    try {
-      return await stop(opts);
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
-  };
-  return server;
-}
+// helpers.startServer gives each server a workspace root the sandbox user can reach
+const start = startServer;
 
 const ofType = (r, type) => r.output.filter((e) => e.type === type);
 const lines = (r, type = 'stdout') => ofType(r, type).map((e) => e.data);

@@ -13,22 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { BIN, call, connect, freePort, sleep, startRedis, startServer } from './helpers.mjs';
 
-// Servers run as root and sandboxes as 'nobody', who must reach the workspace
-// root: give each server one under a 0711 directory (as exec.test.mjs does).
-async function start({ args = [], ...rest } = {}) {
-  const root = mkdtempSync(path.join(os.tmpdir(), 'sandboxd-ws-'));
-  chmodSync(root, 0o711);
-  const server = await startServer({ ...rest, args: ['--workspace-root', path.join(root, 'ws'), ...args] });
-  const stop = server.stop;
-  server.stop = async (opts) => {
-    try {
-      return await stop(opts);
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
-  };
-  return server;
-}
+// helpers.startServer gives each server a workspace root the sandbox user can reach
+const start = startServer;
 
 const health = async (server) => (await fetch(`${server.base}/health`)).json();
 const ids = (events) => events.map((e) => e.event_id);

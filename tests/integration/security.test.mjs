@@ -11,22 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { call, connect, sleep, startServer } from './helpers.mjs';
 
-// Workspace root under a 0711 directory: the sandbox user ('nobody') must be
-// able to reach it (helpers' own temp dir is 0700).
-async function start({ args = [], ...rest } = {}) {
-  const root = mkdtempSync(path.join(os.tmpdir(), 'sandboxd-ws-'));
-  chmodSync(root, 0o711);
-  const server = await startServer({ ...rest, args: ['--workspace-root', path.join(root, 'ws'), ...args] });
-  const stop = server.stop;
-  server.stop = async (opts) => {
-    try {
-      return await stop(opts);
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
-  };
-  return server;
-}
+// helpers.startServer gives each server a workspace root the sandbox user can reach
+const start = startServer;
 
 // Host directories the sandbox can see (/tmp is a private tmpfs inside it, so
 // fixtures meant to be visible live under /var/tmp).
