@@ -26,21 +26,9 @@ BWRAP=$(command -v bwrap || true)
 [ -n "$BWRAP" ] || { echo "bwrap is not installed (apt-get install bubblewrap)" >&2; exit 1; }
 [ -x "$BIN" ] || make mcp-sandboxd
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-exec.XXXXXX")
-chmod 711 "$tmp" # the sandbox user must reach the workspace root below it
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source "$ROOT/scripts/bench-lib.sh"
+bench_init exec
 
-free_port() {
-    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
 
 # p50 p90 p99 mean of a file of numbers (ms), nearest-rank percentiles.
 stats() {

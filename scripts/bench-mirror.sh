@@ -31,29 +31,10 @@ for c in redis-server redis-cli node curl; do
 done
 [ -x "$BIN" ] || make mcp-sandboxd
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-mirror.XXXXXX")
-chmod 711 "$tmp" # the sandbox user must reach the workspace root below it
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source "$ROOT/scripts/bench-lib.sh"
+bench_init mirror
 
-free_port() {
-    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
 
-stop_pid() { # stops one process we started and forgets it
-    local p=$1 keep=() q
-    kill "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-    for q in "${pids[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
-    pids=("${keep[@]+"${keep[@]}"}")
-}
 
 wait_health() {
     local port=$1 pid=$2 logf=$3 i

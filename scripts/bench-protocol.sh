@@ -23,17 +23,8 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 command -v curl >/dev/null || { echo "curl is not installed" >&2; exit 1; }
 [ -x "$BIN" ] || make mcp-sandboxd
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-protocol.XXXXXX")
-chmod 711 "$tmp" # the sandbox user must reach the workspace root below it
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source "$ROOT/scripts/bench-lib.sh"
+bench_init protocol
 
 SERVER_PIN=()
 CLIENT_PIN=()
@@ -45,21 +36,7 @@ else
     PINNING="none (taskset missing or a single CPU)"
 fi
 
-free_port() {
-    if command -v node >/dev/null; then
-        node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-    else
-        python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1]);s.close()'
-    fi
-}
 
-stop_pid() { # stops one server we started and forgets it
-    local p=$1 keep=() q
-    kill "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-    for q in "${pids[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
-    pids=("${keep[@]+"${keep[@]}"}")
-}
 
 # Waits until `curl URL` gets any HTTP answer (GET, or POST with a body when given).
 wait_http() {
