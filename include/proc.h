@@ -27,7 +27,7 @@ typedef struct proc_exit {
     int exit_code;   /**< 0..255; 128+N when signal N ended the command */
     int signal;      /**< the signal that ended the command, 0 if none */
     int started;     /**< 1 when the sandbox came up (bwrap reported its child) */
-    uint64_t cpu_ms; /**< user+system CPU of the whole reaped tree (wait4 rusage) */
+    uint64_t cpu_ms; /**< user+system CPU of bwrap and the sandbox's init with all it reaped */
     char setup_error[256]; /**< bwrap's complaint when it could not set up */
 } proc_exit_t;
 
@@ -44,7 +44,8 @@ typedef struct proc_spec {
     int seccomp_fd;           /**< installed as fd 3 in the child, or -1 */
     const int *extra_fds;     /**< installed as fds 5, 6, ... in the child (bwrap --bind-fd sources) */
     int n_extra_fds;
-    int sandboxed;            /**< bwrap: read fd 4 as --json-status-fd */
+    int sandboxed;            /**< bwrap: read fd 4 as --json-status-fd; the start marker is
+                                   installed at fd 5 + n_extra_fds (sandbox_build writes to it) */
     const char *cwd;          /**< chdir before exec (NULL: stay; bwrap does its own --chdir) */
     uid_t uid;                /**< switch to before exec ((uid_t)-1: stay) */
     gid_t gid;
@@ -60,6 +61,10 @@ typedef struct proc {
     h2o_socket_t *in;         /**< stdin (interactive only) */
     h2o_socket_t *status;     /**< bwrap's JSON status pipe */
     h2o_socket_t *pidsock;    /**< pidfd of `pid` */
+    h2o_socket_t *marker;     /**< start marker pipe (a byte when the command starts) */
+    int marker_seen;          /**< the sandbox got as far as the command */
+    int inner_reaped;         /**< the sandbox's init was reaped (its CPU is in cpu_ms) */
+    int lingered;             /**< stopped waiting for pipes / the init after exit */
     strbuf_t status_buf;      /**< partial status lines */
     strbuf_t stdin_queue;     /**< bytes waiting for the pipe */
     size_t stdin_inflight;    /**< bytes handed to h2o_socket_write */

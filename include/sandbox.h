@@ -72,6 +72,8 @@ void sandbox_identity(uid_t *uid, gid_t *gid);
 int sandbox_workspace_create(char *buf, size_t len, char *err, size_t errlen);
 /** Removes a workspace tree (not following symlinks), on a background thread. */
 void sandbox_workspace_remove(const char *path);
+/** Waits up to `deadline_ms` for background removals; returns how many are still running. */
+int sandbox_workspace_wait(int deadline_ms);
 /** Removes a workspace tree now (shutdown). */
 void sandbox_workspace_remove_now(const char *path);
 

@@ -265,7 +265,11 @@ static void on_accept(h2o_socket_t *sock, const char *err)
             /* out of descriptors: the pending connection keeps the listener readable, so
              * stop watching it for a moment instead of spinning */
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                log_warn("accept: %s; pausing new connections for 100 ms", strerror(errno));
+                static uint64_t logged_ms;
+                if (util_now_ms() - logged_ms >= 10000) { /* at most every 10 s */
+                    logged_ms = util_now_ms();
+                    log_warn("accept: %s; pausing new connections for 100 ms at a time", strerror(errno));
+                }
                 h2o_socket_read_stop(sock);
                 deadline_arm(&accept_pause, 100, on_accept_resume);
             }

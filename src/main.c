@@ -168,6 +168,10 @@ int main(int argc, char **argv)
     if (exec_running() > 0)
         exec_abandon_all();
     session_end_all();
+    int left = sandbox_workspace_wait(config.shutdown_grace * 1000 / 2 + 1000);
+    if (left > 0)
+        log_warn("%d workspace removals still running at exit: their directories stay under %s", left,
+                 config.workspace_root);
     mirror_stop(config.shutdown_grace * 1000 / 2 + 1000);
     h2o_socket_close(sigsock);
     deadline_close();

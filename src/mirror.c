@@ -684,10 +684,12 @@ void mirror_stop(int deadline_ms)
     pthread_mutex_unlock(&mirror_st.rlock);
     pthread_cond_broadcast(&mirror_st.rcond);
     pthread_join(mirror_st.reader, NULL);
-    if (left > 0)
-        log_warn("redis mirror: %zu operations not written at shutdown (Redis %s)", left,
-                 atomic_load(&mirror_st.connected) ? "slow" : "unreachable");
-    log_info("redis mirror stopped: %llu events written, %llu dropped, %llu resyncs", (unsigned long long)mirror_st.written,
+    pthread_mutex_lock(&mirror_st.lock);
+    size_t unwritten = mirror_st.queue_ops; /* what the writer did not get to, counted after it stopped */
+    pthread_mutex_unlock(&mirror_st.lock);
+    if (left > 0 || unwritten > 0)
+        log_warn("redis mirror: %zu operations not written at shutdown (%s)", left > unwritten ? left : unwritten,
+                 unwritten == 0 && left > 0 ? "dropped: Redis was unreachable" : "the shutdown deadline passed first");    log_info("redis mirror stopped: %llu events written, %llu dropped, %llu resyncs", (unsigned long long)mirror_st.written,
              (unsigned long long)mirror_st.drops, (unsigned long long)mirror_st.resyncs);
 }
 

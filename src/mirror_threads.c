@@ -309,6 +309,8 @@ void *mirror_writer_main(void *arg)
         mirror_st.queue_events -= events;
         pthread_mutex_unlock(&mirror_st.lock);
         int wrc = write_batch(c, batch);
+        if (wrc == 0 && mirror_st.last_error[0] != '\0')
+            set_last_error(""); /* writes go through again */
         if (wrc != 0) {
             int lost_connection = c->err != 0;
             if (lost_connection) {

@@ -68,7 +68,7 @@ static void child_fail(const char *what)
  * Runs in the vfork()ed child, on the parent's memory until execve: only
  * thin system-call wrappers, no allocation, never returns.
  */
-static void child_exec(const proc_spec_t *s, int fds[5], pid_t parent)
+static void child_exec(const proc_spec_t *s, int fds[5], int marker_fd, pid_t parent)
 {
     sigset_t none;
     sigemptyset(&none);
@@ -81,22 +81,19 @@ static void child_exec(const proc_spec_t *s, int fds[5], pid_t parent)
     sigprocmask(SIG_SETMASK, &none, NULL);
     setpgid(0, 0);
     /* move every source above the targets first so no dup2 clobbers another source */
-    int n = 5 + s->n_extra_fds, floor = n;
-    for (int i = 0; i < n; i++) {
-        int src = i < 5 ? fds[i] : s->extra_fds[i - 5];
-        if (src >= floor)
-            floor = src + 1; /* above every source and every target */
-    }
-    for (int i = 0; i < n; i++) {
-        int src = i < 5 ? fds[i] : s->extra_fds[i - 5];
-        if (src >= 0 && dup3(src, floor + i, O_CLOEXEC) < 0)
+    /* 0..4 fixed, then the bind sources, then the start marker (see sandbox_build) */
+    int n = 5 + s->n_extra_fds + (marker_fd >= 0), floor = n;
+#define SRC(i) ((i) < 5 ? fds[i] : (i) < 5 + s->n_extra_fds ? s->extra_fds[(i) - 5] : marker_fd)
+    for (int i = 0; i < n; i++)
+        if (SRC(i) >= floor)
+            floor = SRC(i) + 1; /* above every source and every target */
+    for (int i = 0; i < n; i++)
+        if (SRC(i) >= 0 && dup3(SRC(i), floor + i, O_CLOEXEC) < 0)
             child_fail("dup3");
-    }
-    for (int i = 0; i < n; i++) {
-        int src = i < 5 ? fds[i] : s->extra_fds[i - 5];
-        if (src >= 0 && dup2(floor + i, i) < 0)
+    for (int i = 0; i < n; i++)
+        if (SRC(i) >= 0 && dup2(floor + i, i) < 0)
             child_fail("dup2");
-    }
+#undef SRC
     syscall(SYS_close_range, n, ~0U, 0);
     struct rlimit core = {0, 0};
     setrlimit(RLIMIT_CORE, &core);
@@ -123,12 +120,12 @@ static void child_exec(const proc_spec_t *s, int fds[5], pid_t parent)
  * vfork: the loop pauses only until the child's execve, without copying our
  * page tables. Kept in its own frame so no caller variable lives across it.
  */
-static __attribute__((noinline)) pid_t spawn_child(const proc_spec_t *spec, int *fds)
+static __attribute__((noinline)) pid_t spawn_child(const proc_spec_t *spec, int *fds, int marker_fd)
 {
     pid_t parent = getpid();
     pid_t pid = vfork();
     if (pid == 0)
-        child_exec(spec, fds, parent);
+        child_exec(spec, fds, marker_fd, parent);
     return pid;
 }
 
@@ -153,6 +150,7 @@ static void on_output(h2o_socket_t *sock, const char *err, int stream)
         h2o_buffer_consume(&sock->input, sock->input->size);
     }
     if (err != NULL) {
+        log_debug("run pid %d: %s EOF", (int)p->pid, stream ? "stderr" : "stdout");
         close_sock(&p->out[stream]);
         p->eof[stream] = 1;
         check_done(p);
@@ -170,35 +168,72 @@ static void on_stderr(h2o_socket_t *sock, const char *err)
 }
 
 /* bwrap's --json-status-fd: {"child-pid": N, "pid-namespace": I, ...} then {"exit-code": N}. */
+/* Parses complete lines of bwrap's --json-status-fd output held in status_buf. */
+static void status_parse(proc_t *p)
+{
+    char *nl;
+    while (p->status_buf.len > 0 && (nl = memchr(p->status_buf.data, '\n', p->status_buf.len)) != NULL) {
+        *nl = '\0';
+        cJSON *j = cJSON_Parse(p->status_buf.data);
+        const cJSON *v;
+        if ((v = cJSON_GetObjectItemCaseSensitive(j, "child-pid")) != NULL && cJSON_IsNumber(v) && p->inner_pid == 0) {
+            p->inner_pid = (pid_t)v->valuedouble;
+            p->inner_pidfd = (int)syscall(SYS_pidfd_open, p->inner_pid, 0);
+        }
+        if ((v = cJSON_GetObjectItemCaseSensitive(j, "pid-namespace")) != NULL && cJSON_IsNumber(v))
+            p->pidns = (uint64_t)v->valuedouble;
+        if ((v = cJSON_GetObjectItemCaseSensitive(j, "exit-code")) != NULL && cJSON_IsNumber(v))
+            p->status_exit_code = (int)v->valuedouble;
+        cJSON_Delete(j);
+        size_t used = (size_t)(nl - p->status_buf.data) + 1;
+        memmove(p->status_buf.data, nl + 1, p->status_buf.len - used);
+        p->status_buf.len -= used;
+    }
+    if (p->status_buf.len > 65536)
+        p->status_buf.len = 0; /* not bwrap talking: ignore */
+}
+
+/* bwrap's --json-status-fd: {"child-pid": N, "pid-namespace": I, ...} then {"exit-code": N}. */
 static void on_status(h2o_socket_t *sock, const char *err)
 {
     proc_t *p = sock->data;
     if (sock->input->size > 0) {
         strbuf_append(&p->status_buf, sock->input->bytes, sock->input->size);
         h2o_buffer_consume(&sock->input, sock->input->size);
-        char *nl;
-        while (p->status_buf.len > 0 && (nl = memchr(p->status_buf.data, '\n', p->status_buf.len)) != NULL) {
-            *nl = '\0';
-            cJSON *j = cJSON_Parse(p->status_buf.data);
-            const cJSON *v;
-            if ((v = cJSON_GetObjectItemCaseSensitive(j, "child-pid")) != NULL && cJSON_IsNumber(v) && p->inner_pid == 0) {
-                p->inner_pid = (pid_t)v->valuedouble;
-                p->inner_pidfd = (int)syscall(SYS_pidfd_open, p->inner_pid, 0);
-            }
-            if ((v = cJSON_GetObjectItemCaseSensitive(j, "pid-namespace")) != NULL && cJSON_IsNumber(v))
-                p->pidns = (uint64_t)v->valuedouble;
-            if ((v = cJSON_GetObjectItemCaseSensitive(j, "exit-code")) != NULL && cJSON_IsNumber(v))
-                p->status_exit_code = (int)v->valuedouble;
-            cJSON_Delete(j);
-            size_t used = (size_t)(nl - p->status_buf.data) + 1;
-            memmove(p->status_buf.data, nl + 1, p->status_buf.len - used);
-            p->status_buf.len -= used;
-        }
-        if (p->status_buf.len > 65536)
-            p->status_buf.len = 0; /* not bwrap talking: ignore */
+        status_parse(p);
     }
     if (err != NULL) {
         close_sock(&p->status);
+        check_done(p);
+    }
+}
+
+/*
+ * Reads what bwrap has written to the status pipe right now, so the sandbox's
+ * init pid is known before a SIGCHLD for that init is matched (both can be
+ * ready in the same loop turn). h2o still sees EOF on its next read.
+ */
+static void status_drain(proc_t *p)
+{
+    if (p->status == NULL || p->inner_pid != 0)
+        return;
+    char buf[1024];
+    ssize_t n;
+    while ((n = read(h2o_socket_get_fd(p->status), buf, sizeof(buf))) > 0)
+        strbuf_append(&p->status_buf, buf, (size_t)n);
+    status_parse(p);
+}
+
+/* The sandbox's first shell line writes one byte here: the command really started. */
+static void on_marker(h2o_socket_t *sock, const char *err)
+{
+    proc_t *p = sock->data;
+    if (sock->input->size > 0) {
+        p->marker_seen = 1;
+        h2o_buffer_consume(&sock->input, sock->input->size);
+    }
+    if (err != NULL) {
+        close_sock(&p->marker);
         check_done(p);
     }
 }
@@ -207,13 +242,16 @@ static void on_linger(deadline_t *d)
 {
     proc_t *p = (proc_t *)((char *)d - offsetof(proc_t, linger_timer));
     /* the process is gone but something still holds the pipes: stop waiting */
-    log_warn("run pid %d exited but its output pipes stayed open for %d ms; closing them", (int)p->pid, LINGER_MS);
+    if (!p->eof[0] || !p->eof[1])
+        log_warn("run pid %d exited but its output pipes stayed open for %d ms; closing them", (int)p->pid, LINGER_MS);
     for (int i = 0; i < 2; i++)
         if (!p->eof[i]) {
             close_sock(&p->out[i]);
             p->eof[i] = 1;
         }
     close_sock(&p->status);
+    close_sock(&p->marker);
+    p->lingered = 1; /* and stop waiting for the sandbox's init to be reaped */
     check_done(p);
 }
 
@@ -233,7 +271,7 @@ static void on_pidfd(h2o_socket_t *sock, const char *err)
     if (r == 0)
         return;
     p->exited = 1;
-    LIST_REMOVE(p, live_link);
+    log_debug("run pid %d exited", (int)p->pid);
     p->wstatus = r == p->pid ? st : 0;
     p->cpu_ms = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
                 (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
@@ -247,10 +285,17 @@ static void on_pidfd(h2o_socket_t *sock, const char *err)
 
 static void check_done(proc_t *p)
 {
-    /* bwrap's status pipe too: its child-pid line may still be unread when the pipes hit EOF */
-    if (p->done || !p->exited || !p->eof[0] || !p->eof[1] || p->status != NULL)
+    /* also bwrap's status pipe and the start marker (their last bytes may still be unread when
+     * the output pipes hit EOF), and the sandbox's init, whose rusage holds the run's CPU time */
+    if (p->done || !p->exited || !p->eof[0] || !p->eof[1] || p->status != NULL || p->marker != NULL)
+        return;
+    /* exit code 152 may be SIGXCPU: then the run's CPU time decides, and it is in the rusage of
+     * the sandbox's init, reaped a little after bwrap (not waited for otherwise: the namespace
+     * teardown takes tens of milliseconds) */
+    if (p->status_exit_code == 128 + SIGXCPU && p->inner_pid != 0 && !p->inner_reaped && !p->lingered)
         return;
     p->done = 1;
+    LIST_REMOVE(p, live_link);
     deadline_cancel(&p->kill_timer);
     deadline_cancel(&p->linger_timer);
     proc_exit_t x;
@@ -263,7 +308,7 @@ static void check_done(proc_t *p)
         x.exit_code = 128 + WTERMSIG(p->wstatus);
     if (x.exit_code > 128 && x.exit_code < 128 + 65)
         x.signal = x.exit_code - 128;
-    x.started = !p->sandboxed || p->inner_pid != 0;
+    x.started = !p->sandboxed || p->marker_seen;
     x.cpu_ms = p->cpu_ms;
     if (!x.started) {
         size_t n = p->setup_err.len < sizeof(x.setup_error) - 1 ? p->setup_err.len : sizeof(x.setup_error) - 1;
@@ -284,15 +329,15 @@ int proc_spawn(proc_t *p, const proc_spec_t *spec, const proc_callbacks_t *cb, v
     p->cb = *cb;
     p->arg = arg;
     p->sandboxed = spec->sandboxed;
-    int out[2] = {-1, -1}, errp[2] = {-1, -1}, in[2] = {-1, -1}, st[2] = {-1, -1}, devnull = -1;
+    int out[2] = {-1, -1}, errp[2] = {-1, -1}, in[2] = {-1, -1}, st[2] = {-1, -1}, mk[2] = {-1, -1}, devnull = -1;
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 || (spec->interactive && pipe2(in, O_CLOEXEC) != 0) ||
-        (spec->sandboxed && pipe2(st, O_CLOEXEC) != 0) ||
+        (spec->sandboxed && (pipe2(st, O_CLOEXEC) != 0 || pipe2(mk, O_CLOEXEC) != 0)) ||
         (!spec->interactive && (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)) {
         snprintf(err, errlen, "cannot create pipes: %s", strerror(errno));
         goto Error;
     }
     int fds[5] = {spec->interactive ? in[0] : devnull, out[1], errp[1], spec->seccomp_fd, spec->sandboxed ? st[1] : -1};
-    pid_t pid = spawn_child(spec, fds);
+    pid_t pid = spawn_child(spec, fds, mk[1]);
     if (pid < 0) {
         snprintf(err, errlen, "vfork failed: %s", strerror(errno));
         goto Error;
@@ -304,6 +349,8 @@ int proc_spawn(proc_t *p, const proc_spec_t *spec, const proc_callbacks_t *cb, v
         close(in[0]);
     if (st[1] >= 0)
         close(st[1]);
+    if (mk[1] >= 0)
+        close(mk[1]);
     if (devnull >= 0)
         close(devnull);
     h2o_evloop_t *loop = http_loop();
@@ -321,16 +368,23 @@ int proc_spawn(proc_t *p, const proc_spec_t *spec, const proc_callbacks_t *cb, v
         p->status->data = p;
         h2o_socket_read_start(p->status, on_status);
     }
+    if (mk[0] >= 0) {
+        p->marker = h2o_evloop_socket_create(loop, mk[0], 0);
+        p->marker->data = p;
+        h2o_socket_read_start(p->marker, on_marker);
+    }
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (pidfd < 0) {
         /* out of fds: give the run up rather than lose track of it */
         snprintf(err, errlen, "pidfd_open failed: %s", strerror(errno));
+        kill(-pid, SIGKILL); /* bwrap's sandbox child is still in its process group */
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         for (int i = 0; i < 2; i++)
             close_sock(&p->out[i]);
         close_sock(&p->in);
         close_sock(&p->status);
+        close_sock(&p->marker);
         return -1;
     }
     LIST_INSERT_HEAD(&live, p, live_link);
@@ -348,6 +402,8 @@ Error:
             close(in[i]);
         if (st[i] >= 0)
             close(st[i]);
+        if (mk[i] >= 0)
+            close(mk[i]);
     }
     if (devnull >= 0)
         close(devnull);
@@ -483,10 +539,11 @@ void proc_terminate(proc_t *p, int force, int grace_ms)
 
 void proc_release(proc_t *p)
 {
-    if (!p->done && !p->exited) {
-        kill_now(p);
+    if (!p->done) {
+        if (!p->exited)
+            kill_now(p);
         LIST_REMOVE(p, live_link);
-        p->exited = 1;
+        p->exited = p->done = 1;
     }
     deadline_cancel(&p->kill_timer);
     deadline_cancel(&p->linger_timer);
@@ -494,6 +551,7 @@ void proc_release(proc_t *p)
     close_sock(&p->out[1]);
     close_sock(&p->in);
     close_sock(&p->status);
+    close_sock(&p->marker);
     close_sock(&p->pidsock);
     if (p->inner_pidfd >= 0)
         close(p->inner_pidfd);
@@ -521,11 +579,25 @@ void proc_reap_children(void)
             return;
         proc_t *p;
         LIST_FOREACH(p, &live, live_link)
-        if (p->pid == si.si_pid)
-            break;
-        if (p != NULL)
+        {
+            status_drain(p);
+            if ((p->pid == si.si_pid && !p->exited) || (p->inner_pid == si.si_pid && !p->inner_reaped))
+                break;
+        }
+        if (p != NULL && p->pid == si.si_pid) {
             on_pidfd(p->pidsock, NULL);
-        else
+        } else if (p != NULL) {
+            /* the sandbox's init, orphaned by bwrap: its rusage covers every process it reaped */
+            struct rusage ru;
+            memset(&ru, 0, sizeof(ru));
+            wait4(si.si_pid, NULL, WNOHANG, &ru);
+            p->cpu_ms += (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+                         (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+            p->inner_reaped = 1;
+            log_debug("run pid %d: sandbox init %d reaped", (int)p->pid, (int)si.si_pid);
+            check_done(p);
+        } else {
             waitpid(si.si_pid, NULL, WNOHANG);
+        }
     }
 }

@@ -36,6 +36,7 @@
 #include <sys/wait.h>
 #include <sys/ioctl.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 static char bwrap_path[512];
@@ -94,6 +95,19 @@ void sandbox_argv_free(sandbox_argv_t *a)
     memset(a, 0, sizeof(*a));
 }
 
+/*
+ * Caller-supplied paths are looked at with the sandbox user's file-system
+ * identity (setfsuid/setfsgid are per thread), so whether a root-only path
+ * exists never shows in the outcome of a run.
+ */
+static void fs_as_sandbox_user(int on)
+{
+    if (run_uid == (uid_t)-1)
+        return;
+    syscall(SYS_setfsgid, on ? run_gid : 0);
+    syscall(SYS_setfsuid, on ? run_uid : 0);
+}
+
 /* Opens `path` as O_PATH without following any symlink in it; -1 with errno (ELOOP for a symlink). */
 static int open_nofollow(const char *path)
 {
@@ -101,8 +115,15 @@ static int open_nofollow(const char *path)
     memset(&how, 0, sizeof(how));
     how.flags = O_PATH | O_CLOEXEC;
     how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-    return (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+    fs_as_sandbox_user(1);
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+    int e = errno;
+    fs_as_sandbox_user(0);
+    errno = e;
+    return fd;
 }
+
+static void hide_path(sandbox_argv_t *a, const char *path, int once);
 
 /*
  * A caller's bind: the source is opened here, without following symlinks, and
@@ -114,12 +135,15 @@ static int open_nofollow(const char *path)
  */
 static void caller_bind(sandbox_argv_t *a, const char *path, int writable)
 {
-    if (a->n_fds >= SANDBOX_MAX_FDS)
-        return;
-    int fd = open_nofollow(path);
+    int fd = a->n_fds < SANDBOX_MAX_FDS ? open_nofollow(path) : (errno = EMFILE, -1);
     if (fd < 0) {
-        if (errno == ELOOP && !writable)
-            argv_push3(a, "--ro-bind", "/dev/null", path);
+        if (errno == ENOENT)
+            return; /* nothing there to bind */
+        /* any other failure fails closed: no extra write access, and a deny_write hides the path */
+        log_warn("sandbox: cannot open %s for a %s bind (%s): %s", path, writable ? "writable" : "read-only",
+                 strerror(errno), writable ? "not bound" : "hidden instead");
+        if (!writable)
+            hide_path(a, path, 0);
         return;
     }
     char num[16];
@@ -133,13 +157,16 @@ static void hide_path(sandbox_argv_t *a, const char *path, int once)
 {
     struct stat st;
     char real[4096];
-    if (lstat(path, &st) != 0)
-        return; /* nothing there to read */
-    if (S_ISLNK(st.st_mode)) {
-        if (realpath(path, real) == NULL || stat(real, &st) != 0)
-            return;
+    /* what the sandbox user cannot see needs no hiding, and must not be probed as root */
+    fs_as_sandbox_user(!once);
+    int found = lstat(path, &st) == 0;
+    if (found && S_ISLNK(st.st_mode)) {
+        found = realpath(path, real) != NULL && stat(real, &st) == 0;
         path = real;
     }
+    fs_as_sandbox_user(0);
+    if (!found)
+        return; /* nothing there to read */
     /* defaults: /var/run -> /run and the like need one mount per target (a deny always mounts) */
     for (size_t i = 1; once && i + 1 < a->n; i++)
         if (!strcmp(a->v[i + 1], path) && (!strcmp(a->v[i], "--tmpfs") || !strcmp(a->v[i], "/dev/null")))
@@ -242,8 +269,11 @@ void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char 
     /* the limit line and the command run in ONE shell (no second exec); a syntax
      * error in the command is then reported on line 2 */
     strbuf_t script = {0};
-    strbuf_printf(&script, "ulimit %s %ld || { echo 'sandbox: cannot set max_processes' >&2; exit 126; }\n",
-                  ulimit_nproc_flag, p->nproc);
+    /* fd 5 + n_fds is the start marker (proc.c): one byte says bwrap's setup is done */
+    int marker = SANDBOX_FIRST_BIND_FD + argv->n_fds;
+    strbuf_printf(&script,
+                  "printf . >&%d; exec %d>&-; ulimit %s %ld || { echo 'sandbox: cannot set max_processes' >&2; exit 126; }\n",
+                  marker, marker, ulimit_nproc_flag, p->nproc);
     strbuf_puts(&script, command);
     argv_push3(argv, "/bin/sh", "-c", script.data);
     strbuf_free(&script);
@@ -691,10 +721,19 @@ void sandbox_workspace_remove_now(const char *path)
     nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
+/* Background removals in flight, so shutdown can wait for them (sandbox_workspace_wait). */
+static pthread_mutex_t removals_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t removals_done = PTHREAD_COND_INITIALIZER;
+static int removals;
+
 static void *remove_thread(void *arg)
 {
     sandbox_workspace_remove_now(arg);
     free(arg);
+    pthread_mutex_lock(&removals_lock);
+    removals--;
+    pthread_cond_broadcast(&removals_done);
+    pthread_mutex_unlock(&removals_lock);
     return NULL;
 }
 
@@ -705,7 +744,28 @@ void sandbox_workspace_remove(const char *path)
     char *copy = xstrdup(path);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&removals_lock);
+    removals++;
+    pthread_mutex_unlock(&removals_lock);
     if (pthread_create(&t, &attr, remove_thread, copy) != 0)
         remove_thread(copy);
     pthread_attr_destroy(&attr);
+}
+
+int sandbox_workspace_wait(int deadline_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += deadline_ms / 1000;
+    until.tv_nsec += (long)(deadline_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&removals_lock);
+    while (removals > 0 && pthread_cond_timedwait(&removals_done, &removals_lock, &until) == 0)
+        ;
+    int left = removals;
+    pthread_mutex_unlock(&removals_lock);
+    return left;
 }
