@@ -386,6 +386,27 @@ describe('execution basics', () => {
     }
   });
 
+  test('a run bwrap cannot set up fails with its reason; a command exiting 1 completes', async () => {
+    const bad = await call(client, 'execute_code', { command: 'echo never', working_directory: '/nonexistent-dir-xyz' });
+    assert.equal(bad.status, 'failed', JSON.stringify(bad.output));
+    const err = ofType(bad, 'error')[0];
+    assert.match(err?.message ?? '', /Sandbox could not start the command: .*chdir/i);
+    assert.equal(lastEvent(bad).type, 'exit');
+    assert.deepEqual(lines(bad), []);
+    // the same exit code from the command itself is an ordinary completion
+    const one = await call(client, 'execute_code', { command: 'echo "bwrap: not really" >&2; exit 1' });
+    assert.equal(one.status, 'completed');
+    assert.equal(one.exit_code, 1);
+    assert.deepEqual(ofType(one, 'error'), []);
+  });
+
+  test('exit 152 after a while under a 1 s CPU limit is still not a CPU limit', async () => {
+    const r = await call(client, 'execute_code', { command: 'sleep 1.2; exit 152', sandbox_config: { resource_limits: { max_cpu_seconds: 1 } } });
+    assert.equal(r.status, 'completed', JSON.stringify(r.output));
+    assert.equal(r.exit_code, 152);
+    assert.deepEqual(ofType(r, 'resource_limit'), []);
+  });
+
   test('get_execution_output wait:true with last_event_id returns only the later events', async () => {
     const start = await call(client, 'execute_code_async', { command: 'echo first; sleep 0.5; echo second' });
     const first = await pollUntil(client, start.execution_id, (r) => lines(r).includes('first'));
@@ -770,6 +791,28 @@ describe('retention', () => {
     } finally {
       await client.close();
       await server.stop();
+    }
+  });
+});
+
+describe('shutdown', () => {
+  test('SIGTERM ends running runs (recorded as cancelled) and removes every workspace before exit', async () => {
+    const server = await start({ args: ['--shutdown-grace', '4', '--kill-grace-ms', '500'] });
+    const { client } = await connect(server);
+    const done = await call(client, 'execute_code', { command: 'for i in $(seq 200); do echo x > f$i; done; pwd' });
+    const home = lines(done).at(-1);
+    assert.ok(existsSync(home), home);
+    const running = await call(client, 'execute_code_async', { command: 'trap "" TERM; sleep 100' });
+    assert.equal(running.status, 'running');
+    await client.close();
+    const res = await server.stop({ keepDir: true });
+    try {
+      assert.equal(res.code, 0);
+      assert.ok(!existsSync(home), `workspace ${home} left behind`);
+      assert.match(server.log(), /shutdown complete/);
+      assert.match(server.log(), new RegExp(`execution ${running.execution_id} cancelled`));
+    } finally {
+      rmSync(server.dir, { recursive: true, force: true });
     }
   });
 });

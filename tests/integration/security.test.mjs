@@ -186,6 +186,31 @@ describe('filesystem', () => {
     }
   });
 
+  // a run can plant symlinks in its own workspace; naming them in a later call's
+  // sandbox_config must not bind what they point to (host /proc, /dev/shm...)
+  test('sandbox_config write paths that go through a symlink are refused', async () => {
+    const a = await run(client, 'ln -sfn ../../../../../../proc p; ln -sfn /dev/shm shm; pwd');
+    const home = lines(a).at(-1);
+    for (const [field, p] of [['deny_write', `${home}/p`], ['allow_write', `${home}/shm`]]) {
+      const r = await call(client, 'execute_code', {
+        command: 'cat /proc/1/cmdline 2>/dev/null | tr "\\0" " "; ls p shm 2>/dev/null | head -3',
+        sandbox_config: { filesystem: { [field]: [p] } },
+      });
+      assert.equal(r._result.isError, true, `${field} ${p} was accepted: ${JSON.stringify(r.output)}`);
+      assert.match(r.error, /symbolic link/);
+    }
+  });
+
+  test('deny_write inside the workspace makes that path read-only', async () => {
+    const a = await run(client, 'mkdir -p keep && echo original > keep/f; pwd');
+    const home = lines(a).at(-1);
+    const r = await call(client, 'execute_code', {
+      command: 'echo changed > keep/f; echo new > keep/g; cat keep/f; echo ok > other.txt && echo other-written',
+      sandbox_config: { filesystem: { deny_write: [`${home}/keep`] } },
+    });
+    assert.deepEqual(lines(r), ['original', 'other-written']);
+  });
+
   test('a detached background process does not outlive its run', async () => {
     const marker = 7000 + Math.floor(Math.random() * 50000);
     const r = await run(client, `(setsid sleep ${marker} > /dev/null 2>&1 &); (nohup sleep ${marker} > /dev/null 2>&1 &); echo started`);
