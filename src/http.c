@@ -202,9 +202,31 @@ static int respond_health(h2o_req_t *req)
     return 0;
 }
 
+/*
+ * The path to route on. A request line in absolute form ("POST http://host/mcp",
+ * RFC 9112 3.2.2) reaches h2o 2.2 as the path "/http://host/mcp": route on its path part.
+ */
+static h2o_iovec_t route_path(h2o_req_t *req)
+{
+    h2o_iovec_t raw = req->input.path;
+    size_t skip = 0;
+    if (raw.len > 7 && strncasecmp(raw.base, "http://", 7) == 0)
+        skip = 7;
+    else if (raw.len > 8 && strncasecmp(raw.base, "https://", 8) == 0)
+        skip = 8;
+    if (skip == 0)
+        return req->path_normalized;
+    const char *slash = memchr(raw.base + skip, '/', raw.len - skip);
+    if (slash == NULL)
+        return h2o_iovec_init(H2O_STRLIT("/"));
+    size_t len = raw.len - (size_t)(slash - raw.base);
+    const char *q = memchr(slash, '?', len);
+    return h2o_iovec_init(slash, q != NULL ? (size_t)(q - slash) : len);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
-    h2o_iovec_t path = req->path_normalized;
+    h2o_iovec_t path = route_path(req);
     /* DNS-rebinding defence first, for every path (/health included) */
     const h2o_iovec_t *origin = http_header(req, "origin");
     if (origin != NULL && !origin_allowed(origin)) {

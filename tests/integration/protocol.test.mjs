@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -624,6 +625,20 @@ describe('/health', () => {
     assert.match(r.headers.get('content-type') ?? '', /^application\/json/);
     return r.json;
   };
+
+  test('a request line in absolute form is routed on its path (RFC 9112 3.2.2)', async () => {
+    const text = await new Promise((resolve, reject) => {
+      const sock = net.connect(server.port, '127.0.0.1', () => {
+        sock.write(`GET http://127.0.0.1:${server.port}/health?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+      });
+      let buf = '';
+      sock.on('data', (d) => { buf += d; });
+      sock.on('end', () => resolve(buf));
+      sock.on('error', reject);
+    });
+    assert.match(text, /^HTTP\/1\.1 200 /);
+    assert.match(text, /"status":"ok"/);
+  });
 
   test('reports status, version, uptime and the session count', async () => {
     const h0 = await health();
