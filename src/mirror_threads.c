@@ -255,14 +255,14 @@ void *mirror_writer_main(void *arg)
             pthread_mutex_lock(&mirror_st.lock);
             int stop = mirror_st.stopping;
             pthread_mutex_unlock(&mirror_st.lock);
+            if (stop)
+                break; /* shutting down without a connection: mirror_stop drops what is left */
             c = redis_open(err, sizeof(err));
             if (c == NULL) {
                 set_last_error(err);
                 if (backoff == 100 || !ever)
                     log_warn("redis mirror: %s unreachable (%s); serving from memory, retrying", mirror_st.redacted, err);
                 ever = ever ? ever : -1;
-                if (stop)
-                    break;
                 writer_sleep(backoff);
                 backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
                 continue;
