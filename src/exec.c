@@ -171,6 +171,41 @@ static int cpu_limit_plausible(const exec_t *e, const proc_exit_t *x)
     return x->cpu_ms + 100 >= (uint64_t)e->cpu_limit_s * 1000;
 }
 
+/*
+ * The end of a run, whatever ended it (status and error already set): the
+ * exit event, the counts, the mirror, the parked calls, then retention or,
+ * when its session is gone, the execution itself.
+ */
+static void record_end(exec_t *e, int exit_code)
+{
+    e->has_exit_code = 1;
+    e->exit_code = exit_code;
+    e->completed_wall_ms = util_wall_ms();
+    deadline_cancel(&e->timeout_timer);
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddNumberToObject(f, "code", e->exit_code);
+    cJSON_AddNumberToObject(f, "duration_ms", (double)(util_now_ms() - e->started_ms));
+    add_event(e, "exit", f);
+    if (e->proc_live)
+        proc_release(&e->proc);
+    e->proc_live = 0;
+    mgr.running--;
+    if (e->owner != NULL)
+        e->owner->running--;
+    log_info("execution %s %s (exit %d) after %llu ms", e->id, exec_status_name(e->status), e->exit_code,
+             (unsigned long long)(util_now_ms() - e->started_ms));
+    mirror_exec_meta(e);
+    fire_waiters(e, 1);
+    struct exec_session *owner = e->owner;
+    if (owner == NULL || owner->ended) {
+        exec_free(e);
+        if (owner != NULL)
+            session_state_free_if_done(owner);
+    } else {
+        deadline_arm(&e->retention_timer, (uint64_t)config.retention * 1000, on_retention);
+    }
+}
+
 /* The process is gone and its output drained: record the end. */
 static void on_proc_exit(void *arg, const proc_exit_t *x)
 {
@@ -205,30 +240,7 @@ static void on_proc_exit(void *arg, const proc_exit_t *x)
     } else {
         e->status = EXEC_COMPLETED;
     }
-    e->has_exit_code = 1;
-    e->exit_code = x->started ? x->exit_code : -1;
-    e->completed_wall_ms = util_wall_ms();
-    cJSON *f = cJSON_CreateObject();
-    cJSON_AddNumberToObject(f, "code", e->exit_code);
-    cJSON_AddNumberToObject(f, "duration_ms", (double)(util_now_ms() - e->started_ms));
-    add_event(e, "exit", f);
-    proc_release(&e->proc);
-    e->proc_live = 0;
-    mgr.running--;
-    if (e->owner != NULL)
-        e->owner->running--;
-    log_info("execution %s %s (exit %d) after %llu ms", e->id, exec_status_name(e->status), e->exit_code,
-             (unsigned long long)(util_now_ms() - e->started_ms));
-    mirror_exec_meta(e);
-    fire_waiters(e, 1);
-    struct exec_session *owner = e->owner;
-    if (owner == NULL || owner->ended) {
-        exec_free(e);
-        if (owner != NULL)
-            session_state_free_if_done(owner);
-    } else {
-        deadline_arm(&e->retention_timer, (uint64_t)config.retention * 1000, on_retention);
-    }
+    record_end(e, x->started ? x->exit_code : -1);
 }
 
 static void on_timeout(deadline_t *d)
@@ -559,28 +571,7 @@ void exec_abandon_all(void)
         events_flush(&e->log, 1, on_line_event, e);
         e->status = EXEC_CANCELLED;
         set_error(e, "The server shut down before the run ended");
-        e->has_exit_code = 1;
-        e->exit_code = -1;
-        e->completed_wall_ms = util_wall_ms();
-        deadline_cancel(&e->timeout_timer);
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddNumberToObject(f, "code", -1);
-        cJSON_AddNumberToObject(f, "duration_ms", (double)(util_now_ms() - e->started_ms));
-        add_event(e, "exit", f);
-        if (e->proc_live)
-            proc_release(&e->proc);
-        e->proc_live = 0;
-        mgr.running--;
-        if (e->owner != NULL)
-            e->owner->running--;
-        mirror_exec_meta(e);
-        fire_waiters(e, 1);
-        struct exec_session *owner = e->owner;
-        if (owner == NULL || owner->ended) {
-            exec_free(e);
-            if (owner != NULL)
-                session_state_free_if_done(owner);
-        }
+        record_end(e, -1);
     }
 }
 
