@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 RB_HEAD(exec_tree, exec);
@@ -212,7 +211,6 @@ static void on_proc_exit(void *arg, const proc_exit_t *x)
     exec_t *e = arg;
     events_flush(&e->log, 0, on_line_event, e);
     events_flush(&e->log, 1, on_line_event, e);
-    deadline_cancel(&e->timeout_timer);
     char msg[400];
     if (e->timed_out) {
         e->status = EXEC_TIMEOUT;

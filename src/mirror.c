@@ -289,20 +289,41 @@ static struct {
 #define STAGE_FLUSH_BYTES (256 * 1024)
 #define EVENTS_PER_OP 1024
 
+/* Appends the list head..tail to the writer's queue (lock held); returns whether to wake the writer. */
+static int queue_splice_locked(op_t *head, op_t *tail, size_t bytes, size_t ops, size_t events)
+{
+    if (head != NULL) {
+        if (mirror_st.tail != NULL)
+            mirror_st.tail->next = head;
+        else
+            mirror_st.head = head;
+        mirror_st.tail = tail;
+    }
+    mirror_st.queue_bytes += bytes;
+    mirror_st.queue_ops += ops;
+    mirror_st.queue_events += events;
+    int wake = mirror_st.writer_waiting;
+    mirror_st.writer_waiting = 0;
+    return wake;
+}
+
 void mirror_flush(void)
 {
     if (stage.head == NULL)
         return;
     pthread_mutex_lock(&mirror_st.lock);
     op_t *dropped = NULL;
+    size_t bytes = stage.bytes, ops = stage.ops, events = stage.events;
     if (mirror_st.stopping ||
         (mirror_st.queue_bytes + stage.bytes > (size_t)config.mirror_queue_bytes && mirror_st.head != NULL)) {
         /* take what fits, in order; the rest is dropped and its executions resynced later */
         op_t *o = stage.head, *last = NULL;
-        while (o != NULL && !mirror_st.stopping && mirror_st.queue_bytes + o->bytes <= (size_t)config.mirror_queue_bytes) {
-            mirror_st.queue_bytes += o->bytes;
-            mirror_st.queue_ops++;
-            mirror_st.queue_events += o->n_events;
+        bytes = ops = events = 0;
+        while (o != NULL && !mirror_st.stopping &&
+               mirror_st.queue_bytes + bytes + o->bytes <= (size_t)config.mirror_queue_bytes) {
+            bytes += o->bytes;
+            ops++;
+            events += o->n_events;
             last = o;
             o = o->next;
         }
@@ -313,20 +334,8 @@ void mirror_flush(void)
         } else {
             stage.head = stage.tail = NULL;
         }
-    } else {
-        mirror_st.queue_bytes += stage.bytes;
-        mirror_st.queue_ops += stage.ops;
-        mirror_st.queue_events += stage.events;
     }
-    if (stage.head != NULL) {
-        if (mirror_st.tail != NULL)
-            mirror_st.tail->next = stage.head;
-        else
-            mirror_st.head = stage.head;
-        mirror_st.tail = stage.tail;
-    }
-    int wake = mirror_st.writer_waiting;
-    mirror_st.writer_waiting = 0;
+    int wake = queue_splice_locked(stage.head, stage.tail, bytes, ops, events);
     pthread_mutex_unlock(&mirror_st.lock);
     if (wake)
         pthread_cond_signal(&mirror_st.cond);
@@ -367,16 +376,7 @@ static int enqueue(op_t *o)
         pthread_mutex_unlock(&mirror_st.lock);
         return -1;
     }
-    if (mirror_st.tail != NULL)
-        mirror_st.tail->next = o;
-    else
-        mirror_st.head = o;
-    mirror_st.tail = o;
-    mirror_st.queue_bytes += o->bytes;
-    mirror_st.queue_ops++;
-    mirror_st.queue_events += o->n_events;
-    int wake = mirror_st.writer_waiting;
-    mirror_st.writer_waiting = 0;
+    int wake = queue_splice_locked(o, o, o->bytes, 1, o->n_events);
     pthread_mutex_unlock(&mirror_st.lock);
     if (wake)
         pthread_cond_signal(&mirror_st.cond);
