@@ -1,5 +1,5 @@
 # mcp-sandboxd: plain Makefile, every library through pkg-config.
-VERSION  := 0.3.0
+VERSION  := 0.4.0
 CC       ?= gcc
 PKGS     := libh2o-evloop hiredis libcjson libbsd libseccomp libssl libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

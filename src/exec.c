@@ -11,6 +11,7 @@
 #include "exec.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "mirror.h"
 #include "util.h"
 
@@ -194,6 +195,7 @@ static void record_end(exec_t *e, int exit_code)
     log_info("execution %s %s (exit %d) after %llu ms", e->id, exec_status_name(e->status), e->exit_code,
              (unsigned long long)(util_now_ms() - e->started_ms));
     mirror_exec_meta(e);
+    metrics_exec_end(exec_status_name(e->status));
     fire_waiters(e, 1);
     struct exec_session *owner = e->owner;
     if (owner == NULL || owner->ended) {

@@ -12,6 +12,7 @@
 #include "exec.h"
 #include "log.h"
 #include "mcp.h"
+#include "metrics.h"
 #include "mirror.h"
 #include "session.h"
 #include "util.h"
@@ -96,6 +97,7 @@ void http_respond(h2o_req_t *req, int status, const char *reason, const char *co
                               strlen(session_id));
     req->res.content_length = len;
     access_log(req, status, session_id);
+    metrics_http(req->method.base, req->method.len, status);
     h2o_iovec_t buf = h2o_iovec_init(body, len);
     if (body != NULL) {
         struct body_holder *h = h2o_mem_alloc_shared(&req->pool, sizeof(*h), on_body_dispose);
@@ -262,6 +264,20 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/mcp")))
         return mcp_handle(req);
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
+        if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+            !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
+            http_respond_jsonrpc_error(req, 405, "Method Not Allowed", -32000, "Method Not Allowed: /metrics takes GET");
+            return 0;
+        }
+        strbuf_t b = {0};
+        metrics_render(&b);
+        size_t len;
+        char *body = strbuf_steal(&b, &len);
+        http_respond(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, len, NULL);
+        return 0;
+    }
     http_respond_jsonrpc_error(req, 404, "Not Found", -32000, "Not Found: the MCP endpoint is /mcp");
     return 0;
 }

@@ -743,6 +743,7 @@ int tools_call(mcp_call_t *call, session_t *s, const char *name, const cJSON *ar
 {
     for (size_t i = 0; i < N_TOOLS; i++)
         if (!strcmp(tools[i].name, name)) {
+            mcp_call_set_tool(call, tools[i].name);
             tools[i].fn(call, s, args);
             return 0;
         }

@@ -75,7 +75,7 @@ describe('keys and fields after a run (password, db 3)', () => {
   let redis, server, client, transport, run;
   before(async () => {
     redis = await startRedis({ requirepass: password });
-    server = await start({ env: { REDIS_URL: `redis://:${password}@127.0.0.1:${redis.port}/3` }, args: ['--replica', 'replica-a'] });
+    server = await start({ env: { REDIS_URL: `redis://:${password}@127.0.0.1:${redis.port}/3` }, args: ['--replica-id', 'replica-a'] });
     ({ client, transport } = await connect(server));
     run = await call(client, 'execute_code', { command: 'echo out-line; echo err-line >&2; exit 3' });
     assert.ok(!run._result.isError, run.error);
