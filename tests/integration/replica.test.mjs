@@ -296,6 +296,30 @@ describe('session records', () => {
     await client.close();
   });
 
+  test('cancel and stdin for a run held by another live replica say which replica runs it', async () => {
+    const { client, transport } = await connect(a);
+    const sid = transport.sessionId;
+    const live = await call(client, 'execute_code_async', { command: 'cat', interactive: true });
+    const done = await call(client, 'execute_code', { command: 'true' });
+    await waitFor(async () => (await meta(redis, live.execution_id))?.status === 'running', { what: 'mirrored' });
+    await waitFor(async () => (await meta(redis, done.execution_id))?.status === 'completed', { what: 'mirrored' });
+    const c = await rawTool(b, sid, 'cancel_execution', { execution_id: live.execution_id });
+    assert.equal(c.result.success, false);
+    assert.equal(c.result.was_running, false);
+    assert.match(c.result.error, new RegExp(`Execution ${live.execution_id} runs on replica sess-a, not on this one \\(sess-b\\)`));
+    const i = await rawTool(b, sid, 'send_stdin', { execution_id: live.execution_id, input_data: 'x' });
+    assert.equal(i.result.success, false);
+    assert.match(i.result.error, /runs on replica sess-a/);
+    const f = await rawTool(b, sid, 'cancel_execution', { execution_id: done.execution_id });
+    assert.equal(f.result.error, `Execution ${done.execution_id} already completed (status: completed)`);
+    const n = await rawTool(b, sid, 'cancel_execution', { execution_id: '00000000-0000-4000-8000-000000000000' });
+    assert.equal(n.result.error, 'Execution not found: 00000000-0000-4000-8000-000000000000');
+    // the owner still can
+    const own = await call(client, 'cancel_execution', { execution_id: live.execution_id });
+    assert.equal(own.success, true);
+    await client.close();
+  });
+
   test('DELETE ends the session and removes its record; then every replica answers 404', async () => {
     const sid = await rawSession(a);
     await waitFor(async () => (await redis.acli('EXISTS', `mcp:session:${sid}`)) === '1', { what: 'record' });
