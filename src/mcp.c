@@ -144,6 +144,12 @@ static void call_result(mcp_call_t *call, const char *result, size_t len);
 
 void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, int is_error)
 {
+    strbuf_t clean = {0};
+    if (util_utf8_valid_len(structured, len) != len) { /* e.g. an error message quoting a cut argument name */
+        util_utf8_sanitize(structured, len, &clean);
+        structured = clean.data;
+        len = clean.len;
+    }
     strbuf_t res = {0};
     strbuf_puts(&res, "{\"content\":[{\"type\":\"text\",\"text\":");
     strbuf_json_cstr(&res, structured); /* callers pass NUL-terminated JSON */
@@ -152,6 +158,7 @@ void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, 
     strbuf_puts(&res, is_error ? ",\"isError\":true}" : ",\"isError\":false}");
     call_result(call, res.data, res.len);
     strbuf_free(&res);
+    strbuf_free(&clean);
 }
 
 void mcp_call_error(mcp_call_t *call, int code, const char *message)
