@@ -408,6 +408,13 @@ static int handle_post(h2o_req_t *req)
         http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: the body holds a NUL byte");
         return 0;
     }
+    size_t valid = util_utf8_valid_len(req->entity.base, req->entity.len);
+    if (valid != req->entity.len) { /* JSON text is UTF-8 (RFC 8259 8.1); nothing else may be echoed back */
+        char msg[120];
+        snprintf(msg, sizeof(msg), "Parse error: the body is not valid UTF-8 (at byte %zu)", valid);
+        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, msg);
+        return 0;
+    }
     if (has_escaped_nul(req->entity.base, req->entity.len)) {
         /* valid JSON, but not representable here: an invalid request, like other unusable shapes */
         http_respond_jsonrpc_error(req, 200, "OK", JSONRPC_INVALID_REQUEST,
