@@ -154,6 +154,12 @@ void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, 
 {
     if (call->tool != NULL)
         metrics_tool(call->tool, is_error ? "error" : "ok");
+    strbuf_t clean = {0};
+    if (util_utf8_valid_len(structured, len) != len) { /* e.g. an error message quoting a cut argument name */
+        util_utf8_sanitize(structured, len, &clean);
+        structured = clean.data;
+        len = clean.len;
+    }
     strbuf_t res = {0};
     strbuf_puts(&res, "{\"content\":[{\"type\":\"text\",\"text\":");
     strbuf_json_cstr(&res, structured); /* callers pass NUL-terminated JSON */
@@ -162,6 +168,7 @@ void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, 
     strbuf_puts(&res, is_error ? ",\"isError\":true}" : ",\"isError\":false}");
     call_result(call, res.data, res.len);
     strbuf_free(&res);
+    strbuf_free(&clean);
 }
 
 void mcp_call_error(mcp_call_t *call, int code, const char *message)
@@ -514,6 +521,13 @@ static int handle_post(h2o_req_t *req)
     }
     if (memchr(req->entity.base, '\0', req->entity.len) != NULL) {
         http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: the body holds a NUL byte");
+        return 0;
+    }
+    size_t valid = util_utf8_valid_len(req->entity.base, req->entity.len);
+    if (valid != req->entity.len) { /* JSON text is UTF-8 (RFC 8259 8.1); nothing else may be echoed back */
+        char msg[120];
+        snprintf(msg, sizeof(msg), "Parse error: the body is not valid UTF-8 (at byte %zu)", valid);
+        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, msg);
         return 0;
     }
     if (has_escaped_nul(req->entity.base, req->entity.len)) {
