@@ -17,7 +17,7 @@ LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 
-.PHONY: all asan run test unit integration integration-asan bench deps clean
+.PHONY: all asan run test unit integration integration-asan bench deps clean cluster cluster-down
 all: mcp-sandboxd
 
 deps: .deps-ok
@@ -54,6 +54,13 @@ build/unit/%: tests/unit/%.c $(ASAN_OBJS) $(wildcard include/*.h) | .deps-ok
 
 run: mcp-sandboxd
 	./mcp-sandboxd --host 127.0.0.1 --port 8080
+
+# A local cluster: redis + 3 replicas + nginx on loopback, under ./.cluster
+cluster: mcp-sandboxd
+	./scripts/cluster.sh up 3
+
+cluster-down:
+	./scripts/cluster.sh down
 
 unit: $(UNIT_BINS)
 	./scripts/run-unit.sh $(UNIT_BINS)
