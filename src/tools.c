@@ -275,6 +275,7 @@ struct wait_ctx {
     char last_event_id[32];
 };
 
+/* with_message: 0 none, 1 the wait deadline passed, 2 the call was not parked (EXEC_MAX_WAITERS). */
 static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id, int with_message)
 {
     char err[300];
@@ -287,9 +288,13 @@ static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id
     strbuf_t b = {0};
     strbuf_puts(&b, "{");
     write_output_fields(&b, e, (size_t)from);
-    if (with_message && exec_is_active(e))
+    if (with_message == 1 && exec_is_active(e))
         strbuf_printf(&b, ",\"message\":\"Still running after the %d s wait limit; poll get_execution_output with last_event_id\"",
                       config.wait_deadline);
+    else if (with_message == 2 && exec_is_active(e))
+        strbuf_printf(&b, ",\"message\":\"Still running; %d requests already wait on this execution, so this one did not: "
+                          "poll get_execution_output with last_event_id\"",
+                      EXEC_MAX_WAITERS);
     strbuf_puts(&b, "}");
     mcp_call_tool_result(call, b.data, b.len, 0);
     strbuf_free(&b);
@@ -300,7 +305,7 @@ static void on_wait_done(void *arg, exec_t *e, int finished)
     struct wait_ctx *w = arg;
     if (!mcp_call_alive(w->call))
         log_debug("answering a parked call whose client went away");
-    answer_output(w->call, e, w->kind == WAIT_OUTPUT ? w->last_event_id : NULL, 1);
+    answer_output(w->call, e, w->kind == WAIT_OUTPUT ? w->last_event_id : NULL, finished < 0 ? 2 : 1);
     free(w);
 }
 
