@@ -134,7 +134,10 @@ describe('keys and fields after a run (password, db 3)', () => {
 
   test('database 3 is used, database 0 stays empty', async () => {
     assert.equal(await redis.acli({ db: 0 }, 'DBSIZE'), '0');
-    assert.equal(await redis.acli({ db: 3 }, 'DBSIZE'), '3');
+    // the run's three keys, the session record, and this replica's heartbeat and registry
+    const keys = (await redis.acli({ db: 3 }, 'KEYS', '*')).split('\n').sort();
+    assert.deepEqual(keys, [keyOf(run.execution_id), outKeyOf(run.execution_id), `mcp:session:${transport.sessionId}`,
+      'replica:replica-a', 'replicas', setKeyOf(transport.sessionId)].sort());
   });
 
   test('the log says connected with the URL redacted and never shows the password', async () => {
