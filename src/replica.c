@@ -164,28 +164,30 @@ static char *beat_value(uint64_t started_wall_ms)
 }
 
 /*
- * SET replica:{id} ... EX 3*heartbeat GET, SADD replicas. Returns 0, or -1 on
+ * SET replica:{id} ... EX 3*heartbeat GET, then SADD replicas. Returns 0, or -1 on
  * a connection failure. *lapsed is set when our key had expired after we had
  * written it at least once.
  */
 static int beat(redisContext *c, uint64_t started_wall_ms, int first, int *lapsed)
 {
+    static int with_get = 1; /* SET ... GET needs Redis 6.2; older ones get a plain SET */
     char key[360], ttl[16];
     snprintf(key, sizeof(key), "replica:%s", config.replica);
     snprintf(ttl, sizeof(ttl), "%d", 3 * config.heartbeat);
     char *v = beat_value(started_wall_ms);
     const char *argv[6] = {"SET", key, v, "EX", ttl, "GET"};
     size_t alen[6] = {3, strlen(key), strlen(v), 2, strlen(ttl), 3};
-    redisAppendCommandArgv(c, 6, argv, alen);
-    redisAppendCommand(c, "SADD replicas %s", config.replica);
-    free(v);
-    redisReply *r = NULL, *r2 = NULL;
-    if (redisGetReply(c, (void **)&r) != REDIS_OK || redisGetReply(c, (void **)&r2) != REDIS_OK) {
-        if (r != NULL)
-            freeReplyObject(r);
-        return -1;
+    redisReply *r = redisCommandArgv(c, with_get ? 6 : 5, argv, alen);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && with_get) {
+        log_info("replica watcher: this Redis has no SET ... GET (%s); a lapsed heartbeat will not be noticed", r->str);
+        with_get = 0;
+        freeReplyObject(r);
+        r = redisCommandArgv(c, 5, argv, alen);
     }
-    *lapsed = !first && r->type == REDIS_REPLY_NIL;
+    free(v);
+    if (r == NULL)
+        return -1;
+    *lapsed = with_get && !first && r->type == REDIS_REPLY_NIL;
     if (r->type == REDIS_REPLY_STRING && !first) {
         cJSON *old = cJSON_ParseWithLength(r->str, r->len);
         const cJSON *inst = cJSON_GetObjectItemCaseSensitive(old, "instance");
@@ -197,7 +199,10 @@ static int beat(redisContext *c, uint64_t started_wall_ms, int first, int *lapse
     if (r->type == REDIS_REPLY_ERROR)
         log_warn("replica watcher: heartbeat refused: %s", r->str);
     freeReplyObject(r);
-    freeReplyObject(r2);
+    r = redisCommand(c, "SADD replicas %s", config.replica);
+    if (r == NULL)
+        return -1;
+    freeReplyObject(r);
     return 0;
 }
 
