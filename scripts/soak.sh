@@ -8,7 +8,9 @@
 # long run leaves behind. At the end it stops the workload, waits for every run
 # to end, and prints PASS/FAIL for:
 #   - workload errors: 0 (every tool result was the expected one);
-#   - zombies: 0, and no process left under the server (no bwrap, no sandbox);
+#   - every run ended (within 30 s of the workload's stop) and the mirror queue drained;
+#   - zombies: 0, and no process left under the server (no bwrap, no sandbox)
+#     SOAK_SETTLE_S [3] seconds after the last run ended;
 #   - open fds: at most SOAK_FD_SLACK [4] more than at the start;
 #   - RSS: end minus the warm-up sample (the first one after start: 1 minute
 #     in) under SOAK_RSS_MIB [20] MiB;
@@ -19,7 +21,8 @@
 # Usage: scripts/soak.sh DURATION   (e.g. 30s, 10m, 1h; a bare number is seconds)
 # Knobs (environment): SANDBOXD_BIN, SOAK_WORKERS [4], SOAK_RETENTION [30]
 # (--retention: finished runs are kept this many seconds, so that the held set
-# reaches a steady state within the warm-up minute), SOAK_RSS_MIB, SOAK_FD_SLACK.
+# reaches a steady state within the warm-up minute), SOAK_RSS_MIB, SOAK_FD_SLACK,
+# SOAK_SETTLE_S.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -119,11 +122,19 @@ kill -TERM "$wpid" 2>/dev/null || true
 wait "$wpid" 2>/dev/null || true
 pids=("$rpid" "$spid")
 stopped=$((SECONDS - t0))
-# every run must end (cancel and timeout take at most --kill-grace-ms) and its processes go
+# every run must end (cancel and timeout take at most --kill-grace-ms) and the mirror drain
+ended=""
 for _ in $(seq 1 300); do
-    read -r _ _ _ ch z <<<"$(proc_stats "$spid")"
     h=$(curl -fsS --max-time 2 "$base/health" 2>/dev/null || echo '{}')
-    [ "$ch" = 0 ] && [ "$z" = 0 ] && [ "$(hget running "$h")" = 0 ] && [ "$(hget queue_bytes "$h")" = 0 ] && break
+    if [ "$(hget running "$h")" = 0 ] && [ "$(hget queue_bytes "$h")" = 0 ]; then ended=$((SECONDS - t0)); break; fi
+    sleep 0.1
+done
+# then no process may stay under the server: the sandboxes' PID namespaces are torn down
+# within tens of milliseconds of their last run's end; allow SETTLE_S [3] seconds
+SETTLE_S=${SOAK_SETTLE_S:-3}
+for _ in $(seq 1 $((SETTLE_S * 10))); do
+    read -r _ _ _ ch z <<<"$(proc_stats "$spid")"
+    [ "$ch" = 0 ] && [ "$z" = 0 ] && break
     sleep 0.1
 done
 sample "end"
@@ -146,7 +157,8 @@ alive=0; kill -0 "$spid" 2>/dev/null || alive=1
 check "$alive" "server alive after the soak"
 read -r _ _ _ ch z <<<"$(proc_stats "$spid")"
 check "$([ "$z" = 0 ] && echo 0 || echo 1)" "zombies: $z"
-check "$([ "$ch" = 0 ] && echo 0 || echo 1)" "processes left under the server after every run ended: $ch"
+check "$([ -n "$ended" ] && echo 0 || echo 1)" "every run ended after the workload stopped (running 0 and the mirror queue empty at ${ended:-never (30 s)}s)"
+check "$([ "$ch" = 0 ] && echo 0 || echo 1)" "processes left under the server ${SETTLE_S} s after every run ended: $ch"
 [ "$ch" = 0 ] || proc_descendants "$spid" | sed 's/^/          /'
 n=${#S_FDS[@]}
 fd0=${S_FDS[0]} fd1=${S_FDS[$((n - 1))]}
@@ -168,7 +180,7 @@ grep -qiE 'sanitizer|segfault|assert|abort' "$tmp/server.log" "$tmp/server.out" 
 check "$crash" "no crash or sanitizer report in the server log ($(wc -l <"$tmp/server.log") warn/error lines)"
 if [ -s "$tmp/server.log" ]; then
     echo "  server log (warn and above), most frequent lines:"
-    sed -E 's/^[^ ]+ [^ ]+ //; s/[0-9a-f]{16,}/ID/g' "$tmp/server.log" | sort | uniq -c | sort -rn | head -5 | sed 's/^/    /'
+    sed -E 's/^[^ ]+ [^ ]+ //; s/[0-9a-f]{16,}/ID/g; s/pid [0-9]+/pid N/g' "$tmp/server.log" | sort | uniq -c | sort -rn | head -5 | sed 's/^/    /'
 fi
 echo
 if [ "$FAILED" = 0 ]; then echo "SOAK PASS"; else echo "SOAK FAIL"; fi
