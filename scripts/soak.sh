@@ -12,8 +12,8 @@
 #   - zombies: 0, and no process left under the server (no bwrap, no sandbox)
 #     SOAK_SETTLE_S [3] seconds after the last run ended;
 #   - open fds: at most SOAK_FD_SLACK [4] more than at the start;
-#   - RSS: end minus the warm-up sample (the first one after start: 1 minute
-#     in) under SOAK_RSS_MIB [20] MiB;
+#   - RSS: the highest sample of the second half of DURATION minus the highest
+#     of the first half (start excluded) under SOAK_RSS_MIB [20] MiB;
 #   - the Redis mirror: still connected, queue drained, no event dropped;
 #   - the server still alive, no crash in its log.
 # Exits 1 on any FAIL.
@@ -21,7 +21,7 @@
 # Usage: scripts/soak.sh DURATION   (e.g. 30s, 10m, 1h; a bare number is seconds)
 # Knobs (environment): SANDBOXD_BIN, SOAK_WORKERS [4], SOAK_RETENTION [30]
 # (--retention: finished runs are kept this many seconds, so that the held set
-# reaches a steady state within the warm-up minute), SOAK_RSS_MIB, SOAK_FD_SLACK,
+# reaches a steady state within the first minute), SOAK_RSS_MIB, SOAK_FD_SLACK,
 # SOAK_SETTLE_S.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -86,14 +86,14 @@ echo "   $WORKERS workers, --retention $RETENTION, sample every $INTERVAL s; $(n
 
 # ---------------------------------------------------------------- sampling
 hget() { sed -nE "s/.*\"$1\":\"?([^,\"}]*).*/\1/p" <<<"$2" | head -1; }
-declare -a S_RSS S_FDS S_T
+declare -a S_RSS S_FDS S_T S_SEC
 row() { printf '  %6s %8s %5s %7s %8s %7s %8s %7s %6s %8s %9s %6s  %s\n' "$@"; }
 sample() { # $1 = label; appends to S_* and prints a row
     local h st rss fds thr ch z
     st=$(proc_stats "$spid")
     read -r rss fds thr ch z <<<"$st"
     h=$(curl -fsS --max-time 5 "$base/health" 2>/dev/null || echo '{}')
-    S_RSS+=("$rss") S_FDS+=("$fds") S_T+=("$1")
+    S_RSS+=("$rss") S_FDS+=("$fds") S_T+=("$1") S_SEC+=("${2:-0}")
     row "$1" "$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')" "$fds" "$thr" "$ch" "$z" \
         "$(hget sessions "$h")" "$(hget running "$h")" "$(hget held "$h")" "$(hget started_total "$h")" \
         "$(hget queue_bytes "$h")" "$(hget drops "$h")" "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -111,7 +111,7 @@ next=$INTERVAL
 while [ $((SECONDS - t0)) -lt "$DUR" ]; do
     kill -0 "$wpid" 2>/dev/null || { echo "the workload exited early:"; cat "$tmp/workload.out"; break; }
     if [ $((SECONDS - t0)) -ge "$next" ]; then
-        sample "$((SECONDS - t0))s"
+        sample "$((SECONDS - t0))s" "$((SECONDS - t0))"
         next=$((next + INTERVAL))
     fi
     sleep 1
@@ -137,7 +137,7 @@ for _ in $(seq 1 $((SETTLE_S * 10))); do
     [ "$ch" = 0 ] && [ "$z" = 0 ] && break
     sleep 0.1
 done
-sample "end"
+sample "end" "$((SECONDS - t0))"
 echo "  (t: seconds since the workload started; the workload stopped at ${stopped}s and \"end\" is after every run ended;"
 echo "   children: processes under the server; held: executions in memory (running + retained); mirror q: Redis mirror queue bytes; drops: mirror events dropped)"
 echo
@@ -163,14 +163,26 @@ check "$([ "$ch" = 0 ] && echo 0 || echo 1)" "processes left under the server ${
 n=${#S_FDS[@]}
 fd0=${S_FDS[0]} fd1=${S_FDS[$((n - 1))]}
 check "$([ "$fd1" -le $((fd0 + FD_SLACK)) ] && echo 0 || echo 1)" "open fds: $fd0 at start, $fd1 at the end (bound: start + $FD_SLACK)"
-if [ "$n" -ge 3 ]; then
-    w=1 # the first sample after start: the warm-up one
-    growth=$(awk -v a="${S_RSS[$w]}" -v b="${S_RSS[$((n - 1))]}" 'BEGIN { printf "%.1f", (b - a) / 1024 }')
-    max=$(printf '%s\n' "${S_RSS[@]}" | sort -n | tail -1)
+# RSS: the plateau of the second half against the plateau of the first half
+# (the start sample excluded). malloc keeps its high-water mark, and that mark
+# depends on how many output-heavy runs happen to be held at once, so one early
+# sample is a poor baseline (it may be taken before the plateau is reached);
+# a leak makes the second half's highest sample keep climbing.
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+h1=0 h2=0 t1="" t2=""
+for ((i = 1; i < n; i++)); do
+    if [ "${S_SEC[$i]}" -le $((DUR / 2)) ]; then
+        [ "${S_RSS[$i]}" -gt "$h1" ] && h1=${S_RSS[$i]} t1=${S_T[$i]}
+    else
+        [ "${S_RSS[$i]}" -gt "$h2" ] && h2=${S_RSS[$i]} t2=${S_T[$i]}
+    fi
+done
+if [ "$h1" -gt 0 ] && [ "$h2" -gt 0 ]; then
+    growth=$(awk -v a="$h1" -v b="$h2" 'BEGIN { printf "%.1f", (b - a) / 1024 }')
     check "$(awk -v g="$growth" -v m="$RSS_BOUND_MIB" 'BEGIN { print (g < m) ? 0 : 1 }')" \
-        "RSS: $(awk -v k="${S_RSS[$w]}" 'BEGIN { printf "%.1f", k / 1024 }') MiB at ${S_T[$w]} (warm-up), $(awk -v k="${S_RSS[$((n - 1))]}" 'BEGIN { printf "%.1f", k / 1024 }') MiB at the end: ${growth} MiB growth (bound: < $RSS_BOUND_MIB MiB; peak $(awk -v k="$max" 'BEGIN { printf "%.1f", k / 1024 }') MiB)"
+        "RSS: highest $(mib "$h1") MiB in the first half (at $t1), highest $(mib "$h2") MiB in the second (at $t2): ${growth} MiB growth (bound: < $RSS_BOUND_MIB MiB; first sample after start $(mib "${S_RSS[1]}") MiB, end $(mib "${S_RSS[$((n - 1))]}") MiB)"
 else
-    check 1 "RSS: too few samples for a warm-up figure (DURATION too short)"
+    check 1 "RSS: too few samples for two halves (DURATION too short)"
 fi
 h=$(curl -fsS --max-time 5 "$base/health" 2>/dev/null || echo '{}')
 check "$([ "$(hget redis "$h")" = connected ] && [ "$(hget queue_bytes "$h")" = 0 ] && [ "$(hget drops "$h")" = 0 ] && echo 0 || echo 1)" \
