@@ -15,6 +15,8 @@
 #   - RSS: the highest sample of the second half of DURATION minus the highest
 #     of the first half (start excluded) under SOAK_RSS_MIB [20] MiB;
 #   - the Redis mirror: still connected, queue drained, no event dropped;
+#   - no run ended while a process still held its output pipes (the server's
+#     "output pipes stayed open" warning: a sandbox that may outlive its run);
 #   - the server still alive, no crash in its log.
 # Exits 1 on any FAIL.
 #
@@ -187,6 +189,11 @@ fi
 h=$(curl -fsS --max-time 5 "$base/health" 2>/dev/null || echo '{}')
 check "$([ "$(hget redis "$h")" = connected ] && [ "$(hget queue_bytes "$h")" = 0 ] && [ "$(hget drops "$h")" = 0 ] && echo 0 || echo 1)" \
     "Redis mirror: $(hget redis "$h"), queue $(hget queue_bytes "$h") bytes, $(hget drops "$h") events dropped, $(hget events_written "$h") written, $(hget reconnects "$h") reconnects"
+# a run whose bwrap exited while something still held its output pipes: the server
+# recorded its end, but a process of the sandbox may have lived on (a stray the end
+# check only sees when it is still there when the soak ends)
+linger=$(grep -c 'output pipes stayed open' "$tmp/server.log" 2>/dev/null || true)
+check "$([ "${linger:-0}" = 0 ] && echo 0 || echo 1)" "runs ended while a process still held their output pipes (server warning \"output pipes stayed open\"): ${linger:-0}"
 crash=0
 grep -qiE 'sanitizer|segfault|assert|abort' "$tmp/server.log" "$tmp/server.out" 2>/dev/null && crash=1
 check "$crash" "no crash or sanitizer report in the server log ($(wc -l <"$tmp/server.log") warn/error lines)"
