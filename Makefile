@@ -17,7 +17,7 @@ LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 
-.PHONY: all asan run test unit integration integration-asan bench deps clean cluster cluster-down
+.PHONY: all asan run test unit integration integration-asan bench bench-load soak deps clean cluster cluster-down
 all: mcp-sandboxd
 
 deps: .deps-ok
@@ -72,6 +72,15 @@ bench: mcp-sandboxd
 	./scripts/bench-protocol.sh
 	./scripts/bench-exec.sh
 	./scripts/bench-mirror.sh
+	./scripts/bench-load.sh
+
+bench-load: mcp-sandboxd
+	./scripts/bench-load.sh
+
+# make soak DURATION=10m (30s, 1h, ...)
+DURATION ?= 10m
+soak: mcp-sandboxd
+	./scripts/soak.sh $(DURATION)
 
 clean:
 	rm -rf build mcp-sandboxd mcp-sandboxd-asan

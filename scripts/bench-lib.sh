@@ -36,3 +36,39 @@ stop_pid() {
     for q in "${pids[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
     pids=("${keep[@]+"${keep[@]}"}")
 }
+
+# Resource figures of process $1 and its descendants, one line:
+#   rss_kib fds threads children zombies
+# rss/fds/threads are the process's own (VmRSS, /proc/PID/fd, Threads);
+# children counts every descendant (sandbox bwraps, their inits and commands),
+# zombies the descendants (or the process itself) in state Z.
+proc_stats() {
+    local pid=$1 rss thr fds
+    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+    thr=$(awk '/^Threads:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+    fds=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+    ps -e -o pid=,ppid=,stat= | awk -v root="$pid" -v rss="${rss:--}" -v thr="${thr:--}" -v fds="$fds" '
+        { ppid[$1] = $2; st[$1] = $3 }
+        END {
+            n = 0; z = (substr(st[root], 1, 1) == "Z")
+            for (p in ppid) {
+                q = ppid[p]; depth = 0
+                while (q != "" && q != root && q > 1 && depth++ < 64) q = ppid[q]
+                if (q == root && p != root) { n++; if (substr(st[p], 1, 1) == "Z") z++ }
+            }
+            print rss, fds, thr, n, z
+        }'
+}
+
+# Descendants of $1, one "pid stat command" a line (to show what is left over).
+proc_descendants() {
+    ps -e -o pid=,ppid=,stat=,args= | awk -v root="$1" '
+        { pid = $1; ppid[pid] = $2; rest = $0; sub(/^ *[0-9]+ +[0-9]+ +/, "", rest); desc[pid] = rest }
+        END {
+            for (p in ppid) {
+                q = ppid[p]; depth = 0
+                while (q != "" && q != root && q > 1 && depth++ < 64) q = ppid[q]
+                if (q == root && p != root) print p, desc[p]
+            }
+        }'
+}
