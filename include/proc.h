@@ -72,6 +72,7 @@ typedef struct proc {
     int stdin_close_after;
     int exited, eof[2];
     int killing;              /**< SIGTERM sent; SIGKILL pending */
+    int kill_deferred;        /**< SIGKILL waits for bwrap to report the sandbox's init */
     int wstatus;
     uint64_t cpu_ms;          /**< from wait4's rusage at exit */
     int status_exit_code;     /**< from --json-status-fd, -1 until seen */

@@ -31,8 +31,11 @@
 
 #define STDIN_QUEUE_MAX (1 << 20)
 #define LINGER_MS 2000 /* after exit, how long output pipes may stay open */
+#define KILL_DEFER_MS 250 /* how long a kill may wait for bwrap to report the sandbox init's pid */
 
 static void check_done(proc_t *p);
+static void kill_now(proc_t *p, int may_defer);
+static void kill_strays(const proc_t *p);
 
 /* ---------------------------------------------------------------- child side */
 
@@ -179,6 +182,8 @@ static void status_parse(proc_t *p)
         if ((v = cJSON_GetObjectItemCaseSensitive(j, "child-pid")) != NULL && cJSON_IsNumber(v) && p->inner_pid == 0) {
             p->inner_pid = (pid_t)v->valuedouble;
             p->inner_pidfd = (int)syscall(SYS_pidfd_open, p->inner_pid, 0);
+            if (p->kill_deferred) /* a kill was waiting to know the sandbox's init */
+                kill_now(p, 0);
         }
         if ((v = cJSON_GetObjectItemCaseSensitive(j, "pid-namespace")) != NULL && cJSON_IsNumber(v))
             p->pidns = (uint64_t)v->valuedouble;
@@ -242,8 +247,11 @@ static void on_linger(deadline_t *d)
 {
     proc_t *p = (proc_t *)((char *)d - offsetof(proc_t, linger_timer));
     /* the process is gone but something still holds the pipes: stop waiting */
-    if (!p->eof[0] || !p->eof[1])
+    if (!p->eof[0] || !p->eof[1]) {
         log_warn("run pid %d exited but its output pipes stayed open for %d ms; closing them", (int)p->pid, LINGER_MS);
+        if (p->sandboxed)
+            kill_strays(p); /* only a sandbox that outlived its bwrap can hold them */
+    }
     for (int i = 0; i < 2; i++)
         if (!p->eof[i]) {
             close_sock(&p->out[i]);
@@ -500,8 +508,26 @@ static void term_namespace(proc_t *p)
     closedir(d);
 }
 
-static void kill_now(proc_t *p)
+static void on_kill_timer(deadline_t *d);
+
+/*
+ * SIGKILL to the sandbox's init (which ends its whole PID namespace), then to
+ * bwrap. While bwrap is still setting up, the init's pid may not be known yet;
+ * killing bwrap then could orphan an init that has not yet asked to die with
+ * its parent (bwrap's PR_SET_PDEATHSIG comes after clone), so with may_defer
+ * the kill waits up to KILL_DEFER_MS for bwrap to report the pid.
+ */
+static void kill_now(proc_t *p, int may_defer)
 {
+    status_drain(p); /* the init's pid may already be in the status pipe */
+    if (p->sandboxed && p->inner_pidfd < 0 && !p->exited && may_defer) {
+        if (!p->kill_deferred) {
+            p->kill_deferred = 1;
+            deadline_arm(&p->kill_timer, KILL_DEFER_MS, on_kill_timer);
+        }
+        return;
+    }
+    p->kill_deferred = 0;
     if (p->inner_pidfd >= 0)
         syscall(SYS_pidfd_send_signal, p->inner_pidfd, SIGKILL, NULL, 0);
     if (!p->exited) {
@@ -512,7 +538,66 @@ static void kill_now(proc_t *p)
 
 static void on_kill_timer(deadline_t *d)
 {
-    kill_now((proc_t *)((char *)d - offsetof(proc_t, kill_timer)));
+    proc_t *p = (proc_t *)((char *)d - offsetof(proc_t, kill_timer));
+    kill_now(p, 0); /* the grace (or the wait for the init's pid) is over */
+}
+
+/* The parent pid in /proc/PID/stat ("pid (comm) state ppid ..."; comm may hold spaces and parentheses). */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *close_paren = strrchr(buf, ')');
+    int ppid;
+    if (close_paren == NULL || sscanf(close_paren + 1, " %*c %d", &ppid) != 1)
+        return -1;
+    return (pid_t)ppid;
+}
+
+/*
+ * SIGKILL to every child of the server that is no live run's bwrap nor another
+ * run's sandbox init: a sandbox init orphaned by its bwrap (adopted by us as
+ * subreaper) before anyone learnt its pid. It is PID 1 of its namespace, so
+ * the whole sandbox goes with it. `p`'s own init is killed too.
+ */
+static void kill_strays(const proc_t *p)
+{
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return;
+    pid_t self = getpid();
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        pid_t pid = (pid_t)atoi(de->d_name);
+        if (parent_of(pid) != self)
+            continue;
+        int known = 0;
+        const proc_t *q;
+        LIST_FOREACH(q, &live, live_link)
+        if ((q->pid == pid && !q->exited) || (q != p && q->inner_pid == pid))
+            known = 1;
+        if (known)
+            continue;
+        int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+        /* re-check once pinned: the pid may have been reused in between */
+        if (fd >= 0 && parent_of(pid) == self) {
+            syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0);
+            log_warn("killed pid %d: a sandbox that outlived its bwrap (run pid %d)", (int)pid, (int)p->pid);
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    closedir(d);
 }
 
 void proc_terminate(proc_t *p, int force, int grace_ms)
@@ -520,7 +605,7 @@ void proc_terminate(proc_t *p, int force, int grace_ms)
     if (p->done)
         return;
     if (force || grace_ms <= 0) {
-        kill_now(p);
+        kill_now(p, 1);
         return;
     }
     if (p->killing)
@@ -531,7 +616,7 @@ void proc_terminate(proc_t *p, int force, int grace_ms)
     else if (!p->sandboxed)
         kill(-p->pid, SIGTERM); /* no sandbox: the process group */
     else {
-        kill_now(p); /* bwrap is still setting up: nothing to be graceful with */
+        kill_now(p, 1); /* bwrap is still setting up: nothing to be graceful with */
         return;
     }
     deadline_arm(&p->kill_timer, (uint64_t)grace_ms, on_kill_timer);
@@ -541,7 +626,7 @@ void proc_release(proc_t *p)
 {
     if (!p->done) {
         if (!p->exited)
-            kill_now(p);
+            kill_now(p, 0); /* released now: no waiting for the init's pid */
         LIST_REMOVE(p, live_link);
         p->exited = p->done = 1;
     }
