@@ -4,7 +4,8 @@
 set -euo pipefail
 PKGS=(build-essential pkg-config libh2o-evloop-dev libhiredis-dev libcjson-dev
       libbsd-dev libssl-dev libseccomp-dev libcmocka-dev bubblewrap
-      redis-server redis-tools nginx wrk nodejs npm curl procps util-linux)
+      redis-server redis-tools nginx wrk nodejs npm curl procps util-linux
+      clang libclang-rt-dev)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
