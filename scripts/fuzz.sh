@@ -6,7 +6,8 @@
 #                                              then fuzz each for SECONDS
 #
 # Seeds are read from tests/fuzz/corpus/<target> (never written); new inputs
-# go to build/fuzz/corpus/<target>, crashes to build/fuzz/artifacts/<target>/.
+# go to build/fuzz/corpus/<target> (run; kept between runs) or to a scratch
+# build/fuzz/smoke-corpus/<target> (smoke), crashes to build/fuzz/artifacts/<target>/.
 # Each target takes one core (-jobs=1 -workers=1 is libFuzzer's default of
 # one process). Prints "-- <target>: ok" or "!! <target>: FAILED" per target
 # and ends with one line "fuzz: N passed, N failed" (one count per target).
@@ -45,6 +46,10 @@ for t in "${targets[@]}"; do
     bin=build/fuzz/fuzz_$t
     seeds=tests/fuzz/corpus/$t
     work=build/fuzz/corpus/$t
+    if [ "$mode" = smoke ]; then # a fresh scratch corpus: the smoke starts from the checked-in seeds only
+        work=build/fuzz/smoke-corpus/$t
+        rm -rf "$work"
+    fi
     art=build/fuzz/artifacts/$t/
     mkdir -p "$work" "$art" "$seeds"
     dict=()
@@ -54,7 +59,7 @@ for t in "${targets[@]}"; do
         failed=$((failed + 1))
         continue
     fi
-    log=build/fuzz/$t.log
+    log=build/fuzz/$t.$mode.log
     ok=1
     start=$(date +%s)
     if [ "$mode" = smoke ]; then

@@ -178,7 +178,7 @@ static void check_resume(const event_log_t *log, const char *id)
     strbuf_free(&out);
 }
 
-#define FED_BUDGET (1u << 20) /* raw bytes per input: enough for many 64 KiB line cuts */
+#define FED_BUDGET (256u << 10) /* raw bytes per input: room for a few 64 KiB line cuts */
 
 static const char *const types[] = {"ready", "timeout", "cancelled", "error", "resource_limit", "exit"};
 

@@ -24,10 +24,12 @@
  * response is a 5xx; every application/json body is JSON-RPC 2.0 (an object
  * or a non-empty array of objects with "jsonrpc":"2.0" and either a result or
  * an error), every text/event-stream message likewise; a Mcp-Session-Id is 32
- * hex digits. Sessions are ended after each input (session_end_all).
+ * hex digits; when the request is valid UTF-8, so is everything answered.
+ * Sessions are ended after each input (session_end_all).
  */
 #include "../../src/http.c"
 
+#include "events.h"
 #include "tools.h"
 
 #include <ctype.h>
@@ -238,7 +240,11 @@ static void check_responses(const char *p, size_t len)
             return;
         int status = atoi(p + 9);
         CHECK(status >= 100 && status < 500);
-        const char *headers = memmem(p, (size_t)(hdr_end - p), "\r\n", 2) + 2;
+        const char *headers = (const char *)memmem(p, (size_t)(hdr_end + 2 - p), "\r\n", 2) + 2;
+        if (status < 200) { /* 100 Continue: headers only */
+            p = hdr_end + 4;
+            continue;
+        }
         size_t vl;
         const char *cl = find_header(headers, hdr_end + 2, "content-length", &vl);
         const char *te = find_header(headers, hdr_end + 2, "transfer-encoding", &vl);
@@ -263,6 +269,18 @@ static void check_responses(const char *p, size_t len)
     }
 }
 
+/* 1 when [p, p+len) is UTF-8 without NUL (what events_utf8_sanitize leaves alone). */
+static int utf8_valid(const char *p, size_t len)
+{
+    if (len == 0)
+        return 1;
+    strbuf_t clean = {0};
+    events_utf8_sanitize(p, len, &clean);
+    int same = clean.len == len && memcmp(clean.data, p, len) == 0;
+    strbuf_free(&clean);
+    return same;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     session_t *s = session_create("2025-03-26", "fuzz");
@@ -277,6 +295,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* HEAD answers carry a Content-Length but no body: the stream cannot be framed */
     if (resp.len > 0 && (len == 0 || memmem(req, len, "HEAD", 4) == NULL))
         check_responses(resp.data, resp.len);
+    /* JSON must be UTF-8: a UTF-8 request gets a UTF-8 answer (no character cut in half) */
+    if (utf8_valid(req, len))
+        CHECK(utf8_valid(resp.data, resp.len));
     strbuf_free(&resp);
     free(req);
     session_end_all();
