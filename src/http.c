@@ -9,6 +9,7 @@
 #include "http.h"
 #include "config.h"
 #include "deadline.h"
+#include "events.h"
 #include "exec.h"
 #include "log.h"
 #include "mcp.h"
@@ -83,10 +84,34 @@ static void access_log(h2o_req_t *req, int status, const char *session_id)
             path, status, ms, prefix);
 }
 
+/*
+ * JSON is UTF-8 (RFC 8259): a message that cut a client's multi-byte character
+ * in half (say "%.100s" of a tool name) is repaired (U+FFFD) rather than sent
+ * broken, which strict clients refuse to decode. ASCII bodies cost one scan.
+ */
+static char *utf8_repair(char *body, size_t *len)
+{
+    size_t i = 0;
+    while (i < *len && (unsigned char)body[i] < 0x80 && body[i] != '\0')
+        i++;
+    if (i == *len)
+        return body;
+    strbuf_t clean = {0};
+    events_utf8_sanitize(body, *len, &clean);
+    if (clean.len == *len && memcmp(clean.data, body, *len) == 0) {
+        strbuf_free(&clean);
+        return body;
+    }
+    free(body);
+    return strbuf_steal(&clean, len);
+}
+
 void http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type, char *body, size_t len,
                   const char *session_id)
 {
     static h2o_generator_t generator = {NULL, NULL};
+    if (body != NULL && len > 0)
+        body = utf8_repair(body, &len);
     req->res.status = status;
     req->res.reason = reason;
     if (content_type != NULL)
