@@ -1,5 +1,5 @@
 # mcp-sandboxd: plain Makefile, every library through pkg-config.
-VERSION  := 0.3.0
+VERSION  := 0.4.0
 CC       ?= gcc
 PKGS     := libh2o-evloop hiredis libcjson libbsd libseccomp libssl libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -17,7 +17,7 @@ LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 
-.PHONY: all asan run test unit integration integration-asan bench deps clean fuzz fuzz-smoke fuzz-build
+.PHONY: all asan run test unit integration integration-asan bench deps clean cluster cluster-down fuzz fuzz-smoke fuzz-build
 all: mcp-sandboxd
 
 deps: .deps-ok
@@ -64,7 +64,7 @@ FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 300
 .SECONDARY: $(FUZZ_OBJS)
-FUZZ_LDFLAGS_fuzz_tool_args := -Wl,--wrap=mcp_call_tool_result,--wrap=mcp_call_error,--wrap=mcp_call_alive
+FUZZ_LDFLAGS_fuzz_tool_args := -Wl,--wrap=mcp_call_tool_result,--wrap=mcp_call_error,--wrap=mcp_call_alive,--wrap=mcp_call_set_tool
 
 build/fuzz/obj/%.o: src/%.c $(wildcard include/*.h) | .deps-ok
 	@mkdir -p $(dir $@)
@@ -90,6 +90,13 @@ fuzz-smoke: $(FUZZ_BINS)
 
 run: mcp-sandboxd
 	./mcp-sandboxd --host 127.0.0.1 --port 8080
+
+# A local cluster: redis + 3 replicas + nginx on loopback, under ./.cluster
+cluster: mcp-sandboxd
+	./scripts/cluster.sh up 3
+
+cluster-down:
+	./scripts/cluster.sh down
 
 unit: $(UNIT_BINS)
 	./scripts/run-unit.sh $(UNIT_BINS)

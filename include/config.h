@@ -47,7 +47,8 @@ typedef struct config {
     int nproc_default, nproc_max;       /**< RLIMIT_NPROC default and cap */
     int redis_ttl;                /**< TTL of mirrored keys, seconds */
     int64_t mirror_queue_bytes;   /**< mirror queue cap */
-    char replica[320];            /**< replica name recorded in Redis */
+    char replica[320];            /**< replica id (--replica-id) recorded in Redis, default hostname:port */
+    int heartbeat;                /**< seconds between heartbeats (replica:{id} lives 3 of them) */
 } config_t;
 
 /** The process-wide configuration, filled by config_parse(). */

@@ -24,7 +24,7 @@ typedef struct exec exec_t;
 typedef struct exec_waiter exec_waiter_t;
 struct exec_session;
 
-/** Called once per waiter: `finished` is 1 when the run ended, 0 at the wait deadline. */
+/** Called once per waiter: `finished` is 1 when the run ended, 0 at the wait deadline, -1 when not parked (cap). */
 typedef void (*exec_wait_cb)(void *arg, exec_t *e, int finished);
 
 struct exec_waiter {
@@ -57,7 +57,11 @@ struct exec {
     int cancel_requested, timed_out;
     deadline_t timeout_timer, retention_timer;
     TAILQ_HEAD(, exec_waiter) waiters;
+    size_t n_waiters;                 /**< parked requests (at most EXEC_MAX_WAITERS) */
 };
+
+/** Requests one execution may park: a client that vanishes mid-wait keeps its connection until the wait ends. */
+#define EXEC_MAX_WAITERS 64
 
 /** What a tool asks to run (already checked by tools). */
 typedef struct exec_request {
@@ -88,7 +92,10 @@ int exec_is_active(const exec_t *e);
 int exec_send_stdin(exec_t *e, const char *data, size_t len, char *err, size_t errlen);
 /** Cancels a run (SIGTERM, SIGKILL after the grace; at once with force). 0, or -1 with err when already finished. */
 int exec_cancel(exec_t *e, int force, char *err, size_t errlen);
-/** Parks `cb` until `e` finishes or `timeout_ms` passes. The waiter frees itself after cb. */
+/**
+ * Parks `cb` until `e` finishes or `timeout_ms` passes. The waiter frees itself after cb.
+ * With EXEC_MAX_WAITERS already parked on `e`, cb runs at once with finished=-1: the caller answers without waiting.
+ */
 void exec_wait(exec_t *e, uint64_t timeout_ms, exec_wait_cb cb, void *arg);
 /**
  * The execution's status as a JSON object: id, status, command, interactive,

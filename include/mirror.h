@@ -14,6 +14,8 @@
 #define MCP_SANDBOXD_MIRROR_H
 
 #include "events.h"
+#include "session.h"
+#include "util.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
@@ -49,6 +51,14 @@ void mirror_flush(void);
 void mirror_exec_touch(const struct exec *e);
 /** Loop thread: the execution is about to be freed; resync it first if Redis may be behind. */
 void mirror_exec_forget(const struct exec *e);
+/** Loop thread: writes the session record mcp:session:{id} (TTL --session-ttl) naming this replica. */
+void mirror_session_put(session_t *s);
+/** Loop thread: a request used the session; rewrites its record when it is due a TTL refresh. */
+void mirror_session_touch(session_t *s);
+/** Loop thread: deletes the session record (`only_if_mine`: only while it names this replica). */
+void mirror_session_del(const session_t *s, int only_if_mine);
+/** Appends the mirror's metrics (Prometheus text) to `out`. */
+void mirror_metrics(strbuf_t *out);
 /** Adds the mirror's state to /health. */
 void mirror_health(cJSON *h);
 
@@ -62,6 +72,12 @@ typedef void (*mirror_read_cb)(void *arg, int found, const char *meta_json, size
  * or stopping, -2 when too many reads are already waiting for Redis.
  */
 int mirror_read_exec(const char *id, const char *session_id, int with_output, mirror_read_cb cb, void *arg);
+/**
+ * Loop thread: reads the record of a session this replica does not hold
+ * (meta_json is the record's JSON: id, protocol, client, replica, created_at).
+ * -1 / -2 as above.
+ */
+int mirror_read_session_record(const char *session_id, mirror_read_cb cb, void *arg);
 /** Loop thread: lists `session_id`'s executions in Redis (meta_json is a JSON array). -1 / -2 as above. */
 int mirror_read_session(const char *session_id, mirror_read_cb cb, void *arg);
 

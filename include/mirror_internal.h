@@ -12,20 +12,23 @@
 #include "mirror.h"
 #include "session.h"
 
+#include <hiredis.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
 
-enum op_kind { OP_META, OP_EVENT, OP_TOUCH, OP_RESYNC };
+enum op_kind { OP_META, OP_EVENT, OP_TOUCH, OP_RESYNC, OP_SESSION_PUT, OP_SESSION_DEL };
 
 typedef struct op {
     struct op *next;
     enum op_kind kind;
-    char id[40];
+    char id[40];             /* execution id; SESSION_*: the session id */
     char session_id[SESSION_ID_LEN + 1];
-    char *meta;              /* META, RESYNC */
+    int active;              /* META, RESYNC: still running (listed in replica:{id}:running) */
+    int only_if_mine;        /* SESSION_DEL: only when the record names this replica */
+    char *meta;              /* META, RESYNC; SESSION_PUT: the session record */
     size_t meta_len;
     char *blob;              /* EVENT, RESYNC: the events' JSON back to back */
     size_t blob_len, blob_cap;
@@ -47,6 +50,10 @@ typedef struct mirror_state {
     pthread_t writer, reader;
     _Atomic int connected;
     _Atomic unsigned long long drops, resyncs, written, batches_lost, reconnects;
+    char instance[17];       /* this process's random token, written beside its running executions */
+    _Atomic uint64_t loop_tick_ms; /* util_now_ms() at the loop's last tick: a wedged loop stops the heartbeat */
+    _Atomic unsigned long long replicas_lost, executions_lost; /* found by the watcher */
+    pthread_t watcher;
     char last_error[256]; /* under lock */
     /* reader */
     pthread_mutex_t rlock;
@@ -56,18 +63,19 @@ typedef struct mirror_state {
     size_t rqueued;
     /* loop side (loop thread only) */
     h2o_multithread_receiver_t receiver;
-    deadline_t resync_timer;
+    deadline_t resync_timer, tick_timer;
 } mirror_state_t;
 
 /** The one mirror state (queue under `lock`, reader queue under `rlock`). */
 extern mirror_state_t mirror_st;
 
 /* Messages posted to the loop. */
-enum msg_kind { MSG_CONNECTED, MSG_LOST, MSG_READ };
+enum msg_kind { MSG_CONNECTED, MSG_LOST, MSG_READ, MSG_RESYNC_ALL };
 
 struct read_req {
     struct read_req *next;
-    int session_list;
+    int session_list;        /* SMEMBERS session:{id}:executions + each GET */
+    int session_record;      /* GET mcp:session:{id} */
     int with_output;
     char id[40];
     char session_id[SESSION_ID_LEN + 1];
@@ -108,5 +116,11 @@ void mirror_op_free(op_t *o);
 void *mirror_writer_main(void *arg);
 /** The reader thread's body. */
 void *mirror_reader_main(void *arg);
+/** Any mirror thread: connects, authenticates and selects the db. NULL with err filled on failure. */
+redisContext *mirror_redis_open(char *err, size_t errlen);
+/** The watcher thread's body (replica.c): heartbeat and lost-replica sweep. */
+void *replica_watcher_main(void *arg);
+/** Loop thread: stops the watcher (deletes the heartbeat: a clean exit is not a loss). */
+void replica_watcher_stop(void);
 
 #endif

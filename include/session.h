@@ -26,6 +26,7 @@ struct session {
     uint64_t created_ms;             /**< util_now_ms() at initialize */
     uint64_t last_used_ms;           /**< util_now_ms() at the last request */
     deadline_t expiry;               /**< idle expiry (private) */
+    uint64_t mirrored_ms;            /**< util_now_ms() when the Redis record was last written (mirror) */
     void *exec;                      /**< the execution manager's per-session state */
 };
 
@@ -39,6 +40,14 @@ typedef void (*session_end_hook)(session_t *s, enum session_end_reason why);
 void session_setup(uint64_t ttl_ms, size_t max_sessions, session_end_hook hook);
 /** Creates a session with a fresh random id; NULL when the cap is reached. */
 session_t *session_create(const char *protocol, const char *client);
+/** 1 when `id` has the shape of a session id (32 lowercase hex characters). */
+int session_id_valid(const char *id);
+/**
+ * Takes over a session another replica opened (its record was found in Redis):
+ * same id, protocol and client. NULL when the id is malformed, already held
+ * here, or the cap is reached.
+ */
+session_t *session_adopt(const char *id, const char *protocol, const char *client);
 /** Finds a live session by id (any string; NULL when unknown). */
 session_t *session_find(const char *id);
 /** Marks the session as used now (postpones expiry). */

@@ -25,7 +25,7 @@ void strbuf_append(strbuf_t *b, const void *p, size_t n);
 void strbuf_puts(strbuf_t *b, const char *s);
 /** Appends printf-formatted text. */
 void strbuf_printf(strbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/** Appends the NUL-terminated `s` (valid UTF-8) as a quoted, escaped JSON string, without a copy. */
+/** Appends the NUL-terminated `s` as a quoted, escaped JSON string, without a copy (invalid UTF-8 becomes U+FFFD). */
 void strbuf_json_cstr(strbuf_t *b, const char *s);
 /** Same for exactly `n` bytes at `s` (copied first: cJSON needs a terminator). */
 void strbuf_json_string(strbuf_t *b, const char *s, size_t n);
@@ -33,6 +33,13 @@ void strbuf_json_string(strbuf_t *b, const char *s, size_t n);
 char *strbuf_steal(strbuf_t *b, size_t *len);
 /** Frees the bytes. */
 void strbuf_free(strbuf_t *b);
+
+/** Length of the valid UTF-8 sequence at s (1..4; no overlongs, surrogates or NUL), 0 when invalid or cut. */
+size_t util_utf8_seq_len(const unsigned char *s, size_t avail);
+/** Length of the longest valid UTF-8 prefix of `s` (== len when all of it is valid; NUL counts as invalid). */
+size_t util_utf8_valid_len(const char *s, size_t len);
+/** Appends `s` with each invalid byte (and NUL) replaced by U+FFFD. */
+void util_utf8_sanitize(const char *s, size_t len, strbuf_t *out);
 
 /** Monotonic milliseconds (for deadlines and durations). */
 uint64_t util_now_ms(void);

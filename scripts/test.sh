@@ -50,7 +50,7 @@ fi
 rm -f "$out"
 
 echo "== integration tests: npm dependencies"
-(cd tests/integration && { [ -d node_modules/@modelcontextprotocol/sdk ] || npm ci --no-audit --no-fund --loglevel=error; }) || { echo "npm install failed"; failed=$((failed + 1)); }
+(cd tests/integration && { [ -d node_modules/@modelcontextprotocol/sdk ] && [ -d node_modules/undici ] || npm ci --no-audit --no-fund --loglevel=error; }) || { echo "npm install failed"; failed=$((failed + 1)); }
 
 for variant in release asan; do
     bin=./mcp-sandboxd

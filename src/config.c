@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 config_t config;
 
@@ -71,11 +72,19 @@ static const struct option_def options[] = {
     {"--max-processes", "SANDBOX_MAX_PROCESSES", OPT_INT, OFF(nproc_max), 0, 8, 1 << 20, "4096", "cap on max_processes"},
     {"--redis-ttl", "SANDBOX_REDIS_TTL", OPT_INT, OFF(redis_ttl), 0, 1, 365 * 86400, "3600", "TTL of mirrored Redis keys, seconds"},
     {"--mirror-queue-bytes", "SANDBOX_MIRROR_QUEUE_BYTES", OPT_SIZE, OFF(mirror_queue_bytes), 0, 65536, INT64_C(1) << 34, "64M", "Redis mirror queue cap"},
-    {"--replica", "SANDBOX_REPLICA", OPT_STR, STR(replica), 0, 0, "", "replica name recorded in Redis (default: host:port)"},
+    {"--replica-id", "SANDBOX_REPLICA_ID", OPT_STR, STR(replica), 0, 0, "", "this replica's id in Redis: [A-Za-z0-9._:-], up to 128 (default: hostname:port)"},
+    {"--heartbeat", "SANDBOX_HEARTBEAT", OPT_INT, OFF(heartbeat), 0, 1, 60, "2", "seconds between Redis heartbeats; a replica silent for 3 is lost"},
     {"--help", NULL, OPT_HELP, 0, 0, 0, 0, NULL, "print this help and exit"},
     {"--version", NULL, OPT_VERSION, 0, 0, 0, 0, NULL, "print the version and exit"},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+/* Characters a replica id may hold: it becomes part of Redis keys (replica:{id}). */
+static int replica_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == ':' || c == '-';
+}
 
 /* Parses a decimal integer with an optional K/M/G suffix (sizes only). */
 static int parse_number(const char *s, int with_suffix, int64_t *out)
@@ -318,8 +327,21 @@ int config_parse(config_t *cfg, int argc, char **argv, char **envp, char *err, s
         snprintf(err, errlen, "--workspace-root: expected an absolute path, got '%.64s'", cfg->workspace_root);
         return CONFIG_ERROR;
     }
-    if (cfg->replica[0] == '\0')
-        snprintf(cfg->replica, sizeof(cfg->replica), "%s:%d", cfg->host, cfg->port);
+    if (cfg->replica[0] == '\0') {
+        char hn[256] = "localhost";
+        if (gethostname(hn, sizeof(hn) - 1) != 0 || hn[0] == '\0')
+            strlcpy(hn, "localhost", sizeof(hn));
+        hn[sizeof(hn) - 1] = '\0';
+        for (char *c = hn; *c; c++) /* keep the id usable as a key part */
+            if (!replica_char_ok(*c))
+                *c = '-';
+        snprintf(cfg->replica, sizeof(cfg->replica), "%.120s:%d", hn, cfg->port);
+    }
+    for (const char *c = cfg->replica; *c; c++)
+        if (!replica_char_ok(*c) || c - cfg->replica >= 128) {
+            snprintf(err, errlen, "--replica-id: expected 1 to 128 of A-Z a-z 0-9 . _ : -, got '%.64s'", cfg->replica);
+            return CONFIG_ERROR;
+        }
     return CONFIG_OK;
 }
 

@@ -114,56 +114,9 @@ const event_t *events_append(event_log_t *log, const char *type, cJSON *fields)
     return store(log, seq, json, strlen(json));
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid/truncated. */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return c == 0 ? 0 : 1;
-    size_t n;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (avail < n)
-        return 0;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return n;
-}
-
 void events_utf8_sanitize(const char *s, size_t len, strbuf_t *out)
 {
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    const unsigned char *run = p;
-    while (p < end) {
-        size_t n = utf8_seq_len(p, (size_t)(end - p));
-        if (n > 0) {
-            p += n;
-            continue;
-        }
-        strbuf_append(out, run, (size_t)(p - run));
-        strbuf_append(out, "\xEF\xBF\xBD", 3);
-        p++;
-        run = p;
-    }
-    strbuf_append(out, run, (size_t)(p - run));
+    util_utf8_sanitize(s, len, out);
 }
 
 /*

@@ -11,6 +11,7 @@
 #include "exec.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "mirror.h"
 #include "util.h"
 
@@ -148,6 +149,7 @@ static void fire_waiters(exec_t *e, int finished)
     exec_waiter_t *w;
     while ((w = TAILQ_FIRST(&e->waiters)) != NULL) {
         TAILQ_REMOVE(&e->waiters, w, link);
+        e->n_waiters--;
         deadline_cancel(&w->deadline);
         w->cb(w->arg, e, finished);
         free(w);
@@ -194,6 +196,7 @@ static void record_end(exec_t *e, int exit_code)
     log_info("execution %s %s (exit %d) after %llu ms", e->id, exec_status_name(e->status), e->exit_code,
              (unsigned long long)(util_now_ms() - e->started_ms));
     mirror_exec_meta(e);
+    metrics_exec_end(exec_status_name(e->status));
     fire_waiters(e, 1);
     struct exec_session *owner = e->owner;
     if (owner == NULL || owner->ended) {
@@ -452,6 +455,7 @@ static void on_wait_deadline(deadline_t *d)
 {
     exec_waiter_t *w = (exec_waiter_t *)((char *)d - offsetof(exec_waiter_t, deadline));
     TAILQ_REMOVE(&w->e->waiters, w, link);
+    w->e->n_waiters--;
     w->cb(w->arg, w->e, 0);
     free(w);
 }
@@ -462,6 +466,16 @@ void exec_wait(exec_t *e, uint64_t timeout_ms, exec_wait_cb cb, void *arg)
         cb(arg, e, 1);
         return;
     }
+    if (e->n_waiters >= EXEC_MAX_WAITERS) {
+        static uint64_t logged_ms;
+        if (util_now_ms() - logged_ms >= 10000) { /* at most every 10 s */
+            logged_ms = util_now_ms();
+            log_warn("execution %s: %d requests already wait on it; answering without waiting", e->id, EXEC_MAX_WAITERS);
+        }
+        cb(arg, e, -1);
+        return;
+    }
+    e->n_waiters++;
     exec_waiter_t *w = xcalloc(1, sizeof(*w));
     w->e = e;
     w->cb = cb;

@@ -9,10 +9,10 @@
 #include "http.h"
 #include "config.h"
 #include "deadline.h"
-#include "events.h"
 #include "exec.h"
 #include "log.h"
 #include "mcp.h"
+#include "metrics.h"
 #include "mirror.h"
 #include "session.h"
 #include "util.h"
@@ -84,34 +84,10 @@ static void access_log(h2o_req_t *req, int status, const char *session_id)
             path, status, ms, prefix);
 }
 
-/*
- * JSON is UTF-8 (RFC 8259): a message that cut a client's multi-byte character
- * in half (say "%.100s" of a tool name) is repaired (U+FFFD) rather than sent
- * broken, which strict clients refuse to decode. ASCII bodies cost one scan.
- */
-static char *utf8_repair(char *body, size_t *len)
-{
-    size_t i = 0;
-    while (i < *len && (unsigned char)body[i] < 0x80 && body[i] != '\0')
-        i++;
-    if (i == *len)
-        return body;
-    strbuf_t clean = {0};
-    events_utf8_sanitize(body, *len, &clean);
-    if (clean.len == *len && memcmp(clean.data, body, *len) == 0) {
-        strbuf_free(&clean);
-        return body;
-    }
-    free(body);
-    return strbuf_steal(&clean, len);
-}
-
 void http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type, char *body, size_t len,
                   const char *session_id)
 {
     static h2o_generator_t generator = {NULL, NULL};
-    if (body != NULL && len > 0)
-        body = utf8_repair(body, &len);
     req->res.status = status;
     req->res.reason = reason;
     if (content_type != NULL)
@@ -121,6 +97,7 @@ void http_respond(h2o_req_t *req, int status, const char *reason, const char *co
                               strlen(session_id));
     req->res.content_length = len;
     access_log(req, status, session_id);
+    metrics_http(req->method.base, req->method.len, status);
     h2o_iovec_t buf = h2o_iovec_init(body, len);
     if (body != NULL) {
         struct body_holder *h = h2o_mem_alloc_shared(&req->pool, sizeof(*h), on_body_dispose);
@@ -287,6 +264,20 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/mcp")))
         return mcp_handle(req);
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
+        if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+            !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
+            http_respond_jsonrpc_error(req, 405, "Method Not Allowed", -32000, "Method Not Allowed: /metrics takes GET");
+            return 0;
+        }
+        strbuf_t b = {0};
+        metrics_render(&b);
+        size_t len;
+        char *body = strbuf_steal(&b, &len);
+        http_respond(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, len, NULL);
+        return 0;
+    }
     http_respond_jsonrpc_error(req, 404, "Not Found", -32000, "Not Found: the MCP endpoint is /mcp");
     return 0;
 }

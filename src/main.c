@@ -12,6 +12,7 @@
 #include "http.h"
 #include "log.h"
 #include "mcp.h"
+#include "metrics.h"
 #include "mirror.h"
 #include "proc.h"
 #include "sandbox.h"
@@ -37,8 +38,11 @@ static int forced_kill;
 
 static void on_session_end(session_t *s, enum session_end_reason why)
 {
-    (void)why;
     exec_session_end(s);
+    /* a record outlives a shutdown so another replica can adopt the session; an expired one
+     * is dropped only while it still names this replica (another may have adopted it) */
+    if (why != SESSION_SHUTDOWN)
+        mirror_session_del(s, why == SESSION_EXPIRED);
 }
 
 static void on_signal(h2o_socket_t *sock, const char *err)
@@ -128,6 +132,7 @@ int main(int argc, char **argv)
     }
     /* orphaned sandbox inits come back to us to be reaped (proc_reap_children) */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
+    metrics_init();
     h2o_evloop_t *loop = h2o_evloop_create();
     if (deadline_init(loop) != 0 || tools_init() != 0) {
         log_error("startup failed: %s", strerror(errno));

@@ -9,11 +9,13 @@
  * answered after its client went away is simply dropped.
  */
 #include "mcp.h"
+#include "mirror.h"
 #include "config.h"
 #include "exec.h"
 #include "http.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "metrics.h"
 #include "tools.h"
 #include "util.h"
 
@@ -50,6 +52,7 @@ struct mcp_call {
     mcp_reply_t *reply;
     int slot;
     char *id_json;
+    const char *tool;            /* tools/call: the catalogue name (for metrics) */
 };
 
 static size_t n_inflight;
@@ -142,8 +145,21 @@ static void call_finish(mcp_call_t *call)
 
 static void call_result(mcp_call_t *call, const char *result, size_t len);
 
+void mcp_call_set_tool(mcp_call_t *call, const char *tool)
+{
+    call->tool = tool;
+}
+
 void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, int is_error)
 {
+    if (call->tool != NULL)
+        metrics_tool(call->tool, is_error ? "error" : "ok");
+    strbuf_t clean = {0};
+    if (util_utf8_valid_len(structured, len) != len) { /* e.g. an error message quoting a cut argument name */
+        util_utf8_sanitize(structured, len, &clean);
+        structured = clean.data;
+        len = clean.len;
+    }
     strbuf_t res = {0};
     strbuf_puts(&res, "{\"content\":[{\"type\":\"text\",\"text\":");
     strbuf_json_cstr(&res, structured); /* callers pass NUL-terminated JSON */
@@ -152,10 +168,13 @@ void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, 
     strbuf_puts(&res, is_error ? ",\"isError\":true}" : ",\"isError\":false}");
     call_result(call, res.data, res.len);
     strbuf_free(&res);
+    strbuf_free(&clean);
 }
 
 void mcp_call_error(mcp_call_t *call, int code, const char *message)
 {
+    if (call->tool != NULL)
+        metrics_tool(call->tool, "rpc_error");
     jsonrpc_write_error(&call->reply->slots[call->slot], call->id_json, code, message);
     call_finish(call);
 }
@@ -276,6 +295,7 @@ static void do_initialize(mcp_call_t *call, mcp_reply_t *r, const cJSON *params)
         return;
     }
     memcpy(r->session_id, s->id, sizeof(r->session_id));
+    mirror_session_put(s);
     strbuf_t b = {0};
     strbuf_printf(&b, "{\"protocolVersion\":\"%s\",\"capabilities\":{\"tools\":{\"listChanged\":false}},"
                       "\"serverInfo\":{\"name\":\"mcp-sandboxd\",\"version\":\"%s\"},\"instructions\":",
@@ -302,6 +322,7 @@ static void do_tools_call(mcp_call_t *call, session_t *s, const cJSON *params)
         return;
     }
     if (tools_call(call, s, name->valuestring, args) != 0) {
+        metrics_tool("unknown", "rpc_error");
         char msg[160];
         snprintf(msg, sizeof(msg), "Unknown tool: %.100s", name->valuestring);
         mcp_call_error(call, JSONRPC_INVALID_PARAMS, msg);
@@ -371,6 +392,107 @@ static int is_initialize(const cJSON *msg)
     return cJSON_IsString(m) && !strcmp(m->valuestring, "initialize");
 }
 
+/* ---------------------------------------------------------------- adoption */
+
+/*
+ * A request names a session this replica does not hold. In a cluster the
+ * session may live on another replica (the client's affinity moved, or its
+ * replica died): its record mcp:session:{id} in Redis says so, and the
+ * session is adopted here before the request runs again.
+ */
+typedef struct adopt adopt_t;
+struct adopt_guard {
+    adopt_t *a; /* NULL once the read answered */
+};
+struct adopt {
+    h2o_req_t *req;              /* NULL once the HTTP request died */
+    struct adopt_guard *guard;   /* in req->pool */
+    char id[SESSION_ID_LEN + 1];
+};
+
+static void on_adopt_guard_dispose(void *p)
+{
+    struct adopt_guard *g = p;
+    if (g->a != NULL)
+        g->a->req = NULL;
+}
+
+static void on_adopt_read(void *arg, int found, const char *meta, size_t meta_len, const char *events, size_t events_len,
+                          const char *err)
+{
+    adopt_t *a = arg;
+    h2o_req_t *req = a->req;
+    n_inflight--;
+    if (req == NULL) {
+        free(a);
+        return;
+    }
+    a->guard->a = NULL;
+    session_t *s = session_find(a->id); /* a request that raced this one may have adopted it */
+    if (s == NULL && found) {
+        cJSON *rec = cJSON_ParseWithLength(meta, meta_len);
+        const cJSON *proto = cJSON_GetObjectItemCaseSensitive(rec, "protocol");
+        const cJSON *client = cJSON_GetObjectItemCaseSensitive(rec, "client");
+        const cJSON *from = cJSON_GetObjectItemCaseSensitive(rec, "replica");
+        const char *version = cJSON_IsString(proto) && mcp_protocol_supported(proto->valuestring) ? proto->valuestring
+                                                                                                  : PROTOCOL_DEFAULT;
+        s = session_adopt(a->id, version, cJSON_IsString(client) ? client->valuestring : NULL);
+        if (s != NULL) {
+            log_info("session %.8s adopted from replica %s", s->id, cJSON_IsString(from) ? from->valuestring : "?");
+            mirror_session_put(s); /* the record now names this replica */
+        }
+        cJSON_Delete(rec);
+    }
+    if (s != NULL) {
+        free(a);
+        mcp_handle(req);
+        return;
+    }
+    if (err != NULL) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "Service Unavailable: session not held by this replica and Redis could not be read (%.200s)", err);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        http_respond_jsonrpc_error(req, 503, "Service Unavailable", JSONRPC_SERVER_ERROR, msg);
+    } else if (found) {
+        http_respond_jsonrpc_error(req, 503, "Service Unavailable", JSONRPC_SERVER_ERROR,
+                                   "Service Unavailable: too many sessions (--max-sessions) to adopt this one here");
+    } else {
+        http_respond_jsonrpc_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND,
+                                   "Session not found: it expired or was terminated; initialize a new one");
+    }
+    free(a);
+}
+
+/*
+ * Asks Redis whether another replica holds session `sid`. Returns 1 when the
+ * request is taken care of (answered now or after the read), 0 when there is
+ * nobody to ask (the caller answers 404).
+ */
+static int try_adopt(h2o_req_t *req, const char *sid)
+{
+    if (!mirror_enabled() || !session_id_valid(sid))
+        return 0;
+    adopt_t *a = xcalloc(1, sizeof(*a));
+    a->req = req;
+    memcpy(a->id, sid, sizeof(a->id));
+    int rc = mirror_read_session_record(sid, on_adopt_read, a);
+    if (rc == -2) {
+        free(a);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        http_respond_jsonrpc_error(req, 503, "Service Unavailable", JSONRPC_SERVER_ERROR,
+                                   "Service Unavailable: session not held by this replica and too many Redis reads are waiting");
+        return 1;
+    }
+    if (rc != 0) {
+        free(a);
+        return 0;
+    }
+    a->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*a->guard), on_adopt_guard_dispose);
+    a->guard->a = a;
+    n_inflight++;
+    return 1;
+}
+
 static int handle_post(h2o_req_t *req)
 {
     int kind = accept_kind(req);
@@ -399,6 +521,13 @@ static int handle_post(h2o_req_t *req)
     }
     if (memchr(req->entity.base, '\0', req->entity.len) != NULL) {
         http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: the body holds a NUL byte");
+        return 0;
+    }
+    size_t valid = util_utf8_valid_len(req->entity.base, req->entity.len);
+    if (valid != req->entity.len) { /* JSON text is UTF-8 (RFC 8259 8.1); nothing else may be echoed back */
+        char msg[120];
+        snprintf(msg, sizeof(msg), "Parse error: the body is not valid UTF-8 (at byte %zu)", valid);
+        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, msg);
         return 0;
     }
     if (has_escaped_nul(req->entity.base, req->entity.len)) {
@@ -433,11 +562,13 @@ static int handle_post(h2o_req_t *req)
             goto Done;
         }
         if ((s = session_find(sid)) == NULL) {
-            http_respond_jsonrpc_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND,
-                                       "Session not found: it expired or was terminated; initialize a new one");
+            if (!try_adopt(req, sid))
+                http_respond_jsonrpc_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND,
+                                           "Session not found: it expired or was terminated; initialize a new one");
             goto Done;
         }
         session_touch(s);
+        mirror_session_touch(s);
         const char *effective = has_version ? version : PROTOCOL_DEFAULT; /* absent means 2025-03-26 */
         if (batch && strcmp(effective, "2025-03-26") != 0) {
             char msg[160];
@@ -494,7 +625,8 @@ static int handle_delete(h2o_req_t *req)
     }
     session_t *s = session_find(sid);
     if (s == NULL) {
-        http_respond_jsonrpc_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND, "Session not found");
+        if (!try_adopt(req, sid))
+            http_respond_jsonrpc_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND, "Session not found");
         return 0;
     }
     session_end(s, SESSION_DELETED);

@@ -421,6 +421,7 @@ static op_t *op_new(enum op_kind kind, const exec_t *e)
     o->kind = kind;
     strlcpy(o->id, e->id, sizeof(o->id));
     strlcpy(o->session_id, e->session_id, sizeof(o->session_id));
+    o->active = exec_is_active(e);
     o->bytes = OP_OVERHEAD;
     return o;
 }
@@ -535,6 +536,62 @@ void mirror_exec_forget(const exec_t *e)
     enqueue_resync(e); /* last chance before the memory copy goes */
 }
 
+/* ---------------------------------------------------------------- loop side: sessions */
+
+/* Refresh the record at most this often per session (it lives --session-ttl). */
+static uint64_t session_refresh_ms(void)
+{
+    uint64_t quarter = (uint64_t)config.session_ttl * 250;
+    return quarter < 60000 ? quarter : 60000;
+}
+
+void mirror_session_put(session_t *s)
+{
+    if (!mirror_st.enabled)
+        return;
+    op_t *o = xcalloc(1, sizeof(*o));
+    o->kind = OP_SESSION_PUT;
+    strlcpy(o->id, s->id, sizeof(o->id));
+    cJSON *j = cJSON_CreateObject();
+    char ts[40];
+    util_iso8601(util_wall_ms() - (util_now_ms() - s->created_ms), ts, sizeof(ts));
+    cJSON_AddStringToObject(j, "id", s->id);
+    cJSON_AddStringToObject(j, "protocol", s->protocol);
+    cJSON_AddStringToObject(j, "client", s->client);
+    cJSON_AddStringToObject(j, "replica", config.replica);
+    cJSON_AddStringToObject(j, "created_at", ts);
+    o->meta = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (o->meta == NULL)
+        util_oom();
+    o->meta_len = strlen(o->meta);
+    o->bytes = OP_OVERHEAD + o->meta_len;
+    s->mirrored_ms = util_now_ms();
+    if (enqueue(o) != 0) {
+        mirror_op_free(o);
+        s->mirrored_ms = 0; /* queue full: try again on the next request */
+    }
+}
+
+void mirror_session_touch(session_t *s)
+{
+    if (mirror_st.enabled && util_now_ms() - s->mirrored_ms >= session_refresh_ms())
+        mirror_session_put(s);
+}
+
+void mirror_session_del(const session_t *s, int only_if_mine)
+{
+    if (!mirror_st.enabled)
+        return;
+    op_t *o = xcalloc(1, sizeof(*o));
+    o->kind = OP_SESSION_DEL;
+    o->only_if_mine = only_if_mine;
+    strlcpy(o->id, s->id, sizeof(o->id));
+    o->bytes = OP_OVERHEAD;
+    if (enqueue(o) != 0)
+        mirror_op_free(o); /* the record expires with its TTL anyway */
+}
+
 /* Messages from the threads, on the loop. */
 static void on_messages(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
 {
@@ -562,6 +619,12 @@ static void on_messages(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
         case MSG_READ:
             m->req->cb(m->req->arg, m->found, m->meta, m->meta_len, m->events, m->events_len, m->err);
             free(m->req);
+            break;
+        case MSG_RESYNC_ALL:
+            /* our heartbeat had lapsed: another replica may have marked our runs lost */
+            exec_foreach(mark_dirty_exec, NULL);
+            if (n_dirty > 0)
+                resync_dirty(NULL);
             break;
         }
         free(m->ids);
@@ -612,6 +675,21 @@ int mirror_read_exec(const char *id, const char *session_id, int with_output, mi
     return rc;
 }
 
+int mirror_read_session_record(const char *session_id, mirror_read_cb cb, void *arg)
+{
+    if (!mirror_st.enabled)
+        return -1;
+    struct read_req *q = xcalloc(1, sizeof(*q));
+    strlcpy(q->session_id, session_id, sizeof(q->session_id));
+    q->session_record = 1;
+    q->cb = cb;
+    q->arg = arg;
+    int rc = read_enqueue(q);
+    if (rc != 0)
+        free(q);
+    return rc;
+}
+
 int mirror_read_session(const char *session_id, mirror_read_cb cb, void *arg)
 {
     if (!mirror_st.enabled)
@@ -634,6 +712,13 @@ int mirror_enabled(void)
     return mirror_st.enabled;
 }
 
+/* The loop proves it is alive to the watcher thread (see replica.c). */
+static void on_tick(deadline_t *d)
+{
+    atomic_store(&mirror_st.loop_tick_ms, util_now_ms());
+    deadline_arm(d, (uint64_t)config.heartbeat * 500, on_tick);
+}
+
 int mirror_start(char *err, size_t errlen)
 {
     if (config.redis_url[0] == '\0')
@@ -644,7 +729,11 @@ int mirror_start(char *err, size_t errlen)
     mirror_st.enabled = 1;
     h2o_multithread_register_receiver(http_context()->queue, &mirror_st.receiver, on_messages);
     mirror_st.resync_timer.cb = resync_dirty;
-    if (pthread_create(&mirror_st.writer, NULL, mirror_writer_main, NULL) != 0 || pthread_create(&mirror_st.reader, NULL, mirror_reader_main, NULL) != 0) {
+    util_random_hex(mirror_st.instance, 8);
+    on_tick(&mirror_st.tick_timer);
+    if (pthread_create(&mirror_st.writer, NULL, mirror_writer_main, NULL) != 0 ||
+        pthread_create(&mirror_st.reader, NULL, mirror_reader_main, NULL) != 0 ||
+        pthread_create(&mirror_st.watcher, NULL, replica_watcher_main, NULL) != 0) {
         snprintf(err, errlen, "cannot start the Redis mirror threads");
         return -1;
     }
@@ -688,13 +777,50 @@ void mirror_stop(int deadline_ms)
     pthread_mutex_unlock(&mirror_st.rlock);
     pthread_cond_broadcast(&mirror_st.rcond);
     pthread_join(mirror_st.reader, NULL);
+    deadline_cancel(&mirror_st.tick_timer);
+    replica_watcher_stop(); /* after the writer: the final statuses are in Redis before the heartbeat goes */
     pthread_mutex_lock(&mirror_st.lock);
     size_t unwritten = mirror_st.queue_ops; /* what the writer did not get to, counted after it stopped */
     pthread_mutex_unlock(&mirror_st.lock);
     if (left > 0 || unwritten > 0)
         log_warn("redis mirror: %zu operations not written at shutdown (%s)", left > unwritten ? left : unwritten,
-                 unwritten == 0 && left > 0 ? "dropped: Redis was unreachable" : "the shutdown deadline passed first");    log_info("redis mirror stopped: %llu events written, %llu dropped, %llu resyncs", (unsigned long long)mirror_st.written,
+                 unwritten == 0 && left > 0 ? "dropped: Redis was unreachable" : "the shutdown deadline passed first");
+    log_info("redis mirror stopped: %llu events written, %llu dropped, %llu resyncs", (unsigned long long)mirror_st.written,
              (unsigned long long)mirror_st.drops, (unsigned long long)mirror_st.resyncs);
+}
+
+/* One counter or gauge line with its HELP/TYPE header. */
+static void metric(strbuf_t *out, const char *name, const char *type, const char *help, double v)
+{
+    strbuf_printf(out, "# HELP mcp_sandboxd_%s %s\n# TYPE mcp_sandboxd_%s %s\nmcp_sandboxd_%s %.17g\n", name, help, name,
+                  type, name, v);
+}
+
+void mirror_metrics(strbuf_t *out)
+{
+    metric(out, "redis_enabled", "gauge", "1 when REDIS_URL is set.", mirror_st.enabled);
+    metric(out, "redis_up", "gauge", "1 while the mirror's writer is connected to Redis.",
+           mirror_st.enabled && atomic_load(&mirror_st.connected));
+    pthread_mutex_lock(&mirror_st.lock);
+    double qb = (double)mirror_st.queue_bytes, qo = (double)mirror_st.queue_ops, qe = (double)mirror_st.queue_events;
+    pthread_mutex_unlock(&mirror_st.lock);
+    metric(out, "mirror_queue_bytes", "gauge", "Bytes waiting in the mirror queue.", qb);
+    metric(out, "mirror_queue_operations", "gauge", "Operations waiting in the mirror queue.", qo);
+    metric(out, "mirror_queue_events", "gauge", "Output events waiting in the mirror queue.", qe);
+    metric(out, "mirror_events_written_total", "counter", "Output events written to Redis.",
+           (double)atomic_load(&mirror_st.written));
+    metric(out, "mirror_drops_total", "counter", "Operations dropped because the mirror queue was full.",
+           (double)atomic_load(&mirror_st.drops));
+    metric(out, "mirror_resyncs_total", "counter", "Executions rewritten into Redis from memory.",
+           (double)atomic_load(&mirror_st.resyncs));
+    metric(out, "mirror_batches_lost_total", "counter", "Write batches lost with the connection or refused by Redis.",
+           (double)atomic_load(&mirror_st.batches_lost));
+    metric(out, "mirror_reconnects_total", "counter", "Reconnections to Redis.", (double)atomic_load(&mirror_st.reconnects));
+    metric(out, "mirror_dirty_executions", "gauge", "Executions waiting to be resynced.", (double)n_dirty);
+    metric(out, "replicas_lost_total", "counter", "Other replicas this one found without a heartbeat and swept.",
+           (double)atomic_load(&mirror_st.replicas_lost));
+    metric(out, "executions_marked_lost_total", "counter",
+           "Executions this replica marked failed / \"replica lost\" in Redis.", (double)atomic_load(&mirror_st.executions_lost));
 }
 
 void mirror_health(cJSON *h)
@@ -718,5 +844,8 @@ void mirror_health(cJSON *h)
     cJSON_AddNumberToObject(x, "batches_lost", (double)atomic_load(&mirror_st.batches_lost));
     cJSON_AddNumberToObject(x, "reconnects", (double)atomic_load(&mirror_st.reconnects));
     cJSON_AddNumberToObject(x, "dirty_executions", (double)n_dirty);
+    cJSON_AddNumberToObject(x, "heartbeat_seconds", config.heartbeat);
+    cJSON_AddNumberToObject(x, "replicas_lost", (double)atomic_load(&mirror_st.replicas_lost));
+    cJSON_AddNumberToObject(x, "executions_marked_lost", (double)atomic_load(&mirror_st.executions_lost));
     cJSON_AddStringToObject(x, "url", mirror_st.redacted);
 }

@@ -35,8 +35,7 @@ static void set_last_error(const char *s)
     pthread_mutex_unlock(&mirror_st.lock);
 }
 
-/* Connects, authenticates and selects the db. NULL with err filled on failure. */
-static redisContext *redis_open(char *err, size_t errlen)
+redisContext *mirror_redis_open(char *err, size_t errlen)
 {
     struct timeval tv = {2, 0};
     redisContext *c = mirror_st.url.unix_socket ? redisConnectUnixWithTimeout(mirror_st.url.path, tv)
@@ -107,7 +106,7 @@ static void writer_sleep(int ms)
 struct pipeline {
     redisContext *c;
     int pending;          /* replies to read */
-    char key[64], okey[72], skey[64];
+    char key[64], okey[72], skey[64], rkey[360];
 };
 
 static void append_argv(struct pipeline *p, int argc, const char **argv, const size_t *lens)
@@ -170,12 +169,57 @@ static int has_error_element(const redisReply *r)
  * the connection failed, -2 when Redis refused a command (either way the
  * batch's executions must be resynced; after -2, not at once).
  */
+/* Deletes a session record only if it still names this replica (another may have adopted it). */
+static const char session_del_script[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if not v then return 0 end "
+    "local ok, m = pcall(cjson.decode, v) "
+    "if ok and type(m) == 'table' and m.replica == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+    "return 0";
+
+/* SET / conditional DEL of mcp:session:{id}. */
+static void append_session_op(struct pipeline *p, const op_t *o)
+{
+    char key[64], ttl[16];
+    snprintf(key, sizeof(key), "mcp:session:%s", o->id);
+    snprintf(ttl, sizeof(ttl), "%d", config.session_ttl);
+    if (o->kind == OP_SESSION_PUT) {
+        const char *argv[5] = {"SET", key, o->meta, "EX", ttl};
+        size_t alen[5] = {3, strlen(key), o->meta_len, 2, strlen(ttl)};
+        append_argv(p, 5, argv, alen);
+    } else if (o->only_if_mine) {
+        const char *argv[5] = {"EVAL", session_del_script, "1", key, config.replica};
+        size_t alen[5] = {4, sizeof(session_del_script) - 1, 1, strlen(key), strlen(config.replica)};
+        append_argv(p, 5, argv, alen);
+    } else {
+        append_fmt(p, "DEL", key, NULL, NULL);
+    }
+}
+
+/* Keeps replica:{id}:running (execution id -> process instance) in step with the status. */
+static void append_running_index(struct pipeline *p, const op_t *o, const char *ttl)
+{
+    if (o->active) {
+        const char *argv[4] = {"HSET", p->rkey, o->id, mirror_st.instance};
+        size_t alen[4] = {4, strlen(p->rkey), strlen(o->id), strlen(mirror_st.instance)};
+        append_argv(p, 4, argv, alen);
+        append_fmt(p, "EXPIRE", p->rkey, ttl, NULL);
+    } else {
+        append_fmt(p, "HDEL", p->rkey, o->id, NULL);
+    }
+}
+
 static int write_batch(redisContext *c, op_t *batch)
 {
     struct pipeline p = {.c = c};
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", config.redis_ttl);
+    snprintf(p.rkey, sizeof(p.rkey), "replica:%s:running", config.replica);
     for (op_t *o = batch; o != NULL; o = o->next) {
+        if (o->kind == OP_SESSION_PUT || o->kind == OP_SESSION_DEL) {
+            append_session_op(&p, o);
+            continue;
+        }
         keys_for(&p, o);
         if (o->kind == OP_EVENT) {
             push_trim_expire(&p, p.okey, o, ttl);
@@ -191,6 +235,7 @@ static int write_batch(redisContext *c, op_t *batch)
             append_argv(&p, 5, argv, alen);
             append_fmt(&p, "SADD", p.skey, o->id, NULL);
             append_fmt(&p, "EXPIRE", p.skey, ttl, NULL);
+            append_running_index(&p, o, ttl);
         }
         if (o->kind == OP_RESYNC) {
             append_fmt(&p, "DEL", p.okey, NULL, NULL);
@@ -235,7 +280,7 @@ static void report_lost(op_t *batch, int command_error)
     m->command_error = command_error;
     m->ids = xcalloc(n ? n : 1, sizeof(*m->ids));
     for (op_t *o = batch; o != NULL; o = o->next)
-        if (o->kind != OP_TOUCH)
+        if (o->kind != OP_TOUCH && o->kind != OP_SESSION_PUT && o->kind != OP_SESSION_DEL)
             strlcpy(m->ids[m->n_ids++], o->id, sizeof(m->ids[0]));
     atomic_fetch_add(&mirror_st.batches_lost, 1);
     mirror_post(m);
@@ -257,7 +302,7 @@ void *mirror_writer_main(void *arg)
             pthread_mutex_unlock(&mirror_st.lock);
             if (stop)
                 break; /* shutting down without a connection: mirror_stop drops what is left */
-            c = redis_open(err, sizeof(err));
+            c = mirror_redis_open(err, sizeof(err));
             if (c == NULL) {
                 set_last_error(err);
                 if (backoff == 100 || !ever)
@@ -456,6 +501,23 @@ static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
     m->found = 1;
 }
 
+/* GET mcp:session:{id}: the record another replica wrote when the session was opened. */
+static void read_session_record(redisContext *c, struct read_req *q, mirror_msg_t *m)
+{
+    redisReply *r = redisCommand(c, "GET mcp:session:%s", q->session_id);
+    if (r == NULL) {
+        m->err = xstrdup(c->errstr);
+        return;
+    }
+    if (r->type == REDIS_REPLY_STRING) {
+        m->meta = reply_dup(r, &m->meta_len);
+        m->found = 1;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        m->err = xstrdup(r->str);
+    }
+    freeReplyObject(r);
+}
+
 void *mirror_reader_main(void *arg)
 {
     (void)arg;
@@ -487,14 +549,16 @@ void *mirror_reader_main(void *arg)
             m->err = xstrdup("Redis did not answer in time");
         for (int attempt = 0; attempt < 2 && m->err == NULL; attempt++) {
             if (c == NULL) {
-                if ((c = redis_open(err, sizeof(err))) == NULL) {
+                if ((c = mirror_redis_open(err, sizeof(err))) == NULL) {
                     m->err = xstrdup(err);
                     break;
                 }
                 struct timeval tv = {2, 0}; /* reads answer a waiting client: fail fast */
                 redisSetTimeout(c, tv);
             }
-            if (q->session_list)
+            if (q->session_record)
+                read_session_record(c, q, m);
+            else if (q->session_list)
                 read_session(c, q, m);
             else
                 read_exec(c, q, m);

@@ -382,7 +382,7 @@ static int parse_paths(const char *field, const cJSON *v, char **out, int *n, ch
 static int parse_limit(const char *field, const cJSON *v, long cap, long *out, char *err, size_t errlen)
 {
     if (cJSON_IsNumber(v) && v->valuedouble > (double)cap) {
-        snprintf(err, errlen, "sandbox_config.resource_limits.%s = %.0f exceeds the server's cap of %ld", field,
+        snprintf(err, errlen, "sandbox_config.resource_limits.%s = %.15g exceeds the server's cap of %ld", field,
                  v->valuedouble, cap);
         return -1;
     }
@@ -391,7 +391,7 @@ static int parse_limit(const char *field, const cJSON *v, long cap, long *out, c
         return -1;
     }
     if (v->valuedouble > (double)cap) {
-        snprintf(err, errlen, "sandbox_config.resource_limits.%s = %.0f exceeds the server's cap of %ld", field,
+        snprintf(err, errlen, "sandbox_config.resource_limits.%s = %.15g exceeds the server's cap of %ld", field,
                  v->valuedouble, cap);
         return -1;
     }

@@ -62,6 +62,30 @@ session_t *session_create(const char *protocol, const char *client)
     return s;
 }
 
+int session_id_valid(const char *id)
+{
+    size_t n = 0;
+    for (; id[n] != '\0'; n++)
+        if (n >= SESSION_ID_LEN || !((id[n] >= '0' && id[n] <= '9') || (id[n] >= 'a' && id[n] <= 'f')))
+            return 0;
+    return n == SESSION_ID_LEN;
+}
+
+session_t *session_adopt(const char *id, const char *protocol, const char *client)
+{
+    if (!session_id_valid(id) || n_sessions >= max_sessions || session_find(id) != NULL)
+        return NULL;
+    session_t *s = xcalloc(1, sizeof(*s));
+    memcpy(s->id, id, SESSION_ID_LEN + 1);
+    strlcpy(s->protocol, protocol, sizeof(s->protocol));
+    strlcpy(s->client, client != NULL ? client : "", sizeof(s->client));
+    s->created_ms = s->last_used_ms = util_now_ms();
+    RB_INSERT(session_tree, &sessions, s);
+    n_sessions++;
+    deadline_arm(&s->expiry, ttl_ms, on_expiry);
+    return s;
+}
+
 session_t *session_find(const char *id)
 {
     if (id == NULL || strlen(id) != SESSION_ID_LEN)

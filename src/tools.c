@@ -275,6 +275,7 @@ struct wait_ctx {
     char last_event_id[32];
 };
 
+/* with_message: 0 none, 1 the wait deadline passed, 2 the call was not parked (EXEC_MAX_WAITERS). */
 static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id, int with_message)
 {
     char err[300];
@@ -287,9 +288,13 @@ static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id
     strbuf_t b = {0};
     strbuf_puts(&b, "{");
     write_output_fields(&b, e, (size_t)from);
-    if (with_message && exec_is_active(e))
+    if (with_message == 1 && exec_is_active(e))
         strbuf_printf(&b, ",\"message\":\"Still running after the %d s wait limit; poll get_execution_output with last_event_id\"",
                       config.wait_deadline);
+    else if (with_message == 2 && exec_is_active(e))
+        strbuf_printf(&b, ",\"message\":\"Still running; %d requests already wait on this execution, so this one did not: "
+                          "poll get_execution_output with last_event_id\"",
+                      EXEC_MAX_WAITERS);
     strbuf_puts(&b, "}");
     mcp_call_tool_result(call, b.data, b.len, 0);
     strbuf_free(&b);
@@ -300,7 +305,7 @@ static void on_wait_done(void *arg, exec_t *e, int finished)
     struct wait_ctx *w = arg;
     if (!mcp_call_alive(w->call))
         log_debug("answering a parked call whose client went away");
-    answer_output(w->call, e, w->kind == WAIT_OUTPUT ? w->last_event_id : NULL, 1);
+    answer_output(w->call, e, w->kind == WAIT_OUTPUT ? w->last_event_id : NULL, finished < 0 ? 2 : 1);
     free(w);
 }
 
@@ -354,6 +359,11 @@ static void tool_execute_code_async(mcp_call_t *call, session_t *s, const cJSON 
     run_tool(call, s, args, 1);
 }
 
+/* What a read from Redis answers, for an execution this replica does not hold. */
+enum { REMOTE_STATUS, REMOTE_OUTPUT, REMOTE_LIST, REMOTE_STDIN, REMOTE_CANCEL };
+static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id);
+static int valid_exec_id(const char *id);
+
 static void tool_send_stdin(mcp_call_t *call, session_t *s, const cJSON *args)
 {
     static const char *const known[] = {"execution_id", "input_data", NULL};
@@ -366,7 +376,8 @@ static void tool_send_stdin(mcp_call_t *call, session_t *s, const cJSON *args)
     }
     exec_t *e = exec_find(s, id);
     if (e == NULL) {
-        not_found(call, id, 1, 0);
+        if (!valid_exec_id(id) || ask_remote(call, s, REMOTE_STDIN, id, NULL) != 0)
+            not_found(call, id, 1, 0);
         return;
     }
     if (exec_send_stdin(e, data, strlen(data), err, sizeof(err)) != 0) {
@@ -391,7 +402,8 @@ static void tool_cancel_execution(mcp_call_t *call, session_t *s, const cJSON *a
     }
     exec_t *e = exec_find(s, id);
     if (e == NULL) {
-        not_found(call, id, 1, 1);
+        if (!valid_exec_id(id) || ask_remote(call, s, REMOTE_CANCEL, id, NULL) != 0)
+            not_found(call, id, 1, 1);
         return;
     }
     if (exec_cancel(e, force, err, sizeof(err)) != 0) {
@@ -408,7 +420,7 @@ static void tool_cancel_execution(mcp_call_t *call, session_t *s, const cJSON *a
 
 struct remote_ctx {
     mcp_call_t *call;
-    int kind; /* 0 status, 1 output, 2 list */
+    int kind; /* REMOTE_* */
     char id[64];
     char last_event_id[32];
 };
@@ -421,7 +433,7 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
 {
     struct remote_ctx *rc = arg;
     mcp_call_t *call = rc->call;
-    if (rc->kind == 2) {
+    if (rc->kind == REMOTE_LIST) {
         /* list: this replica's executions (fresher) plus those only Redis knows */
         strbuf_t mine = {0};
         session_t *s = session_find(rc->id);
@@ -461,10 +473,11 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
         free(rc);
         return;
     }
+    int control = rc->kind == REMOTE_STDIN || rc->kind == REMOTE_CANCEL;
     if (!found) {
         if (rerr != NULL)
             log_warn("redis read for %s failed: %s", rc->id, rerr);
-        not_found(call, rc->id, 0, 0);
+        not_found(call, rc->id, control, rc->kind == REMOTE_CANCEL);
         free(rc);
         return;
     }
@@ -474,7 +487,25 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
         free(rc);
         return;
     }
-    if (rc->kind == 0) {
+    if (control) {
+        /* stdin and signals need the process: only the replica that runs it has it */
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "status");
+        const cJSON *rep = cJSON_GetObjectItemCaseSensitive(m, "replica");
+        const char *status = cJSON_IsString(st) ? st->valuestring : "unknown";
+        char msg[512];
+        if (strcmp(status, "running") != 0 && strcmp(status, "pending") != 0)
+            snprintf(msg, sizeof(msg), "Execution %s already completed (status: %s)", rc->id, status);
+        else
+            snprintf(msg, sizeof(msg),
+                     "Execution %s runs on replica %.128s, not on this one (%.128s): send_stdin and cancel_execution "
+                     "must reach the replica that runs it (behind nginx, the client's usual replica)",
+                     rc->id, cJSON_IsString(rep) ? rep->valuestring : "?", config.replica);
+        fail_success(call, msg, rc->kind == REMOTE_CANCEL);
+        cJSON_Delete(m);
+        free(rc);
+        return;
+    }
+    if (rc->kind == REMOTE_STATUS) {
         cJSON *o = cJSON_CreateObject();
         for (int i = 0; status_keys[i] != NULL; i++) {
             cJSON *v = cJSON_GetObjectItemCaseSensitive(m, status_keys[i]);
@@ -522,7 +553,7 @@ static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, 
     snprintf(rc->id, sizeof(rc->id), "%s", id);
     if (last_event_id != NULL)
         snprintf(rc->last_event_id, sizeof(rc->last_event_id), "%s", last_event_id);
-    int r = mirror_read_exec(id, s->id, kind == 1, on_remote, rc);
+    int r = mirror_read_exec(id, s->id, kind == REMOTE_OUTPUT, on_remote, rc);
     if (r == 0)
         return 0;
     free(rc);
@@ -555,7 +586,7 @@ static void tool_get_execution_status(mcp_call_t *call, session_t *s, const cJSO
     }
     exec_t *e = exec_find(s, id);
     if (e == NULL) {
-        if (!valid_exec_id(id) || ask_remote(call, s, 0, id, NULL) != 0)
+        if (!valid_exec_id(id) || ask_remote(call, s, REMOTE_STATUS, id, NULL) != 0)
             not_found(call, id, 0, 0);
         return;
     }
@@ -591,7 +622,7 @@ static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSO
     }
     exec_t *e = exec_find(s, id);
     if (e == NULL) {
-        if (!valid_exec_id(id) || ask_remote(call, s, 1, id, last) != 0)
+        if (!valid_exec_id(id) || ask_remote(call, s, REMOTE_OUTPUT, id, last) != 0)
             not_found(call, id, 0, 0);
         return;
     }
@@ -617,7 +648,7 @@ static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *ar
     if (mirror_enabled()) {
         struct remote_ctx *rc = xcalloc(1, sizeof(*rc));
         rc->call = call;
-        rc->kind = 2;
+        rc->kind = REMOTE_LIST;
         snprintf(rc->id, sizeof(rc->id), "%s", s->id);
         if (mirror_read_session(s->id, on_remote, rc) == 0)
             return;
@@ -743,6 +774,7 @@ int tools_call(mcp_call_t *call, session_t *s, const char *name, const cJSON *ar
 {
     for (size_t i = 0; i < N_TOOLS; i++)
         if (!strcmp(tools[i].name, name)) {
+            mcp_call_set_tool(call, tools[i].name);
             tools[i].fn(call, s, args);
             return 0;
         }

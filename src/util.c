@@ -103,14 +103,90 @@ void strbuf_printf(strbuf_t *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+size_t util_utf8_seq_len(const unsigned char *s, size_t avail)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return c == 0 ? 0 : 1;
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* no overlong forms */
+        else if (c == 0xED)
+            hi = 0x9F; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F; /* nothing above U+10FFFF */
+    } else
+        return 0;
+    if (avail < n)
+        return 0;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return n;
+}
+
+size_t util_utf8_valid_len(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        if (*p >= 0x01 && *p < 0x80) {
+            p++;
+            continue;
+        }
+        size_t n = util_utf8_seq_len(p, (size_t)(end - p));
+        if (n == 0)
+            break;
+        p += n;
+    }
+    return (size_t)(p - (const unsigned char *)s);
+}
+
+void util_utf8_sanitize(const char *s, size_t len, strbuf_t *out)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    const unsigned char *run = p;
+    while (p < end) {
+        size_t n = util_utf8_seq_len(p, (size_t)(end - p));
+        if (n > 0) {
+            p += n;
+            continue;
+        }
+        strbuf_append(out, run, (size_t)(p - run));
+        strbuf_append(out, "\xEF\xBF\xBD", 3);
+        p++;
+        run = p;
+    }
+    strbuf_append(out, run, (size_t)(p - run));
+}
+
 /*
  * JSON string escaping is cJSON's: a string reference printed into space
  * reserved in place (the worst case is six bytes per input byte plus quotes),
- * so a large output is escaped without an intermediate copy.
+ * so a large output is escaped without an intermediate copy. Invalid UTF-8
+ * (a message quoting a cut string or a header's bytes) becomes U+FFFD.
  */
 void strbuf_json_cstr(strbuf_t *b, const char *s)
 {
     size_t n = strlen(s);
+    if (util_utf8_valid_len(s, n) != n) {
+        /* a message that quotes a cut or foreign (header) string: never emit invalid UTF-8 */
+        strbuf_t clean = {0};
+        util_utf8_sanitize(s, n, &clean);
+        strbuf_json_cstr(b, clean.data);
+        strbuf_free(&clean);
+        return;
+    }
     cJSON item;
     memset(&item, 0, sizeof(item));
     item.type = cJSON_String | cJSON_IsReference;

@@ -81,6 +81,11 @@ void __wrap_mcp_call_error(mcp_call_t *call, int code, const char *message)
     ans.rpc_error = code;
 }
 
+void __wrap_mcp_call_set_tool(mcp_call_t *call, const char *tool)
+{
+    CHECK(call == CALL && tool != NULL);
+}
+
 int __wrap_mcp_call_alive(const mcp_call_t *call)
 {
     return 1;

@@ -815,3 +815,37 @@ describe('shutdown', () => {
     }
   });
 });
+
+describe('parked waits per execution are capped', () => {
+  let server;
+  before(async () => { server = await start(); });
+  after(async () => { await server?.stop(); });
+
+  test(`past 64 waiting calls on one run, further calls answer at once and say why`, async () => {
+    const { client, transport } = await connect(server);
+    const r = await call(client, 'execute_code_async', { command: 'sleep 3; echo done' });
+    const sid = transport.sessionId;
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call',
+      params: { name: 'get_execution_output', arguments: { execution_id: r.execution_id, wait: true } } });
+    const t0 = Date.now();
+    const answers = await Promise.all(Array.from({ length: 70 }, async () => {
+      const res = await fetch(`${server.base}/mcp`, {
+        method: 'POST', body,
+        headers: { 'content-type': 'application/json', accept: 'application/json', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' },
+      });
+      const j = await res.json();
+      return { ms: Date.now() - t0, sc: j.result.structuredContent };
+    }));
+    const early = answers.filter((a) => a.sc.status === 'running');
+    const waited = answers.filter((a) => a.sc.status === 'completed');
+    assert.equal(early.length, 6, 'six over the cap');
+    assert.equal(waited.length, 64);
+    for (const a of early) {
+      assert.match(a.sc.message, /^Still running; 64 requests already wait on this execution, so this one did not/);
+      assert.ok(a.ms < 2500, `answered at once (${a.ms} ms)`);
+    }
+    for (const a of waited) assert.ok(a.sc.output.some((e) => e.data === 'done'));
+    assert.match(server.log(), /requests already wait on it; answering without waiting/);
+    await client.close();
+  });
+});

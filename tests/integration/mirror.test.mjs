@@ -75,7 +75,7 @@ describe('keys and fields after a run (password, db 3)', () => {
   let redis, server, client, transport, run;
   before(async () => {
     redis = await startRedis({ requirepass: password });
-    server = await start({ env: { REDIS_URL: `redis://:${password}@127.0.0.1:${redis.port}/3` }, args: ['--replica', 'replica-a'] });
+    server = await start({ env: { REDIS_URL: `redis://:${password}@127.0.0.1:${redis.port}/3` }, args: ['--replica-id', 'replica-a'] });
     ({ client, transport } = await connect(server));
     run = await call(client, 'execute_code', { command: 'echo out-line; echo err-line >&2; exit 3' });
     assert.ok(!run._result.isError, run.error);
@@ -134,7 +134,10 @@ describe('keys and fields after a run (password, db 3)', () => {
 
   test('database 3 is used, database 0 stays empty', async () => {
     assert.equal(await redis.acli({ db: 0 }, 'DBSIZE'), '0');
-    assert.equal(await redis.acli({ db: 3 }, 'DBSIZE'), '3');
+    // the run's three keys, the session record, and this replica's heartbeat and registry
+    const keys = (await redis.acli({ db: 3 }, 'KEYS', '*')).split('\n').sort();
+    assert.deepEqual(keys, [keyOf(run.execution_id), outKeyOf(run.execution_id), `mcp:session:${transport.sessionId}`,
+      'replica:replica-a', 'replicas', setKeyOf(transport.sessionId)].sort());
   });
 
   test('the log says connected with the URL redacted and never shows the password', async () => {

@@ -12,6 +12,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+/* The default replica id: this host's name and the port. */
+static const char *expected_replica(int port)
+{
+    static char buf[300];
+    char hn[256] = "";
+    gethostname(hn, sizeof(hn) - 1);
+    snprintf(buf, sizeof(buf), "%s:%d", hn, port);
+    return buf;
+}
+
 static char err[512];
 static char out[8192];
 static config_t cfg;
@@ -90,7 +100,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.nproc_max, 4096);
     assert_int_equal(cfg.redis_ttl, 3600);
     assert_int_equal(cfg.mirror_queue_bytes, 64 << 20);
-    assert_string_equal(cfg.replica, "127.0.0.1:8080");
+    assert_string_equal(cfg.replica, expected_replica(8080));
+    assert_int_equal(cfg.heartbeat, 2);
 
     /* a NULL environment is the same as an empty one */
     assert_int_equal(PARSE0(NULL), CONFIG_OK);
@@ -127,8 +138,8 @@ static void test_env_applied(void **state)
     assert_null(cfg.deny_read[2]);
     assert_int_equal(cfg.isolation_none, 1);
     assert_string_equal(cfg.workspace_root, "/var/tmp/ws");
-    /* the replica name follows the effective host and port */
-    assert_string_equal(cfg.replica, "0.0.0.0:9000");
+    /* the replica id follows the effective port */
+    assert_string_equal(cfg.replica, expected_replica(9000));
 }
 
 static void test_env_name_must_match_exactly(void **state)
@@ -410,9 +421,16 @@ static void test_workspace_root_absolute(void **state)
 static void test_replica(void **state)
 {
     assert_int_equal(PARSE(no_env, "--host", "10.0.0.1", "--port", "7000"), CONFIG_OK);
-    assert_string_equal(cfg.replica, "10.0.0.1:7000");
-    assert_int_equal(PARSE(no_env, "--replica", "node-a"), CONFIG_OK);
-    assert_string_equal(cfg.replica, "node-a");
+    assert_string_equal(cfg.replica, expected_replica(7000));
+    assert_int_equal(PARSE(no_env, "--replica-id", "node-a:8081"), CONFIG_OK);
+    assert_string_equal(cfg.replica, "node-a:8081");
+    /* it becomes part of Redis keys: no spaces, braces or wildcards */
+    expect_error(PARSE(no_env, "--replica-id", "node a"), "--replica-id", "A-Z", NULL);
+    expect_error(PARSE(no_env, "--replica-id", "node*"), "--replica-id", NULL, NULL);
+    expect_error(PARSE(no_env, "--heartbeat", "0"), "--heartbeat", NULL, NULL);
+    expect_error(PARSE(no_env, "--heartbeat", "61"), "--heartbeat", NULL, NULL);
+    assert_int_equal(PARSE(no_env, "--heartbeat", "1"), CONFIG_OK);
+    assert_int_equal(cfg.heartbeat, 1);
 }
 
 static void test_parse_into_global(void **state)

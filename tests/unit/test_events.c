@@ -56,7 +56,7 @@ static int valid_utf8(const char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        size_t k = utf8_seq_len((const unsigned char *)s + i, n - i);
+        size_t k = util_utf8_seq_len((const unsigned char *)s + i, n - i);
         if (k == 0)
             return 0;
         i += k;

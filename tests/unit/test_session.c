@@ -259,6 +259,43 @@ static void test_end_hook_sees_exec_state(void **state)
     assert_int_equal(ended.n, 1);
 }
 
+static void test_id_valid(void **state)
+{
+    assert_true(session_id_valid("0123456789abcdef0123456789abcdef"));
+    session_t *s = session_create("p", "c");
+    assert_true(session_id_valid(s->id));
+    assert_false(session_id_valid(""));
+    assert_false(session_id_valid("0123456789abcdef0123456789abcde"));   /* 31 */
+    assert_false(session_id_valid("0123456789abcdef0123456789abcdef0")); /* 33 */
+    assert_false(session_id_valid("0123456789ABCDEF0123456789abcdef"));  /* upper case is not ours */
+    assert_false(session_id_valid("0123456789abcdef0123456789abcde*"));
+    assert_false(session_id_valid("../../../../etc/passwd-0123456789a"));
+}
+
+static void test_adopt(void **state)
+{
+    const char *id = "00112233445566778899aabbccddeeff";
+    session_t *s = session_adopt(id, "2025-06-18", "other-replica-client");
+    assert_non_null(s);
+    assert_string_equal(s->id, id);
+    assert_string_equal(s->protocol, "2025-06-18");
+    assert_string_equal(s->client, "other-replica-client");
+    assert_ptr_equal(session_find(id), s);
+    assert_int_equal(session_count(), 1);
+    assert_int_equal(deadline_count(), 1); /* it expires like any other */
+    /* held already, malformed, or over the cap: refused */
+    assert_null(session_adopt(id, "2025-06-18", NULL));
+    assert_null(session_adopt("nope", "2025-06-18", NULL));
+    session_setup(3600 * 1000, 1, record_end);
+    assert_null(session_adopt("ffeeddccbbaa99887766554433221100", "2025-06-18", NULL));
+    session_end(s, SESSION_DELETED);
+    assert_int_equal(ended.n, 1);
+    assert_string_equal(ended.ids[0], id);
+    s = session_adopt("ffeeddccbbaa99887766554433221100", "2025-03-26", NULL);
+    assert_non_null(s);
+    assert_string_equal(s->client, "");
+}
+
 static void test_max_sessions(void **state)
 {
     session_setup(3600 * 1000, 3, record_end);
@@ -382,6 +419,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_without_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_hook_sees_exec_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_id_valid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_expiry, setup, teardown),

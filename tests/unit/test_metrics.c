@@ -1,0 +1,101 @@
+/*
+ * Unit tests for src/metrics.c: counting by method/status, tool outcomes and
+ * final statuses, and the shape of the rendered exposition (every sample has
+ * a HELP and TYPE line; unknown methods fold into "other").
+ */
+#include "../../src/metrics.c"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+static char *render(void)
+{
+    strbuf_t b = {0};
+    metrics_render(&b);
+    size_t len;
+    return strbuf_steal(&b, &len);
+}
+
+static void test_http_counts(void **state)
+{
+    metrics_http("POST", 4, 200);
+    metrics_http("POST", 4, 200);
+    metrics_http("GET", 3, 404);
+    metrics_http("BREW", 4, 418);     /* not a method we name: "other" */
+    metrics_http("POSTX", 5, 200);    /* a prefix match is not a match */
+    metrics_http("GET", 3, 99);       /* out of range: ignored */
+    metrics_http("GET", 3, 600);
+    char *t = render();
+    assert_non_null(strstr(t, "mcp_sandboxd_http_requests_total{method=\"POST\",status=\"200\"} 2\n"));
+    assert_non_null(strstr(t, "mcp_sandboxd_http_requests_total{method=\"GET\",status=\"404\"} 1\n"));
+    assert_non_null(strstr(t, "mcp_sandboxd_http_requests_total{method=\"other\",status=\"418\"} 1\n"));
+    assert_non_null(strstr(t, "mcp_sandboxd_http_requests_total{method=\"other\",status=\"200\"} 1\n"));
+    assert_null(strstr(t, "status=\"99\""));
+    assert_null(strstr(t, "status=\"600\""));
+    free(t);
+}
+
+static void test_tools_and_executions(void **state)
+{
+    static const char execute_code[] = "execute_code";
+    metrics_tool(execute_code, "ok");
+    metrics_tool(execute_code, "error");
+    metrics_tool("execute_code", "ok"); /* same name from elsewhere: same row */
+    metrics_tool("unknown", "rpc_error");
+    metrics_exec_end("completed");
+    metrics_exec_end("timeout");
+    metrics_exec_end("timeout");
+    metrics_exec_end("no-such-status");
+    char *t = render();
+    assert_non_null(strstr(t, "mcp_sandboxd_tool_calls_total{tool=\"execute_code\",outcome=\"ok\"} 2\n"));
+    assert_non_null(strstr(t, "mcp_sandboxd_tool_calls_total{tool=\"execute_code\",outcome=\"error\"} 1\n"));
+    assert_non_null(strstr(t, "mcp_sandboxd_tool_calls_total{tool=\"execute_code\",outcome=\"rpc_error\"} 0\n"));
+    assert_non_null(strstr(t, "mcp_sandboxd_tool_calls_total{tool=\"unknown\",outcome=\"rpc_error\"} 1\n"));
+    assert_non_null(strstr(t, "mcp_sandboxd_executions_total{status=\"completed\"} 1\n"));
+    assert_non_null(strstr(t, "mcp_sandboxd_executions_total{status=\"timeout\"} 2\n"));
+    assert_non_null(strstr(t, "mcp_sandboxd_executions_total{status=\"cancelled\"} 0\n"));
+    free(t);
+}
+
+/* Every sample line's metric name has "# HELP" and "# TYPE" lines before it. */
+static void test_every_sample_is_described(void **state)
+{
+    char *t = render();
+    char *save = NULL, *copy = strdup(t);
+    int samples = 0;
+    for (char *line = strtok_r(copy, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#')
+            continue;
+        char name[128];
+        size_t n = strcspn(line, "{ ");
+        assert_true(n > 0 && n < sizeof(name));
+        memcpy(name, line, n);
+        name[n] = '\0';
+        const char *base = name;
+        char help[160], type[160];
+        snprintf(help, sizeof(help), "# HELP %s ", base);
+        snprintf(type, sizeof(type), "# TYPE %s ", base);
+        char *h = strstr(t, help), *ty = strstr(t, type), *at = strstr(t, line);
+        assert_non_null(h);
+        assert_non_null(ty);
+        assert_true(h < at && ty < at);
+        samples++;
+    }
+    assert_true(samples > 20);
+    free(copy);
+    free(t);
+}
+
+int main(void)
+{
+    metrics_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_http_counts),
+        cmocka_unit_test(test_tools_and_executions),
+        cmocka_unit_test(test_every_sample_is_described),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
