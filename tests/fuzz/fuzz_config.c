@@ -10,8 +10,8 @@
  *   - CONFIG_OK gives a configuration main() may trust: every number in its
  *     documented range, defaults within their caps, timeout <= max_timeout,
  *     strings NUL-terminated in their fields, an absolute workspace root, a
- *     non-empty replica name, lists NULL-terminated with non-empty, trimmed
- *     entries;
+ *     replica id of 1..128 of [A-Za-z0-9._:-], lists NULL-terminated with
+ *     non-empty, trimmed entries;
  *   - config_free releases every list (LeakSanitizer checks it).
  */
 #include "config.h"
@@ -64,7 +64,11 @@ static void check_ok(const config_t *c)
     CHECK(c->nproc_default >= 8 && c->nproc_default <= c->nproc_max);
     CHECK(c->redis_ttl >= 1 && c->mirror_queue_bytes >= 65536);
     CHECK(c->workspace_root[0] == '/');
-    CHECK(c->replica[0] != '\0');
+    size_t rl = strlen(c->replica); /* part of Redis keys: replica:{id} */
+    CHECK(rl >= 1 && rl <= 128);
+    for (size_t i = 0; i < rl; i++)
+        CHECK(isalnum((unsigned char)c->replica[i]) || strchr("._:-", c->replica[i]) != NULL);
+    CHECK(c->heartbeat >= 1 && c->heartbeat <= 60);
     check_list((char **)c->allowed_origins, c->n_allowed_origins);
     check_list((char **)c->deny_read, c->n_deny_read);
 }
