@@ -17,7 +17,7 @@ LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 
-.PHONY: all asan run test unit integration integration-asan bench bench-load soak deps clean cluster cluster-down
+.PHONY: all asan run test unit integration integration-asan bench bench-load soak deps clean cluster cluster-down fuzz fuzz-smoke fuzz-build
 all: mcp-sandboxd
 
 deps: .deps-ok
@@ -52,6 +52,42 @@ build/unit/%: tests/unit/%.c $(ASAN_OBJS) $(wildcard include/*.h) | .deps-ok
 	    $(filter-out build/asan/main.o build/asan/$(patsubst test_%,%,$*).o,$(ASAN_OBJS)) \
 	    $(LDLIBS) $(shell pkg-config --libs cmocka)
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c): the sources built again with clang,
+# ASan and UBSan and coverage instrumentation. A target that includes a .c
+# (to reach its static functions, as the unit tests do) is linked without that
+# object; FUZZ_LDFLAGS_<target> adds its own link flags.
+FUZZ_CC    ?= clang
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS = $(CFLAGS) -O1 -Wno-unknown-warning-option $(FUZZ_SAN)
+FUZZ_OBJS  := $(LIB_SRCS:src/%.c=build/fuzz/obj/%.o)
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_SECONDS ?= 300
+.SECONDARY: $(FUZZ_OBJS)
+FUZZ_LDFLAGS_fuzz_tool_args := -Wl,--wrap=mcp_call_tool_result,--wrap=mcp_call_error,--wrap=mcp_call_alive,--wrap=mcp_call_set_tool
+
+build/fuzz/obj/%.o: src/%.c $(wildcard include/*.h) | .deps-ok
+	@mkdir -p $(dir $@)
+	@echo "CC fuzz $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS) $(wildcard include/*.h) | .deps-ok
+	@mkdir -p $(dir $@)
+	@echo "FUZZ    $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Wno-unused-function -o $@ $< \
+	    $(filter-out $(patsubst %,build/fuzz/obj/%.o,$(shell sed -n 's|^.include "../../src/\(.*\)\.c"|\1|p' $<)),$(FUZZ_OBJS)) \
+	    $(FUZZ_LDFLAGS_$*) $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+# FUZZ_SECONDS (default 300) per target; new inputs go to build/fuzz/corpus/<target>
+fuzz: $(FUZZ_BINS)
+	./scripts/fuzz.sh run $(FUZZ_SECONDS)
+
+# corpus replay plus 10 s of fuzzing per target (part of make test)
+fuzz-smoke: $(FUZZ_BINS)
+	./scripts/fuzz.sh smoke 10
+
 run: mcp-sandboxd
 	./mcp-sandboxd --host 127.0.0.1 --port 8080
 
@@ -65,7 +101,7 @@ cluster-down:
 unit: $(UNIT_BINS)
 	./scripts/run-unit.sh $(UNIT_BINS)
 
-test: mcp-sandboxd mcp-sandboxd-asan $(UNIT_BINS)
+test: mcp-sandboxd mcp-sandboxd-asan $(UNIT_BINS) $(FUZZ_BINS)
 	./scripts/test.sh
 
 bench: mcp-sandboxd

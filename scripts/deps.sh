@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(build-essential pkg-config libh2o-evloop-dev libhiredis-dev libcjson-dev
       libbsd-dev libssl-dev libseccomp-dev libcmocka-dev bubblewrap
       redis-server redis-tools nginx wrk nodejs npm curl procps util-linux
-      systemd) # systemd: systemd-analyze/systemd-sysusers check systemd/ (not run as init)
+      systemd # systemd: systemd-analyze/systemd-sysusers check systemd/ (not run as init)
+      clang libclang-rt-dev) # clang: the libFuzzer targets (tests/fuzz)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole suite: unit tests (cmocka, built with ASan+UBSan), then the
-# integration tests against the release binary and again against the
-# sanitizer build. Ends with one line "N passed, N failed".
+# The whole suite: unit tests (cmocka, built with ASan+UBSan), a short run of
+# every libFuzzer target (tests/fuzz), then the integration tests against the
+# release binary and again against the sanitizer build. Ends with one line
+# "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 passed=0
@@ -28,6 +29,22 @@ if [ -n "$summary" ]; then
     failed=$((failed + $(echo "$summary" | awk '{print $4}')))
 else
     echo "!! scripts/run-unit.sh did not finish"
+    failed=$((failed + 1))
+fi
+rm -f "$out"
+
+echo "== fuzz smoke"
+# scripts/fuzz.sh replays each target's checked-in corpus (seeds and crash
+# regressions) and fuzzes it for FUZZ_SMOKE_SECONDS (default 10); each target
+# counts as one test. Its last line is "fuzz: N passed, N failed".
+out=$(mktemp)
+./scripts/fuzz.sh smoke "${FUZZ_SMOKE_SECONDS:-10}" 2>&1 | tee "$out"
+summary=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)
+if [ -n "$summary" ]; then
+    passed=$((passed + $(echo "$summary" | awk '{print $2}')))
+    failed=$((failed + $(echo "$summary" | awk '{print $4}')))
+else
+    echo "!! scripts/fuzz.sh did not finish"
     failed=$((failed + 1))
 fi
 rm -f "$out"

@@ -140,6 +140,10 @@ int mirror_url_parse(const char *url, mirror_url_t *u, char *err, size_t errlen)
             snprintf(err, errlen, "unterminated [IPv6] host");
             return -1;
         }
+        if ((size_t)(close - p - 1) >= sizeof(u->host)) {
+            snprintf(err, errlen, "host name too long");
+            return -1;
+        }
         memcpy(u->host, p + 1, (size_t)(close - p - 1));
         if (close + 1 < hp_end) {
             if (close[1] != ':') {

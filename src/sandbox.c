@@ -323,6 +323,12 @@ static int check_path(const char *field, const char *path, char *err, size_t err
 static int check_write_path(const char *field, const char *path, char *err, size_t errlen)
 {
     static const char *const refused[] = {"/proc", "/sys", "/dev", NULL};
+    /* "//", "/./" and a trailing "/." would spell "/" or /proc another way */
+    size_t n = strlen(path);
+    if (strstr(path, "//") != NULL || strstr(path, "/./") != NULL || (n >= 2 && !strcmp(path + n - 2, "/."))) {
+        snprintf(err, errlen, "sandbox_config.%s: '%.200s' must be a normalized path (no '//' or '.' components)", field, path);
+        return -1;
+    }
     if (!strcmp(path, "/") || path[1] == '\0') {
         snprintf(err, errlen, "sandbox_config.%s: '/' is not allowed", field);
         return -1;

@@ -242,6 +242,12 @@ static void test_paths_refused(void **state)
     refused("{\"filesystem\":{\"deny_read\":[\"..\"]}}", "filesystem.deny_read", NULL);
     refused("{\"filesystem\":{\"deny_read\":[\"/a\\nb\"]}}", "filesystem.deny_read", NULL);
     refused("{\"filesystem\":{\"allowWrite\":[\"/ok\",\"rel\"]}}", "filesystem.allow_write", "'rel'");
+    /* "/" and the pseudo filesystems spelled another way (found by tests/fuzz/fuzz_tool_args) */
+    refused("{\"filesystem\":{\"allow_write\":[\"//\"]}}", "filesystem.allow_write", "normalized");
+    refused("{\"filesystem\":{\"allow_write\":[\"/.\"]}}", "filesystem.allow_write", "normalized");
+    refused("{\"filesystem\":{\"allow_write\":[\"/./proc\"]}}", "filesystem.allow_write", "normalized");
+    refused("{\"filesystem\":{\"deny_write\":[\"//sys/kernel\"]}}", "filesystem.deny_write", "normalized");
+    refused("{\"filesystem\":{\"deny_write\":[\"/srv/out/.\"]}}", "filesystem.deny_write", "normalized");
 }
 
 static void test_paths_accepted(void **state)
