@@ -443,9 +443,9 @@ describe('resource limits', () => {
   });
 
   test('a CPU loop under max_cpu_seconds 1 gives a cpu_time resource_limit event', async () => {
-    const t0 = Date.now();
-    const r = await run(client, 'while :; do :; done', { sandbox_config: { resource_limits: { max_cpu_seconds: 1 } }, timeout_seconds: 20 });
-    assert.ok(Date.now() - t0 < 10000);
+    // ended by RLIMIT_CPU, not by the (generous: a loaded machine may take long to give 1 s of CPU) timeout
+    const r = await run(client, 'while :; do :; done', { sandbox_config: { resource_limits: { max_cpu_seconds: 1 } }, timeout_seconds: 120 });
+    assert.notEqual(r.status, 'timeout', JSON.stringify(r.output));
     const rl = r.output.filter((e) => e.type === 'resource_limit');
     assert.equal(rl.length, 1, JSON.stringify(r.output));
     assert.equal(rl[0].reason, 'cpu_time');
