@@ -9,6 +9,7 @@
 // --runs is per client; a client stops early when --duration seconds have passed.
 import http from 'node:http';
 import { writeFileSync } from 'node:fs';
+import { PROTO, request as httpRequest } from './mcp-http.mjs';
 
 const opts = { url: '', clients: 1, runs: 200, duration: 10, warmup: 5, command: 'true', json: '' };
 const argv = process.argv.slice(2);
@@ -25,31 +26,10 @@ if (!opts.url) {
   console.error('bench-exec.mjs: --url is required');
   process.exit(2);
 }
-const PROTO = '2025-06-18';
 const target = new URL(opts.url);
 
-// POST/DELETE one JSON body; resolves { status, headers, text }.
-function request(agent, method, headers, body) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = http.request({
-      agent, method, host: target.hostname, port: target.port, path: target.pathname,
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        ...(data ? { 'content-length': data.length } : {}),
-        ...headers,
-      },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
+// POST/DELETE one JSON body on this benchmark's URL; resolves { status, headers, text }.
+const request = (agent, method, headers, body) => httpRequest(agent, target, method, headers, body);
 
 class Client {
   constructor(n) {

@@ -675,13 +675,15 @@ int mirror_read_exec(const char *id, const char *session_id, int with_output, mi
     return rc;
 }
 
-int mirror_read_session_record(const char *session_id, mirror_read_cb cb, void *arg)
+/* Queues a read about session `session_id`: its record, or the list of its executions. */
+static int read_session_req(const char *session_id, int record, mirror_read_cb cb, void *arg)
 {
     if (!mirror_st.enabled)
         return -1;
     struct read_req *q = xcalloc(1, sizeof(*q));
     strlcpy(q->session_id, session_id, sizeof(q->session_id));
-    q->session_record = 1;
+    q->session_record = record;
+    q->session_list = !record;
     q->cb = cb;
     q->arg = arg;
     int rc = read_enqueue(q);
@@ -690,19 +692,14 @@ int mirror_read_session_record(const char *session_id, mirror_read_cb cb, void *
     return rc;
 }
 
+int mirror_read_session_record(const char *session_id, mirror_read_cb cb, void *arg)
+{
+    return read_session_req(session_id, 1, cb, arg);
+}
+
 int mirror_read_session(const char *session_id, mirror_read_cb cb, void *arg)
 {
-    if (!mirror_st.enabled)
-        return -1;
-    struct read_req *q = xcalloc(1, sizeof(*q));
-    strlcpy(q->session_id, session_id, sizeof(q->session_id));
-    q->session_list = 1;
-    q->cb = cb;
-    q->arg = arg;
-    int rc = read_enqueue(q);
-    if (rc != 0)
-        free(q);
-    return rc;
+    return read_session_req(session_id, 0, cb, arg);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
