@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readdirSync } from 'node:fs';
-import { BIN, call, connect, rawSession, sleep, startServer } from './helpers.mjs';
+import { BIN, call, connect, pool, rawSession, sleep, startServer } from './helpers.mjs';
 
 const ASAN = /asan/i.test(BIN);
 const MAX_BODY = 3 * 1024 * 1024; // --max-body 3M
@@ -79,17 +79,6 @@ function expectTool(res, substr) {
 
 const tc = (name, args, id = 1) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
 const ping = (id = 1) => ({ jsonrpc: '2.0', id, method: 'ping' });
-
-// Runs fn over items, k at a time.
-async function pool(items, k, fn) {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(k, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i], i);
-    }
-  }));
-}
 
 // ------------------------------------------------------------------ raw sockets
 

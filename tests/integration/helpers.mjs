@@ -175,3 +175,14 @@ export async function startRedis({ port, unixsocket = false, requirepass, dir } 
     stop: () => finish('SIGTERM'),
   };
 }
+
+// Runs fn(item, index) over items, k at a time.
+export async function pool(items, k, fn) {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(k, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i], i);
+    }
+  }));
+}

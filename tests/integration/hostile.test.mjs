@@ -18,7 +18,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { BIN, call, connect, rawSession, sleep, startServer } from './helpers.mjs';
+import { BIN, call, connect, pool, rawSession, sleep, startServer } from './helpers.mjs';
 
 const ASAN = /asan/i.test(BIN);
 const SCALE = ASAN ? 0.5 : 1;
@@ -178,17 +178,6 @@ async function send(ctx, body, { session, headers = {}, method = 'POST', path = 
   const buf = Buffer.from(await res.arrayBuffer());
   await tick();
   return { status: res.status, ct: res.headers.get('content-type') ?? '', text: buf.toString('utf8'), headers: res.headers, req: data, ctx: `${ctx} (seed ${SEED})` };
-}
-
-// Runs fn over items, k at a time.
-async function pool(items, k, fn) {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(k, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i], i);
-    }
-  }));
 }
 
 const brief = (m) => JSON.stringify(m)?.slice(0, 400);
