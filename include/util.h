@@ -27,6 +27,8 @@ void strbuf_puts(strbuf_t *b, const char *s);
 void strbuf_printf(strbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Appends the NUL-terminated `s` as a quoted, escaped JSON string, without a copy (invalid UTF-8 becomes U+FFFD). */
 void strbuf_json_cstr(strbuf_t *b, const char *s);
+/** Same for `s` (NUL-terminated at `n`) already known to be valid UTF-8: no second scan. */
+void strbuf_json_utf8(strbuf_t *b, const char *s, size_t n);
 /** Same for exactly `n` bytes at `s` (copied first: cJSON needs a terminator). */
 void strbuf_json_string(strbuf_t *b, const char *s, size_t n);
 /** Hands the bytes over to the caller (who frees them) and resets `b`. */

@@ -162,7 +162,7 @@ void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, 
     }
     strbuf_t res = {0};
     strbuf_puts(&res, "{\"content\":[{\"type\":\"text\",\"text\":");
-    strbuf_json_cstr(&res, structured); /* callers pass NUL-terminated JSON */
+    strbuf_json_utf8(&res, structured, len); /* NUL-terminated JSON, checked (or repaired) above */
     strbuf_puts(&res, "}],\"structuredContent\":");
     strbuf_append(&res, structured, len);
     strbuf_puts(&res, is_error ? ",\"isError\":true}" : ",\"isError\":false}");

@@ -176,17 +176,8 @@ void util_utf8_sanitize(const char *s, size_t len, strbuf_t *out)
  * so a large output is escaped without an intermediate copy. Invalid UTF-8
  * (a message quoting a cut string or a header's bytes) becomes U+FFFD.
  */
-void strbuf_json_cstr(strbuf_t *b, const char *s)
+void strbuf_json_utf8(strbuf_t *b, const char *s, size_t n)
 {
-    size_t n = strlen(s);
-    if (util_utf8_valid_len(s, n) != n) {
-        /* a message that quotes a cut or foreign (header) string: never emit invalid UTF-8 */
-        strbuf_t clean = {0};
-        util_utf8_sanitize(s, n, &clean);
-        strbuf_json_cstr(b, clean.data);
-        strbuf_free(&clean);
-        return;
-    }
     cJSON item;
     memset(&item, 0, sizeof(item));
     item.type = cJSON_String | cJSON_IsReference;
@@ -196,6 +187,20 @@ void strbuf_json_cstr(strbuf_t *b, const char *s)
     if (!cJSON_PrintPreallocated(&item, dst, (int)(room < INT32_MAX ? room : INT32_MAX), 0))
         util_oom();
     b->len += strlen(dst);
+}
+
+void strbuf_json_cstr(strbuf_t *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (util_utf8_valid_len(s, n) != n) {
+        /* a message that quotes a cut or foreign (header) string: never emit invalid UTF-8 */
+        strbuf_t clean = {0};
+        util_utf8_sanitize(s, n, &clean);
+        strbuf_json_utf8(b, clean.data, clean.len);
+        strbuf_free(&clean);
+        return;
+    }
+    strbuf_json_utf8(b, s, n);
 }
 
 void strbuf_json_string(strbuf_t *b, const char *s, size_t n)
