@@ -1,9 +1,22 @@
 # mcp-sandboxd: plain Makefile, every library through pkg-config.
 VERSION  := 0.4.0
+.DEFAULT_GOAL := all
 CC       ?= gcc
 PKGS     := libh2o-evloop hiredis libcjson libbsd libseccomp libssl libcrypto
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# pkg-config runs only after scripts/deps.sh installed the packages: the flags
+# live in build/pkg.mk, which depends on .deps-ok. Make builds an included
+# makefile first and then restarts, so the very first `make run` on a machine
+# without the -dev packages sees the real flags (not an empty pkg-config).
+NODEPS_GOALS := clean cluster-down
+ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+include build/pkg.mk
+endif
+build/pkg.mk: .deps-ok Makefile
+	@mkdir -p $(dir $@)
+	@c=$$(pkg-config --cflags $(PKGS)) && l=$$(pkg-config --libs $(PKGS)) && \
+	 m=$$(pkg-config --libs cmocka) && \
+	 printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\nCMOCKA_LIBS := %s\n' "$$c" "$$l" "$$m" > $@.tmp
+	@mv $@.tmp $@
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-format-truncation \
             -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -DMCP_SANDBOXD_VERSION='"$(VERSION)"' -Iinclude $(PKG_CFLAGS) -pthread
@@ -50,7 +63,7 @@ build/unit/%: tests/unit/%.c $(ASAN_OBJS) $(wildcard include/*.h) | .deps-ok
 	@echo "UNIT    $@"
 	@$(CC) $(CFLAGS) $(SAN) -O1 -Wno-unused-function -o $@ $< \
 	    $(filter-out build/asan/main.o build/asan/$(patsubst test_%,%,$*).o,$(ASAN_OBJS)) \
-	    $(LDLIBS) $(shell pkg-config --libs cmocka)
+	    $(LDLIBS) $(CMOCKA_LIBS)
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c): the sources built again with clang,
 # ASan and UBSan and coverage instrumentation. A target that includes a .c
