@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The whole suite: unit tests (cmocka, built with ASan+UBSan), a short run of
-# every libFuzzer target (tests/fuzz), then the integration tests against the
-# release binary and again against the sanitizer build. Ends with one line
-# "N passed, N failed".
+# The whole suite: a fresh-machine build of a copy of the tree, unit tests
+# (cmocka, built with ASan+UBSan), a short run of every libFuzzer target
+# (tests/fuzz), then the integration tests against the release binary and
+# again against the sanitizer build. Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 passed=0
@@ -17,37 +17,35 @@ count() { # parses node --test's summary (# pass N / # fail N)
     if [ -z "$p" ]; then failed=$((failed + 1)); fi
 }
 
-echo "== unit tests"
-# scripts/run-unit.sh runs every build/unit/test_* and counts cmocka's results
-# ("[  PASSED  ] N test(s).", " N FAILED TEST(S)"); a binary that crashes or
-# exits non-zero counts as a failure. Its last line is "unit: N passed, N failed".
-out=$(mktemp)
-./scripts/run-unit.sh 2>&1 | tee "$out"
-summary=$(grep -E '^unit: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)
-if [ -n "$summary" ]; then
-    passed=$((passed + $(echo "$summary" | awk '{print $2}')))
-    failed=$((failed + $(echo "$summary" | awk '{print $4}')))
-else
-    echo "!! scripts/run-unit.sh did not finish"
-    failed=$((failed + 1))
-fi
-rm -f "$out"
+# section TITLE PREFIX CMD...: runs a part of the suite whose last line is
+# "PREFIX: N passed, N failed" and adds its figures; a part that never printed
+# that line counts as one failure.
+section() {
+    local title=$1 prefix=$2 out summary
+    shift 2
+    echo "== $title"
+    out=$(mktemp)
+    "$@" 2>&1 | tee "$out"
+    summary=$(grep -E "^$prefix: [0-9]+ passed, [0-9]+ failed\$" "$out" | tail -1)
+    if [ -n "$summary" ]; then
+        passed=$((passed + $(echo "$summary" | awk '{print $2}')))
+        failed=$((failed + $(echo "$summary" | awk '{print $4}')))
+    else
+        echo "!! $1 did not finish"
+        failed=$((failed + 1))
+    fi
+    rm -f "$out"
+}
 
-echo "== fuzz smoke"
-# scripts/fuzz.sh replays each target's checked-in corpus (seeds and crash
-# regressions) and fuzzes it for FUZZ_SMOKE_SECONDS (default 10); each target
-# counts as one test. Its last line is "fuzz: N passed, N failed".
-out=$(mktemp)
-./scripts/fuzz.sh smoke "${FUZZ_SMOKE_SECONDS:-10}" 2>&1 | tee "$out"
-summary=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)
-if [ -n "$summary" ]; then
-    passed=$((passed + $(echo "$summary" | awk '{print $2}')))
-    failed=$((failed + $(echo "$summary" | awk '{print $4}')))
-else
-    echo "!! scripts/fuzz.sh did not finish"
-    failed=$((failed + 1))
-fi
-rm -f "$out"
+# A copy of the tree built with a stub deps.sh and a pkg-config that finds
+# nothing until that stub ran: the first make on a fresh machine must work.
+section "fresh-machine build" build ./tests/build/fresh-make.sh
+# Every build/unit/test_*, counted from cmocka's output; a binary that crashes
+# or exits non-zero counts as a failure.
+section "unit tests" unit ./scripts/run-unit.sh
+# Each target's checked-in corpus (seeds and crash regressions) replayed, then
+# FUZZ_SMOKE_SECONDS (default 10) of fuzzing; each target counts as one test.
+section "fuzz smoke" fuzz ./scripts/fuzz.sh smoke "${FUZZ_SMOKE_SECONDS:-10}"
 
 echo "== integration tests: npm dependencies"
 (cd tests/integration && { [ -d node_modules/@modelcontextprotocol/sdk ] && [ -d node_modules/undici ] || npm ci --no-audit --no-fund --loglevel=error; }) || { echo "npm install failed"; failed=$((failed + 1)); }
