@@ -30,7 +30,7 @@ void events_free(event_log_t *log)
 static void drop_oldest(event_log_t *log)
 {
     event_t *ev = &log->ring[log->head];
-    log->bytes -= ev->len;
+    log->bytes -= ev->len + EVENTS_EVENT_OVERHEAD;
     free(ev->json);
     ev->json = NULL;
     log->head = (log->head + 1) % log->cap;
@@ -59,16 +59,23 @@ static void ring_make_room(event_log_t *log)
     log->head = 0;
 }
 
-/* Stores an event's serialized JSON (taken over) under `seq`, applying the caps. */
+/*
+ * Stores an event's serialized JSON (taken over) under `seq`, applying the caps.
+ * The buffer is first cut to its length: an escape buffer is reserved for the
+ * worst case (6 bytes per input byte), and what is counted must be what is held.
+ */
 static const event_t *store(event_log_t *log, uint64_t seq, char *json, size_t len)
 {
+    char *exact = realloc(json, len + 1);
+    if (exact != NULL)
+        json = exact;
     ring_make_room(log);
     event_t *ev = &log->ring[(log->head + log->count) % log->cap];
     ev->seq = seq;
     ev->json = json;
     ev->len = len;
     log->count++;
-    log->bytes += len;
+    log->bytes += len + EVENTS_EVENT_OVERHEAD;
     while (log->bytes > log->max_bytes && log->count > 1)
         drop_oldest(log);
     return log->count > 0 && log->ring[(log->head + log->count - 1) % log->cap].seq == seq
@@ -196,6 +203,12 @@ void events_flush(event_log_t *log, int stream, events_emit_cb emit, void *arg)
 
 long events_resume_index(const event_log_t *log, const char *last_event_id, char *err, size_t errlen)
 {
+    if (log->released) {
+        snprintf(err, errlen,
+                 "The output of this execution was released to keep the server's retained output under "
+                 "--max-retained-bytes (oldest finished runs first); its status is still held");
+        return -1;
+    }
     if (last_event_id == NULL || *last_event_id == '\0')
         return 0;
     char *end;
@@ -218,6 +231,33 @@ long events_resume_index(const event_log_t *log, const char *last_event_id, char
         return -1;
     }
     return (long)(id + 1 - oldest);
+}
+
+/* A finished log no longer grows: its ring keeps only the slots in use. */
+void events_compact(event_log_t *log)
+{
+    if (log->count == log->cap)
+        return;
+    event_t *n = log->count > 0 ? xcalloc(log->count, sizeof(*n)) : NULL;
+    for (size_t i = 0; i < log->count; i++)
+        n[i] = log->ring[(log->head + i) % log->cap];
+    free(log->ring);
+    log->ring = n;
+    log->cap = log->count;
+    log->head = 0;
+}
+
+size_t events_release(event_log_t *log)
+{
+    size_t freed = log->bytes;
+    uint64_t next = log->next_seq, dropped = log->dropped;
+    size_t max_events = log->max_events, max_bytes = log->max_bytes;
+    events_free(log);
+    events_init(log, max_events, max_bytes);
+    log->next_seq = next;
+    log->dropped = dropped;
+    log->released = 1;
+    return freed;
 }
 
 const event_t *events_at(const event_log_t *log, size_t i)

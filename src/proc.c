@@ -142,15 +142,72 @@ static void close_sock(h2o_socket_t **s)
     }
 }
 
+/*
+ * Hands the owner at most PROC_OUTPUT_TURN_BUDGET bytes of a pipe's buffered
+ * output (the owner splits lines and builds events: the costly part of a flood).
+ * Returns 1 when bytes remain for a later turn.
+ */
+static int deliver_output(proc_t *p, int stream)
+{
+    h2o_socket_t *sock = p->out[stream];
+    size_t n = sock->input->size < PROC_OUTPUT_TURN_BUDGET ? sock->input->size : PROC_OUTPUT_TURN_BUDGET;
+    if (n > 0) {
+        if (stream == 1 && p->setup_err.len < 255)
+            strbuf_append(&p->setup_err, sock->input->bytes, n < 255 - p->setup_err.len ? n : 255 - p->setup_err.len);
+        p->cb.on_output(p->arg, stream, sock->input->bytes, n);
+        h2o_buffer_consume(&sock->input, n);
+    }
+    return sock->input->size > 0;
+}
+
+static void on_stdout(h2o_socket_t *sock, const char *err);
+static void on_stderr(h2o_socket_t *sock, const char *err);
+
+/*
+ * Next loop turn after a pipe went over its budget: another budget's worth of
+ * what was read, then reading resumes (or the EOF seen meanwhile is handled).
+ * check_done runs last: it may end the run, and the owner may free `p`.
+ */
+static void on_output_resume(deadline_t *d)
+{
+    proc_t *p = (proc_t *)((char *)d - offsetof(proc_t, output_resume));
+    int again = 0, eof_now = 0;
+    for (int i = 0; i < 2; i++) {
+        if (!p->output_paused[i] || p->out[i] == NULL)
+            continue;
+        if (deliver_output(p, i)) {
+            again = 1;
+            continue;
+        }
+        p->output_paused[i] = 0;
+        if (p->output_eof_pending[i]) {
+            close_sock(&p->out[i]);
+            p->eof[i] = 1;
+            eof_now = 1;
+        } else {
+            h2o_socket_read_start(p->out[i], i == 0 ? on_stdout : on_stderr);
+        }
+    }
+    if (again)
+        deadline_arm(&p->output_resume, 0, on_output_resume);
+    if (eof_now)
+        check_done(p);
+}
+
+/*
+ * Output ingestion is bounded per run per loop turn: beyond the budget the
+ * pipe is no longer read until the next turn, so a flooding run blocks on its
+ * own full pipe while other sessions' requests are served in between.
+ */
 static void on_output(h2o_socket_t *sock, const char *err, int stream)
 {
     proc_t *p = sock->data;
-    if (sock->input->size > 0) {
-        if (stream == 1 && p->setup_err.len < 255)
-            strbuf_append(&p->setup_err, sock->input->bytes,
-                          sock->input->size < 255 - p->setup_err.len ? sock->input->size : 255 - p->setup_err.len);
-        p->cb.on_output(p->arg, stream, sock->input->bytes, sock->input->size);
-        h2o_buffer_consume(&sock->input, sock->input->size);
+    if (deliver_output(p, stream)) {
+        h2o_socket_read_stop(sock);
+        p->output_paused[stream] = 1;
+        p->output_eof_pending[stream] = err != NULL;
+        deadline_arm(&p->output_resume, 0, on_output_resume);
+        return;
     }
     if (err != NULL) {
         log_debug("run pid %d: %s EOF", (int)p->pid, stream ? "stderr" : "stdout");
@@ -306,6 +363,7 @@ static void check_done(proc_t *p)
     LIST_REMOVE(p, live_link);
     deadline_cancel(&p->kill_timer);
     deadline_cancel(&p->linger_timer);
+    deadline_cancel(&p->output_resume);
     proc_exit_t x;
     memset(&x, 0, sizeof(x));
     if (p->status_exit_code >= 0)
@@ -632,6 +690,7 @@ void proc_release(proc_t *p)
     }
     deadline_cancel(&p->kill_timer);
     deadline_cancel(&p->linger_timer);
+    deadline_cancel(&p->output_resume);
     close_sock(&p->out[0]);
     close_sock(&p->out[1]);
     close_sock(&p->in);
