@@ -124,10 +124,10 @@ static void render_deployment(strbuf_t *out)
     strbuf_printf(out,
                   "mcp_sandboxd_config_info{isolation=\"%s\",max_concurrent=\"%d\",max_per_session=\"%d\","
                   "max_output_bytes=\"%lld\",max_retained_bytes=\"%lld\",max_retained_bytes_total=\"%lld\","
-                  "retention_seconds=\"%d\"} 1\n",
+                  "retention_seconds=\"%d\",heartbeat_seconds=\"%d\"} 1\n",
                   config.isolation_none ? "none" : "bwrap", config.max_concurrent, config.max_per_session,
                   (long long)config.max_output_bytes, (long long)config.max_retained_session,
-                  (long long)config.max_retained_total, config.retention);
+                  (long long)config.max_retained_total, config.retention, config.heartbeat);
     gauge(out, "sandbox_available", "Whether runs can be sandboxed now (1) or not (0).", exec_sandbox_error() == NULL);
     if (config.redis_url[0] != '\0') {
         char url[600];
