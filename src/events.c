@@ -129,28 +129,35 @@ void events_utf8_sanitize(const char *s, size_t len, strbuf_t *out)
 /*
  * One output line becomes one event. This is the hot path of a flood, so the
  * JSON is written directly (same shape as events_append: event_id, type, ts,
- * data[, partial]); only the string escaping goes through cJSON.
+ * data[, partial]); only the string escaping goes through cJSON. It is built
+ * in scratch buffers reused from line to line (loop thread only) and stored as
+ * an exact-size copy: an escape buffer shrunk in place would leave a hole of
+ * up to 5 bytes per data byte between held events.
  */
 static void emit_line(event_log_t *log, int stream, const char *data, size_t len, int partial, events_emit_cb emit, void *arg)
 {
-    strbuf_t clean = {0}, json = {0};
+    static strbuf_t clean, json;
+    clean.len = json.len = 0;
     events_utf8_sanitize(data, len, &clean);
-    if (clean.data == NULL)
-        strbuf_reserve(&clean, 0), clean.data[0] = '\0';
+    strbuf_reserve(&clean, 0);
+    clean.data[clean.len] = '\0';
     char ts[32];
     timestamp(ts, sizeof(ts));
     uint64_t seq = log->next_seq++;
-    strbuf_reserve(&json, clean.len + 96);
     strbuf_printf(&json, "{\"event_id\":\"%" PRIu64 "\",\"type\":\"%s\",\"ts\":\"%s\",\"data\":", seq,
                   stream == 0 ? "stdout" : "stderr", ts);
     strbuf_json_cstr(&json, clean.data);
     strbuf_puts(&json, partial ? ",\"partial\":true}" : "}");
-    strbuf_free(&clean);
-    size_t jlen;
-    char *j = strbuf_steal(&json, &jlen);
-    const event_t *ev = store(log, seq, j, jlen);
+    char *j = xmalloc(json.len + 1);
+    memcpy(j, json.data, json.len + 1);
+    const event_t *ev = store(log, seq, j, json.len);
     if (ev != NULL && emit != NULL)
         emit(arg, ev);
+    /* a scratch buffer grown by one huge line is not kept */
+    if (clean.cap > 2 * EVENTS_MAX_LINE)
+        strbuf_free(&clean);
+    if (json.cap > 8 * EVENTS_MAX_LINE)
+        strbuf_free(&json);
 }
 
 /*
