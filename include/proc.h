@@ -21,6 +21,8 @@
 
 /** Output bytes of one pipe handed to on_output per loop turn; the rest waits (backpressure on the run). */
 #define PROC_OUTPUT_TURN_BUDGET (64 * 1024)
+/** Output lines (events to build) of one pipe handed to on_output per loop turn. */
+#define PROC_OUTPUT_TURN_LINES 2048
 
 #define H2O_USE_LIBUV 0
 #include <h2o.h>

@@ -143,14 +143,31 @@ static void close_sock(h2o_socket_t **s)
 }
 
 /*
- * Hands the owner at most PROC_OUTPUT_TURN_BUDGET bytes of a pipe's buffered
- * output (the owner splits lines and builds events: the costly part of a flood).
- * Returns 1 when bytes remain for a later turn.
+ * How much of `buf` one turn takes: at most PROC_OUTPUT_TURN_BUDGET bytes and
+ * PROC_OUTPUT_TURN_LINES lines (each line becomes an event: with `yes`, 64 KiB
+ * are 32768 events, so bytes alone do not bound the work).
+ */
+static size_t turn_share(const char *buf, size_t size)
+{
+    size_t n = size < PROC_OUTPUT_TURN_BUDGET ? size : PROC_OUTPUT_TURN_BUDGET, lines = 0;
+    const char *at = buf, *end = buf + n, *nl;
+    while (at < end && (nl = memchr(at, '\n', (size_t)(end - at))) != NULL) {
+        at = nl + 1;
+        if (++lines == PROC_OUTPUT_TURN_LINES)
+            return (size_t)(at - buf);
+    }
+    return n;
+}
+
+/*
+ * Hands the owner one turn's share of a pipe's buffered output (the owner
+ * splits lines and builds events: the costly part of a flood). Returns 1 when
+ * bytes remain for a later turn.
  */
 static int deliver_output(proc_t *p, int stream)
 {
     h2o_socket_t *sock = p->out[stream];
-    size_t n = sock->input->size < PROC_OUTPUT_TURN_BUDGET ? sock->input->size : PROC_OUTPUT_TURN_BUDGET;
+    size_t n = turn_share(sock->input->bytes, sock->input->size);
     if (n > 0) {
         if (stream == 1 && p->setup_err.len < 255)
             strbuf_append(&p->setup_err, sock->input->bytes, n < 255 - p->setup_err.len ? n : 255 - p->setup_err.len);
