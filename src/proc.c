@@ -320,15 +320,18 @@ static void on_marker(h2o_socket_t *sock, const char *err)
 static void on_linger(deadline_t *d)
 {
     proc_t *p = (proc_t *)((char *)d - offsetof(proc_t, linger_timer));
-    /* the process is gone but something still holds the pipes: stop waiting */
-    if (!p->eof[0] || !p->eof[1]) {
+    /* the process is gone but something still holds the pipes: stop waiting (a pipe that
+     * reached EOF while its output waits for its turns is not held: it finishes on its own) */
+    int held[2] = {!p->eof[0] && !p->output_eof_pending[0], !p->eof[1] && !p->output_eof_pending[1]};
+    if (held[0] || held[1]) {
         log_warn("run pid %d exited but its output pipes stayed open for %d ms; closing them", (int)p->pid, LINGER_MS);
         if (p->sandboxed)
             kill_strays(p); /* only a sandbox that outlived its bwrap can hold them */
     }
     for (int i = 0; i < 2; i++)
-        if (!p->eof[i]) {
+        if (held[i]) {
             close_sock(&p->out[i]);
+            p->output_paused[i] = 0;
             p->eof[i] = 1;
         }
     close_sock(&p->status);
