@@ -7,7 +7,8 @@
 # Prints figures only; no thresholds.
 #
 # Knobs (environment): SANDBOXD_BIN [./mcp-sandboxd], BASE_BIN [unset],
-# BENCH_YES_S [5], BENCH_SEQ [2000000], BENCH_MAX_S [60] cap per measurement.
+# BENCH_YES_S [5], BENCH_SEQ [2000000], BENCH_MAX_S [60] cap per measurement,
+# BENCH_REDIS [0]: 1 starts a redis-server and mirrors every event into it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,6 +25,15 @@ command -v curl >/dev/null || { echo "curl is not installed" >&2; exit 1; }
 source "$ROOT/scripts/bench-lib.sh"
 bench_init flood
 
+redis_env=()
+if [ "${BENCH_REDIS:-0}" = 1 ]; then
+    rport=$(free_port)
+    redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+    pids+=("$!")
+    for _ in $(seq 1 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.05; done
+    redis_env=(REDIS_URL="redis://127.0.0.1:$rport")
+fi
+
 row() { printf '  %-28s %7s %8s %8s %8s %9s %8s %s\n' "$@"; }
 
 # measure BIN: starts a server, prints idle / yes / seq rows, stops it
@@ -31,7 +41,7 @@ measure() {
     local bin=$1 port base spid line
     port=$(free_port)
     base="http://127.0.0.1:$port"
-    "$bin" --host 127.0.0.1 --port "$port" --log-level warn --workspace-root "$tmp/ws-$port" \
+    env "${redis_env[@]+"${redis_env[@]}"}" "$bin" --host 127.0.0.1 --port "$port" --log-level warn --workspace-root "$tmp/ws-$port" \
         --max-timeout 3600 >"$tmp/sandboxd-$port.log" 2>&1 &
     spid=$!
     pids+=("$spid")
@@ -40,7 +50,7 @@ measure() {
         curl -fsS --max-time 2 "$base/health" 2>/dev/null | grep -q '"status":"ok"' && break
         sleep 0.05
     done
-    echo "== $("$bin" --version) ($bin), $(nproc) CPUs"
+    echo "== $("$bin" --version) ($bin), $(nproc) CPUs${redis_env:+, mirrored into Redis}"
     row "another session's pings" pings p50_ms p90_ms p99_ms max_ms run_ms status
     for what in idle "timeout $YES_S yes" "seq 1 $SEQ"; do
         line=$(node scripts/bench-output.mjs ping "$base/mcp" "$what" "$MAX_S" | grep '^BENCH')
