@@ -39,6 +39,8 @@ typedef struct config {
     int wait_deadline;            /**< seconds a parked wait may last */
     int max_events;               /**< events kept per execution */
     int64_t max_output_bytes;     /**< event bytes kept per execution */
+    int64_t max_retained_session; /**< output bytes a session's runs may retain (finished runs released first) */
+    int64_t max_retained_total;   /**< output bytes all runs may retain (finished runs released first) */
     int kill_grace_ms;            /**< SIGTERM -> SIGKILL grace */
     int shutdown_grace;           /**< seconds in-flight work gets at shutdown */
     int mem_default_mb, mem_max_mb;     /**< RLIMIT_AS default and cap */

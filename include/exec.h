@@ -52,6 +52,8 @@ struct exec {
     long cpu_limit_s;                 /**< the run's RLIMIT_CPU, to tell SIGXCPU from `exit 152` */
     int saw_fsize_msg;                /**< the shell reported "File size limit exceeded" */
     event_log_t log;
+    size_t retained;                  /**< log bytes counted in the session's and the server's totals */
+    uint64_t finished_seq;            /**< order in which runs finished (oldest output is released first) */
     proc_t proc;
     int proc_live;                    /**< proc spawned and not yet released */
     int cancel_requested, timed_out;
@@ -115,6 +117,10 @@ size_t exec_shutdown(int force);
 void exec_abandon_all(void);
 /** Running executions in the server. */
 size_t exec_running(void);
+/** Output bytes held by every execution (the retained_output_bytes gauge). */
+size_t exec_retained_bytes(void);
+/** Finished runs whose output was released by --max-retained-bytes[-total]. */
+uint64_t exec_released_total(void);
 /** Adds execution figures to /health. */
 void exec_health(cJSON *h);
 

@@ -19,6 +19,11 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+/** Output bytes of one pipe handed to on_output per loop turn; the rest waits (backpressure on the run). */
+#define PROC_OUTPUT_TURN_BUDGET (64 * 1024)
+/** Output lines (events to build) of one pipe handed to on_output per loop turn. */
+#define PROC_OUTPUT_TURN_LINES 2048
+
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
 
@@ -79,6 +84,9 @@ typedef struct proc {
     strbuf_t setup_err;       /**< first stderr bytes, for setup failures */
     deadline_t kill_timer;
     deadline_t linger_timer;
+    deadline_t output_resume; /**< next turn's share of a pipe that went over its budget */
+    int output_paused[2];     /**< stdout/stderr not read until output_resume fires */
+    int output_eof_pending[2];/**< EOF seen on a paused pipe, handled once its bytes are delivered */
     proc_callbacks_t cb;
     void *arg;
     int sandboxed;            /**< spawned through bwrap (PID namespace kill) */

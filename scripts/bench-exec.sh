@@ -68,7 +68,7 @@ for _ in $(seq 1 300); do
     sleep 0.05
 done
 [ -n "$health" ] || { echo "server did not answer /health within 15 s"; tail -20 "$tmp/sandboxd.log"; exit 1; }
-if ! grep -q '"available":true' <<<"$health"; then
+if ! grep -q '"status":"ok"' <<<"$health"; then
     echo "the server's sandbox is unavailable, nothing to measure: $health"
     exit 1
 fi

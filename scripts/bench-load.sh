@@ -75,7 +75,7 @@ for _ in $(seq 1 300); do
     sleep 0.05
 done
 [ -n "$health" ] || { echo "server did not answer /health within 15 s"; tail -20 "$tmp/sandboxd.log"; exit 1; }
-grep -q '"available":true' <<<"$health" || { echo "the server's sandbox is unavailable: $health"; exit 1; }
+grep -q '"status":"ok"' <<<"$health" || { echo "the server's sandbox is unavailable: $health"; exit 1; }
 
 declare -A ST # phase -> "rss_kib fds threads children zombies load"
 sample() { # $1 = phase name, $2 = figures taken earlier (default: now)
@@ -174,7 +174,7 @@ read -r C_RPS C_P50 C_P90 C_P99 C_MAX C_RUNS C_ERR < <(node -e '
 # every run has ended: no sandbox process and no zombie may be left
 for _ in $(seq 1 100); do
     read -r _ _ _ ch z <<<"$(proc_stats "$spid")"
-    running=$(curl -fsS --max-time 2 "$base/health" | sed -nE 's/.*"running":([0-9]+).*/\1/p')
+    running=$(curl -fsS --max-time 2 "$base/metrics" | sed -nE 's/^mcp_sandboxd_executions_running ([0-9]+).*/\1/p')
     [ "$ch" = 0 ] && [ "$z" = 0 ] && [ "$running" = 0 ] && break
     sleep 0.1
 done

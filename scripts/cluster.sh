@@ -335,15 +335,24 @@ do_up() {
 
 # --- status ----------------------------------------------------------------
 
-# One line of /health: status, sessions, running executions, redis state.
+# One line per replica: status and sessions from /health (public), running
+# executions and the Redis state from /metrics (with the token when
+# CLUSTER_ARGS sets one: /health shows no details without it).
 health_summary() {
-    local h
-    h=$(curl -fsS --max-time 2 "$1" 2>/dev/null) || { echo "health: no answer"; return; }
-    local st se ru rd
+    local h m tok st se ru en up rd
+    local auth=()
+    h=$(curl -fsS --max-time 2 "$1/health" 2>/dev/null) || { echo "health: no answer"; return; }
+    tok=$(sed -nE 's/.*--token[ =]([^ ]+).*/\1/p' <<<"${CLUSTER_ARGS:-}")
+    [ -n "$tok" ] && auth=(-H "Authorization: Bearer $tok")
+    m=$(curl -fsS --max-time 2 "${auth[@]}" "$1/metrics" 2>/dev/null)
     st=$(echo "$h" | grep -o '"status":"[a-z]*"' | head -1 | cut -d'"' -f4)
     se=$(echo "$h" | grep -o '"sessions":[0-9]*' | head -1 | cut -d: -f2)
-    ru=$(echo "$h" | grep -o '"running":[0-9]*' | head -1 | cut -d: -f2)
-    rd=$(echo "$h" | grep -o '"redis":"[a-z_]*"' | head -1 | cut -d'"' -f4)
+    ru=$(sed -nE 's/^mcp_sandboxd_executions_running ([0-9]+).*/\1/p' <<<"$m")
+    en=$(sed -nE 's/^mcp_sandboxd_redis_enabled ([0-9]+).*/\1/p' <<<"$m")
+    up=$(sed -nE 's/^mcp_sandboxd_redis_up ([0-9]+).*/\1/p' <<<"$m")
+    rd=""
+    [ "$en" = 0 ] && rd=disabled
+    [ "$en" = 1 ] && { [ "$up" = 1 ] && rd=connected || rd=disconnected; }
     echo "health: ${st:-?}, sessions ${se:-?}, running ${ru:-?}, redis ${rd:-?}"
 }
 
@@ -365,7 +374,7 @@ do_status() {
         i=$((i + 1))
         word=down; alive "replica-$i" && word=up
         printf '  %-10s %-4s pid %-7s http://127.0.0.1:%s  %s\n' "replica-$i" "$word" "$(pid_of "replica-$i")" "$port" \
-            "$([ $word = up ] && health_summary "http://127.0.0.1:$port/health")"
+            "$([ $word = up ] && health_summary "http://127.0.0.1:$port")"
     done
     word=down; alive nginx && word=up
     printf '  %-10s %-4s pid %-7s http://127.0.0.1:%s/mcp\n' nginx "$word" "$(pid_of nginx)" "$NGINX_PORT"

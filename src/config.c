@@ -60,6 +60,8 @@ static const struct option_def options[] = {
     {"--wait-deadline", "SANDBOX_WAIT_DEADLINE", OPT_INT, OFF(wait_deadline), 0, 1, 3600, "55", "seconds a waiting call may be parked"},
     {"--max-events", "SANDBOX_MAX_EVENTS", OPT_INT, OFF(max_events), 0, 16, 10000000, "10000", "output events kept per execution"},
     {"--max-output-bytes", "SANDBOX_MAX_OUTPUT_BYTES", OPT_SIZE, OFF(max_output_bytes), 0, 65536, INT64_C(1) << 32, "16M", "output bytes kept per execution"},
+    {"--max-retained-bytes", "SANDBOX_MAX_RETAINED_BYTES", OPT_SIZE, OFF(max_retained_session), 0, 65536, INT64_C(1) << 40, "64M", "output bytes one session's runs may retain (oldest finished runs' output freed first)"},
+    {"--max-retained-bytes-total", "SANDBOX_MAX_RETAINED_BYTES_TOTAL", OPT_SIZE, OFF(max_retained_total), 0, 65536, INT64_C(1) << 40, "1G", "output bytes all runs of the server may retain (oldest finished runs' output freed first)"},
     {"--kill-grace-ms", "SANDBOX_KILL_GRACE_MS", OPT_INT, OFF(kill_grace_ms), 0, 0, 60000, "2000", "SIGTERM to SIGKILL grace"},
     {"--shutdown-grace", "SANDBOX_SHUTDOWN_GRACE", OPT_INT, OFF(shutdown_grace), 0, 0, 600, "10", "seconds in-flight work gets at shutdown"},
     {"--memory-mb", "SANDBOX_MEMORY_MB", OPT_INT, OFF(mem_default_mb), 0, 16, 1 << 20, "2048", "default max_memory_mb"},

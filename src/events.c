@@ -30,7 +30,7 @@ void events_free(event_log_t *log)
 static void drop_oldest(event_log_t *log)
 {
     event_t *ev = &log->ring[log->head];
-    log->bytes -= ev->len;
+    log->bytes -= ev->len + EVENTS_EVENT_OVERHEAD;
     free(ev->json);
     ev->json = NULL;
     log->head = (log->head + 1) % log->cap;
@@ -59,16 +59,23 @@ static void ring_make_room(event_log_t *log)
     log->head = 0;
 }
 
-/* Stores an event's serialized JSON (taken over) under `seq`, applying the caps. */
+/*
+ * Stores an event's serialized JSON (taken over) under `seq`, applying the caps.
+ * The buffer is first cut to its length: an escape buffer is reserved for the
+ * worst case (6 bytes per input byte), and what is counted must be what is held.
+ */
 static const event_t *store(event_log_t *log, uint64_t seq, char *json, size_t len)
 {
+    char *exact = realloc(json, len + 1);
+    if (exact != NULL)
+        json = exact;
     ring_make_room(log);
     event_t *ev = &log->ring[(log->head + log->count) % log->cap];
     ev->seq = seq;
     ev->json = json;
     ev->len = len;
     log->count++;
-    log->bytes += len;
+    log->bytes += len + EVENTS_EVENT_OVERHEAD;
     while (log->bytes > log->max_bytes && log->count > 1)
         drop_oldest(log);
     return log->count > 0 && log->ring[(log->head + log->count - 1) % log->cap].seq == seq
@@ -122,28 +129,35 @@ void events_utf8_sanitize(const char *s, size_t len, strbuf_t *out)
 /*
  * One output line becomes one event. This is the hot path of a flood, so the
  * JSON is written directly (same shape as events_append: event_id, type, ts,
- * data[, partial]); only the string escaping goes through cJSON.
+ * data[, partial]); only the string escaping goes through cJSON. It is built
+ * in scratch buffers reused from line to line (loop thread only) and stored as
+ * an exact-size copy: an escape buffer shrunk in place would leave a hole of
+ * up to 5 bytes per data byte between held events.
  */
 static void emit_line(event_log_t *log, int stream, const char *data, size_t len, int partial, events_emit_cb emit, void *arg)
 {
-    strbuf_t clean = {0}, json = {0};
+    static strbuf_t clean, json;
+    clean.len = json.len = 0;
     events_utf8_sanitize(data, len, &clean);
-    if (clean.data == NULL)
-        strbuf_reserve(&clean, 0), clean.data[0] = '\0';
+    strbuf_reserve(&clean, 0);
+    clean.data[clean.len] = '\0';
     char ts[32];
     timestamp(ts, sizeof(ts));
     uint64_t seq = log->next_seq++;
-    strbuf_reserve(&json, clean.len + 96);
     strbuf_printf(&json, "{\"event_id\":\"%" PRIu64 "\",\"type\":\"%s\",\"ts\":\"%s\",\"data\":", seq,
                   stream == 0 ? "stdout" : "stderr", ts);
     strbuf_json_cstr(&json, clean.data);
     strbuf_puts(&json, partial ? ",\"partial\":true}" : "}");
-    strbuf_free(&clean);
-    size_t jlen;
-    char *j = strbuf_steal(&json, &jlen);
-    const event_t *ev = store(log, seq, j, jlen);
+    char *j = xmalloc(json.len + 1);
+    memcpy(j, json.data, json.len + 1);
+    const event_t *ev = store(log, seq, j, json.len);
     if (ev != NULL && emit != NULL)
         emit(arg, ev);
+    /* a scratch buffer grown by one huge line is not kept */
+    if (clean.cap > 2 * EVENTS_MAX_LINE)
+        strbuf_free(&clean);
+    if (json.cap > 8 * EVENTS_MAX_LINE)
+        strbuf_free(&json);
 }
 
 /*
@@ -196,6 +210,12 @@ void events_flush(event_log_t *log, int stream, events_emit_cb emit, void *arg)
 
 long events_resume_index(const event_log_t *log, const char *last_event_id, char *err, size_t errlen)
 {
+    if (log->released) {
+        snprintf(err, errlen,
+                 "The output of this execution was released to keep the server's retained output under "
+                 "--max-retained-bytes (oldest finished runs first); its status is still held");
+        return -1;
+    }
     if (last_event_id == NULL || *last_event_id == '\0')
         return 0;
     char *end;
@@ -218,6 +238,33 @@ long events_resume_index(const event_log_t *log, const char *last_event_id, char
         return -1;
     }
     return (long)(id + 1 - oldest);
+}
+
+/* A finished log no longer grows: its ring keeps only the slots in use. */
+void events_compact(event_log_t *log)
+{
+    if (log->count == log->cap)
+        return;
+    event_t *n = log->count > 0 ? xcalloc(log->count, sizeof(*n)) : NULL;
+    for (size_t i = 0; i < log->count; i++)
+        n[i] = log->ring[(log->head + i) % log->cap];
+    free(log->ring);
+    log->ring = n;
+    log->cap = log->count;
+    log->head = 0;
+}
+
+size_t events_release(event_log_t *log)
+{
+    size_t freed = log->bytes;
+    uint64_t next = log->next_seq, dropped = log->dropped;
+    size_t max_events = log->max_events, max_bytes = log->max_bytes;
+    events_free(log);
+    events_init(log, max_events, max_bytes);
+    log->next_seq = next;
+    log->dropped = dropped;
+    log->released = 1;
+    return freed;
 }
 
 const event_t *events_at(const event_log_t *log, size_t i)

@@ -36,6 +36,7 @@ struct exec_session {
     char workspace[1100];
     TAILQ_HEAD(, exec) execs;
     size_t running;
+    size_t retained;                  /* output bytes its executions hold */
     int ended;
 };
 
@@ -44,6 +45,8 @@ static struct {
     int shutting_down;
     struct exec_tree all;
     size_t held, running, started_total;
+    size_t retained;                  /* output bytes every execution holds */
+    uint64_t finished_seq, released_total;
 } mgr = {.all = RB_INITIALIZER(&mgr.all)};
 
 static const char *status_names[] = {"pending", "running", "completed", "cancelled", "failed", "timeout"};
@@ -81,6 +84,59 @@ static struct exec_session *session_state(session_t *s)
         s->exec = es;
     }
     return s->exec;
+}
+
+/* Carries a change of e's log size into its session's and the server's totals. */
+static void retain_account(exec_t *e)
+{
+    size_t now = e->log.bytes;
+    mgr.retained = mgr.retained - e->retained + now;
+    if (e->owner != NULL)
+        e->owner->retained = e->owner->retained - e->retained + now;
+    e->retained = now;
+}
+
+/* Of the finished runs still holding output, the one that finished first: in `es`, or anywhere when NULL. */
+static exec_t *oldest_releasable(struct exec_session *es)
+{
+    exec_t *best = NULL, *e;
+#define CONSIDER(e)                                                                                                    \
+    if (!exec_is_active(e) && !(e)->log.released && (e)->log.bytes > 0 &&                                            \
+        (best == NULL || (e)->finished_seq < best->finished_seq))                                                      \
+    best = (e)
+    if (es != NULL) {
+        TAILQ_FOREACH(e, &es->execs, session_link)
+        CONSIDER(e);
+    } else {
+        RB_FOREACH(e, exec_tree, &mgr.all)
+        CONSIDER(e);
+    }
+#undef CONSIDER
+    return best;
+}
+
+/*
+ * --max-retained-bytes (per session) and --max-retained-bytes-total (server):
+ * while a total exceeds its cap, the output of the run that finished first is
+ * freed (its status stays; a mirror keeps the Redis copy). Running runs are
+ * bounded by --max-output-bytes each and are never released.
+ */
+static void retain_enforce(struct exec_session *es)
+{
+    for (int scope = 0; scope < 2; scope++) {
+        for (;;) {
+            size_t have = scope == 0 ? (es != NULL ? es->retained : 0) : mgr.retained;
+            size_t cap = (size_t)(scope == 0 ? config.max_retained_session : config.max_retained_total);
+            exec_t *v = have > cap ? oldest_releasable(scope == 0 ? es : NULL) : NULL;
+            if (v == NULL)
+                break;
+            size_t freed = events_release(&v->log);
+            retain_account(v);
+            mgr.released_total++;
+            log_info("execution %s: %zu bytes of output released (%s retained output above %zu bytes)", v->id, freed,
+                     scope == 0 ? "the session's" : "the server's", cap);
+        }
+    }
 }
 
 static void exec_free(exec_t *e)
@@ -124,6 +180,7 @@ static void add_event(exec_t *e, const char *type, cJSON *fields)
 {
     const event_t *ev = events_append(&e->log, type, fields);
     cJSON_Delete(fields);
+    retain_account(e);
     if (ev != NULL)
         mirror_exec_event(e, ev);
 }
@@ -142,6 +199,10 @@ static void on_proc_output(void *arg, int stream, const char *data, size_t len)
 {
     exec_t *e = arg;
     events_feed(&e->log, stream, data, len, on_line_event, e);
+    retain_account(e);
+    if ((e->owner != NULL && e->owner->retained > (size_t)config.max_retained_session) ||
+        mgr.retained > (size_t)config.max_retained_total)
+        retain_enforce(e->owner);
 }
 
 static void fire_waiters(exec_t *e, int finished)
@@ -187,6 +248,8 @@ static void record_end(exec_t *e, int exit_code)
     cJSON_AddNumberToObject(f, "code", e->exit_code);
     cJSON_AddNumberToObject(f, "duration_ms", (double)(util_now_ms() - e->started_ms));
     add_event(e, "exit", f);
+    events_compact(&e->log);
+    e->finished_seq = ++mgr.finished_seq;
     if (e->proc_live)
         proc_release(&e->proc);
     e->proc_live = 0;
@@ -205,6 +268,7 @@ static void record_end(exec_t *e, int exit_code)
             session_state_free_if_done(owner);
     } else {
         deadline_arm(&e->retention_timer, (uint64_t)config.retention * 1000, on_retention);
+        retain_enforce(owner);
     }
 }
 
@@ -590,6 +654,16 @@ void exec_abandon_all(void)
 size_t exec_running(void)
 {
     return mgr.running;
+}
+
+size_t exec_retained_bytes(void)
+{
+    return mgr.retained;
+}
+
+uint64_t exec_released_total(void)
+{
+    return mgr.released_total;
 }
 
 void exec_health(cJSON *h)

@@ -101,6 +101,44 @@ static void process_figures(double *rss, double *fds)
     }
 }
 
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void label_value(strbuf_t *out, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            strbuf_printf(out, "\\%c", *v);
+        else if (*v == '\n')
+            strbuf_puts(out, "\\n");
+        else
+            strbuf_append(out, v, 1);
+    }
+}
+
+/*
+ * What /health no longer tells an unauthenticated caller: the deployment's
+ * configuration, the sandbox's state and the (redacted) Redis address.
+ */
+static void render_deployment(strbuf_t *out)
+{
+    family(out, "config_info", "gauge", "Configuration of this process (always 1).");
+    strbuf_printf(out,
+                  "mcp_sandboxd_config_info{isolation=\"%s\",max_concurrent=\"%d\",max_per_session=\"%d\","
+                  "max_output_bytes=\"%lld\",max_retained_bytes=\"%lld\",max_retained_bytes_total=\"%lld\","
+                  "retention_seconds=\"%d\",heartbeat_seconds=\"%d\"} 1\n",
+                  config.isolation_none ? "none" : "bwrap", config.max_concurrent, config.max_per_session,
+                  (long long)config.max_output_bytes, (long long)config.max_retained_session,
+                  (long long)config.max_retained_total, config.retention, config.heartbeat);
+    gauge(out, "sandbox_available", "Whether runs can be sandboxed now (1) or not (0).", exec_sandbox_error() == NULL);
+    if (config.redis_url[0] != '\0') {
+        char url[600];
+        config_redacted_redis_url(config.redis_url, url, sizeof(url));
+        family(out, "redis_info", "gauge", "The Redis the mirror writes to, password redacted (always 1).");
+        strbuf_puts(out, "mcp_sandboxd_redis_info{url=\"");
+        label_value(out, url);
+        strbuf_puts(out, "\"} 1\n");
+    }
+}
+
 void metrics_render(strbuf_t *out)
 {
     family(out, "build_info", "gauge", "Version and replica id of this process (always 1).");
@@ -127,11 +165,18 @@ void metrics_render(strbuf_t *out)
 
     gauge(out, "executions_running", "Executions running now.", (double)exec_running());
     gauge(out, "sessions", "Live MCP sessions held by this replica.", (double)session_count());
+    gauge(out, "retained_output_bytes",
+          "Output bytes held in memory by every execution (event JSON plus per-event overhead; "
+          "capped by --max-retained-bytes per session and --max-retained-bytes-total).",
+          (double)exec_retained_bytes());
+    family(out, "output_released_total", "counter", "Finished executions whose output was freed by a retained-output cap.");
+    strbuf_printf(out, "mcp_sandboxd_output_released_total %llu\n", (unsigned long long)exec_released_total());
     gauge(out, "requests_waiting", "HTTP requests parked waiting for an answer.", (double)mcp_inflight());
     double rss, fds;
     process_figures(&rss, &fds);
     gauge(out, "resident_memory_bytes", "Resident set size of the server process.", rss);
     gauge(out, "open_fds", "Open file descriptors of the server process.", fds);
     gauge(out, "uptime_seconds", "Seconds since the server started.", (double)(util_now_ms() - started_ms) / 1000.0);
+    render_deployment(out);
     mirror_metrics(out);
 }

@@ -429,7 +429,8 @@ static op_t *op_new(enum op_kind kind, const exec_t *e)
 /* Queues a full copy of the execution; 0, or -1 (queue full: it stays dirty). */
 static int enqueue_resync(const exec_t *e)
 {
-    op_t *o = op_new(OP_RESYNC, e);
+    /* a run whose output was released (--max-retained-bytes) resyncs its status only: Redis keeps its events */
+    op_t *o = op_new(e->log.released ? OP_META : OP_RESYNC, e);
     o->meta = meta_json(e, &o->meta_len);
     o->bytes += o->meta_len;
     for (size_t i = 0; i < e->log.count; i++) {

@@ -142,15 +142,89 @@ static void close_sock(h2o_socket_t **s)
     }
 }
 
+/*
+ * How much of `buf` one turn takes: at most PROC_OUTPUT_TURN_BUDGET bytes and
+ * PROC_OUTPUT_TURN_LINES lines (each line becomes an event: with `yes`, 64 KiB
+ * are 32768 events, so bytes alone do not bound the work).
+ */
+static size_t turn_share(const char *buf, size_t size)
+{
+    size_t n = size < PROC_OUTPUT_TURN_BUDGET ? size : PROC_OUTPUT_TURN_BUDGET, lines = 0;
+    const char *at = buf, *end = buf + n, *nl;
+    while (at < end && (nl = memchr(at, '\n', (size_t)(end - at))) != NULL) {
+        at = nl + 1;
+        if (++lines == PROC_OUTPUT_TURN_LINES)
+            return (size_t)(at - buf);
+    }
+    return n;
+}
+
+/*
+ * Hands the owner one turn's share of a pipe's buffered output (the owner
+ * splits lines and builds events: the costly part of a flood). Returns 1 when
+ * bytes remain for a later turn.
+ */
+static int deliver_output(proc_t *p, int stream)
+{
+    h2o_socket_t *sock = p->out[stream];
+    size_t n = turn_share(sock->input->bytes, sock->input->size);
+    if (n > 0) {
+        if (stream == 1 && p->setup_err.len < 255)
+            strbuf_append(&p->setup_err, sock->input->bytes, n < 255 - p->setup_err.len ? n : 255 - p->setup_err.len);
+        p->cb.on_output(p->arg, stream, sock->input->bytes, n);
+        h2o_buffer_consume(&sock->input, n);
+    }
+    return sock->input->size > 0;
+}
+
+static void on_stdout(h2o_socket_t *sock, const char *err);
+static void on_stderr(h2o_socket_t *sock, const char *err);
+
+/*
+ * Next loop turn after a pipe went over its budget: another budget's worth of
+ * what was read, then reading resumes (or the EOF seen meanwhile is handled).
+ * check_done runs last: it may end the run, and the owner may free `p`.
+ */
+static void on_output_resume(deadline_t *d)
+{
+    proc_t *p = (proc_t *)((char *)d - offsetof(proc_t, output_resume));
+    int again = 0, eof_now = 0;
+    for (int i = 0; i < 2; i++) {
+        if (!p->output_paused[i] || p->out[i] == NULL)
+            continue;
+        if (deliver_output(p, i)) {
+            again = 1;
+            continue;
+        }
+        p->output_paused[i] = 0;
+        if (p->output_eof_pending[i]) {
+            close_sock(&p->out[i]);
+            p->eof[i] = 1;
+            eof_now = 1;
+        } else {
+            h2o_socket_read_start(p->out[i], i == 0 ? on_stdout : on_stderr);
+        }
+    }
+    if (again)
+        deadline_arm(&p->output_resume, 0, on_output_resume);
+    if (eof_now)
+        check_done(p);
+}
+
+/*
+ * Output ingestion is bounded per run per loop turn: beyond the budget the
+ * pipe is no longer read until the next turn, so a flooding run blocks on its
+ * own full pipe while other sessions' requests are served in between.
+ */
 static void on_output(h2o_socket_t *sock, const char *err, int stream)
 {
     proc_t *p = sock->data;
-    if (sock->input->size > 0) {
-        if (stream == 1 && p->setup_err.len < 255)
-            strbuf_append(&p->setup_err, sock->input->bytes,
-                          sock->input->size < 255 - p->setup_err.len ? sock->input->size : 255 - p->setup_err.len);
-        p->cb.on_output(p->arg, stream, sock->input->bytes, sock->input->size);
-        h2o_buffer_consume(&sock->input, sock->input->size);
+    if (deliver_output(p, stream)) {
+        h2o_socket_read_stop(sock);
+        p->output_paused[stream] = 1;
+        p->output_eof_pending[stream] = err != NULL;
+        deadline_arm(&p->output_resume, 0, on_output_resume);
+        return;
     }
     if (err != NULL) {
         log_debug("run pid %d: %s EOF", (int)p->pid, stream ? "stderr" : "stdout");
@@ -246,15 +320,18 @@ static void on_marker(h2o_socket_t *sock, const char *err)
 static void on_linger(deadline_t *d)
 {
     proc_t *p = (proc_t *)((char *)d - offsetof(proc_t, linger_timer));
-    /* the process is gone but something still holds the pipes: stop waiting */
-    if (!p->eof[0] || !p->eof[1]) {
+    /* the process is gone but something still holds the pipes: stop waiting (a pipe that
+     * reached EOF while its output waits for its turns is not held: it finishes on its own) */
+    int held[2] = {!p->eof[0] && !p->output_eof_pending[0], !p->eof[1] && !p->output_eof_pending[1]};
+    if (held[0] || held[1]) {
         log_warn("run pid %d exited but its output pipes stayed open for %d ms; closing them", (int)p->pid, LINGER_MS);
         if (p->sandboxed)
             kill_strays(p); /* only a sandbox that outlived its bwrap can hold them */
     }
     for (int i = 0; i < 2; i++)
-        if (!p->eof[i]) {
+        if (held[i]) {
             close_sock(&p->out[i]);
+            p->output_paused[i] = 0;
             p->eof[i] = 1;
         }
     close_sock(&p->status);
@@ -306,6 +383,7 @@ static void check_done(proc_t *p)
     LIST_REMOVE(p, live_link);
     deadline_cancel(&p->kill_timer);
     deadline_cancel(&p->linger_timer);
+    deadline_cancel(&p->output_resume);
     proc_exit_t x;
     memset(&x, 0, sizeof(x));
     if (p->status_exit_code >= 0)
@@ -632,6 +710,7 @@ void proc_release(proc_t *p)
     }
     deadline_cancel(&p->kill_timer);
     deadline_cancel(&p->linger_timer);
+    deadline_cancel(&p->output_resume);
     close_sock(&p->out[0]);
     close_sock(&p->out[1]);
     close_sock(&p->in);

@@ -626,6 +626,8 @@ static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSO
             not_found(call, id, 0, 0);
         return;
     }
+    if (e->log.released && mirror_enabled() && ask_remote(call, s, REMOTE_OUTPUT, id, last) == 0)
+        return; /* released here (--max-retained-bytes): Redis still has the events */
     if (events_resume_index(&e->log, last, err, sizeof(err)) < 0) {
         fail(call, err);
         return;

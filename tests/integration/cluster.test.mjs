@@ -71,8 +71,9 @@ describe('a 3-replica cluster behind nginx', () => {
     const ports = state.REPLICA_PORTS.split(' ');
     for (let i = 0; i < ports.length; i++) {
       const name = `replica-${i + 1}`;
-      const h = await (await fetch(`http://127.0.0.1:${ports[i]}/health`)).json();
-      replicas.push({ name, port: ports[i], id: h.replica, log: () => readFileSync(path.join(dir, name, 'mcp-sandboxd.log'), 'utf8') });
+      const m = await (await fetch(`http://127.0.0.1:${ports[i]}/metrics`)).text();
+      const id = m.match(/^mcp_sandboxd_build_info\{version="[^"]*",replica="([^"]*)"\} 1$/m)?.[1];
+      replicas.push({ name, port: ports[i], id, log: () => readFileSync(path.join(dir, name, 'mcp-sandboxd.log'), 'utf8') });
     }
   });
 

@@ -2,7 +2,7 @@
 // fields, event counts for large outputs, TTLs and their refresh, a Redis
 // crash during a streaming run, a server that starts before Redis, the queue
 // cap with its dirty set and resync, unix sockets, reads of a previous
-// server life's runs from Redis, bad REDIS_URLs and /health.
+// server life's runs from Redis, bad REDIS_URLs and the mirror's figures in /metrics.
 //
 // Every test starts its own redis-server (no persistence) and its own servers.
 import { after, before, describe, test } from 'node:test';
@@ -14,7 +14,29 @@ import { BIN, call, connect, freePort, sleep, startRedis, startServer } from './
 // helpers.startServer gives each server a workspace root the sandbox user can reach
 const start = startServer;
 
-const health = async (server) => (await fetch(`${server.base}/health`)).json();
+// /metrics as text, and one sample's value (the Redis address and mirror figures are there, not in /health)
+const metricsText = async (server) => (await fetch(`${server.base}/metrics`)).text();
+const sample = (text, name) => Number(text.match(new RegExp(`^mcp_sandboxd_${name} (\\S+)$`, 'm'))?.[1]);
+// The Redis state and mirror figures as /health showed them before they moved to /metrics
+// (/health without the token says only status, version, uptime and sessions).
+async function health(server) {
+  const m = await metricsText(server);
+  const v = (n) => sample(m, n);
+  const enabled = v('redis_enabled') === 1;
+  const h = {
+    status: (await (await fetch(`${server.base}/health`)).json()).status,
+    redis: !enabled ? 'disabled' : v('redis_up') === 1 ? 'connected' : 'disconnected',
+  };
+  if (enabled) {
+    h.mirror = {
+      queue_bytes: v('mirror_queue_bytes'), queue_events: v('mirror_queue_events'), queue_ops: v('mirror_queue_operations'),
+      drops: v('mirror_drops_total'), resyncs: v('mirror_resyncs_total'), events_written: v('mirror_events_written_total'),
+      batches_lost: v('mirror_batches_lost_total'), reconnects: v('mirror_reconnects_total'),
+      dirty_executions: v('mirror_dirty_executions'), url: m.match(/^mcp_sandboxd_redis_info\{url="(.*)"\} 1$/m)?.[1],
+    };
+  }
+  return h;
+}
 const ids = (events) => events.map((e) => e.event_id);
 const keyOf = (id) => `execution:${id}`;
 const outKeyOf = (id) => `execution:${id}:output`;
@@ -145,9 +167,11 @@ describe('keys and fields after a run (password, db 3)', () => {
     assert.ok(log.includes(`✅ Redis connected - distributed mode enabled (redis://***@127.0.0.1:${redis.port}/3)`), log);
     assert.ok(!log.includes(password), 'password in the log');
     assert.ok(!server.stderr().includes(password), 'password on stderr');
-    const h = await health(server);
-    assert.equal(h.mirror.url, `redis://***@127.0.0.1:${redis.port}/3`);
-    assert.ok(!JSON.stringify(h).includes(password), 'password in /health');
+    const m = await metricsText(server);
+    assert.ok(m.includes(`mcp_sandboxd_redis_info{url="redis://***@127.0.0.1:${redis.port}/3"} 1`), m);
+    assert.ok(!m.includes(password), 'password in /metrics');
+    const h = await (await fetch(`${server.base}/health`)).text();
+    assert.ok(!h.includes(password) && !h.includes(String(redis.port)), `/health names the Redis: ${h}`);
   });
 });
 
@@ -159,19 +183,19 @@ describe('redaction of a password holding a raw @', () => {
   before(async () => {
     redis = await startRedis({ requirepass: password });
     server = await start({ env: { REDIS_URL: `redis://:${password}@127.0.0.1:${redis.port}/2` } });
-    await waitFor(async () => (await health(server)).redis === 'connected', { what: 'redis connected' });
+    await waitFor(async () => sample(await metricsText(server), 'redis_up') === 1, { what: 'redis connected' });
   });
   after(async () => {
     await server?.stop();
     await redis?.stop();
   });
 
-  test('no part of the password in the log or /health', async () => {
-    const h = await health(server);
+  test('no part of the password in the log or /metrics', async () => {
+    const m = await metricsText(server);
     const log = server.log();
     for (const part of ['left', 'right-part-7d1']) {
       assert.ok(!log.includes(part), `'${part}' of the password is in the log:\n${log.split('\n').filter((l) => /redis/i.test(l)).join('\n')}`);
-      assert.ok(!JSON.stringify(h.mirror).includes(part), `'${part}' of the password is in /health: ${h.mirror.url}`);
+      assert.ok(!m.includes(part), `'${part}' of the password is in /metrics: ${m.split('\n').filter((l) => /redis_info/.test(l))}`);
     }
   });
 });
@@ -205,9 +229,9 @@ describe('a 100,000-line output', () => {
     assert.equal(evs[100000].data, '100000');
     assert.equal(evs.at(-1).type, 'exit');
     assert.equal((await redisMeta(redis, r.execution_id)).status, 'completed');
-    const h = await health(server);
-    assert.equal(h.mirror.drops, 0);
-    assert.equal(h.mirror.events_written, 100002);
+    const m = await metricsText(server);
+    assert.equal(sample(m, 'mirror_drops_total'), 0);
+    assert.equal(sample(m, 'mirror_events_written_total'), 100002);
   });
 });
 

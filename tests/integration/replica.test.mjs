@@ -71,9 +71,9 @@ describe('heartbeat', () => {
     const ttl = Number(await redis.acli('TTL', 'replica:hb-a:1'));
     assert.ok(ttl > 0 && ttl <= 6, `TTL ${ttl}`);
     assert.match(await redis.acli('SMEMBERS', 'replicas'), /hb-a:1/);
-    const h = await (await fetch(`${a.base}/health`)).json();
-    assert.equal(h.replica, 'hb-a:1');
-    assert.equal(h.mirror.heartbeat_seconds, 2);
+    const m = await (await fetch(`${a.base}/metrics`)).text();
+    assert.match(m, /^mcp_sandboxd_build_info\{version="[^"]*",replica="hb-a:1"\} 1$/m);
+    assert.match(m, /^mcp_sandboxd_config_info\{.*heartbeat_seconds="2".*\} 1$/m);
   });
 
   test('a running execution is listed in replica:{id}:running until it ends', async () => {

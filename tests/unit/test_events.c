@@ -1,7 +1,8 @@
 /*
  * Unit tests for src/events.c: event ids, resuming after an id, the count and
  * byte caps, line splitting (across chunks, long lines, UTF-8 boundaries),
- * UTF-8 repair, flush at EOF and the JSON array writer.
+ * UTF-8 repair, flush at EOF and the JSON array writer; what an event costs
+ * (held at its exact size, counted with its overhead), compaction and release.
  */
 #include "../../src/events.c"
 
@@ -10,6 +11,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <malloc.h>
 
 #define BIG (16u << 20)
 
@@ -92,7 +94,7 @@ static size_t sum_bytes(void)
 {
     size_t total = 0;
     for (size_t i = 0; i < lg.count; i++)
-        total += events_at(&lg, i)->len;
+        total += events_at(&lg, i)->len + EVENTS_EVENT_OVERHEAD;
     return total;
 }
 
@@ -277,7 +279,7 @@ static void test_max_bytes_cap(void **state)
     assert_int_equal(lg.count, 1);
     assert_int_equal(events_at(&lg, 0)->seq, 51);
     assert_int_equal(lg.dropped, 50);
-    assert_int_equal(lg.bytes, events_at(&lg, 0)->len);
+    assert_int_equal(lg.bytes, events_at(&lg, 0)->len + EVENTS_EVENT_OVERHEAD);
 
     char err[256];
     assert_int_equal(events_resume_index(&lg, "10", err, sizeof(err)), -1);
@@ -647,6 +649,86 @@ static void test_write_array(void **state)
     strbuf_free(&b);
 }
 
+/* ---------------------------------------------------------------- memory */
+
+/*
+ * An event's JSON is held in an allocation of its own size, not in the escape
+ * buffer reserved for the worst case (6 bytes per input byte), and `bytes`
+ * counts the JSON plus the per-event overhead.
+ */
+static void test_event_held_at_exact_size(void **state)
+{
+    static char line[20001];
+    memset(line, '"', 10000);          /* escaped to 2 bytes each */
+    line[10000] = '\n';
+    events_feed(&lg, 0, line, 10001, NULL, NULL);
+    memset(line, 'a', 20000);          /* no escaping at all */
+    line[20000] = '\n';
+    events_feed(&lg, 1, line, 20001, NULL, NULL);
+    memset(line, 1, 5000);             /* \u0001: 6 bytes each */
+    line[5000] = '\n';
+    events_feed(&lg, 0, line, 5001, NULL, NULL);
+    assert_int_equal(lg.count, 3);
+    for (size_t i = 0; i < lg.count; i++) {
+        const event_t *ev = events_at(&lg, i);
+        size_t usable = malloc_usable_size(ev->json);
+        assert_true(usable >= ev->len + 1);
+        if (usable > ev->len + 1 + 32)
+            fail_msg("event %zu: %zu bytes of JSON held in %zu bytes", i, ev->len, usable);
+    }
+    assert_int_equal(lg.bytes, sum_bytes());
+    assert_true(lg.bytes < 20000 + 20000 + 30000 + 3 * 200);
+}
+
+/* A finished log's ring is cut to its events; reads and resumes are unchanged. */
+static void test_compact(void **state)
+{
+    append_n(17);
+    assert_int_equal(lg.cap, 32);
+    events_compact(&lg);
+    assert_int_equal(lg.cap, 17);
+    assert_int_equal(lg.count, 17);
+    for (size_t i = 0; i < 17; i++)
+        assert_int_equal(events_at(&lg, i)->seq, i + 1);
+    char err[256];
+    assert_int_equal(events_resume_index(&lg, "10", err, sizeof(err)), 10);
+    append_n(1); /* a compacted ring still grows */
+    assert_int_equal(events_at(&lg, 17)->seq, 18);
+    assert_int_equal(lg.bytes, sum_bytes());
+    /* an empty log compacts to nothing */
+    events_free(&lg);
+    events_init(&lg, 100, BIG);
+    events_compact(&lg);
+    assert_int_equal(lg.cap, 0);
+    append_n(2);
+    assert_int_equal(lg.count, 2);
+}
+
+/* Release frees every event, keeps the ids known and makes reads say why. */
+static void test_release(void **state)
+{
+    static const char out[] = "one\ntwo\nthree\n";
+    events_feed(&lg, 0, out, sizeof(out) - 1, NULL, NULL);
+    size_t before = lg.bytes;
+    assert_true(before > 0);
+    assert_int_equal(events_release(&lg), before);
+    assert_int_equal(lg.bytes, 0);
+    assert_int_equal(lg.count, 0);
+    assert_null(lg.ring);
+    assert_int_equal(lg.next_seq, 4);
+    char err[256];
+    assert_int_equal(events_resume_index(&lg, NULL, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "released"));
+    assert_non_null(strstr(err, "--max-retained-bytes"));
+    assert_int_equal(events_resume_index(&lg, "2", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "released"));
+    strbuf_t b = {0};
+    events_write_array(&lg, 0, &b);
+    assert_string_equal(b.data, "[]");
+    strbuf_free(&b);
+    assert_int_equal(events_release(&lg), 0); /* twice: nothing more to free */
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -669,6 +751,9 @@ int main(void)
         T(test_utf8_sanitize),
         T(test_flush),
         T(test_write_array),
+        T(test_event_held_at_exact_size),
+        T(test_compact),
+        T(test_release),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
