@@ -8,17 +8,21 @@
  *  - reader: answers reads for executions this replica does not hold, for
  *    the owning session only, and refreshes their TTLs.
  */
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "mirror_internal.h"
 #include "util.h"
 
 #include <bsd/string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,17 +39,69 @@ static void set_last_error(const char *s)
     pthread_mutex_unlock(&mirror_st.lock);
 }
 
-redisContext *mirror_redis_open(char *err, size_t errlen)
+/*
+ * The socket of each thread's connection, so that mirror_stop can cut them
+ * (shutdown(2)) when the shutdown deadline passes: hiredis' sync calls block
+ * in read/write, and a cut socket makes them fail at once. Under conns_lock,
+ * so a socket is never cut after its thread closed it (the number reused).
+ */
+static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static int conn_fd[MIRROR_CONN_SLOTS] = {-1, -1, -1};
+static int conns_cut; /* once set, every connection (even a new one) is cut */
+
+/* Records `c` as slot's connection; cuts it at once when the deadline has already passed. */
+static void conn_register(int slot, redisContext *c)
+{
+    pthread_mutex_lock(&conns_lock);
+    conn_fd[slot] = c->fd;
+    if (conns_cut)
+        shutdown(c->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&conns_lock);
+}
+
+void mirror_redis_close(int slot, redisContext *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&conns_lock);
+    if (conn_fd[slot] == c->fd)
+        conn_fd[slot] = -1;
+    pthread_mutex_unlock(&conns_lock);
+    redisFree(c);
+}
+
+void mirror_redis_cut_all(void)
+{
+    pthread_mutex_lock(&conns_lock);
+    conns_cut = 1;
+    for (int i = 0; i < MIRROR_CONN_SLOTS; i++)
+        if (conn_fd[i] >= 0)
+            shutdown(conn_fd[i], SHUT_RDWR);
+    pthread_mutex_unlock(&conns_lock);
+}
+
+/*
+ * Connects slot's connection. hiredis 0.14 creates its socket without
+ * SOCK_CLOEXEC: FD_CLOEXEC is set right after the connect (a child forked in
+ * between still closes it: proc.c's child closes every fd above its own).
+ */
+redisContext *mirror_redis_open(int slot, char *err, size_t errlen)
 {
     struct timeval tv = {2, 0};
     redisContext *c = mirror_st.url.unix_socket ? redisConnectUnixWithTimeout(mirror_st.url.path, tv)
                                         : redisConnectWithTimeout(mirror_st.url.host, mirror_st.url.port, tv);
+    if (c != NULL && !c->err && fcntl(c->fd, F_SETFD, FD_CLOEXEC) != 0) {
+        snprintf(err, errlen, "cannot set close-on-exec on the Redis connection: %s", strerror(errno));
+        redisFree(c);
+        return NULL;
+    }
     if (c == NULL || c->err) {
         snprintf(err, errlen, "%s", c != NULL ? c->errstr : "cannot allocate a connection");
         if (c != NULL)
             redisFree(c);
         return NULL;
     }
+    conn_register(slot, c);
     struct timeval cmd = {5, 0};
     redisSetTimeout(c, cmd);
     if (!mirror_st.url.unix_socket)
@@ -80,24 +136,16 @@ redisContext *mirror_redis_open(char *err, size_t errlen)
 Fail:
     if (r != NULL)
         freeReplyObject(r);
-    redisFree(c);
+    mirror_redis_close(slot, c);
     return NULL;
 }
 
 /* Waits up to `ms` on the queue condition (returns early when stopping). */
 static void writer_sleep(int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
     pthread_mutex_lock(&mirror_st.lock);
     if (!mirror_st.stopping)
-        pthread_cond_timedwait(&mirror_st.cond, &mirror_st.lock, &ts);
+        clock_cond_wait_ms(&mirror_st.cond, &mirror_st.lock, (uint64_t)ms); /* monotonic: see mirror_start */
     pthread_mutex_unlock(&mirror_st.lock);
 }
 
@@ -302,7 +350,7 @@ void *mirror_writer_main(void *arg)
             pthread_mutex_unlock(&mirror_st.lock);
             if (stop)
                 break; /* shutting down without a connection: mirror_stop drops what is left */
-            c = mirror_redis_open(err, sizeof(err));
+            c = mirror_redis_open(MIRROR_CONN_WRITER, err, sizeof(err));
             if (c == NULL) {
                 set_last_error(err);
                 if (backoff == 100 || !ever)
@@ -361,7 +409,7 @@ void *mirror_writer_main(void *arg)
             if (lost_connection) {
                 set_last_error(c->errstr);
                 log_warn("redis mirror: connection lost (%s); %zu operations will be resynced", c->errstr, n);
-                redisFree(c);
+                mirror_redis_close(MIRROR_CONN_WRITER, c);
                 c = NULL;
                 atomic_store(&mirror_st.connected, 0);
             } else if (util_now_ms() - refused_logged_ms >= 1000) {
@@ -369,6 +417,10 @@ void *mirror_writer_main(void *arg)
                 log_warn("redis mirror: Redis refused writes; the executions concerned will be resynced later");
             }
             report_lost(batch, !lost_connection);
+            pthread_mutex_lock(&mirror_st.lock);
+            if (mirror_st.stopping)
+                mirror_st.stop_lost += n; /* nobody resyncs them any more: counted by mirror_stop */
+            pthread_mutex_unlock(&mirror_st.lock);
         }
         while (batch != NULL) {
             op_t *next = batch->next;
@@ -376,8 +428,7 @@ void *mirror_writer_main(void *arg)
             batch = next;
         }
     }
-    if (c != NULL)
-        redisFree(c);
+    mirror_redis_close(MIRROR_CONN_WRITER, c);
     atomic_store(&mirror_st.connected, 0);
     return NULL;
 }
@@ -549,7 +600,7 @@ void *mirror_reader_main(void *arg)
             m->err = xstrdup("Redis did not answer in time");
         for (int attempt = 0; attempt < 2 && m->err == NULL; attempt++) {
             if (c == NULL) {
-                if ((c = mirror_redis_open(err, sizeof(err))) == NULL) {
+                if ((c = mirror_redis_open(MIRROR_CONN_READER, err, sizeof(err))) == NULL) {
                     m->err = xstrdup(err);
                     break;
                 }
@@ -564,7 +615,7 @@ void *mirror_reader_main(void *arg)
                 read_exec(c, q, m);
             if (m->err == NULL || !c->err)
                 break;
-            redisFree(c); /* the connection failed: one fresh attempt */
+            mirror_redis_close(MIRROR_CONN_READER, c); /* the connection failed: one fresh attempt */
             c = NULL;
             if (attempt == 0) {
                 free(m->err);
@@ -576,8 +627,7 @@ void *mirror_reader_main(void *arg)
         }
         mirror_post(m);
     }
-    if (c != NULL)
-        redisFree(c);
+    mirror_redis_close(MIRROR_CONN_READER, c);
     return NULL;
 }
 
