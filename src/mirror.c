@@ -753,7 +753,8 @@ static void join_by(pthread_t t, const struct timespec *until)
 {
     if (pthread_clockjoin_np(t, NULL, CLOCK_MONOTONIC, until) == 0)
         return;
-    mirror_redis_cut_all();
+    if (mirror_redis_cut_all())
+        log_warn("redis mirror: the shutdown deadline passed with Redis still busy: cutting its connections");
     pthread_join(t, NULL);
 }
 

@@ -29,6 +29,7 @@
 #define BATCH_MAX_OPS 4096
 #define BATCH_MAX_BYTES (8u << 20) /* one pipeline's worth: bounds hiredis' output buffer */
 #define RPUSH_GROUP_MAX 1024
+#define READ_PIPELINE_MAX 512 /* executions whose reads go in one pipeline (read_session) */
 
 /* ---------------------------------------------------------------- connections */
 
@@ -70,14 +71,16 @@ void mirror_redis_close(int slot, redisContext *c)
     redisFree(c);
 }
 
-void mirror_redis_cut_all(void)
+int mirror_redis_cut_all(void)
 {
     pthread_mutex_lock(&conns_lock);
+    int first = !conns_cut;
     conns_cut = 1;
     for (int i = 0; i < MIRROR_CONN_SLOTS; i++)
         if (conn_fd[i] >= 0)
             shutdown(conn_fd[i], SHUT_RDWR);
     pthread_mutex_unlock(&conns_lock);
+    return first;
 }
 
 /*
@@ -499,6 +502,62 @@ static void read_exec(redisContext *c, struct read_req *q, mirror_msg_t *m)
         freeReplyObject(r);
 }
 
+/* Appends to `b` the summary of one execution's metadata `g` when it belongs to session `sid`. */
+static void summary_append(strbuf_t *b, int *first, const redisReply *g, const char *sid)
+{
+    if (g->type != REDIS_REPLY_STRING || !owned_by(g->str, g->len, sid))
+        return;
+    cJSON *meta = cJSON_ParseWithLength(g->str, g->len), *o = cJSON_CreateObject();
+    static const char *keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", NULL};
+    for (int k = 0; keys[k] != NULL; k++) {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, keys[k]);
+        cJSON_AddItemToObject(o, keys[k], v != NULL ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    if (s == NULL)
+        util_oom();
+    if (!*first)
+        strbuf_puts(b, ",");
+    strbuf_puts(b, s);
+    *first = 0;
+    free(s);
+    cJSON_Delete(o);
+    cJSON_Delete(meta);
+}
+
+/*
+ * Sends, as one pipeline, the GET of executions [off, off + k) of the SMEMBERS
+ * reply `r` and the EXPIREs of their keys (a read through the tools refreshes
+ * the TTLs of what it read), then reads the replies. -1 when the connection
+ * failed (a partial list would look complete: the caller fails the read).
+ */
+static int read_summaries(redisContext *c, const redisReply *r, size_t off, size_t k, const char *sid, strbuf_t *b,
+                          int *first)
+{
+    for (size_t i = off; i < off + k; i++) {
+        const char *id = r->element[i]->str;
+        size_t len = r->element[i]->len;
+        if (redisAppendCommand(c, "GET execution:%b", id, len) != REDIS_OK ||
+            redisAppendCommand(c, "EXPIRE execution:%b %d", id, len, config.redis_ttl) != REDIS_OK ||
+            redisAppendCommand(c, "EXPIRE execution:%b:output %d", id, len, config.redis_ttl) != REDIS_OK)
+            return -1;
+    }
+    for (size_t i = 0; i < 3 * k; i++) {
+        redisReply *x = NULL;
+        if (redisGetReply(c, (void **)&x) != REDIS_OK)
+            return -1;
+        if (i % 3 == 0)
+            summary_append(b, first, x, sid);
+        freeReplyObject(x);
+    }
+    return 0;
+}
+
+/*
+ * Lists a session's executions: SMEMBERS, then every member's GET and
+ * EXPIREs pipelined READ_PIPELINE_MAX executions at a time, then the set's
+ * EXPIRE: two round trips for a session of up to READ_PIPELINE_MAX runs.
+ */
 static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
 {
     char skey[64];
@@ -511,39 +570,19 @@ static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
     strbuf_t b = {0};
     strbuf_puts(&b, "[");
     int first = 1;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        redisReply *g = redisCommand(c, "GET execution:%b", r->element[i]->str, r->element[i]->len);
-        if (g == NULL) {
-            m->err = xstrdup(c->errstr); /* a partial list would look complete: fail the read */
+    size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    for (size_t off = 0; off < n; off += READ_PIPELINE_MAX) {
+        size_t k = n - off < READ_PIPELINE_MAX ? n - off : READ_PIPELINE_MAX;
+        if (read_summaries(c, r, off, k, q->session_id, &b, &first) != 0) {
+            m->err = xstrdup(c->err ? c->errstr : "cannot send the reads");
             break;
         }
-        /* a read through the tools refreshes the TTLs of what it read */
-        redisReply *x = redisCommand(c, "EXPIRE execution:%b %d", r->element[i]->str, r->element[i]->len, config.redis_ttl);
-        if (x != NULL)
-            freeReplyObject(x);
-        x = redisCommand(c, "EXPIRE execution:%b:output %d", r->element[i]->str, r->element[i]->len, config.redis_ttl);
-        if (x != NULL)
-            freeReplyObject(x);
-        if (g != NULL && g->type == REDIS_REPLY_STRING && owned_by(g->str, g->len, q->session_id)) {
-            cJSON *meta = cJSON_ParseWithLength(g->str, g->len), *o = cJSON_CreateObject();
-            static const char *keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", NULL};
-            for (int k = 0; keys[k] != NULL; k++) {
-                cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, keys[k]);
-                cJSON_AddItemToObject(o, keys[k], v != NULL ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
-            }
-            char *s = cJSON_PrintUnformatted(o);
-            if (!first)
-                strbuf_puts(&b, ",");
-            strbuf_puts(&b, s);
-            first = 0;
-            free(s);
-            cJSON_Delete(o);
-            cJSON_Delete(meta);
-        }
-        if (g != NULL)
-            freeReplyObject(g);
     }
     freeReplyObject(r);
+    if (m->err != NULL) {
+        strbuf_free(&b);
+        return;
+    }
     r = redisCommand(c, "EXPIRE %s %d", skey, config.redis_ttl);
     if (r != NULL)
         freeReplyObject(r);
