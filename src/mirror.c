@@ -1,23 +1,35 @@
 /*
- * mirror: the Redis mirror.
+ * mirror: the Redis mirror, loop side.
  *
  * Threads and ownership:
- *  - the loop thread enqueues operations (mirror_exec_*) and owns the set of
- *    "dirty" executions that Redis may hold wrongly;
- *  - the writer thread owns its hiredis connection; it takes the whole queue
- *    at once and writes it as one pipeline (consecutive events of one
- *    execution become one variadic RPUSH);
+ *  - the loop thread enqueues operations (mirror_exec_*, mirror_session_*),
+ *    staged per loop turn and spliced into the writer's queue once a turn
+ *    (mirror_flush), and owns the set of "dirty" executions that Redis may
+ *    hold wrongly;
+ *  - the writer thread owns its hiredis connection; it takes up to
+ *    BATCH_MAX_OPS operations (BATCH_MAX_BYTES) at a time and writes them as
+ *    one pipeline (consecutive events of one execution become variadic RPUSHes);
  *  - the reader thread owns another connection and answers cross-replica
- *    reads, posting results back to the loop through h2o's ctx.queue.
- * The queue is the only shared state (one mutex). When the queue is full an
- * operation is dropped and its execution marked dirty; when a batch is lost
- * with the connection the writer posts the batch's execution ids back to the
- * loop, which marks them dirty. Dirty executions are resynced from memory
- * (DEL + RPUSH of every held event + SET of the metadata) once Redis answers,
- * so Redis ends up holding exactly what the replica holds.
+ *    reads from its own queue, posting results back to the loop through h2o's
+ *    ctx.queue;
+ *  - the replica watcher (replica.c) owns a third connection: heartbeat and
+ *    lost-replica sweeps.
+ * Shared: the writer queue (`lock`), the reader queue (`rlock`), atomic
+ * counters, and the connections' sockets (mirror_threads.c's conns_lock, so
+ * mirror_stop can cut them). When the queue is full an operation is dropped
+ * and its execution marked dirty; when a batch is lost with the connection or
+ * refused, the writer posts the batch's execution ids back to the loop, which
+ * marks them dirty. Dirty executions are resynced from memory (one MULTI: DEL +
+ * RPUSH of every held event + SET of the metadata) once Redis answers, so
+ * Redis ends up holding exactly what the replica holds. Every timed wait of
+ * these threads is on CLOCK_MONOTONIC (clock.h).
  *
- * This file is the loop side (URL, queue, dirty set, resync, lifecycle);
- * mirror_threads.c holds the writer and reader threads.
+ * At shutdown mirror_stop gives the writer until one deadline to drain, then
+ * stops the threads by the same deadline, cutting the connections if Redis
+ * has not answered by then; what was not written is counted and logged.
+ *
+ * This file holds the URL parser, the queues, the dirty set, resync and the
+ * lifecycle; mirror_threads.c the writer and reader threads.
  */
 #include "mirror.h"
 #include "mirror_internal.h"

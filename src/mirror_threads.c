@@ -7,6 +7,9 @@
  *    to the loop, which resyncs those executions from memory.
  *  - reader: answers reads for executions this replica does not hold, for
  *    the owning session only, and refreshes their TTLs.
+ * Every connection (these two and the replica watcher's) is opened by
+ * mirror_redis_open: close-on-exec, and registered so that mirror_stop can
+ * cut it when the shutdown deadline passes.
  */
 #include "clock.h"
 #include "config.h"
@@ -214,12 +217,6 @@ static int has_error_element(const redisReply *r)
     return 0;
 }
 
-/*
- * Writes a batch as one pipeline; an EVENT op carries up to ~1000 events of
- * one execution and becomes variadic RPUSHes. Returns 0 when every reply arrived, -1 when
- * the connection failed, -2 when Redis refused a command (either way the
- * batch's executions must be resynced; after -2, not at once).
- */
 /* Deletes a session record only if it still names this replica (another may have adopted it). */
 static const char session_del_script[] =
     "local v = redis.call('GET', KEYS[1]) "
@@ -260,6 +257,16 @@ static void append_running_index(struct pipeline *p, const op_t *o, const char *
     }
 }
 
+/*
+ * Writes a batch (a list of operations of any kind) as one pipeline, then
+ * reads every reply: META and RESYNC rewrite execution:{id}, its session set
+ * and replica:{id}:running (a RESYNC inside MULTI/EXEC, with its whole event
+ * list), EVENT ops become RPUSHes of up to RPUSH_GROUP_MAX values with LTRIM
+ * and EXPIRE, TOUCH refreshes TTLs, SESSION_* write or delete session
+ * records. Returns 0 when every reply arrived without error, -1 when the
+ * connection failed (c->err), -2 when Redis refused a command (either way
+ * the batch's executions must be resynced; after -2, not at once).
+ */
 static int write_batch(redisContext *c, op_t *batch)
 {
     struct pipeline p = {.c = c};
