@@ -344,6 +344,53 @@ static void report_lost(op_t *batch, int command_error)
     mirror_post(m);
 }
 
+/* Writer, under lock: unlinks up to BATCH_MAX_OPS operations (BATCH_MAX_BYTES) from the queue's head. */
+static op_t *batch_take_locked(size_t *count)
+{
+    op_t *batch = mirror_st.head, *last = batch;
+    size_t n = 1, bytes = batch->bytes, events = batch->n_events;
+    while (last->next != NULL && n < BATCH_MAX_OPS && bytes < BATCH_MAX_BYTES) {
+        last = last->next;
+        n++;
+        bytes += last->bytes;
+        events += last->n_events;
+    }
+    mirror_st.head = last->next;
+    if (mirror_st.head == NULL)
+        mirror_st.tail = NULL;
+    last->next = NULL;
+    mirror_st.queue_bytes -= bytes;
+    mirror_st.queue_ops -= n;
+    mirror_st.queue_events -= events;
+    *count = n;
+    return batch;
+}
+
+/*
+ * Writer, after a batch of `n` operations failed: drops a broken connection
+ * (*c = NULL), has the loop resync the batch's executions, and once stopping
+ * (nobody resyncs any more) counts the batch for mirror_stop's report.
+ */
+static void batch_failed(redisContext **c, op_t *batch, size_t n, uint64_t *refused_logged_ms)
+{
+    int lost_connection = (*c)->err != 0;
+    if (lost_connection) {
+        set_last_error((*c)->errstr);
+        log_warn("redis mirror: connection lost (%s); %zu operations will be resynced", (*c)->errstr, n);
+        mirror_redis_close(MIRROR_CONN_WRITER, *c);
+        *c = NULL;
+        atomic_store(&mirror_st.connected, 0);
+    } else if (util_now_ms() - *refused_logged_ms >= 1000) {
+        *refused_logged_ms = util_now_ms(); /* at most once a second */
+        log_warn("redis mirror: Redis refused writes; the executions concerned will be resynced later");
+    }
+    report_lost(batch, !lost_connection);
+    pthread_mutex_lock(&mirror_st.lock);
+    if (mirror_st.stopping)
+        mirror_st.stop_lost += n;
+    pthread_mutex_unlock(&mirror_st.lock);
+}
+
 void *mirror_writer_main(void *arg)
 {
     (void)arg;
@@ -394,44 +441,14 @@ void *mirror_writer_main(void *arg)
             pthread_mutex_unlock(&mirror_st.lock);
             break;
         }
-        /* take up to BATCH_MAX_OPS ops */
-        op_t *batch = mirror_st.head, *last = batch;
-        size_t n = 1, bytes = batch->bytes, events = batch->n_events;
-        while (last->next != NULL && n < BATCH_MAX_OPS && bytes < BATCH_MAX_BYTES) {
-            last = last->next;
-            n++;
-            bytes += last->bytes;
-            events += last->n_events;
-        }
-        mirror_st.head = last->next;
-        if (mirror_st.head == NULL)
-            mirror_st.tail = NULL;
-        last->next = NULL;
-        mirror_st.queue_bytes -= bytes;
-        mirror_st.queue_ops -= n;
-        mirror_st.queue_events -= events;
+        size_t n;
+        op_t *batch = batch_take_locked(&n);
         pthread_mutex_unlock(&mirror_st.lock);
         int wrc = write_batch(c, batch);
         if (wrc == 0 && mirror_st.last_error[0] != '\0')
             set_last_error(""); /* writes go through again */
-        if (wrc != 0) {
-            int lost_connection = c->err != 0;
-            if (lost_connection) {
-                set_last_error(c->errstr);
-                log_warn("redis mirror: connection lost (%s); %zu operations will be resynced", c->errstr, n);
-                mirror_redis_close(MIRROR_CONN_WRITER, c);
-                c = NULL;
-                atomic_store(&mirror_st.connected, 0);
-            } else if (util_now_ms() - refused_logged_ms >= 1000) {
-                refused_logged_ms = util_now_ms(); /* at most once a second */
-                log_warn("redis mirror: Redis refused writes; the executions concerned will be resynced later");
-            }
-            report_lost(batch, !lost_connection);
-            pthread_mutex_lock(&mirror_st.lock);
-            if (mirror_st.stopping)
-                mirror_st.stop_lost += n; /* nobody resyncs them any more: counted by mirror_stop */
-            pthread_mutex_unlock(&mirror_st.lock);
-        }
+        if (wrc != 0)
+            batch_failed(&c, batch, n, &refused_logged_ms);
         while (batch != NULL) {
             op_t *next = batch->next;
             mirror_op_free(batch);
