@@ -8,7 +8,9 @@
  * connection) asks the loop to resync the affected executions from memory.
  * A reader thread, with its own connection, answers reads for executions this
  * replica does not hold; answers come back to the loop through h2o's
- * ctx.queue. Without REDIS_URL every call here is a no-op.
+ * ctx.queue. A third thread, the replica watcher (replica.c), heartbeats.
+ * Every connection is close-on-exec; every timed wait is monotonic. Without
+ * REDIS_URL every call here is a no-op.
  */
 #ifndef MCP_SANDBOXD_MIRROR_H
 #define MCP_SANDBOXD_MIRROR_H
@@ -37,7 +39,13 @@ typedef struct mirror_url {
 int mirror_url_parse(const char *url, mirror_url_t *out, char *err, size_t errlen);
 /** Starts the writer and reader threads when config.redis_url is set. 0 / -1 with err (bad URL). */
 int mirror_start(char *err, size_t errlen);
-/** Flushes the queue within `deadline_ms` and stops the threads. */
+/**
+ * Loop thread: lets the writer drain the queue while Redis answers, and stops
+ * the writer, reader and watcher threads, all within `deadline_ms`: when it
+ * passes, the Redis connections are shut down so no blocked call can hold the
+ * exit (a connect under way still has its 2 s timeout). Logs how many
+ * operations were not written ("N operations not written to Redis").
+ */
 void mirror_stop(int deadline_ms);
 /** 1 when REDIS_URL is set. */
 int mirror_enabled(void);

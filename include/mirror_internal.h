@@ -47,12 +47,14 @@ typedef struct mirror_state {
     op_t *head, *tail;
     size_t queue_bytes, queue_ops, queue_events;
     int writer_waiting, stopping;
+    size_t stop_lost;        /* operations of batches that failed once stopping (nobody resyncs them) */
     pthread_t writer, reader;
     _Atomic int connected;
     _Atomic unsigned long long drops, resyncs, written, batches_lost, reconnects;
     char instance[17];       /* this process's random token, written beside its running executions */
     _Atomic uint64_t loop_tick_ms; /* util_now_ms() at the loop's last tick: a wedged loop stops the heartbeat */
     _Atomic unsigned long long replicas_lost, executions_lost; /* found by the watcher */
+    _Atomic unsigned long long sweeps; /* lost-replica sweeps the watcher completed */
     pthread_t watcher;
     char last_error[256]; /* under lock */
     /* reader */
@@ -116,11 +118,20 @@ void mirror_op_free(op_t *o);
 void *mirror_writer_main(void *arg);
 /** The reader thread's body. */
 void *mirror_reader_main(void *arg);
-/** Any mirror thread: connects, authenticates and selects the db. NULL with err filled on failure. */
-redisContext *mirror_redis_open(char *err, size_t errlen);
+/** The threads' connections, one each (see mirror_redis_cut_all). */
+enum { MIRROR_CONN_WRITER, MIRROR_CONN_READER, MIRROR_CONN_WATCHER, MIRROR_CONN_SLOTS };
+/**
+ * A mirror thread: connects its `slot` connection (close-on-exec), authenticates
+ * and selects the db. NULL with err filled on failure.
+ */
+redisContext *mirror_redis_open(int slot, char *err, size_t errlen);
+/** The thread owning `slot`: frees its connection (NULL: nothing). */
+void mirror_redis_close(int slot, redisContext *c);
+/** Any thread (mirror_stop at the deadline): shuts every connection down, so blocked calls fail now. 1 the first time. */
+int mirror_redis_cut_all(void);
 /** The watcher thread's body (replica.c): heartbeat and lost-replica sweep. */
 void *replica_watcher_main(void *arg);
-/** Loop thread: stops the watcher (deletes the heartbeat: a clean exit is not a loss). */
-void replica_watcher_stop(void);
+/** Loop thread: asks the watcher to stop (it deletes the heartbeat: a clean exit is not a loss). */
+void replica_watcher_signal_stop(void);
 
 #endif

@@ -70,9 +70,9 @@ void sandbox_identity(uid_t *uid, gid_t *gid);
 
 /** Creates a fresh workspace directory owned by the sandbox user; path into buf. 0 / -1. */
 int sandbox_workspace_create(char *buf, size_t len, char *err, size_t errlen);
-/** Removes a workspace tree (not following symlinks), on a background thread. */
+/** Queues a workspace tree for removal (not following symlinks) by the one remover thread, started at the first call. */
 void sandbox_workspace_remove(const char *path);
-/** Waits up to `deadline_ms` for background removals; returns how many are still running. */
+/** Waits up to `deadline_ms` (monotonic) for the queued removals; returns how many are left. */
 int sandbox_workspace_wait(int deadline_ms);
 /** Removes a workspace tree now (shutdown). */
 void sandbox_workspace_remove_now(const char *path);

@@ -91,6 +91,13 @@ static int shutdown_done(void)
     return 0;
 }
 
+/* What is left of --shutdown-grace (0 after a second signal): the last steps share it, so the exit binds. */
+static int grace_left_ms(void)
+{
+    uint64_t spent = util_now_ms() - shutdown_started, grace = (uint64_t)config.shutdown_grace * 1000;
+    return spent < grace ? (int)(grace - spent) : 0;
+}
+
 int main(int argc, char **argv)
 {
     char err[512], *out = malloc(16384);
@@ -173,11 +180,11 @@ int main(int argc, char **argv)
     if (exec_running() > 0)
         exec_abandon_all();
     session_end_all();
-    int left = sandbox_workspace_wait(config.shutdown_grace * 1000 / 2 + 1000);
+    int left = sandbox_workspace_wait(grace_left_ms() / 2);
     if (left > 0)
         log_warn("%d workspace removals still running at exit: their directories stay under %s", left,
                  config.workspace_root);
-    mirror_stop(config.shutdown_grace * 1000 / 2 + 1000);
+    mirror_stop(grace_left_ms());
     h2o_socket_close(sigsock);
     deadline_close();
     h2o_evloop_run(loop, 0); /* lets h2o free the closed sockets */

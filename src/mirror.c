@@ -1,26 +1,39 @@
 /*
- * mirror: the Redis mirror.
+ * mirror: the Redis mirror, loop side.
  *
  * Threads and ownership:
- *  - the loop thread enqueues operations (mirror_exec_*) and owns the set of
- *    "dirty" executions that Redis may hold wrongly;
- *  - the writer thread owns its hiredis connection; it takes the whole queue
- *    at once and writes it as one pipeline (consecutive events of one
- *    execution become one variadic RPUSH);
+ *  - the loop thread enqueues operations (mirror_exec_*, mirror_session_*),
+ *    staged per loop turn and spliced into the writer's queue once a turn
+ *    (mirror_flush), and owns the set of "dirty" executions that Redis may
+ *    hold wrongly;
+ *  - the writer thread owns its hiredis connection; it takes up to
+ *    BATCH_MAX_OPS operations (BATCH_MAX_BYTES) at a time and writes them as
+ *    one pipeline (consecutive events of one execution become variadic RPUSHes);
  *  - the reader thread owns another connection and answers cross-replica
- *    reads, posting results back to the loop through h2o's ctx.queue.
- * The queue is the only shared state (one mutex). When the queue is full an
- * operation is dropped and its execution marked dirty; when a batch is lost
- * with the connection the writer posts the batch's execution ids back to the
- * loop, which marks them dirty. Dirty executions are resynced from memory
- * (DEL + RPUSH of every held event + SET of the metadata) once Redis answers,
- * so Redis ends up holding exactly what the replica holds.
+ *    reads from its own queue, posting results back to the loop through h2o's
+ *    ctx.queue;
+ *  - the replica watcher (replica.c) owns a third connection: heartbeat and
+ *    lost-replica sweeps.
+ * Shared: the writer queue (`lock`), the reader queue (`rlock`), atomic
+ * counters, and the connections' sockets (mirror_threads.c's conns_lock, so
+ * mirror_stop can cut them). When the queue is full an operation is dropped
+ * and its execution marked dirty; when a batch is lost with the connection or
+ * refused, the writer posts the batch's execution ids back to the loop, which
+ * marks them dirty. Dirty executions are resynced from memory (one MULTI: DEL +
+ * RPUSH of every held event + SET of the metadata) once Redis answers, so
+ * Redis ends up holding exactly what the replica holds. Every timed wait of
+ * these threads is on CLOCK_MONOTONIC (clock.h).
  *
- * This file is the loop side (URL, queue, dirty set, resync, lifecycle);
- * mirror_threads.c holds the writer and reader threads.
+ * At shutdown mirror_stop gives the writer until one deadline to drain, then
+ * stops the threads by the same deadline, cutting the connections if Redis
+ * has not answered by then; what was not written is counted and logged.
+ *
+ * This file holds the URL parser, the queues, the dirty set, resync and the
+ * lifecycle; mirror_threads.c the writer and reader threads.
  */
 #include "mirror.h"
 #include "mirror_internal.h"
+#include "clock.h"
 #include "config.h"
 #include "deadline.h"
 #include "exec.h"
@@ -728,6 +741,11 @@ int mirror_start(char *err, size_t errlen)
     h2o_multithread_register_receiver(http_context()->queue, &mirror_st.receiver, on_messages);
     mirror_st.resync_timer.cb = resync_dirty;
     util_random_hex(mirror_st.instance, 8);
+    /* the writer's backoff waits on `cond` against CLOCK_MONOTONIC: a wall-clock step cannot stretch them */
+    if (clock_cond_init(&mirror_st.cond) != 0) {
+        snprintf(err, errlen, "cannot create the mirror's condition variable");
+        return -1;
+    }
     on_tick(&mirror_st.tick_timer);
     if (pthread_create(&mirror_st.writer, NULL, mirror_writer_main, NULL) != 0 ||
         pthread_create(&mirror_st.reader, NULL, mirror_reader_main, NULL) != 0 ||
@@ -738,51 +756,78 @@ int mirror_start(char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * Joins thread `t` by `until` (CLOCK_MONOTONIC). Past it, cuts every Redis
+ * connection (shutdown(2)), so a call blocked on a hung Redis fails now, and
+ * joins then: what is left of the thread is a few instructions, or a connect
+ * that is still under way (hiredis' 2 s connect timeout).
+ */
+static void join_by(pthread_t t, const struct timespec *until)
+{
+    if (pthread_clockjoin_np(t, NULL, CLOCK_MONOTONIC, until) == 0)
+        return;
+    if (mirror_redis_cut_all())
+        log_warn("redis mirror: the shutdown deadline passed with Redis still busy: cutting its connections");
+    pthread_join(t, NULL);
+}
+
+/* Frees the queue (Redis unreachable or the deadline passed); returns how many operations it held. */
+static size_t queue_drop_locked(void)
+{
+    size_t n = mirror_st.queue_ops;
+    for (op_t *o = mirror_st.head; o != NULL;) {
+        op_t *next = o->next;
+        mirror_op_free(o);
+        o = next;
+    }
+    mirror_st.head = mirror_st.tail = NULL;
+    mirror_st.queue_ops = mirror_st.queue_bytes = mirror_st.queue_events = 0;
+    return n;
+}
+
+/*
+ * Lets the writer drain the queue while Redis answers, then stops the three
+ * threads, all by one deadline `deadline_ms` from now: past it the Redis
+ * connections are cut, so a slow or hung Redis cannot hold the exit. Counts
+ * and logs the operations that were not written.
+ */
 void mirror_stop(int deadline_ms)
 {
     if (!mirror_st.enabled)
         return;
     mirror_flush();
-    uint64_t until = util_now_ms() + (uint64_t)deadline_ms;
-    /* let the writer drain while Redis answers, up to the deadline */
+    struct timespec until;
+    clock_deadline(&until, (uint64_t)deadline_ms);
+    uint64_t until_ms = util_now_ms() + (uint64_t)deadline_ms;
     for (;;) {
         pthread_mutex_lock(&mirror_st.lock);
         size_t left = mirror_st.queue_ops;
         pthread_mutex_unlock(&mirror_st.lock);
-        if (left == 0 || util_now_ms() >= until || !atomic_load(&mirror_st.connected))
+        if (left == 0 || util_now_ms() >= until_ms || !atomic_load(&mirror_st.connected))
             break;
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
     }
     pthread_mutex_lock(&mirror_st.lock);
     mirror_st.stopping = 1;
-    size_t left = mirror_st.queue_ops;
-    if (left > 0 && !atomic_load(&mirror_st.connected)) {
-        /* Redis is down: what is queued cannot be written; drop it and say so */
-        for (op_t *o = mirror_st.head; o != NULL;) {
-            op_t *next = o->next;
-            mirror_op_free(o);
-            o = next;
-        }
-        mirror_st.head = mirror_st.tail = NULL;
-        mirror_st.queue_ops = mirror_st.queue_bytes = mirror_st.queue_events = 0;
-    }
+    size_t dropped = atomic_load(&mirror_st.connected) ? 0 : queue_drop_locked(); /* Redis is down */
     pthread_mutex_unlock(&mirror_st.lock);
     pthread_cond_broadcast(&mirror_st.cond);
-    pthread_join(mirror_st.writer, NULL);
     pthread_mutex_lock(&mirror_st.rlock);
     mirror_st.rstopping = 1;
     pthread_mutex_unlock(&mirror_st.rlock);
     pthread_cond_broadcast(&mirror_st.rcond);
-    pthread_join(mirror_st.reader, NULL);
+    join_by(mirror_st.writer, &until);
+    join_by(mirror_st.reader, &until);
     deadline_cancel(&mirror_st.tick_timer);
-    replica_watcher_stop(); /* after the writer: the final statuses are in Redis before the heartbeat goes */
+    replica_watcher_signal_stop(); /* after the writer: the final statuses are in Redis before the heartbeat goes */
+    join_by(mirror_st.watcher, &until);
     pthread_mutex_lock(&mirror_st.lock);
-    size_t unwritten = mirror_st.queue_ops; /* what the writer did not get to, counted after it stopped */
+    size_t late = queue_drop_locked() + mirror_st.stop_lost; /* left queued, or lost in flight at the cut */
     pthread_mutex_unlock(&mirror_st.lock);
-    if (left > 0 || unwritten > 0)
-        log_warn("redis mirror: %zu operations not written at shutdown (%s)", left > unwritten ? left : unwritten,
-                 unwritten == 0 && left > 0 ? "dropped: Redis was unreachable" : "the shutdown deadline passed first");
+    if (dropped + late > 0)
+        log_warn("redis mirror: %zu operations not written to Redis at shutdown (%s)", dropped + late,
+                 late == 0 ? "Redis was unreachable" : "the shutdown deadline passed first");
     log_info("redis mirror stopped: %llu events written, %llu dropped, %llu resyncs", (unsigned long long)mirror_st.written,
              (unsigned long long)mirror_st.drops, (unsigned long long)mirror_st.resyncs);
 }
@@ -817,6 +862,8 @@ void mirror_metrics(strbuf_t *out)
     metric(out, "mirror_dirty_executions", "gauge", "Executions waiting to be resynced.", (double)n_dirty);
     metric(out, "replicas_lost_total", "counter", "Other replicas this one found without a heartbeat and swept.",
            (double)atomic_load(&mirror_st.replicas_lost));
+    metric(out, "replica_sweeps_total", "counter", "Lost-replica sweeps the replica watcher completed.",
+           (double)atomic_load(&mirror_st.sweeps));
     metric(out, "executions_marked_lost_total", "counter",
            "Executions this replica marked failed / \"replica lost\" in Redis.", (double)atomic_load(&mirror_st.executions_lost));
 }

@@ -7,24 +7,32 @@
  *    to the loop, which resyncs those executions from memory.
  *  - reader: answers reads for executions this replica does not hold, for
  *    the owning session only, and refreshes their TTLs.
+ * Every connection (these two and the replica watcher's) is opened by
+ * mirror_redis_open: close-on-exec, and registered so that mirror_stop can
+ * cut it when the shutdown deadline passes.
  */
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "mirror_internal.h"
 #include "util.h"
 
 #include <bsd/string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define BATCH_MAX_OPS 4096
 #define BATCH_MAX_BYTES (8u << 20) /* one pipeline's worth: bounds hiredis' output buffer */
 #define RPUSH_GROUP_MAX 1024
+#define READ_PIPELINE_MAX 512 /* executions whose reads go in one pipeline (read_session) */
 
 /* ---------------------------------------------------------------- connections */
 
@@ -35,17 +43,71 @@ static void set_last_error(const char *s)
     pthread_mutex_unlock(&mirror_st.lock);
 }
 
-redisContext *mirror_redis_open(char *err, size_t errlen)
+/*
+ * The socket of each thread's connection, so that mirror_stop can cut them
+ * (shutdown(2)) when the shutdown deadline passes: hiredis' sync calls block
+ * in read/write, and a cut socket makes them fail at once. Under conns_lock,
+ * so a socket is never cut after its thread closed it (the number reused).
+ */
+static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static int conn_fd[MIRROR_CONN_SLOTS] = {-1, -1, -1};
+static int conns_cut; /* once set, every connection (even a new one) is cut */
+
+/* Records `c` as slot's connection; cuts it at once when the deadline has already passed. */
+static void conn_register(int slot, redisContext *c)
+{
+    pthread_mutex_lock(&conns_lock);
+    conn_fd[slot] = c->fd;
+    if (conns_cut)
+        shutdown(c->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&conns_lock);
+}
+
+void mirror_redis_close(int slot, redisContext *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&conns_lock);
+    if (conn_fd[slot] == c->fd)
+        conn_fd[slot] = -1;
+    pthread_mutex_unlock(&conns_lock);
+    redisFree(c);
+}
+
+int mirror_redis_cut_all(void)
+{
+    pthread_mutex_lock(&conns_lock);
+    int first = !conns_cut;
+    conns_cut = 1;
+    for (int i = 0; i < MIRROR_CONN_SLOTS; i++)
+        if (conn_fd[i] >= 0)
+            shutdown(conn_fd[i], SHUT_RDWR);
+    pthread_mutex_unlock(&conns_lock);
+    return first;
+}
+
+/*
+ * Connects slot's connection. hiredis 0.14 creates its socket without
+ * SOCK_CLOEXEC: FD_CLOEXEC is set right after the connect (a child forked in
+ * between still closes it: proc.c's child closes every fd above its own).
+ */
+redisContext *mirror_redis_open(int slot, char *err, size_t errlen)
 {
     struct timeval tv = {2, 0};
     redisContext *c = mirror_st.url.unix_socket ? redisConnectUnixWithTimeout(mirror_st.url.path, tv)
                                         : redisConnectWithTimeout(mirror_st.url.host, mirror_st.url.port, tv);
+    if (c != NULL && !c->err && fcntl(c->fd, F_SETFD, FD_CLOEXEC) != 0) {
+        snprintf(err, errlen, "cannot set close-on-exec on the Redis connection: %s", strerror(errno));
+        redisFree(c);
+        return NULL;
+    }
     if (c == NULL || c->err) {
         snprintf(err, errlen, "%s", c != NULL ? c->errstr : "cannot allocate a connection");
         if (c != NULL)
             redisFree(c);
         return NULL;
     }
+    conn_register(slot, c);
     struct timeval cmd = {5, 0};
     redisSetTimeout(c, cmd);
     if (!mirror_st.url.unix_socket)
@@ -80,24 +142,16 @@ redisContext *mirror_redis_open(char *err, size_t errlen)
 Fail:
     if (r != NULL)
         freeReplyObject(r);
-    redisFree(c);
+    mirror_redis_close(slot, c);
     return NULL;
 }
 
 /* Waits up to `ms` on the queue condition (returns early when stopping). */
 static void writer_sleep(int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
     pthread_mutex_lock(&mirror_st.lock);
     if (!mirror_st.stopping)
-        pthread_cond_timedwait(&mirror_st.cond, &mirror_st.lock, &ts);
+        clock_cond_wait_ms(&mirror_st.cond, &mirror_st.lock, (uint64_t)ms); /* monotonic: see mirror_start */
     pthread_mutex_unlock(&mirror_st.lock);
 }
 
@@ -163,12 +217,6 @@ static int has_error_element(const redisReply *r)
     return 0;
 }
 
-/*
- * Writes a batch as one pipeline; an EVENT op carries up to ~1000 events of
- * one execution and becomes variadic RPUSHes. Returns 0 when every reply arrived, -1 when
- * the connection failed, -2 when Redis refused a command (either way the
- * batch's executions must be resynced; after -2, not at once).
- */
 /* Deletes a session record only if it still names this replica (another may have adopted it). */
 static const char session_del_script[] =
     "local v = redis.call('GET', KEYS[1]) "
@@ -209,6 +257,16 @@ static void append_running_index(struct pipeline *p, const op_t *o, const char *
     }
 }
 
+/*
+ * Writes a batch (a list of operations of any kind) as one pipeline, then
+ * reads every reply: META and RESYNC rewrite execution:{id}, its session set
+ * and replica:{id}:running (a RESYNC inside MULTI/EXEC, with its whole event
+ * list), EVENT ops become RPUSHes of up to RPUSH_GROUP_MAX values with LTRIM
+ * and EXPIRE, TOUCH refreshes TTLs, SESSION_* write or delete session
+ * records. Returns 0 when every reply arrived without error, -1 when the
+ * connection failed (c->err), -2 when Redis refused a command (either way
+ * the batch's executions must be resynced; after -2, not at once).
+ */
 static int write_batch(redisContext *c, op_t *batch)
 {
     struct pipeline p = {.c = c};
@@ -286,6 +344,53 @@ static void report_lost(op_t *batch, int command_error)
     mirror_post(m);
 }
 
+/* Writer, under lock: unlinks up to BATCH_MAX_OPS operations (BATCH_MAX_BYTES) from the queue's head. */
+static op_t *batch_take_locked(size_t *count)
+{
+    op_t *batch = mirror_st.head, *last = batch;
+    size_t n = 1, bytes = batch->bytes, events = batch->n_events;
+    while (last->next != NULL && n < BATCH_MAX_OPS && bytes < BATCH_MAX_BYTES) {
+        last = last->next;
+        n++;
+        bytes += last->bytes;
+        events += last->n_events;
+    }
+    mirror_st.head = last->next;
+    if (mirror_st.head == NULL)
+        mirror_st.tail = NULL;
+    last->next = NULL;
+    mirror_st.queue_bytes -= bytes;
+    mirror_st.queue_ops -= n;
+    mirror_st.queue_events -= events;
+    *count = n;
+    return batch;
+}
+
+/*
+ * Writer, after a batch of `n` operations failed: drops a broken connection
+ * (*c = NULL), has the loop resync the batch's executions, and once stopping
+ * (nobody resyncs any more) counts the batch for mirror_stop's report.
+ */
+static void batch_failed(redisContext **c, op_t *batch, size_t n, uint64_t *refused_logged_ms)
+{
+    int lost_connection = (*c)->err != 0;
+    if (lost_connection) {
+        set_last_error((*c)->errstr);
+        log_warn("redis mirror: connection lost (%s); %zu operations will be resynced", (*c)->errstr, n);
+        mirror_redis_close(MIRROR_CONN_WRITER, *c);
+        *c = NULL;
+        atomic_store(&mirror_st.connected, 0);
+    } else if (util_now_ms() - *refused_logged_ms >= 1000) {
+        *refused_logged_ms = util_now_ms(); /* at most once a second */
+        log_warn("redis mirror: Redis refused writes; the executions concerned will be resynced later");
+    }
+    report_lost(batch, !lost_connection);
+    pthread_mutex_lock(&mirror_st.lock);
+    if (mirror_st.stopping)
+        mirror_st.stop_lost += n;
+    pthread_mutex_unlock(&mirror_st.lock);
+}
+
 void *mirror_writer_main(void *arg)
 {
     (void)arg;
@@ -302,7 +407,7 @@ void *mirror_writer_main(void *arg)
             pthread_mutex_unlock(&mirror_st.lock);
             if (stop)
                 break; /* shutting down without a connection: mirror_stop drops what is left */
-            c = mirror_redis_open(err, sizeof(err));
+            c = mirror_redis_open(MIRROR_CONN_WRITER, err, sizeof(err));
             if (c == NULL) {
                 set_last_error(err);
                 if (backoff == 100 || !ever)
@@ -336,48 +441,21 @@ void *mirror_writer_main(void *arg)
             pthread_mutex_unlock(&mirror_st.lock);
             break;
         }
-        /* take up to BATCH_MAX_OPS ops */
-        op_t *batch = mirror_st.head, *last = batch;
-        size_t n = 1, bytes = batch->bytes, events = batch->n_events;
-        while (last->next != NULL && n < BATCH_MAX_OPS && bytes < BATCH_MAX_BYTES) {
-            last = last->next;
-            n++;
-            bytes += last->bytes;
-            events += last->n_events;
-        }
-        mirror_st.head = last->next;
-        if (mirror_st.head == NULL)
-            mirror_st.tail = NULL;
-        last->next = NULL;
-        mirror_st.queue_bytes -= bytes;
-        mirror_st.queue_ops -= n;
-        mirror_st.queue_events -= events;
+        size_t n;
+        op_t *batch = batch_take_locked(&n);
         pthread_mutex_unlock(&mirror_st.lock);
         int wrc = write_batch(c, batch);
         if (wrc == 0 && mirror_st.last_error[0] != '\0')
             set_last_error(""); /* writes go through again */
-        if (wrc != 0) {
-            int lost_connection = c->err != 0;
-            if (lost_connection) {
-                set_last_error(c->errstr);
-                log_warn("redis mirror: connection lost (%s); %zu operations will be resynced", c->errstr, n);
-                redisFree(c);
-                c = NULL;
-                atomic_store(&mirror_st.connected, 0);
-            } else if (util_now_ms() - refused_logged_ms >= 1000) {
-                refused_logged_ms = util_now_ms(); /* at most once a second */
-                log_warn("redis mirror: Redis refused writes; the executions concerned will be resynced later");
-            }
-            report_lost(batch, !lost_connection);
-        }
+        if (wrc != 0)
+            batch_failed(&c, batch, n, &refused_logged_ms);
         while (batch != NULL) {
             op_t *next = batch->next;
             mirror_op_free(batch);
             batch = next;
         }
     }
-    if (c != NULL)
-        redisFree(c);
+    mirror_redis_close(MIRROR_CONN_WRITER, c);
     atomic_store(&mirror_st.connected, 0);
     return NULL;
 }
@@ -448,6 +526,62 @@ static void read_exec(redisContext *c, struct read_req *q, mirror_msg_t *m)
         freeReplyObject(r);
 }
 
+/* Appends to `b` the summary of one execution's metadata `g` when it belongs to session `sid`. */
+static void summary_append(strbuf_t *b, int *first, const redisReply *g, const char *sid)
+{
+    if (g->type != REDIS_REPLY_STRING || !owned_by(g->str, g->len, sid))
+        return;
+    cJSON *meta = cJSON_ParseWithLength(g->str, g->len), *o = cJSON_CreateObject();
+    static const char *keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", NULL};
+    for (int k = 0; keys[k] != NULL; k++) {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, keys[k]);
+        cJSON_AddItemToObject(o, keys[k], v != NULL ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    if (s == NULL)
+        util_oom();
+    if (!*first)
+        strbuf_puts(b, ",");
+    strbuf_puts(b, s);
+    *first = 0;
+    free(s);
+    cJSON_Delete(o);
+    cJSON_Delete(meta);
+}
+
+/*
+ * Sends, as one pipeline, the GET of executions [off, off + k) of the SMEMBERS
+ * reply `r` and the EXPIREs of their keys (a read through the tools refreshes
+ * the TTLs of what it read), then reads the replies. -1 when the connection
+ * failed (a partial list would look complete: the caller fails the read).
+ */
+static int read_summaries(redisContext *c, const redisReply *r, size_t off, size_t k, const char *sid, strbuf_t *b,
+                          int *first)
+{
+    for (size_t i = off; i < off + k; i++) {
+        const char *id = r->element[i]->str;
+        size_t len = r->element[i]->len;
+        if (redisAppendCommand(c, "GET execution:%b", id, len) != REDIS_OK ||
+            redisAppendCommand(c, "EXPIRE execution:%b %d", id, len, config.redis_ttl) != REDIS_OK ||
+            redisAppendCommand(c, "EXPIRE execution:%b:output %d", id, len, config.redis_ttl) != REDIS_OK)
+            return -1;
+    }
+    for (size_t i = 0; i < 3 * k; i++) {
+        redisReply *x = NULL;
+        if (redisGetReply(c, (void **)&x) != REDIS_OK)
+            return -1;
+        if (i % 3 == 0)
+            summary_append(b, first, x, sid);
+        freeReplyObject(x);
+    }
+    return 0;
+}
+
+/*
+ * Lists a session's executions: SMEMBERS, then every member's GET and
+ * EXPIREs pipelined READ_PIPELINE_MAX executions at a time, then the set's
+ * EXPIRE: two round trips for a session of up to READ_PIPELINE_MAX runs.
+ */
 static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
 {
     char skey[64];
@@ -460,39 +594,19 @@ static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
     strbuf_t b = {0};
     strbuf_puts(&b, "[");
     int first = 1;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        redisReply *g = redisCommand(c, "GET execution:%b", r->element[i]->str, r->element[i]->len);
-        if (g == NULL) {
-            m->err = xstrdup(c->errstr); /* a partial list would look complete: fail the read */
+    size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    for (size_t off = 0; off < n; off += READ_PIPELINE_MAX) {
+        size_t k = n - off < READ_PIPELINE_MAX ? n - off : READ_PIPELINE_MAX;
+        if (read_summaries(c, r, off, k, q->session_id, &b, &first) != 0) {
+            m->err = xstrdup(c->err ? c->errstr : "cannot send the reads");
             break;
         }
-        /* a read through the tools refreshes the TTLs of what it read */
-        redisReply *x = redisCommand(c, "EXPIRE execution:%b %d", r->element[i]->str, r->element[i]->len, config.redis_ttl);
-        if (x != NULL)
-            freeReplyObject(x);
-        x = redisCommand(c, "EXPIRE execution:%b:output %d", r->element[i]->str, r->element[i]->len, config.redis_ttl);
-        if (x != NULL)
-            freeReplyObject(x);
-        if (g != NULL && g->type == REDIS_REPLY_STRING && owned_by(g->str, g->len, q->session_id)) {
-            cJSON *meta = cJSON_ParseWithLength(g->str, g->len), *o = cJSON_CreateObject();
-            static const char *keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", NULL};
-            for (int k = 0; keys[k] != NULL; k++) {
-                cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, keys[k]);
-                cJSON_AddItemToObject(o, keys[k], v != NULL ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
-            }
-            char *s = cJSON_PrintUnformatted(o);
-            if (!first)
-                strbuf_puts(&b, ",");
-            strbuf_puts(&b, s);
-            first = 0;
-            free(s);
-            cJSON_Delete(o);
-            cJSON_Delete(meta);
-        }
-        if (g != NULL)
-            freeReplyObject(g);
     }
     freeReplyObject(r);
+    if (m->err != NULL) {
+        strbuf_free(&b);
+        return;
+    }
     r = redisCommand(c, "EXPIRE %s %d", skey, config.redis_ttl);
     if (r != NULL)
         freeReplyObject(r);
@@ -549,7 +663,7 @@ void *mirror_reader_main(void *arg)
             m->err = xstrdup("Redis did not answer in time");
         for (int attempt = 0; attempt < 2 && m->err == NULL; attempt++) {
             if (c == NULL) {
-                if ((c = mirror_redis_open(err, sizeof(err))) == NULL) {
+                if ((c = mirror_redis_open(MIRROR_CONN_READER, err, sizeof(err))) == NULL) {
                     m->err = xstrdup(err);
                     break;
                 }
@@ -564,7 +678,7 @@ void *mirror_reader_main(void *arg)
                 read_exec(c, q, m);
             if (m->err == NULL || !c->err)
                 break;
-            redisFree(c); /* the connection failed: one fresh attempt */
+            mirror_redis_close(MIRROR_CONN_READER, c); /* the connection failed: one fresh attempt */
             c = NULL;
             if (attempt == 0) {
                 free(m->err);
@@ -576,8 +690,7 @@ void *mirror_reader_main(void *arg)
         }
         mirror_post(m);
     }
-    if (c != NULL)
-        redisFree(c);
+    mirror_redis_close(MIRROR_CONN_READER, c);
     return NULL;
 }
 

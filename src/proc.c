@@ -97,7 +97,8 @@ static void child_exec(const proc_spec_t *s, int fds[5], int marker_fd, pid_t pa
         if (SRC(i) >= 0 && dup2(floor + i, i) < 0)
             child_fail("dup2");
 #undef SRC
-    syscall(SYS_close_range, n, ~0U, 0);
+    if (syscall(SYS_close_range, n, ~0U, 0) != 0)
+        child_fail("close_range"); /* never run a command with the server's descriptors */
     struct rlimit core = {0, 0};
     setrlimit(RLIMIT_CORE, &core);
     if (setrlimit(RLIMIT_AS, &s->rl_as) != 0 || setrlimit(RLIMIT_CPU, &s->rl_cpu) != 0 ||

@@ -15,6 +15,7 @@
  * the loop rewrites every execution it holds. The owner stays the source of
  * truth. replica:{id}:running itself is kept by the writer thread.
  */
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "mirror_internal.h"
@@ -32,8 +33,15 @@
 #include <unistd.h>
 
 static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wcond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t wcond; /* times out on CLOCK_MONOTONIC (wcond_init) */
+static pthread_once_t wcond_once = PTHREAD_ONCE_INIT;
 static int wstop; /* under wlock */
+
+static void wcond_init(void)
+{
+    if (clock_cond_init(&wcond) != 0)
+        util_oom(); /* only ENOMEM can fail it */
+}
 
 /*
  * KEYS: replica:{id}, replica:{id}:running, replicas.
@@ -209,17 +217,10 @@ static int beat(redisContext *c, uint64_t started_wall_ms, int first, int *lapse
 /* Waits up to `ms` unless stopping; returns 1 when stopping. */
 static int watcher_sleep(uint64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    pthread_once(&wcond_once, wcond_init);
     pthread_mutex_lock(&wlock);
     if (!wstop)
-        pthread_cond_timedwait(&wcond, &wlock, &ts);
+        clock_cond_wait_ms(&wcond, &wlock, ms); /* monotonic: a wall-clock step does not delay the beat */
     int stop = wstop;
     pthread_mutex_unlock(&wlock);
     return stop;
@@ -234,7 +235,7 @@ void *replica_watcher_main(void *arg)
     int beats = 0, swept_own = 0, wedged = 0;
     char err[256];
     do {
-        if (c == NULL && (c = mirror_redis_open(err, sizeof(err))) == NULL)
+        if (c == NULL && (c = mirror_redis_open(MIRROR_CONN_WATCHER, err, sizeof(err))) == NULL)
             continue; /* the writer logs Redis' absence; try again next period */
         uint64_t silent = util_now_ms() - atomic_load(&mirror_st.loop_tick_ms);
         if (silent > 3 * period) {
@@ -258,7 +259,7 @@ void *replica_watcher_main(void *arg)
             }
         }
         if (beat(c, started_wall_ms, beats == 0, &lapsed) != 0 || c->err) {
-            redisFree(c);
+            mirror_redis_close(MIRROR_CONN_WATCHER, c);
             c = NULL;
             continue;
         }
@@ -270,13 +271,14 @@ void *replica_watcher_main(void *arg)
         }
         beats++;
         sweep(c);
+        atomic_fetch_add(&mirror_st.sweeps, 1);
         if (c->err) {
-            redisFree(c);
+            mirror_redis_close(MIRROR_CONN_WATCHER, c);
             c = NULL;
         }
     } while (!watcher_sleep(period));
     if (c == NULL)
-        c = mirror_redis_open(err, sizeof(err));
+        c = mirror_redis_open(MIRROR_CONN_WATCHER, err, sizeof(err));
     if (c != NULL) {
         /* a clean exit is not a loss: drop the heartbeat, then settle what is still listed as
          * running here (runs whose final status the writer could not write before the deadline) */
@@ -287,16 +289,16 @@ void *replica_watcher_main(void *arg)
         if (n > 0)
             log_warn("replica %s stopping: %lld executions had no final status in Redis; marked failed (replica lost)",
                      config.replica, n);
-        redisFree(c);
+        mirror_redis_close(MIRROR_CONN_WATCHER, c);
     }
     return NULL;
 }
 
-void replica_watcher_stop(void)
+void replica_watcher_signal_stop(void)
 {
+    pthread_once(&wcond_once, wcond_init);
     pthread_mutex_lock(&wlock);
     wstop = 1;
     pthread_mutex_unlock(&wlock);
     pthread_cond_broadcast(&wcond);
-    pthread_join(mirror_st.watcher, NULL);
 }

@@ -11,6 +11,7 @@
  * in `environment` (LD_PRELOAD, say) can act on bwrap outside the sandbox.
  */
 #include "sandbox.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "util.h"
@@ -727,49 +728,93 @@ void sandbox_workspace_remove_now(const char *path)
     nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
-/* Background removals in flight, so shutdown can wait for them (sandbox_workspace_wait). */
+/*
+ * Background removals: a queue of paths and one worker thread, started at the
+ * first removal and kept for the process's life (a mass expiry of sessions
+ * queues paths, it starts no threads). `removals` counts the queued and the
+ * one in progress, so shutdown can wait for them (sandbox_workspace_wait).
+ * All of it under removals_lock; the worker owns the path it took.
+ */
+struct removal {
+    struct removal *next;
+    char path[];
+};
 static pthread_mutex_t removals_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t removals_done = PTHREAD_COND_INITIALIZER;
-static int removals;
+static pthread_cond_t removals_cond; /* work queued or one done; monotonic (removals_init) */
+static pthread_once_t removals_once = PTHREAD_ONCE_INIT;
+static struct removal *removals_head, *removals_tail;
+static int removals, remover_started;
 
-static void *remove_thread(void *arg)
+static void removals_init(void)
 {
-    sandbox_workspace_remove_now(arg);
-    free(arg);
+    if (clock_cond_init(&removals_cond) != 0)
+        util_oom(); /* only ENOMEM can fail it */
+}
+
+/* The worker: removes queued workspaces one after another, for ever. */
+static void *remover_main(void *arg)
+{
+    (void)arg;
     pthread_mutex_lock(&removals_lock);
-    removals--;
-    pthread_cond_broadcast(&removals_done);
-    pthread_mutex_unlock(&removals_lock);
+    for (;;) {
+        while (removals_head == NULL)
+            pthread_cond_wait(&removals_cond, &removals_lock);
+        struct removal *r = removals_head;
+        removals_head = r->next;
+        if (removals_head == NULL)
+            removals_tail = NULL;
+        pthread_mutex_unlock(&removals_lock);
+        sandbox_workspace_remove_now(r->path);
+        free(r);
+        pthread_mutex_lock(&removals_lock);
+        removals--;
+        pthread_cond_broadcast(&removals_cond);
+    }
     return NULL;
 }
 
+/* Queues `path` for the worker (started at the first call); removes it here if no thread can start. */
 void sandbox_workspace_remove(const char *path)
 {
-    pthread_t t;
-    pthread_attr_t attr;
-    char *copy = xstrdup(path);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    size_t len = strlen(path) + 1;
+    struct removal *r = malloc(sizeof(*r) + len);
+    if (r == NULL)
+        util_oom();
+    memcpy(r->path, path, len);
+    r->next = NULL;
+    pthread_once(&removals_once, removals_init);
     pthread_mutex_lock(&removals_lock);
+    if (!remover_started) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        remover_started = pthread_create(&t, &attr, remover_main, NULL) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!remover_started) {
+        pthread_mutex_unlock(&removals_lock);
+        sandbox_workspace_remove_now(r->path);
+        free(r);
+        return;
+    }
+    if (removals_tail != NULL)
+        removals_tail->next = r;
+    else
+        removals_head = r;
+    removals_tail = r;
     removals++;
+    pthread_cond_broadcast(&removals_cond);
     pthread_mutex_unlock(&removals_lock);
-    if (pthread_create(&t, &attr, remove_thread, copy) != 0)
-        remove_thread(copy);
-    pthread_attr_destroy(&attr);
 }
 
 int sandbox_workspace_wait(int deadline_ms)
 {
+    pthread_once(&removals_once, removals_init);
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += deadline_ms / 1000;
-    until.tv_nsec += (long)(deadline_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    clock_deadline(&until, deadline_ms > 0 ? (uint64_t)deadline_ms : 0);
     pthread_mutex_lock(&removals_lock);
-    while (removals > 0 && pthread_cond_timedwait(&removals_done, &removals_lock, &until) == 0)
+    while (removals > 0 && pthread_cond_timedwait(&removals_cond, &removals_lock, &until) == 0)
         ;
     int left = removals;
     pthread_mutex_unlock(&removals_lock);

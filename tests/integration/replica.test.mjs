@@ -45,6 +45,18 @@ async function rawTool(server, sid, name, args) {
   return { status: r.status, json: r.json, result: r.json?.result?.structuredContent, text: r.text };
 }
 
+// The replica watcher's completed lost-replica sweeps (/metrics).
+const sweeps = async (server) => {
+  const text = await (await fetch(`${server.base}/metrics`)).text();
+  return Number(/^mcp_sandboxd_replica_sweeps_total (\S+)$/m.exec(text)[1]);
+};
+// Waits until `server` has completed `n` more sweeps than now: what it would
+// have done by then, it has done.
+const moreSweeps = async (server, n = 2) => {
+  const from = await sweeps(server);
+  await waitFor(async () => (await sweeps(server)) >= from + n, { what: `${n} more sweeps` });
+};
+
 const killHard = async (server) => {
   server.proc.kill('SIGKILL');
   await server.exited;
@@ -101,7 +113,7 @@ describe('heartbeat', () => {
     const m = await meta(redis, r.execution_id);
     assert.equal(m.status, 'cancelled', 'the run stopped by the shutdown is recorded as cancelled, not lost');
     assert.equal(await redis.acli('HLEN', 'replica:hb-b:1:running'), '0');
-    await sleep(2500);
+    await moreSweeps(a); /* a whole sweep of the survivor began after the stop */
     assert.doesNotMatch(a.log(), /replica hb-b:1 lost/);
   });
 });
@@ -211,7 +223,7 @@ describe('restart under the same id, and a frozen replica', () => {
       const { client: c2 } = await connect(a2);
       const r2 = await call(c2, 'execute_code_async', { command: 'sleep 300' });
       await waitFor(async () => (await meta(redis, r2.execution_id))?.status === 'running', { what: 'new run' });
-      await sleep(500);
+      await moreSweeps(b); /* the survivor swept (twice) while the new run was listed */
       assert.equal((await meta(redis, r2.execution_id)).status, 'running');
       await c2.close();
     } finally {
