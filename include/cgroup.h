@@ -45,7 +45,7 @@ typedef struct cgroup_limits {
 typedef struct cgroup_stats {
     uint64_t cpu_ns;     /**< CPU time of every process of the run */
     uint64_t peak_bytes; /**< peak memory (memory.max_usage_in_bytes / memory.peak); 0 when unknown */
-    uint64_t oom_kills;  /**< processes the OOM killer ended in the run */
+    uint64_t oom_kills;  /**< processes the OOM killer ended in the run (at least 1 once the run hit OOM) */
 } cgroup_stats_t;
 
 /** One run's cgroup. Zero-initialise; `active` once created. */
@@ -55,6 +55,7 @@ typedef struct cgroup_run {
     int procs_fd[CGROUP_MAX_DIRS];  /**< cgroup.procs of each hierarchy, open for the child to join; -1 */
     int n_procs_fd;
     h2o_socket_t *oom_sock;         /**< v1: eventfd signalled on OOM (the run is then killed whole) */
+    int oom_seen;                   /**< v1: that eventfd fired */
 } cgroup_run_t;
 
 /**

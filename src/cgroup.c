@@ -449,7 +449,8 @@ static void on_oom_event(h2o_socket_t *sock, const char *err)
     cgroup_run_t *r = sock->data;
     if (sock->input->size > 0) {
         h2o_buffer_consume(&sock->input, sock->input->size);
-        log_info("run cgroup %s: OOM kill, ending the whole run", r->name);
+        log_info("run cgroup %s: out of memory, ending the whole run", r->name);
+        r->oom_seen = 1;
         kill_name(r->name);
     }
     if (err != NULL) {
@@ -625,6 +626,8 @@ int cgroup_run_stats(const cgroup_run_t *r, cgroup_stats_t *st)
         read_u64(d, "memory.max_usage_in_bytes", &st->peak_bytes);
         read_keyed(d, "memory.oom_control", "oom_kill", &st->oom_kills);
     }
+    if (r->oom_seen && st->oom_kills == 0)
+        st->oom_kills = 1; /* out of memory with nothing the OOM killer would take (tmpfs): we ended it */
     return 0;
 }
 
