@@ -51,6 +51,11 @@ struct pending {
     unsigned left; /* bitmask of dirs[] where it still exists */
     int tries;
 };
+/* mkdir / rmdir of cgroups: the unit tests swap in versions that also create
+ * and delete the files the kernel would, in a fake tree */
+static int (*cg_mkdir)(const char *path, mode_t mode) = mkdir;
+static int (*cg_rmdir)(const char *path) = rmdir;
+
 static struct pending *pending_head;
 static size_t n_pending;
 static deadline_t pending_timer;
@@ -215,7 +220,7 @@ static int detect_v2(const char *root, const char *self, char *why, size_t whyle
     char leaf[1100], pid[32];
     snprintf(leaf, sizeof(leaf), "%s/server", own);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    if ((mkdir(leaf, 0755) != 0 && errno != EEXIST) || write_file(leaf, "cgroup.procs", pid) != 0) {
+    if ((cg_mkdir(leaf, 0755) != 0 && errno != EEXIST) || write_file(leaf, "cgroup.procs", pid) != 0) {
         snprintf(why, whylen, "cannot move the server into %s: %s", leaf, strerror(errno));
         return -1;
     }
@@ -339,7 +344,7 @@ static unsigned rmdir_name(const char *name, unsigned left)
         if (!(left & (1u << i)))
             continue;
         run_dir(i, name, d, sizeof(d));
-        if (rmdir(d) == 0 || errno == ENOENT)
+        if (cg_rmdir(d) == 0 || errno == ENOENT)
             left &= ~(1u << i);
     }
     return left;
@@ -530,7 +535,7 @@ int cgroup_run_create(cgroup_run_t *r, const char *exec_id, const cgroup_limits_
     unsigned made = 0;
     for (int i = 0; i < cg.n_dirs; i++) {
         run_dir(i, r->name, d, sizeof(d));
-        if (mkdir(d, 0755) != 0) {
+        if (cg_mkdir(d, 0755) != 0) {
             snprintf(err, errlen, "cannot create the run's cgroup %s: %s", d, strerror(errno));
             goto Error;
         }
