@@ -49,7 +49,9 @@ async function assertNoLeftovers(replica) {
 let seq = 0;
 async function start(args = [], extra = {}) {
   const replica = extra.replica ?? `cgtest-${process.pid}-${++seq}`;
-  const server = await startServer({ args: ['--replica-id', replica, ...args], ...extra.opts });
+  // CGTEST_EXTRA_ARGS: e.g. "--cgroups=off", to see the limit tests fail without per-run cgroups
+  const more = (process.env.CGTEST_EXTRA_ARGS || '').split(' ').filter(Boolean);
+  const server = await startServer({ args: ['--replica-id', replica, ...args, ...more], ...extra.opts });
   const { client } = await connect(server);
   return { server, client, replica };
 }
@@ -170,7 +172,8 @@ describe('cgroup per run (v1 on this machine)', { skip: !V1 && 'no cgroup v1 hie
     // --isolation none: no PID namespace, so a setsid'd process escapes the run's process group
     // and PR_SET_PDEATHSIG: only its cgroup still ties it to the run
     const escape = async (args, replica) => {
-      const s = await start(['--isolation', 'none', ...args], { replica });
+      // a short wait deadline: get_execution_output wait:true returns while the run goes on
+      const s = await start(['--isolation', 'none', '--wait-deadline', '1', ...args], { replica });
       const run = await call(s.client, 'execute_code_async', { command: 'setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo pid=$!; sleep 1000' });
       let pid;
       while (pid === undefined) {
