@@ -97,8 +97,9 @@ uint64_t cgroup_run_cpu_ns(const cgroup_run_t *r);
 /** Reads the run's usage. 0, or -1 when not active. */
 int cgroup_run_stats(const cgroup_run_t *r, cgroup_stats_t *st);
 /**
- * The run is over: kills what is left and removes the cgroup; when it is not
- * empty yet, removal is retried later from a timer (never blocks the loop).
+ * The run is over: kills what is left now; the cgroup is removed from a timer
+ * (from the next loop turn on, retried while it is not empty yet), so neither
+ * the run's reply nor the loop waits for it.
  */
 void cgroup_run_release(cgroup_run_t *r);
 /** Cgroups waiting for removal (tests, shutdown). */

@@ -352,12 +352,16 @@ static unsigned rmdir_name(const char *name, unsigned left)
 
 static void on_pending_timer(deadline_t *d);
 
-/* Kills `name` and removes it, or queues it for another try. */
-static void kill_and_remove(const char *name)
+/*
+ * Kills `name` and removes it, or queues it for another try. With `later`,
+ * the first rmdir waits for the timer too (on the next loop turn at the
+ * soonest): a run's end then costs its reply no rmdir.
+ */
+static void kill_and_remove(const char *name, int later)
 {
     kill_name(name);
-    unsigned left = rmdir_name(name, (1u << cg.n_dirs) - 1);
-    if (left == 0)
+    unsigned left = (1u << cg.n_dirs) - 1;
+    if (!later && (left = rmdir_name(name, left)) == 0)
         return;
     struct pending *p = xcalloc(1, sizeof(*p));
     strlcpy(p->name, name, sizeof(p->name));
@@ -366,7 +370,7 @@ static void kill_and_remove(const char *name)
     pending_head = p;
     n_pending++;
     if (!pending_timer.armed && http_loop() != NULL)
-        deadline_arm(&pending_timer, REMOVE_RETRY_MS, on_pending_timer);
+        deadline_arm(&pending_timer, later ? 1 : REMOVE_RETRY_MS, on_pending_timer);
 }
 
 /* Retries the removal of busy cgroups: their last processes were still exiting. */
@@ -439,7 +443,7 @@ int cgroup_sweep_leftovers(void)
             found++;
             log_warn("removing run cgroup %s/%s left by an earlier instance (its processes are killed)", cg.dirs[i],
                      de->d_name);
-            kill_and_remove(de->d_name);
+            kill_and_remove(de->d_name, 0);
         }
         closedir(dir);
     }
@@ -646,5 +650,5 @@ void cgroup_run_release(cgroup_run_t *r)
     if (!r->active)
         return;
     r->active = 0;
-    kill_and_remove(r->name);
+    kill_and_remove(r->name, 1);
 }

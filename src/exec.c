@@ -243,6 +243,18 @@ static void report_limit(exec_t *e, const char *reason, const char *msg)
     add_event(e, "resource_limit", f);
 }
 
+static void on_cpu_timer(deadline_t *d);
+
+/* Arms the CPU check at the soonest `left_ns` of CPU can be used up: spread over every CPU. */
+static void arm_cpu_timer(exec_t *e, uint64_t left_ns)
+{
+    static long ncpu;
+    if (ncpu <= 0)
+        ncpu = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    uint64_t wait_ms = left_ns / 1000000 / (uint64_t)ncpu;
+    deadline_arm(&e->cpu_timer, wait_ms < 10 ? 10 : wait_ms, on_cpu_timer);
+}
+
 /*
  * The CPU budget of a run with a cgroup: max_cpu_seconds summed over all its
  * processes. The timer is armed at the soonest the budget could run out (the
@@ -260,9 +272,7 @@ static void on_cpu_timer(deadline_t *d)
         proc_terminate(&e->proc, 1, 0);
         return;
     }
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    uint64_t wait_ms = (e->cpu_budget_ns - used) / 1000000 / (uint64_t)(ncpu > 0 ? ncpu : 1);
-    deadline_arm(d, wait_ms < 10 ? 10 : wait_ms, on_cpu_timer);
+    arm_cpu_timer(e, e->cpu_budget_ns - used);
 }
 
 /* The process is gone and its output drained: record the end. */
@@ -465,7 +475,7 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     es->running++;
     deadline_arm(&e->timeout_timer, (uint64_t)e->timeout_s * 1000, on_timeout);
     if (e->cgroup.active)
-        on_cpu_timer(&e->cpu_timer); /* arms the first check of the CPU budget */
+        arm_cpu_timer(e, e->cpu_budget_ns); /* the first check of the CPU budget */
     log_info("execution %s started for session %.8s (timeout %ds%s)", e->id, s->id, e->timeout_s,
              e->interactive ? ", interactive" : "");
     mirror_exec_meta(e);
