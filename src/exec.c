@@ -344,6 +344,38 @@ static int resolve_cwd(const char *workspace, const char *wd, char *out, size_t 
     return 0;
 }
 
+/*
+ * The run's limits on its process: with a cgroup, memory and CPU are bounded
+ * for the run as a whole (no per-process RLIMIT_AS, which breaks runtimes that
+ * reserve address space, nor RLIMIT_CPU: the server enforces the budget);
+ * without one, rlimits per process are all there is.
+ */
+static void set_limits(exec_t *e, const exec_request_t *rq, proc_spec_t *spec)
+{
+    spec->rl_as.rlim_cur = spec->rl_as.rlim_max = (rlim_t)rq->policy.mem_mb << 20;
+    spec->rl_cpu.rlim_cur = (rlim_t)rq->policy.cpu_s;
+    spec->rl_cpu.rlim_max = (rlim_t)rq->policy.cpu_s + 1; /* SIGXCPU first, SIGKILL a second later */
+    spec->rl_fsize.rlim_cur = spec->rl_fsize.rlim_max = (rlim_t)rq->policy.fsize_mb << 20;
+    /* with bwrap, max_processes is applied inside the run's user namespace (sandbox.c); bwrap
+     * gets the server-wide ceiling for all runs of the sandbox user together */
+    spec->rl_nproc.rlim_cur = spec->rl_nproc.rlim_max =
+        config.isolation_none ? (rlim_t)rq->policy.nproc : (rlim_t)config.nproc_max * (rlim_t)config.max_concurrent + 64;
+    /* the server raised its own descriptor limit for connections; runs get the usual one */
+    struct rlimit hard;
+    if (getrlimit(RLIMIT_NOFILE, &hard) == 0) {
+        spec->rl_nofile.rlim_max = hard.rlim_max < 65536 ? hard.rlim_max : 65536;
+        spec->rl_nofile.rlim_cur = spec->rl_nofile.rlim_max < 1024 ? spec->rl_nofile.rlim_max : 1024;
+    }
+    if (getrlimit(RLIMIT_NPROC, &hard) == 0 && spec->rl_nproc.rlim_max > hard.rlim_max)
+        spec->rl_nproc.rlim_cur = spec->rl_nproc.rlim_max = hard.rlim_max; /* raising it needs CAP_SYS_RESOURCE */
+    if (e->cgroup.active) {
+        spec->rl_as.rlim_cur = spec->rl_as.rlim_max = RLIM_INFINITY;
+        spec->rl_cpu.rlim_cur = spec->rl_cpu.rlim_max = RLIM_INFINITY;
+        spec->cgroup = &e->cgroup;
+        e->cpu_budget_ns = (uint64_t)rq->policy.cpu_s * 1000000000ull;
+    }
+}
+
 exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t errlen)
 {
     const char *why = sandbox_error();
@@ -426,30 +458,7 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     spec.sandboxed = !config.isolation_none;
     spec.cwd = config.isolation_none ? cwd : NULL;
     sandbox_identity(&spec.uid, &spec.gid);
-    spec.rl_as.rlim_cur = spec.rl_as.rlim_max = (rlim_t)rq->policy.mem_mb << 20;
-    spec.rl_cpu.rlim_cur = (rlim_t)rq->policy.cpu_s;
-    spec.rl_cpu.rlim_max = (rlim_t)rq->policy.cpu_s + 1; /* SIGXCPU first, SIGKILL a second later */
-    spec.rl_fsize.rlim_cur = spec.rl_fsize.rlim_max = (rlim_t)rq->policy.fsize_mb << 20;
-    /* with bwrap, max_processes is applied inside the run's user namespace (sandbox.c); bwrap
-     * gets the server-wide ceiling for all runs of the sandbox user together */
-    spec.rl_nproc.rlim_cur = spec.rl_nproc.rlim_max =
-        config.isolation_none ? (rlim_t)rq->policy.nproc : (rlim_t)config.nproc_max * (rlim_t)config.max_concurrent + 64;
-    /* the server raised its own descriptor limit for connections; runs get the usual one */
-    struct rlimit hard;
-    if (getrlimit(RLIMIT_NOFILE, &hard) == 0) {
-        spec.rl_nofile.rlim_max = hard.rlim_max < 65536 ? hard.rlim_max : 65536;
-        spec.rl_nofile.rlim_cur = spec.rl_nofile.rlim_max < 1024 ? spec.rl_nofile.rlim_max : 1024;
-    }
-    if (getrlimit(RLIMIT_NPROC, &hard) == 0 && spec.rl_nproc.rlim_max > hard.rlim_max)
-        spec.rl_nproc.rlim_cur = spec.rl_nproc.rlim_max = hard.rlim_max; /* raising it needs CAP_SYS_RESOURCE */
-    if (e->cgroup.active) {
-        /* the cgroup bounds memory and CPU for the run as a whole: no per-process RLIMIT_AS (which
-         * breaks runtimes that reserve address space) nor RLIMIT_CPU */
-        spec.rl_as.rlim_cur = spec.rl_as.rlim_max = RLIM_INFINITY;
-        spec.rl_cpu.rlim_cur = spec.rl_cpu.rlim_max = RLIM_INFINITY;
-        spec.cgroup = &e->cgroup;
-        e->cpu_budget_ns = (uint64_t)rq->policy.cpu_s * 1000000000ull;
-    }
+    set_limits(e, rq, &spec);
     static const proc_callbacks_t cbs = {on_proc_output, on_proc_exit};
     int rc = proc_spawn(&e->proc, &spec, &cbs, e, err, errlen);
     cgroup_run_placed(&e->cgroup); /* the child joined before its exec (or failed) */
