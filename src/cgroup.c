@@ -332,6 +332,13 @@ static void kill_name(const char *name)
     int frozen = write_file(fz, "freezer.state", "FROZEN") == 0;
     for (int pass = 0; pass < 3 && signal_procs(d, SIGKILL) > 0; pass++)
         ; /* a process that forked while freezing shows up on the next pass */
+    /* a leftover may lack its pids cgroup (an earlier instance died while making it): then
+     * every hierarchy it has lists its processes */
+    for (int i = 0; i < cg.n_dirs && access(d, F_OK) != 0; i++) {
+        char o[1400];
+        run_dir(i, name, o, sizeof(o));
+        signal_procs(o, SIGKILL);
+    }
     if (frozen)
         write_file(fz, "freezer.state", "THAWED");
 }
