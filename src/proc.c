@@ -73,7 +73,9 @@ static void child_fail(const char *what)
  */
 static void child_exec(const proc_spec_t *s, int fds[5], int marker_fd, pid_t parent)
 {
-    /* first of all, join the run's cgroup(s): not one instruction of the command runs outside them */
+    /* first of all, join the run's cgroup(s): not one instruction of the command runs outside
+     * them; a failure is reported once stderr is the run's own (below) */
+    int join_errno = 0;
     if (s->cgroup != NULL && s->cgroup->n_procs_fd > 0) {
         char pid[16];
         int n = 0;
@@ -84,9 +86,9 @@ static void child_exec(const proc_spec_t *s, int fds[5], int marker_fd, pid_t pa
             pid[i] = pid[n - 1 - i];
             pid[n - 1 - i] = t;
         }
-        for (int i = 0; i < s->cgroup->n_procs_fd; i++)
+        for (int i = 0; i < s->cgroup->n_procs_fd && join_errno == 0; i++)
             if (write(s->cgroup->procs_fd[i], pid, (size_t)n) != n)
-                child_fail("cannot join the run's cgroup");
+                join_errno = errno != 0 ? errno : EIO;
     }
     sigset_t none;
     sigemptyset(&none);
@@ -112,6 +114,10 @@ static void child_exec(const proc_spec_t *s, int fds[5], int marker_fd, pid_t pa
         if (SRC(i) >= 0 && dup2(floor + i, i) < 0)
             child_fail("dup2");
 #undef SRC
+    if (join_errno != 0) {
+        errno = join_errno;
+        child_fail("cannot join the run's cgroup");
+    }
     syscall(SYS_close_range, n, ~0U, 0);
     struct rlimit core = {0, 0};
     setrlimit(RLIMIT_CORE, &core);
