@@ -638,6 +638,9 @@ int cgroup_run_stats(const cgroup_run_t *r, cgroup_stats_t *st)
     if (cg.mode == CGROUP_V2) {
         read_u64(d, "memory.peak", &st->peak_bytes);
         read_keyed(d, "memory.events", "oom_kill", &st->oom_kills);
+        uint64_t ooms = 0; /* out of memory with nothing to kill (tmpfs pages): a write failed instead */
+        if (st->oom_kills == 0 && read_keyed(d, "memory.events", "oom", &ooms) == 0 && ooms > 0)
+            st->oom_kills = 1;
     } else {
         read_u64(d, "memory.max_usage_in_bytes", &st->peak_bytes);
         read_keyed(d, "memory.oom_control", "oom_kill", &st->oom_kills);

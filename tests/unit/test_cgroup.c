@@ -178,6 +178,13 @@ static void test_v2_run_limits_stats_kill_remove(void **state)
     assert_int_equal(st.cpu_ns, 1500000000ull);
     assert_int_equal(st.peak_bytes, 123456789);
     assert_int_equal(st.oom_kills, 1);
+    /* an OOM with nothing the OOM killer would take still counts */
+    put(d, "memory.events", "low 0\nhigh 0\nmax 7\noom 3\noom_kill 0\n");
+    assert_int_equal(cgroup_run_stats(&r, &st), 0);
+    assert_int_equal(st.oom_kills, 1);
+    put(d, "memory.events", "low 0\nhigh 0\nmax 7\noom 0\noom_kill 0\n");
+    assert_int_equal(cgroup_run_stats(&r, &st), 0);
+    assert_int_equal(st.oom_kills, 0);
     put(d, "cgroup.procs", ""); /* the kill below must not signal a real pid 4242 */
     cgroup_run_kill(&r);
     get(d, "cgroup.kill", buf, sizeof(buf));
