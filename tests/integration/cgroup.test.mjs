@@ -9,35 +9,15 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BIN, call, connect, sleep, startServer } from './helpers.mjs';
+import { CTRLS, ownCgroupDirs, runCgroups } from './cgroup-helpers.mjs';
 
-const ROOT = '/sys/fs/cgroup';
-const CTRLS = ['memory', 'pids', 'cpu', 'cpuacct', 'freezer'];
-
-// This process's cgroup in each v1 hierarchy (the server, our child, starts in the same ones).
-function ownDirs() {
-  const dirs = [];
-  for (const line of readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n')) {
-    const [, ctrls, p] = line.split(':');
-    for (const c of ctrls.split(',')) if (CTRLS.includes(c)) dirs.push({ ctrl: c, dir: path.join(ROOT, c, p) });
-  }
-  return dirs;
-}
-const V1 = existsSync(path.join(ROOT, 'memory')) && ownDirs().length === CTRLS.length;
-
-// Run cgroups of servers whose replica id starts with `replica`.
-function leftovers(replica) {
-  const left = [];
-  for (const { dir } of ownDirs()) {
-    try {
-      for (const n of readdirSync(dir)) if (n.startsWith(`mcp-${replica}`) && n.includes('-run-')) left.push(path.join(dir, n));
-    } catch { /* hierarchy not readable */ }
-  }
-  return left;
-}
+const ownDirs = ownCgroupDirs;
+const leftovers = runCgroups;
+const V1 = existsSync('/sys/fs/cgroup/memory') && ownDirs().length === CTRLS.length;
 
 // Waits until no run cgroup of `replica` is left (removal is retried from a timer), then asserts it.
 async function assertNoLeftovers(replica) {
