@@ -46,7 +46,10 @@ typedef struct config {
     int mem_default_mb, mem_max_mb;     /**< RLIMIT_AS default and cap */
     int cpu_default_s, cpu_max_s;       /**< RLIMIT_CPU default and cap */
     int fsize_default_mb, fsize_max_mb; /**< RLIMIT_FSIZE default and cap */
-    int nproc_default, nproc_max;       /**< RLIMIT_NPROC default and cap */
+    int nproc_default, nproc_max;       /**< max_processes default and cap (pids.max; RLIMIT_NPROC) */
+    int cgroups;                  /**< a cgroup per run when available (--cgroups=off: rlimits only) */
+    char cgroup_root[1024];       /**< cgroupfs mount point (--cgroup-root) */
+    int cpu_percent;              /**< CPU share per run in percent of one core, 0 = no cap */
     int redis_ttl;                /**< TTL of mirrored keys, seconds */
     int64_t mirror_queue_bytes;   /**< mirror queue cap */
     char replica[320];            /**< replica id (--replica-id) recorded in Redis, default hostname:port */

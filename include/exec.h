@@ -8,6 +8,7 @@
 #ifndef MCP_SANDBOXD_EXEC_H
 #define MCP_SANDBOXD_EXEC_H
 
+#include "cgroup.h"
 #include "deadline.h"
 #include "events.h"
 #include "proc.h"
@@ -56,6 +57,13 @@ struct exec {
     uint64_t finished_seq;            /**< order in which runs finished (oldest output is released first) */
     proc_t proc;
     int proc_live;                    /**< proc spawned and not yet released */
+    cgroup_run_t cgroup;              /**< the run's cgroup (inactive without cgroups) */
+    deadline_t cpu_timer;             /**< with a cgroup: re-checks the run's CPU budget */
+    uint64_t cpu_budget_ns;           /**< max_cpu_seconds of the whole run, with a cgroup */
+    int cpu_exceeded;                 /**< the server ended the run for its CPU budget */
+    int have_usage;                   /**< the fields below are set (the process ended) */
+    uint64_t cpu_ms, peak_bytes;      /**< CPU of the run; peak memory (0 without a cgroup) */
+    int oom_killed;                   /**< the OOM killer ended a process of the run */
     int cancel_requested, timed_out;
     deadline_t timeout_timer, retention_timer;
     TAILQ_HEAD(, exec_waiter) waiters;

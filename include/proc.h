@@ -2,8 +2,10 @@
  * proc: one child process tree driven from the loop: spawn with pipes,
  * stdout/stderr read as they come, stdin written without blocking, exit seen
  * through a pidfd, bwrap's --json-status-fd read for the sandbox's init pid,
- * and the kill of the whole tree (SIGTERM to every process of the sandbox's
- * PID namespace, SIGKILL to its init after a grace period).
+ * and the kill of the whole tree. With a run cgroup (cgroup.h) the child joins
+ * it before it execs, SIGTERM goes to every pid of the cgroup and SIGKILL to
+ * the whole cgroup at once; without one, SIGTERM goes to every process of the
+ * sandbox's PID namespace (a /proc walk) and SIGKILL to its init.
  *
  * The owner gets on_output for each chunk and on_exit exactly once, after the
  * process has exited AND both output pipes reached EOF (so no output is lost).
@@ -12,6 +14,7 @@
 #ifndef MCP_SANDBOXD_PROC_H
 #define MCP_SANDBOXD_PROC_H
 
+#include "cgroup.h"
 #include "deadline.h"
 #include "util.h"
 
@@ -55,6 +58,8 @@ typedef struct proc_spec {
     uid_t uid;                /**< switch to before exec ((uid_t)-1: stay) */
     gid_t gid;
     struct rlimit rl_as, rl_cpu, rl_fsize, rl_nproc, rl_nofile;
+    cgroup_run_t *cgroup;     /**< the run's cgroup: the child writes its pid into its procs fds before
+                                   anything else; kills go through it (NULL or inactive: none) */
 } proc_spec_t;
 
 typedef struct proc {
@@ -90,6 +95,7 @@ typedef struct proc {
     proc_callbacks_t cb;
     void *arg;
     int sandboxed;            /**< spawned through bwrap (PID namespace kill) */
+    cgroup_run_t *cgroup;     /**< weak: the owner's run cgroup, NULL when none; outlives the proc */
     LIST_ENTRY(proc) live_link; /**< in the live list until reaped (private) */
     int done;
 } proc_t;

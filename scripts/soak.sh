@@ -71,7 +71,7 @@ port=$(free_port)
 base="http://127.0.0.1:$port"
 REDIS_URL="redis://127.0.0.1:$rport" "$BIN" --host 127.0.0.1 --port "$port" --log-level warn \
     --log-file "$tmp/server.log" --workspace-root "$tmp/ws" --retention "$RETENTION" \
-    --max-concurrent 40 --max-per-session 10 >"$tmp/server.out" 2>&1 &
+    --max-concurrent 40 --max-per-session 10 --max-processes 512 >"$tmp/server.out" 2>&1 &
 spid=$!
 pids+=("$spid")
 health=""

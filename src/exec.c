@@ -144,12 +144,14 @@ static void exec_free(exec_t *e)
     mirror_exec_forget(e);
     deadline_cancel(&e->timeout_timer);
     deadline_cancel(&e->retention_timer);
+    deadline_cancel(&e->cpu_timer);
     RB_REMOVE(exec_tree, &mgr.all, e);
     mgr.held--;
     if (e->owner != NULL)
         TAILQ_REMOVE(&e->owner->execs, e, session_link);
     if (e->proc_live)
         proc_release(&e->proc);
+    cgroup_run_release(&e->cgroup);
     events_free(&e->log);
     free(e->command);
     free(e->error_message);
@@ -244,15 +246,25 @@ static void record_end(exec_t *e, int exit_code)
     e->exit_code = exit_code;
     e->completed_wall_ms = util_wall_ms();
     deadline_cancel(&e->timeout_timer);
+    deadline_cancel(&e->cpu_timer);
     cJSON *f = cJSON_CreateObject();
     cJSON_AddNumberToObject(f, "code", e->exit_code);
     cJSON_AddNumberToObject(f, "duration_ms", (double)(util_now_ms() - e->started_ms));
+    if (e->have_usage) {
+        cJSON_AddNumberToObject(f, "cpu_ms", (double)e->cpu_ms);
+        if (e->cgroup.active)
+            cJSON_AddNumberToObject(f, "peak_memory_bytes", (double)e->peak_bytes);
+        else
+            cJSON_AddNullToObject(f, "peak_memory_bytes"); /* unknown without a cgroup */
+        cJSON_AddBoolToObject(f, "oom_killed", e->oom_killed);
+    }
     add_event(e, "exit", f);
     events_compact(&e->log);
     e->finished_seq = ++mgr.finished_seq;
     if (e->proc_live)
         proc_release(&e->proc);
     e->proc_live = 0;
+    cgroup_run_release(&e->cgroup); /* kills what is left; rmdir now or from a timer */
     mgr.running--;
     if (e->owner != NULL)
         e->owner->running--;
@@ -272,12 +284,68 @@ static void record_end(exec_t *e, int exit_code)
     }
 }
 
+/* The run's usage at its end: from its cgroup, else from bwrap's and the init's rusage. */
+static void take_usage(exec_t *e, const proc_exit_t *x)
+{
+    cgroup_stats_t st;
+    e->have_usage = 1;
+    e->cpu_ms = x->cpu_ms;
+    if (cgroup_run_stats(&e->cgroup, &st) == 0) {
+        e->cpu_ms = st.cpu_ns / 1000000;
+        e->peak_bytes = st.peak_bytes;
+        e->oom_killed = st.oom_kills > 0;
+    }
+}
+
+/* Ends the run's record with a resource_limit event. */
+static void report_limit(exec_t *e, const char *reason, const char *msg)
+{
+    set_error(e, msg);
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "reason", reason);
+    cJSON_AddStringToObject(f, "message", msg);
+    add_event(e, "resource_limit", f);
+}
+
+static void on_cpu_timer(deadline_t *d);
+
+/* Arms the CPU check at the soonest `left_ns` of CPU can be used up: spread over every CPU. */
+static void arm_cpu_timer(exec_t *e, uint64_t left_ns)
+{
+    static long ncpu;
+    if (ncpu <= 0)
+        ncpu = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    uint64_t wait_ms = left_ns / 1000000 / (uint64_t)ncpu;
+    deadline_arm(&e->cpu_timer, wait_ms < 10 ? 10 : wait_ms, on_cpu_timer);
+}
+
+/*
+ * The CPU budget of a run with a cgroup: max_cpu_seconds summed over all its
+ * processes. The timer is armed at the soonest the budget could run out (the
+ * rest spread over every CPU); when it fires with budget left it re-arms.
+ */
+static void on_cpu_timer(deadline_t *d)
+{
+    exec_t *e = (exec_t *)((char *)d - offsetof(exec_t, cpu_timer));
+    if (!exec_is_active(e) || !e->cgroup.active)
+        return;
+    uint64_t used = cgroup_run_cpu_ns(&e->cgroup);
+    if (used >= e->cpu_budget_ns) {
+        log_info("execution %s used its CPU budget (%llu ms): ending it", e->id, (unsigned long long)(used / 1000000));
+        e->cpu_exceeded = 1;
+        proc_terminate(&e->proc, 1, 0);
+        return;
+    }
+    arm_cpu_timer(e, e->cpu_budget_ns - used);
+}
+
 /* The process is gone and its output drained: record the end. */
 static void on_proc_exit(void *arg, const proc_exit_t *x)
 {
     exec_t *e = arg;
     events_flush(&e->log, 0, on_line_event, e);
     events_flush(&e->log, 1, on_line_event, e);
+    take_usage(e, x);
     char msg[400];
     if (e->timed_out) {
         e->status = EXEC_TIMEOUT;
@@ -293,15 +361,15 @@ static void on_proc_exit(void *arg, const proc_exit_t *x)
         cJSON *f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "message", msg);
         add_event(e, "error", f);
+    } else if (e->cpu_exceeded || e->oom_killed) {
+        e->status = EXEC_FAILED;
+        report_limit(e, e->cpu_exceeded ? "cpu_time" : "memory",
+                     e->cpu_exceeded ? "CPU time (max_cpu_seconds) limit exceeded by the run's processes together"
+                                     : "Memory (max_memory_mb) limit exceeded: the run's cgroup ran out of memory");
     } else if ((x->signal == SIGXCPU && cpu_limit_plausible(e, x)) || (x->signal == SIGXFSZ && e->saw_fsize_msg)) {
         e->status = EXEC_FAILED;
-        const char *reason = x->signal == SIGXCPU ? "cpu_time" : "file_size";
         snprintf(msg, sizeof(msg), "%s limit exceeded", x->signal == SIGXCPU ? "CPU time (max_cpu_seconds)" : "File size (max_file_size_mb)");
-        set_error(e, msg);
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "reason", reason);
-        cJSON_AddStringToObject(f, "message", msg);
-        add_event(e, "resource_limit", f);
+        report_limit(e, x->signal == SIGXCPU ? "cpu_time" : "file_size", msg);
     } else {
         e->status = EXEC_COMPLETED;
     }
@@ -338,6 +406,38 @@ static int resolve_cwd(const char *workspace, const char *wd, char *out, size_t 
     else
         snprintf(out, len, "%s/%s", workspace, wd);
     return 0;
+}
+
+/*
+ * The run's limits on its process: with a cgroup, memory and CPU are bounded
+ * for the run as a whole (no per-process RLIMIT_AS, which breaks runtimes that
+ * reserve address space, nor RLIMIT_CPU: the server enforces the budget);
+ * without one, rlimits per process are all there is.
+ */
+static void set_limits(exec_t *e, const exec_request_t *rq, proc_spec_t *spec)
+{
+    spec->rl_as.rlim_cur = spec->rl_as.rlim_max = (rlim_t)rq->policy.mem_mb << 20;
+    spec->rl_cpu.rlim_cur = (rlim_t)rq->policy.cpu_s;
+    spec->rl_cpu.rlim_max = (rlim_t)rq->policy.cpu_s + 1; /* SIGXCPU first, SIGKILL a second later */
+    spec->rl_fsize.rlim_cur = spec->rl_fsize.rlim_max = (rlim_t)rq->policy.fsize_mb << 20;
+    /* with bwrap, max_processes is applied inside the run's user namespace (sandbox.c); bwrap
+     * gets the server-wide ceiling for all runs of the sandbox user together */
+    spec->rl_nproc.rlim_cur = spec->rl_nproc.rlim_max =
+        config.isolation_none ? (rlim_t)rq->policy.nproc : (rlim_t)config.nproc_max * (rlim_t)config.max_concurrent + 64;
+    /* the server raised its own descriptor limit for connections; runs get the usual one */
+    struct rlimit hard;
+    if (getrlimit(RLIMIT_NOFILE, &hard) == 0) {
+        spec->rl_nofile.rlim_max = hard.rlim_max < 65536 ? hard.rlim_max : 65536;
+        spec->rl_nofile.rlim_cur = spec->rl_nofile.rlim_max < 1024 ? spec->rl_nofile.rlim_max : 1024;
+    }
+    if (getrlimit(RLIMIT_NPROC, &hard) == 0 && spec->rl_nproc.rlim_max > hard.rlim_max)
+        spec->rl_nproc.rlim_cur = spec->rl_nproc.rlim_max = hard.rlim_max; /* raising it needs CAP_SYS_RESOURCE */
+    if (e->cgroup.active) {
+        spec->rl_as.rlim_cur = spec->rl_as.rlim_max = RLIM_INFINITY;
+        spec->rl_cpu.rlim_cur = spec->rl_cpu.rlim_max = RLIM_INFINITY;
+        spec->cgroup = &e->cgroup;
+        e->cpu_budget_ns = (uint64_t)rq->policy.cpu_s * 1000000000ull;
+    }
 }
 
 exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t errlen)
@@ -400,6 +500,16 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
         free(e);
         return NULL;
     }
+    /* the run's cgroup, limits written before anything runs in it */
+    cgroup_limits_t lim = {(uint64_t)rq->policy.mem_mb << 20, rq->policy.nproc + CGROUP_PIDS_OVERHEAD, config.cpu_percent};
+    if (cgroup_run_create(&e->cgroup, e->id, &lim, err, errlen) != 0) {
+        if (sfd >= 0)
+            close(sfd);
+        events_free(&e->log);
+        free(e->command);
+        free(e);
+        return NULL;
+    }
     sandbox_build(&rq->policy, es->workspace, cwd, rq->command, rq->env, rq->n_env, 4, 3, &argv, &envp);
     proc_spec_t spec;
     memset(&spec, 0, sizeof(spec));
@@ -412,29 +522,16 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     spec.sandboxed = !config.isolation_none;
     spec.cwd = config.isolation_none ? cwd : NULL;
     sandbox_identity(&spec.uid, &spec.gid);
-    spec.rl_as.rlim_cur = spec.rl_as.rlim_max = (rlim_t)rq->policy.mem_mb << 20;
-    spec.rl_cpu.rlim_cur = (rlim_t)rq->policy.cpu_s;
-    spec.rl_cpu.rlim_max = (rlim_t)rq->policy.cpu_s + 1; /* SIGXCPU first, SIGKILL a second later */
-    spec.rl_fsize.rlim_cur = spec.rl_fsize.rlim_max = (rlim_t)rq->policy.fsize_mb << 20;
-    /* with bwrap, max_processes is applied inside the run's user namespace (sandbox.c); bwrap
-     * gets the server-wide ceiling for all runs of the sandbox user together */
-    spec.rl_nproc.rlim_cur = spec.rl_nproc.rlim_max =
-        config.isolation_none ? (rlim_t)rq->policy.nproc : (rlim_t)config.nproc_max * (rlim_t)config.max_concurrent + 64;
-    /* the server raised its own descriptor limit for connections; runs get the usual one */
-    struct rlimit hard;
-    if (getrlimit(RLIMIT_NOFILE, &hard) == 0) {
-        spec.rl_nofile.rlim_max = hard.rlim_max < 65536 ? hard.rlim_max : 65536;
-        spec.rl_nofile.rlim_cur = spec.rl_nofile.rlim_max < 1024 ? spec.rl_nofile.rlim_max : 1024;
-    }
-    if (getrlimit(RLIMIT_NPROC, &hard) == 0 && spec.rl_nproc.rlim_max > hard.rlim_max)
-        spec.rl_nproc.rlim_cur = spec.rl_nproc.rlim_max = hard.rlim_max; /* raising it needs CAP_SYS_RESOURCE */
+    set_limits(e, rq, &spec);
     static const proc_callbacks_t cbs = {on_proc_output, on_proc_exit};
     int rc = proc_spawn(&e->proc, &spec, &cbs, e, err, errlen);
+    cgroup_run_placed(&e->cgroup); /* the child joined before its exec (or failed) */
     if (sfd >= 0)
         close(sfd);
     sandbox_argv_free(&argv);
     sandbox_argv_free(&envp);
     if (rc != 0) {
+        cgroup_run_release(&e->cgroup);
         events_free(&e->log);
         free(e->command);
         free(e);
@@ -450,6 +547,8 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     mgr.started_total++;
     es->running++;
     deadline_arm(&e->timeout_timer, (uint64_t)e->timeout_s * 1000, on_timeout);
+    if (e->cgroup.active)
+        arm_cpu_timer(e, e->cpu_budget_ns); /* the first check of the CPU budget */
     log_info("execution %s started for session %.8s (timeout %ds%s)", e->id, s->id, e->timeout_s,
              e->interactive ? ", interactive" : "");
     mirror_exec_meta(e);
@@ -675,6 +774,7 @@ void exec_health(cJSON *h)
     cJSON_AddBoolToObject(x, "manager_initialized", mgr.initialized);
     cJSON *sb = cJSON_AddObjectToObject(h, "sandbox");
     cJSON_AddStringToObject(sb, "isolation", config.isolation_none ? "none" : "bwrap");
+    cgroup_health(h);
     const char *why = sandbox_error();
     cJSON_AddBoolToObject(sb, "available", why == NULL);
     if (why != NULL)

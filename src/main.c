@@ -6,6 +6,7 @@
  * accepting, cancel every run (their final events are recorded), answer
  * parked requests, end sessions, flush the Redis mirror, exit 0.
  */
+#include "cgroup.h"
 #include "config.h"
 #include "deadline.h"
 #include "exec.h"
@@ -116,6 +117,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "mcp-sandboxd: --log-file %s: %s\n", config.log_file, strerror(errno));
         return 2;
     }
+    if (cgroup_check_pid_max(config.max_concurrent, config.nproc_max, "/proc/sys/kernel/pid_max", err, sizeof(err)) != 0) {
+        fprintf(stderr, "mcp-sandboxd: %s\n", err);
+        log_error("%s", err);
+        log_flush();
+        return 2;
+    }
+    /* before any thread starts: on cgroup v2 the server moves itself into a leaf cgroup */
+    if (cgroup_setup(config.cgroup_root, "/proc/self/cgroup", config.replica, !config.cgroups, err, sizeof(err)) ==
+        CGROUP_NONE)
+        log_warn("cgroups: none (%s): per-run limits fall back to rlimits (memory and CPU per process, no tmpfs "
+                 "accounting, no atomic kill)", err);
+    else
+        log_info("cgroups: %s, a cgroup per run under the server's own", cgroup_mode_name());
     mirror_url_t url;
     if (config.redis_url[0] && mirror_url_parse(config.redis_url, &url, err, sizeof(err)) != 0) {
         fprintf(stderr, "mcp-sandboxd: REDIS_URL: %s\n", err);
@@ -151,6 +165,7 @@ int main(int argc, char **argv)
         log_flush();
         return 1;
     }
+    cgroup_sweep_leftovers(); /* runs an earlier instance left (after a SIGKILL of the server) */
     if (sandbox_init() != 0)
         log_error("sandbox unavailable, every run will fail until this is fixed: %s", sandbox_error());
     if (mirror_start(err, sizeof(err)) != 0) {
@@ -180,6 +195,9 @@ int main(int argc, char **argv)
     if (exec_running() > 0)
         exec_abandon_all();
     session_end_all();
+    int drain_ms = grace_left_ms() < 2000 ? grace_left_ms() : 2000; /* the shutdown deadline binds */
+    if (cgroup_drain(drain_ms, proc_reap_children) > 0)
+        log_warn("%zu run cgroups still busy at exit: the next start removes them", cgroup_pending_removals());
     int left = sandbox_workspace_wait(grace_left_ms() / 2);
     if (left > 0)
         log_warn("%d workspace removals still running at exit: their directories stay under %s", left,

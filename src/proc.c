@@ -73,6 +73,23 @@ static void child_fail(const char *what)
  */
 static void child_exec(const proc_spec_t *s, int fds[5], int marker_fd, pid_t parent)
 {
+    /* first of all, join the run's cgroup(s): not one instruction of the command runs outside
+     * them; a failure is reported once stderr is the run's own (below) */
+    int join_errno = 0;
+    if (s->cgroup != NULL && s->cgroup->n_procs_fd > 0) {
+        char pid[16];
+        int n = 0;
+        for (long v = syscall(SYS_getpid); v > 0; v /= 10)
+            pid[n++] = (char)('0' + v % 10);
+        for (int i = 0; i < n / 2; i++) {
+            char t = pid[i];
+            pid[i] = pid[n - 1 - i];
+            pid[n - 1 - i] = t;
+        }
+        for (int i = 0; i < s->cgroup->n_procs_fd && join_errno == 0; i++)
+            if (write(s->cgroup->procs_fd[i], pid, (size_t)n) != n)
+                join_errno = errno != 0 ? errno : EIO;
+    }
     sigset_t none;
     sigemptyset(&none);
     struct sigaction dfl;
@@ -97,6 +114,10 @@ static void child_exec(const proc_spec_t *s, int fds[5], int marker_fd, pid_t pa
         if (SRC(i) >= 0 && dup2(floor + i, i) < 0)
             child_fail("dup2");
 #undef SRC
+    if (join_errno != 0) {
+        errno = join_errno;
+        child_fail("cannot join the run's cgroup");
+    }
     if (syscall(SYS_close_range, n, ~0U, 0) != 0)
         child_fail("close_range"); /* never run a command with the server's descriptors */
     struct rlimit core = {0, 0};
@@ -326,8 +347,11 @@ static void on_linger(deadline_t *d)
     int held[2] = {!p->eof[0] && !p->output_eof_pending[0], !p->eof[1] && !p->output_eof_pending[1]};
     if (held[0] || held[1]) {
         log_warn("run pid %d exited but its output pipes stayed open for %d ms; closing them", (int)p->pid, LINGER_MS);
-        if (p->sandboxed)
-            kill_strays(p); /* only a sandbox that outlived its bwrap can hold them */
+        if (p->cgroup != NULL)
+            cgroup_run_kill(p->cgroup); /* whatever holds them is in the run's cgroup */
+        else if (p->sandboxed)
+            kill_strays(p); /* only a sandbox that outlived its bwrap can hold them; rare, so the
+                             * /proc walk stays off the normal path */
     }
     for (int i = 0; i < 2; i++)
         if (held[i]) {
@@ -416,6 +440,7 @@ int proc_spawn(proc_t *p, const proc_spec_t *spec, const proc_callbacks_t *cb, v
     p->cb = *cb;
     p->arg = arg;
     p->sandboxed = spec->sandboxed;
+    p->cgroup = spec->cgroup != NULL && spec->cgroup->active ? spec->cgroup : NULL;
     int out[2] = {-1, -1}, errp[2] = {-1, -1}, in[2] = {-1, -1}, st[2] = {-1, -1}, mk[2] = {-1, -1}, devnull = -1;
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 || (spec->interactive && pipe2(in, O_CLOEXEC) != 0) ||
         (spec->sandboxed && (pipe2(st, O_CLOEXEC) != 0 || pipe2(mk, O_CLOEXEC) != 0)) ||
@@ -598,6 +623,12 @@ static void on_kill_timer(deadline_t *d);
  */
 static void kill_now(proc_t *p, int may_defer)
 {
+    if (p->cgroup != NULL) {
+        /* bwrap, its init and every process under them, at once: no pid to wait for */
+        p->kill_deferred = 0;
+        cgroup_run_kill(p->cgroup);
+        return;
+    }
     status_drain(p); /* the init's pid may already be in the status pipe */
     if (p->sandboxed && p->inner_pidfd < 0 && !p->exited && may_defer) {
         if (!p->kill_deferred) {
@@ -690,8 +721,11 @@ void proc_terminate(proc_t *p, int force, int grace_ms)
     if (p->killing)
         return;
     p->killing = 1;
-    if (p->pidns != 0)
-        term_namespace(p);
+    if (p->cgroup != NULL)
+        /* every process of the run but bwrap itself (its death would SIGKILL the sandbox at once) */
+        cgroup_run_signal(p->cgroup, SIGTERM, p->sandboxed ? p->pid : 0);
+    else if (p->pidns != 0)
+        term_namespace(p); /* fallback without cgroups: walks /proc */
     else if (!p->sandboxed)
         kill(-p->pid, SIGTERM); /* no sandbox: the process group */
     else {

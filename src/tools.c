@@ -27,6 +27,8 @@
     "[\"ready\",\"stdout\",\"stderr\",\"exit\",\"timeout\",\"cancelled\",\"error\",\"resource_limit\"]},"              \
     "\"ts\":{\"type\":\"string\"},\"data\":{\"type\":\"string\"},\"partial\":{\"type\":\"boolean\"},"                   \
     "\"code\":{\"type\":\"integer\"},\"duration_ms\":{\"type\":\"number\"},\"timeout_seconds\":{\"type\":\"integer\"},"  \
+    "\"cpu_ms\":{\"type\":\"number\"},\"peak_memory_bytes\":{\"type\":[\"number\",\"null\"]},"                     \
+    "\"oom_killed\":{\"type\":\"boolean\"},"                                                                           \
     "\"message\":{\"type\":\"string\"},\"reason\":{\"type\":\"string\"}},\"required\":[\"event_id\",\"type\",\"ts\"]}"
 
 #define STATUS_ENUM "{\"type\":\"string\",\"enum\":[\"pending\",\"running\",\"completed\",\"cancelled\",\"failed\",\"timeout\"]}"

@@ -21,7 +21,7 @@ import { BIN, call, connect, pool, rawSession, sleep, startServer } from './help
 const ASAN = /asan/i.test(BIN);
 const MAX_BODY = 3 * 1024 * 1024; // --max-body 3M
 const MAX_TIMEOUT = 3600;
-const CAPS = { max_memory_mb: 8192, max_cpu_seconds: 3600, max_file_size_mb: 4096, max_processes: 4096 };
+const CAPS = { max_memory_mb: 8192, max_cpu_seconds: 3600, max_file_size_mb: 4096, max_processes: 1024 };
 const NOWHERE = '00000000-0000-4000-8000-000000000000';
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

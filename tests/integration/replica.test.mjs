@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, call, connect, raw, rawSession, sleep, startRedis, startServer } from './helpers.mjs';
+import { removeRunCgroups, replicaOf } from './cgroup-helpers.mjs';
 
 const PROMTOOL = path.join(ROOT, '.tools', 'promtool');
 
@@ -60,6 +61,7 @@ const moreSweeps = async (server, n = 2) => {
 const killHard = async (server) => {
   server.proc.kill('SIGKILL');
   await server.exited;
+  await removeRunCgroups(replicaOf(server)); // what the killed server could not remove itself
 };
 
 describe('heartbeat', () => {

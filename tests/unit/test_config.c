@@ -97,7 +97,10 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.fsize_default_mb, 1024);
     assert_int_equal(cfg.fsize_max_mb, 4096);
     assert_int_equal(cfg.nproc_default, 512);
-    assert_int_equal(cfg.nproc_max, 4096);
+    assert_int_equal(cfg.nproc_max, 1024);
+    assert_int_equal(cfg.cgroups, 1);
+    assert_string_equal(cfg.cgroup_root, "/sys/fs/cgroup");
+    assert_int_equal(cfg.cpu_percent, 0);
     assert_int_equal(cfg.redis_ttl, 3600);
     assert_int_equal(cfg.mirror_queue_bytes, 64 << 20);
     assert_string_equal(cfg.replica, expected_replica(8080));

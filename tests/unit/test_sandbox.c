@@ -190,17 +190,17 @@ static void test_limits_above_caps(void **state)
     refused("{\"resource_limits\":{\"max_memory_mb\":8193}}", "max_memory_mb", "8192");
     refused("{\"resource_limits\":{\"max_cpu_seconds\":3601}}", "max_cpu_seconds", "3600");
     refused("{\"resource_limits\":{\"max_file_size_mb\":4097}}", "max_file_size_mb", "4096");
-    refused("{\"resource_limits\":{\"max_processes\":4097}}", "max_processes", "4096");
+    refused("{\"resource_limits\":{\"max_processes\":1025}}", "max_processes", "1024");
     refused("{\"resourceLimits\":{\"maxMemoryMb\":100000}}", "max_memory_mb", "8192");
 
     /* the caps themselves are allowed */
     assert_int_equal(parse("{\"resource_limits\":{\"max_memory_mb\":8192,\"max_cpu_seconds\":3600,"
-                           "\"max_file_size_mb\":4096,\"max_processes\":4096}}"),
+                           "\"max_file_size_mb\":4096,\"max_processes\":1024}}"),
                      0);
     assert_int_equal(pol.mem_mb, 8192);
     assert_int_equal(pol.cpu_s, 3600);
     assert_int_equal(pol.fsize_mb, 4096);
-    assert_int_equal(pol.nproc, 4096);
+    assert_int_equal(pol.nproc, 1024);
 
     /* the caps follow the configuration */
     int saved = config.cpu_max_s;
@@ -226,7 +226,7 @@ static void test_huge_limit_mentions_cap(void **state)
 {
     /* far beyond `long`: still a positive integer above the cap, and must say so */
     refused("{\"resource_limits\":{\"max_memory_mb\":1e30}}", "max_memory_mb", "8192");
-    refused("{\"resource_limits\":{\"max_processes\":1e19}}", "max_processes", "4096");
+    refused("{\"resource_limits\":{\"max_processes\":1e19}}", "max_processes", "1024");
 }
 
 /* ---------------------------------------------------------------- paths */
