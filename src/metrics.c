@@ -3,6 +3,7 @@
  * are indexed 100..599 per method; tools by (catalogue name, outcome).
  */
 #include "metrics.h"
+#include "cgroup.h"
 #include "config.h"
 #include "exec.h"
 #include "mcp.h"
@@ -129,6 +130,8 @@ static void render_deployment(strbuf_t *out)
                   (long long)config.max_output_bytes, (long long)config.max_retained_session,
                   (long long)config.max_retained_total, config.retention, config.heartbeat);
     gauge(out, "sandbox_available", "Whether runs can be sandboxed now (1) or not (0).", exec_sandbox_error() == NULL);
+    family(out, "cgroups_info", "gauge", "How per-run limits are enforced: cgroup v1, v2, or none (rlimits) (always 1).");
+    strbuf_printf(out, "mcp_sandboxd_cgroups_info{mode=\"%s\"} 1\n", cgroup_mode_name());
     if (config.redis_url[0] != '\0') {
         char url[600];
         config_redacted_redis_url(config.redis_url, url, sizeof(url));

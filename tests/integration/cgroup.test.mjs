@@ -26,13 +26,17 @@ async function assertNoLeftovers(replica) {
   assert.deepEqual(leftovers(replica), [], 'run cgroups left behind');
 }
 
+// /health shows the deployment details (the cgroup mode among them) only to the token
+const TOKEN = 'cgroup-test-token-0123456789';
+const health = async (s) => (await fetch(`${s.server.base}/health`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
+
 let seq = 0;
 async function start(args = [], extra = {}) {
   const replica = extra.replica ?? `cgtest-${process.pid}-${++seq}`;
   // CGTEST_EXTRA_ARGS: e.g. "--cgroups=off", to see the limit tests fail without per-run cgroups
   const more = (process.env.CGTEST_EXTRA_ARGS || '').split(' ').filter(Boolean);
-  const server = await startServer({ args: ['--replica-id', replica, ...args, ...more], ...extra.opts });
-  const { client } = await connect(server);
+  const server = await startServer({ args: ['--replica-id', replica, ...args, ...more], token: TOKEN, ...extra.opts });
+  const { client } = await connect(server, { token: TOKEN });
   return { server, client, replica };
 }
 
@@ -52,7 +56,7 @@ describe('cgroup per run (v1 on this machine)', { skip: !V1 && 'no cgroup v1 hie
   test('/health and the log say which cgroups are in use', async () => {
     const s = await start();
     try {
-      const h = await (await fetch(`${s.server.base}/health`)).json();
+      const h = await health(s);
       assert.equal(h.cgroups, 'v1');
       assert.match(s.server.log(), /cgroups: v1, a cgroup per run/);
     } finally { await stop(s); }
@@ -119,7 +123,7 @@ describe('cgroup per run (v1 on this machine)', { skip: !V1 && 'no cgroup v1 hie
           peak = Math.max(peak, Number(readFileSync(path.join(dir, 'pids.current'), 'utf8')));
           hitMax = Number(/max (\d+)/.exec(readFileSync(path.join(dir, 'pids.events'), 'utf8'))[1]);
         } catch { break; }
-        const h = await fetch(`${s.server.base}/health`);
+        const h = await fetch(`${s.server.base}/health`, { headers: { Authorization: `Bearer ${TOKEN}` } });
         assert.equal(h.status, 200);
         const st = await call(s.client, 'get_execution_status', { execution_id: run.execution_id });
         if (st.status !== 'running') break;
@@ -204,7 +208,7 @@ describe('without cgroup access', () => {
     const empty = mkdtempSync(path.join(os.tmpdir(), 'sandboxd-nocg-'));
     const s = await start(['--cgroup-root', empty]);
     try {
-      const h = await (await fetch(`${s.server.base}/health`)).json();
+      const h = await health(s);
       assert.equal(h.cgroups, 'none (rlimits)');
       assert.equal(typeof h.cgroups_fallback_reason, 'string');
       assert.match(s.server.log(), /fall back to rlimits/);
