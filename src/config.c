@@ -59,7 +59,7 @@ static const struct option_def options[] = {
     {"--retention", "SANDBOX_RETENTION", OPT_INT, OFF(retention), 0, 0, 30 * 86400, "3600", "seconds a finished execution is kept"},
     {"--wait-deadline", "SANDBOX_WAIT_DEADLINE", OPT_INT, OFF(wait_deadline), 0, 1, 3600, "55", "seconds a waiting call may be parked"},
     {"--max-events", "SANDBOX_MAX_EVENTS", OPT_INT, OFF(max_events), 0, 16, 10000000, "10000", "output events kept per execution"},
-    {"--max-output-bytes", "SANDBOX_MAX_OUTPUT_BYTES", OPT_SIZE, OFF(max_output_bytes), 0, 65536, INT64_C(1) << 32, "16M", "output bytes kept per execution"},
+    {"--max-output-bytes", "SANDBOX_MAX_OUTPUT_BYTES", OPT_SIZE, OFF(max_output_bytes), 0, 65536, CONFIG_MAX_OUTPUT_BYTES, "16M", "output bytes kept per execution (at most 256M)"},
     {"--kill-grace-ms", "SANDBOX_KILL_GRACE_MS", OPT_INT, OFF(kill_grace_ms), 0, 0, 60000, "2000", "SIGTERM to SIGKILL grace"},
     {"--shutdown-grace", "SANDBOX_SHUTDOWN_GRACE", OPT_INT, OFF(shutdown_grace), 0, 0, 600, "10", "seconds in-flight work gets at shutdown"},
     {"--memory-mb", "SANDBOX_MEMORY_MB", OPT_INT, OFF(mem_default_mb), 0, 16, 1 << 20, "2048", "default max_memory_mb"},
