@@ -126,7 +126,7 @@ static void list_free(char **list, int *n)
     *n = 0;
 }
 
-/* Appends comma-separated items; an empty value clears the list. */
+/* Appends comma-separated items; an empty value clears the list. -1: too many, -2: out of memory. */
 static int list_add(char **list, int *n, const char *value)
 {
     if (*value == '\0') {
@@ -135,7 +135,7 @@ static int list_add(char **list, int *n, const char *value)
     }
     char *copy = strdup(value), *save = NULL;
     if (copy == NULL)
-        return -1;
+        return -2;
     for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char)*tok))
             tok++;
@@ -148,7 +148,11 @@ static int list_add(char **list, int *n, const char *value)
             free(copy);
             return -1;
         }
-        list[(*n)++] = strdup(tok);
+        if ((list[*n] = strdup(tok)) == NULL) {
+            free(copy);
+            return -2;
+        }
+        (*n)++;
     }
     free(copy);
     return 0;
@@ -208,8 +212,12 @@ static int apply(config_t *cfg, const struct option_def *o, const char *value, c
         return 0;
     case OPT_LIST: {
         int *n = o->off == OFF(allowed_origins) ? &cfg->n_allowed_origins : &cfg->n_deny_read;
-        if (list_add((char **)base, n, value) != 0) {
-            snprintf(err, errlen, "%s: at most %d entries", source, CONFIG_MAX_LIST - 1);
+        int r = list_add((char **)base, n, value);
+        if (r != 0) {
+            if (r == -2)
+                snprintf(err, errlen, "%s: out of memory", source);
+            else
+                snprintf(err, errlen, "%s: at most %d entries", source, CONFIG_MAX_LIST - 1);
             return -1;
         }
         return 0;
