@@ -95,6 +95,7 @@ static void reply_send(mcp_reply_t *r)
         r->parked = 0;
     }
     if (r->req != NULL) {
+        r->guard->reply = NULL; /* before responding: the guard lives in the request's pool (http.h) */
         strbuf_t body = {0};
         int any = 0;
         if (r->batch && !r->sse)
@@ -124,7 +125,6 @@ static void reply_send(mcp_reply_t *r)
             http_respond(r->req, 200, "OK", r->sse ? "text/event-stream" : "application/json", data, len,
                          r->session_id[0] ? r->session_id : NULL);
         }
-        r->guard->reply = NULL;
     }
     reply_free(r);
 }
