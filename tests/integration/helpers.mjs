@@ -96,7 +96,10 @@ async function startServerOnce({ args = [], env = {}, token } = {}) {
         if (r.ok) break;
       } catch { /* not up yet */ }
     }
-    if (Date.now() > deadline) throw new Error(`server did not start: ${stderr}`);
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`server did not start: ${stderr}${readLog()}`);
+    }
     await sleep(30);
   }
   const log = () => { try { return readFileSync(logFile, 'utf8'); } catch { return ''; } };
@@ -217,12 +220,16 @@ async function startRedisOnce({ port, unixsocket = false, requirepass, dir } = {
       throw new Error(`redis-server exited early: ${why}`);
     }
     // our own log says this redis is ready: a PING is then answered by it, not by a stranger on the port
-    if (readLog().includes('Ready to accept connections')) {
+    // "Ready to accept connections tcp" / "The server is now ready to accept connections at <socket>"
+    if (/ready to accept connections/i.test(readLog())) {
       try {
         if (cli('PING') === 'PONG') break;
       } catch { /* not up yet */ }
     }
-    if (Date.now() > deadline) throw new Error(`redis-server did not start: ${out}${readLog()}`);
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`redis-server did not start: ${out}${readLog()}`);
+    }
     await sleep(30);
   }
   const url = unixsocket ? `unix://${socket}` : `redis://127.0.0.1:${port}`;
