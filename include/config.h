@@ -11,6 +11,13 @@
 #include <stdint.h>
 
 #define CONFIG_MAX_LIST 32
+/**
+ * Cap on --max-output-bytes: 256 MiB. The output is kept as event JSON; a
+ * result carries it as structuredContent and again escaped as text (at most
+ * two bytes per byte of JSON), which this keeps well below STRBUF_JSON_MAX
+ * (1 GiB) and cJSON's INT_MAX. Past that bound a result is an error, not an abort.
+ */
+#define CONFIG_MAX_OUTPUT_BYTES (INT64_C(256) << 20)
 
 /** Everything the server can be told at startup. */
 typedef struct config {

@@ -42,7 +42,8 @@ struct exec {
     TAILQ_ENTRY(exec) session_link;   /**< owner's list (private) */
     char id[37];                      /**< UUID v4 */
     char session_id[SESSION_ID_LEN + 1];
-    struct exec_session *owner;       /**< NULL once the session ended */
+    struct exec_session *owner;       /**< its session's state (run list, workspace): set at start, never NULL;
+                                           outlives the session (owner->ended) until its last execution is freed */
     char *command;
     int interactive;
     exec_status_t status;
@@ -94,7 +95,7 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
 exec_t *exec_find(session_t *s, const char *id);
 /** The execution `id` whatever its session (for the mirror's resync); NULL when not held. */
 exec_t *exec_lookup(const char *id);
-/** Calls `cb` for every held execution (the mirror's full resync). */
+/** Calls `cb` for every held execution (the mirror's full resync); `cb` may free the execution it is given. */
 void exec_foreach(void (*cb)(exec_t *e, void *arg), void *arg);
 /** 1 while the run has not finished. */
 int exec_is_active(const exec_t *e);

@@ -25,6 +25,11 @@ h2o_context_t *http_context(void);
  * Sends a complete response and writes the access-log line. `body` is
  * malloc'd and taken over (freed with the request); may be NULL when len is 0.
  * `session_id` (may be NULL) is set as Mcp-Session-Id.
+ *
+ * h2o (2.2.5, evloop) defers write completion: the socket write completes,
+ * and `req` with its pool is disposed, from a later loop turn, never inside
+ * this call. Callers still clear whatever guard they keep in req->pool (its
+ * dispose callback's target) before calling it, so no code relies on that.
  */
 void http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type, char *body, size_t len,
                   const char *session_id);

@@ -106,7 +106,13 @@ int proc_spawn(proc_t *p, const proc_spec_t *spec, const proc_callbacks_t *cb, v
 int proc_write_stdin(proc_t *p, const char *data, size_t len, char *err, size_t errlen);
 /** Closes stdin once queued bytes are written. */
 void proc_close_stdin(proc_t *p);
-/** Stops the whole tree: SIGTERM then SIGKILL after grace_ms; at once when force. */
+/**
+ * Stops the whole tree: SIGTERM then SIGKILL after grace_ms; at once when force.
+ * Only sends signals and arms timers: it never calls on_exit (or on_output)
+ * synchronously, so a caller walking a list of runs may call it on each one
+ * and the run is still there when it returns. on_exit comes later, from the
+ * loop (the pidfd, the pipes' EOF, SIGCHLD).
+ */
 void proc_terminate(proc_t *p, int force, int grace_ms);
 /** Frees what remains after on_exit (or kills and abandons a live child at teardown). */
 void proc_release(proc_t *p);

@@ -25,10 +25,22 @@ void strbuf_append(strbuf_t *b, const void *p, size_t n);
 void strbuf_puts(strbuf_t *b, const char *s);
 /** Appends printf-formatted text. */
 void strbuf_printf(strbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/** Appends the NUL-terminated `s` as a quoted, escaped JSON string, without a copy (invalid UTF-8 becomes U+FFFD). */
+/** Largest JSON string (escaped, with its quotes) the strbuf_json_* functions write: 1 GiB. */
+#define STRBUF_JSON_MAX ((size_t)1 << 30)
+/** Bytes the JSON string for the `n` bytes at `s` takes, quotes included (the escaping is cJSON's). */
+size_t util_json_escaped_len(const char *s, size_t n);
+/**
+ * Appends the NUL-terminated `s` as a quoted, escaped JSON string, without a
+ * copy (invalid UTF-8 becomes U+FFFD). A string whose JSON would exceed
+ * STRBUF_JSON_MAX is written as a short notice string instead (never aborts).
+ */
 void strbuf_json_cstr(strbuf_t *b, const char *s);
-/** Same for `s` (NUL-terminated at `n`) already known to be valid UTF-8: no second scan. */
-void strbuf_json_utf8(strbuf_t *b, const char *s, size_t n);
+/**
+ * Same for `s` (NUL-terminated at `n`) already known to be valid UTF-8: no
+ * second scan. Returns 0, or -1 with nothing appended and nothing allocated
+ * when the JSON would exceed STRBUF_JSON_MAX (the caller answers with an error).
+ */
+int strbuf_json_utf8(strbuf_t *b, const char *s, size_t n);
 /** Same for exactly `n` bytes at `s` (copied first: cJSON needs a terminator). */
 void strbuf_json_string(strbuf_t *b, const char *s, size_t n);
 /** Hands the bytes over to the caller (who frees them) and resets `b`. */

@@ -59,7 +59,7 @@ static const struct option_def options[] = {
     {"--retention", "SANDBOX_RETENTION", OPT_INT, OFF(retention), 0, 0, 30 * 86400, "3600", "seconds a finished execution is kept"},
     {"--wait-deadline", "SANDBOX_WAIT_DEADLINE", OPT_INT, OFF(wait_deadline), 0, 1, 3600, "55", "seconds a waiting call may be parked"},
     {"--max-events", "SANDBOX_MAX_EVENTS", OPT_INT, OFF(max_events), 0, 16, 10000000, "10000", "output events kept per execution"},
-    {"--max-output-bytes", "SANDBOX_MAX_OUTPUT_BYTES", OPT_SIZE, OFF(max_output_bytes), 0, 65536, INT64_C(1) << 32, "16M", "output bytes kept per execution"},
+    {"--max-output-bytes", "SANDBOX_MAX_OUTPUT_BYTES", OPT_SIZE, OFF(max_output_bytes), 0, 65536, CONFIG_MAX_OUTPUT_BYTES, "16M", "output bytes kept per execution (at most 256M)"},
     {"--max-retained-bytes", "SANDBOX_MAX_RETAINED_BYTES", OPT_SIZE, OFF(max_retained_session), 0, 65536, INT64_C(1) << 40, "64M", "output bytes one session's runs may retain (oldest finished runs' output freed first)"},
     {"--max-retained-bytes-total", "SANDBOX_MAX_RETAINED_BYTES_TOTAL", OPT_SIZE, OFF(max_retained_total), 0, 65536, INT64_C(1) << 40, "1G", "output bytes all runs of the server may retain (oldest finished runs' output freed first)"},
     {"--kill-grace-ms", "SANDBOX_KILL_GRACE_MS", OPT_INT, OFF(kill_grace_ms), 0, 0, 60000, "2000", "SIGTERM to SIGKILL grace"},
@@ -131,7 +131,7 @@ static void list_free(char **list, int *n)
     *n = 0;
 }
 
-/* Appends comma-separated items; an empty value clears the list. */
+/* Appends comma-separated items; an empty value clears the list. -1: too many, -2: out of memory. */
 static int list_add(char **list, int *n, const char *value)
 {
     if (*value == '\0') {
@@ -140,7 +140,7 @@ static int list_add(char **list, int *n, const char *value)
     }
     char *copy = strdup(value), *save = NULL;
     if (copy == NULL)
-        return -1;
+        return -2;
     for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char)*tok))
             tok++;
@@ -153,7 +153,11 @@ static int list_add(char **list, int *n, const char *value)
             free(copy);
             return -1;
         }
-        list[(*n)++] = strdup(tok);
+        if ((list[*n] = strdup(tok)) == NULL) {
+            free(copy);
+            return -2;
+        }
+        (*n)++;
     }
     free(copy);
     return 0;
@@ -213,8 +217,12 @@ static int apply(config_t *cfg, const struct option_def *o, const char *value, c
         return 0;
     case OPT_LIST: {
         int *n = o->off == OFF(allowed_origins) ? &cfg->n_allowed_origins : &cfg->n_deny_read;
-        if (list_add((char **)base, n, value) != 0) {
-            snprintf(err, errlen, "%s: at most %d entries", source, CONFIG_MAX_LIST - 1);
+        int r = list_add((char **)base, n, value);
+        if (r != 0) {
+            if (r == -2)
+                snprintf(err, errlen, "%s: out of memory", source);
+            else
+                snprintf(err, errlen, "%s: at most %d entries", source, CONFIG_MAX_LIST - 1);
             return -1;
         }
         return 0;

@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -27,8 +28,16 @@ static uint64_t next_seq;
 static uint64_t armed_at = UINT64_MAX; /* what the timerfd is set to */
 static size_t n_armed;
 
+/*
+ * Sets the timerfd to the earliest due time (or disarms it). A failure cannot
+ * come from these values on an open fd; it is logged, and armed_at is left
+ * unset so that the next arm or cancel tries again. After deadline_close()
+ * (shutdown) there is no fd to set.
+ */
 static void rearm(void)
 {
+    if (tfd < 0)
+        return;
     deadline_t *first = RB_MIN(deadline_tree, &tree);
     uint64_t at = first != NULL ? first->at_ms : 0;
     if (first != NULL && at == armed_at)
@@ -41,7 +50,10 @@ static void rearm(void)
         its.it_value.tv_nsec = (long)(at % 1000) * 1000000;
     }
     armed_at = first != NULL ? at : UINT64_MAX;
-    timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
+    if (timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL) != 0) {
+        log_error("timerfd_settime: %s: deadlines may fire late", strerror(errno));
+        armed_at = UINT64_MAX;
+    }
 }
 
 static void on_timerfd(h2o_socket_t *sock, const char *err)

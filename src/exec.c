@@ -567,8 +567,8 @@ exec_t *exec_lookup(const char *id)
 
 void exec_foreach(void (*cb)(exec_t *e, void *arg), void *arg)
 {
-    exec_t *e;
-    RB_FOREACH(e, exec_tree, &mgr.all)
+    exec_t *e, *next;
+    RB_FOREACH_SAFE(e, exec_tree, &mgr.all, next) /* cb may free e */
     cb(e, arg);
 }
 
@@ -718,8 +718,9 @@ void exec_session_end(session_t *s)
 size_t exec_shutdown(int force)
 {
     mgr.shutting_down = 1;
-    exec_t *e;
-    RB_FOREACH(e, exec_tree, &mgr.all)
+    exec_t *e, *next;
+    /* SAFE although neither add_event nor proc_terminate frees e today (proc.h) */
+    RB_FOREACH_SAFE(e, exec_tree, &mgr.all, next)
     {
         if (!exec_is_active(e))
             continue;

@@ -101,7 +101,7 @@ static int grace_left_ms(void)
 
 int main(int argc, char **argv)
 {
-    char err[512], *out = malloc(16384);
+    char err[512], *out = xmalloc(16384); /* --help text */
     int rc = config_parse(&config, argc, argv, environ, err, sizeof(err), out, 16384);
     if (rc == CONFIG_EXIT) {
         fputs(out, stdout);
@@ -174,6 +174,11 @@ int main(int argc, char **argv)
         return 2;
     }
     int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) { /* without it no child is reaped and SIGTERM is ignored: do not serve */
+        log_error("signalfd: %s", strerror(errno));
+        log_flush();
+        return 1;
+    }
     h2o_socket_t *sigsock = h2o_evloop_socket_create(loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(sigsock, on_signal);
 

@@ -95,6 +95,7 @@ static void reply_send(mcp_reply_t *r)
         r->parked = 0;
     }
     if (r->req != NULL) {
+        r->guard->reply = NULL; /* before responding: the guard lives in the request's pool (http.h) */
         strbuf_t body = {0};
         int any = 0;
         if (r->batch && !r->sse)
@@ -124,7 +125,6 @@ static void reply_send(mcp_reply_t *r)
             http_respond(r->req, 200, "OK", r->sse ? "text/event-stream" : "application/json", data, len,
                          r->session_id[0] ? r->session_id : NULL);
         }
-        r->guard->reply = NULL;
     }
     reply_free(r);
 }
@@ -162,7 +162,16 @@ void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, 
     }
     strbuf_t res = {0};
     strbuf_puts(&res, "{\"content\":[{\"type\":\"text\",\"text\":");
-    strbuf_json_utf8(&res, structured, len); /* NUL-terminated JSON, checked (or repaired) above */
+    if (strbuf_json_utf8(&res, structured, len) != 0) { /* NUL-terminated JSON, checked (or repaired) above */
+        /* the text copy of a huge result would pass STRBUF_JSON_MAX: an error, not an abort */
+        strbuf_free(&res);
+        strbuf_free(&clean);
+        jsonrpc_write_error(&call->reply->slots[call->slot], call->id_json, JSONRPC_INTERNAL_ERROR,
+                            "This result would exceed 1 GiB as JSON text: ask for less output at a time "
+                            "(get_execution_output with last_event_id)");
+        call_finish(call);
+        return;
+    }
     strbuf_puts(&res, "}],\"structuredContent\":");
     strbuf_append(&res, structured, len);
     strbuf_puts(&res, is_error ? ",\"isError\":true}" : ",\"isError\":false}");

@@ -165,7 +165,10 @@ struct pipeline {
 
 static void append_argv(struct pipeline *p, int argc, const char **argv, const size_t *lens)
 {
-    redisAppendCommandArgv(p->c, argc, argv, lens);
+    if (redisAppendCommandArgv(p->c, argc, argv, lens) != REDIS_OK) { /* out of memory: no reply to wait for */
+        log_warn("redis mirror: cannot queue %.*s: %s", (int)lens[0], argv[0], p->c->errstr[0] ? p->c->errstr : "out of memory");
+        return;
+    }
     p->pending++;
 }
 

@@ -266,8 +266,10 @@ static void on_stderr(h2o_socket_t *sock, const char *err)
     on_output(sock, err, 1);
 }
 
-/* bwrap's --json-status-fd: {"child-pid": N, "pid-namespace": I, ...} then {"exit-code": N}. */
-/* Parses complete lines of bwrap's --json-status-fd output held in status_buf. */
+/*
+ * Parses the complete lines of bwrap's --json-status-fd output held in
+ * status_buf: {"child-pid": N, "pid-namespace": I, ...} then {"exit-code": N}.
+ */
 static void status_parse(proc_t *p)
 {
     char *nl;
@@ -294,7 +296,7 @@ static void status_parse(proc_t *p)
         p->status_buf.len = 0; /* not bwrap talking: ignore */
 }
 
-/* bwrap's --json-status-fd: {"child-pid": N, "pid-namespace": I, ...} then {"exit-code": N}. */
+/* Reads bwrap's status pipe as it arrives; its EOF is one of the things check_done waits for. */
 static void on_status(h2o_socket_t *sock, const char *err)
 {
     proc_t *p = sock->data;

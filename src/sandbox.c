@@ -597,7 +597,13 @@ static int probe(void)
     sandbox_build(&p, config.workspace_root, "/", "true", NULL, 0, 4, 3, &argv, &envp);
     int sfd = sandbox_seccomp_fd(), errp[2];
     if (sfd < 0 || pipe2(errp, O_CLOEXEC) != 0) {
-        snprintf(error_msg, sizeof(error_msg), "cannot prepare the seccomp filter: %s", strerror(errno));
+        snprintf(error_msg, sizeof(error_msg), "cannot prepare the sandbox probe (%s): %s",
+                 sfd < 0 ? "seccomp filter" : "pipe", strerror(errno));
+        if (sfd >= 0)
+            close(sfd);
+        sandbox_argv_free(&argv);
+        sandbox_argv_free(&envp);
+        sandbox_policy_free(&p);
         return -1;
     }
     pid_t pid = fork();

@@ -65,8 +65,10 @@ static void reply_json(mcp_call_t *call, cJSON *o, int is_error)
 {
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (text == NULL)
-        util_oom();
+    if (text == NULL) { /* cJSON prints at most INT_MAX bytes: a huge result is an error, not an abort */
+        mcp_call_error(call, JSONRPC_INTERNAL_ERROR, "This result is too large to print as JSON");
+        return;
+    }
     mcp_call_tool_result(call, text, strlen(text), is_error);
     free(text);
 }
@@ -566,10 +568,15 @@ static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, 
     return -1;
 }
 
+/* Longest execution id read from Redis: the mirror's id buffers are char[40]
+ * (a UUID takes 36), so a 40-character id would be cut, not looked up. */
+#define EXEC_ID_MAX 39
+
+/* An id worth a Redis read: 1 to EXEC_ID_MAX hex digits and dashes. */
 static int valid_exec_id(const char *id)
 {
     size_t n = strlen(id);
-    if (n == 0 || n > 40)
+    if (n == 0 || n > EXEC_ID_MAX)
         return 0;
     for (size_t i = 0; i < n; i++)
         if (!(isxdigit((unsigned char)id[i]) || id[i] == '-'))

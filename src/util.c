@@ -171,22 +171,57 @@ void util_utf8_sanitize(const char *s, size_t len, strbuf_t *out)
 }
 
 /*
- * JSON string escaping is cJSON's: a string reference printed into space
- * reserved in place (the worst case is six bytes per input byte plus quotes),
- * so a large output is escaped without an intermediate copy. Invalid UTF-8
- * (a message quoting a cut string or a header's bytes) becomes U+FFFD.
+ * The length cJSON's print_string_ptr gives the JSON of `n` bytes: the quotes,
+ * two bytes for a quote, a backslash, BS, FF, LF, CR and TAB, six (\u00XX) for
+ * the other control bytes, one for every other byte. Counted first so that an
+ * oversized string is refused before any allocation, and the reservation is
+ * exact (not 6n).
  */
-void strbuf_json_utf8(strbuf_t *b, const char *s, size_t n)
+size_t util_json_escaped_len(const char *s, size_t n)
 {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
+            len += 2;
+        else if (c < 32)
+            len += 6;
+        else
+            len += 1;
+    }
+    return len;
+}
+
+/*
+ * JSON string escaping is cJSON's: a string reference printed into space
+ * reserved in place, so a large output is escaped without an intermediate
+ * copy. STRBUF_JSON_MAX keeps the room below cJSON's INT_MAX limit, so a
+ * client's oversized result is an error for the caller, never util_oom().
+ */
+int strbuf_json_utf8(strbuf_t *b, const char *s, size_t n)
+{
+    size_t need = util_json_escaped_len(s, n);
+    if (need > STRBUF_JSON_MAX)
+        return -1;
     cJSON item;
     memset(&item, 0, sizeof(item));
     item.type = cJSON_String | cJSON_IsReference;
     item.valuestring = (char *)s;
-    size_t room = 6 * n + 8; /* cJSON wants room for the quotes, the NUL and one spare byte */
+    size_t room = need + 8; /* cJSON wants room for the NUL and a spare byte past the string */
     char *dst = strbuf_reserve(b, room);
-    if (!cJSON_PrintPreallocated(&item, dst, (int)(room < INT32_MAX ? room : INT32_MAX), 0))
-        util_oom();
+    if (!cJSON_PrintPreallocated(&item, dst, (int)room, 0)) {
+        dst[0] = '\0';
+        return -1;
+    }
     b->len += strlen(dst);
+    return 0;
+}
+
+/* The stand-in for a string too large to write (only a multi-GiB message gets here). */
+static void json_too_large(strbuf_t *b, size_t n)
+{
+    strbuf_printf(b, "\"[%zu bytes: too large for one JSON string]\"", n);
 }
 
 void strbuf_json_cstr(strbuf_t *b, const char *s)
@@ -196,11 +231,13 @@ void strbuf_json_cstr(strbuf_t *b, const char *s)
         /* a message that quotes a cut or foreign (header) string: never emit invalid UTF-8 */
         strbuf_t clean = {0};
         util_utf8_sanitize(s, n, &clean);
-        strbuf_json_utf8(b, clean.data, clean.len);
+        if (strbuf_json_utf8(b, clean.data, clean.len) != 0)
+            json_too_large(b, n);
         strbuf_free(&clean);
         return;
     }
-    strbuf_json_utf8(b, s, n);
+    if (strbuf_json_utf8(b, s, n) != 0)
+        json_too_large(b, n);
 }
 
 void strbuf_json_string(strbuf_t *b, const char *s, size_t n)

@@ -15,6 +15,10 @@ export const ROOT = path.resolve(here, '../..');
 // `make test` runs the suite twice: with the release build and with ASan+UBSan.
 export const BIN = process.env.SANDBOXD_BIN || path.join(ROOT, 'mcp-sandboxd');
 
+// A port that was free a moment ago. Only a hint: another process (another
+// test run on this machine) may bind it before we do, so the starters below
+// retry with a fresh one when the server says the address is in use, and they
+// recognise their own server by the line it writes to its own log file.
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -28,9 +32,35 @@ export function freePort() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Starts mcp-sandboxd; resolves once /health answers. `args` are extra flags,
-// `env` extra environment. Returns { url, port, base, proc, logFile, stop(), log() }.
-export async function startServer({ args = [], env = {}, token } = {}) {
+// Polls fn() every `step` ms until it returns a truthy value (returned) or
+// `ms` pass (then throws `what`). For waiting on an event, never on time.
+export async function waitFor(fn, { ms = 15000, step = 30, what = 'condition' } = {}) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(step);
+  }
+}
+
+class PortTaken extends Error {}
+
+// Starts mcp-sandboxd; resolves once it logged that it listens on its port and
+// /health answers. `args` are extra flags, `env` extra environment. Returns
+// { url, port, base, proc, logFile, stop(), log() }. A port taken between
+// freePort() and the bind is retried with a fresh one.
+export async function startServer(opts = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServerOnce(opts);
+    } catch (e) {
+      if (!(e instanceof PortTaken) || attempt >= 8) throw e;
+    }
+  }
+}
+
+async function startServerOnce({ args = [], env = {}, token } = {}) {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sandboxd-test-'));
   chmodSync(dir, 0o755); // the sandbox user must reach the workspace root inside it
@@ -38,6 +68,8 @@ export async function startServer({ args = [], env = {}, token } = {}) {
   const fullArgs = ['--host', '127.0.0.1', '--port', String(port), '--log-file', logFile,
     '--workspace-root', path.join(dir, 'ws'), ...args];
   if (token) fullArgs.push('--token', token);
+  const lf = fullArgs.lastIndexOf('--log-file');
+  const effectiveLog = fullArgs[lf + 1]; // a test may name its own log file
   const proc = spawn(BIN, fullArgs, {
     env: { PATH: process.env.PATH, ASAN_OPTIONS: process.env.ASAN_OPTIONS || '', UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -47,14 +79,27 @@ export async function startServer({ args = [], env = {}, token } = {}) {
   proc.stdout.on('data', () => {});
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   const base = `http://127.0.0.1:${port}`;
+  const readLog = () => { try { return readFileSync(effectiveLog, 'utf8'); } catch { return ''; } };
+  const listening = `listening on http://127.0.0.1:${port}/mcp`;
   const deadline = Date.now() + 15000;
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`server exited early (${proc.exitCode}): ${stderr}`);
-    try {
-      const r = await fetch(`${base}/health`);
-      if (r.ok) break;
-    } catch { /* not up yet */ }
-    if (Date.now() > deadline) throw new Error(`server did not start: ${stderr}`);
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      const why = `${stderr}${readLog()}`;
+      rmSync(dir, { recursive: true, force: true });
+      if (/cannot listen on .*Address already in use/.test(why)) throw new PortTaken(why);
+      throw new Error(`server exited early (${proc.exitCode}): ${why}`);
+    }
+    // our own log file says our process holds the port: /health is then ours, not a stranger's
+    if (readLog().includes(listening)) {
+      try {
+        const r = await fetch(`${base}/health`);
+        if (r.ok) break;
+      } catch { /* not up yet */ }
+    }
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`server did not start: ${stderr}${readLog()}`);
+    }
     await sleep(30);
   }
   const log = () => { try { return readFileSync(logFile, 'utf8'); } catch { return ''; } };
@@ -119,12 +164,27 @@ export async function rawSession(server, { headers = {}, version = '2025-06-18' 
 // Returns { port, socket, url, dir, proc, stop(), kill(), cli(...args) }:
 // cli runs redis-cli against it (db `db`, default 0; `--no-auth-warning -a`
 // when requirepass is set) and returns its trimmed stdout.
-export async function startRedis({ port, unixsocket = false, requirepass, dir } = {}) {
+export async function startRedis(opts = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startRedisOnce(opts);
+    } catch (e) {
+      // a port we picked was taken before redis bound it: pick another (a port the caller chose is kept)
+      if (!(e instanceof PortTaken) || opts.port !== undefined || attempt >= 8) throw e;
+    }
+  }
+}
+
+let redisStarts = 0;
+
+async function startRedisOnce({ port, unixsocket = false, requirepass, dir } = {}) {
   const ownDir = !dir;
   dir = dir ?? mkdtempSync(path.join(os.tmpdir(), 'sandboxd-redis-'));
   if (!unixsocket && port === undefined) port = await freePort();
   const socket = unixsocket ? path.join(dir, 'redis.sock') : undefined;
-  const args = ['--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', path.join(dir, 'redis.log')];
+  // a log of its own (a restart may reuse `dir`): its ready line is this process's
+  const logPath = path.join(dir, `redis-${process.pid}-${++redisStarts}.log`);
+  const args = ['--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', logPath];
   if (unixsocket) args.push('--port', '0', '--unixsocket', socket, '--unixsocketperm', '700');
   else args.push('--port', String(port), '--bind', '127.0.0.1');
   if (requirepass) args.push('--requirepass', requirepass);
@@ -150,13 +210,26 @@ export async function startRedis({ port, unixsocket = false, requirepass, dir } 
     return new Promise((resolve, reject) => execFile('redis-cli', [...a, ...cmd.map(String)], { encoding: 'utf8', maxBuffer: 1 << 30 },
       (err, stdout) => (err ? reject(err) : resolve(stdout.replace(/\n$/, '')))));
   };
+  const readLog = () => { try { return readFileSync(logPath, 'utf8'); } catch { return ''; } };
   const deadline = Date.now() + 10000;
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`redis-server exited early: ${out}`);
-    try {
-      if (cli('PING') === 'PONG') break;
-    } catch { /* not up yet */ }
-    if (Date.now() > deadline) throw new Error(`redis-server did not start: ${out}`);
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      const why = `${out}${readLog()}`;
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+      if (/Address already in use/.test(why)) throw new PortTaken(why);
+      throw new Error(`redis-server exited early: ${why}`);
+    }
+    // our own log says this redis is ready: a PING is then answered by it, not by a stranger on the port
+    // "Ready to accept connections tcp" / "The server is now ready to accept connections at <socket>"
+    if (/ready to accept connections/i.test(readLog())) {
+      try {
+        if (cli('PING') === 'PONG') break;
+      } catch { /* not up yet */ }
+    }
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`redis-server did not start: ${out}${readLog()}`);
+    }
     await sleep(30);
   }
   const url = unixsocket ? `unix://${socket}` : `redis://127.0.0.1:${port}`;

@@ -684,6 +684,7 @@ describe('configuration errors', () => {
     ['--bogus-flag', ['--bogus-flag'], {}, '--bogus-flag'],
     ['--port without a value', ['--port'], {}, '--port'],
     ['--max-body 12Q', ['--max-body', '12Q'], {}, '--max-body'],
+    ['--max-output-bytes 1G (above the 256M cap)', ['--max-output-bytes', '1G'], {}, '--max-output-bytes: expected a byte size (K/M/G suffix allowed) in 65536..268435456'],
     ['SANDBOX_PORT=0', [], { SANDBOX_PORT: '0' }, 'SANDBOX_PORT'],
     ['SANDBOX_SESSION_TTL=abc', [], { SANDBOX_SESSION_TTL: 'abc' }, 'SANDBOX_SESSION_TTL'],
   ]) {

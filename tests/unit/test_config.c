@@ -295,6 +295,19 @@ static void test_sizes(void **state)
     expect_error(PARSE(no_env, "--max-body", "99999999999G"), "--max-body", NULL, NULL);
 }
 
+/* --max-output-bytes is capped at 256M (it used to accept 4G, enough for a result to reach util_oom()) */
+static void test_max_output_bytes_cap(void **state)
+{
+    assert_int_equal(PARSE(no_env, "--max-output-bytes", "256M"), CONFIG_OK);
+    assert_int_equal(cfg.max_output_bytes, CONFIG_MAX_OUTPUT_BYTES);
+    assert_int_equal(cfg.max_output_bytes, INT64_C(256) << 20);
+    expect_error(PARSE(no_env, "--max-output-bytes", "268435457"), "--max-output-bytes", "268435456", "268435457");
+    expect_error(PARSE(no_env, "--max-output-bytes", "1G"), "--max-output-bytes", "268435456", "1G");
+    expect_error(PARSE(no_env, "--max-output-bytes", "4G"), "--max-output-bytes", "268435456", NULL);
+    char *env[] = {"SANDBOX_MAX_OUTPUT_BYTES=512M", NULL};
+    expect_error(PARSE0(env), "SANDBOX_MAX_OUTPUT_BYTES", "268435456", NULL);
+}
+
 static void test_negative_size_with_suffix(void **state)
 {
     /* a negative size is out of range, not undefined behaviour (left shift of a negative value) */
@@ -507,6 +520,7 @@ int main(void)
         cmocka_unit_test_teardown(test_redacted_redis_url_at_in_password, teardown),
         /* last: a sanitizer abort here must not hide the other results */
         cmocka_unit_test_teardown(test_negative_size_with_suffix, teardown),
+        cmocka_unit_test_teardown(test_max_output_bytes_cap, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,8 +19,35 @@ static char *render(void)
     return strbuf_steal(&b, &len);
 }
 
+/* The value of the sample line that starts with `sample` (name and labels) in `text`; -1 when absent. */
+static double value_of(const char *text, const char *sample)
+{
+    size_t n = strlen(sample);
+    for (const char *p = text; p != NULL && *p; p = strchr(p, '\n'), p = p != NULL ? p + 1 : NULL)
+        if (strncmp(p, sample, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+/*
+ * Checks how much a sample grew between two renders (it must be in the second). The counters are process-wide,
+ * so every test compares against what it found before acting: the tests hold
+ * in any order, alone or together.
+ */
+static void assert_grew(const char *before, const char *after, const char *sample, double by)
+{
+    double a = value_of(before, sample), b = value_of(after, sample);
+    if (b < 0)
+        fail_msg("sample %s missing", sample);
+    if (a < 0)
+        a = 0; /* a row appears with its first count */
+    if (b - a != by)
+        fail_msg("%s grew by %g, expected %g", sample, b - a, by);
+}
+
 static void test_http_counts(void **state)
 {
+    char *t0 = render();
     metrics_http("POST", 4, 200);
     metrics_http("POST", 4, 200);
     metrics_http("GET", 3, 404);
@@ -29,18 +56,20 @@ static void test_http_counts(void **state)
     metrics_http("GET", 3, 99);       /* out of range: ignored */
     metrics_http("GET", 3, 600);
     char *t = render();
-    assert_non_null(strstr(t, "mcp_sandboxd_http_requests_total{method=\"POST\",status=\"200\"} 2\n"));
-    assert_non_null(strstr(t, "mcp_sandboxd_http_requests_total{method=\"GET\",status=\"404\"} 1\n"));
-    assert_non_null(strstr(t, "mcp_sandboxd_http_requests_total{method=\"other\",status=\"418\"} 1\n"));
-    assert_non_null(strstr(t, "mcp_sandboxd_http_requests_total{method=\"other\",status=\"200\"} 1\n"));
+    assert_grew(t0, t, "mcp_sandboxd_http_requests_total{method=\"POST\",status=\"200\"}", 2);
+    assert_grew(t0, t, "mcp_sandboxd_http_requests_total{method=\"GET\",status=\"404\"}", 1);
+    assert_grew(t0, t, "mcp_sandboxd_http_requests_total{method=\"other\",status=\"418\"}", 1);
+    assert_grew(t0, t, "mcp_sandboxd_http_requests_total{method=\"other\",status=\"200\"}", 1);
     assert_null(strstr(t, "status=\"99\""));
     assert_null(strstr(t, "status=\"600\""));
+    free(t0);
     free(t);
 }
 
 static void test_tools_and_executions(void **state)
 {
     static const char execute_code[] = "execute_code";
+    char *t0 = render();
     metrics_tool(execute_code, "ok");
     metrics_tool(execute_code, "error");
     metrics_tool("execute_code", "ok"); /* same name from elsewhere: same row */
@@ -50,13 +79,15 @@ static void test_tools_and_executions(void **state)
     metrics_exec_end("timeout");
     metrics_exec_end("no-such-status");
     char *t = render();
-    assert_non_null(strstr(t, "mcp_sandboxd_tool_calls_total{tool=\"execute_code\",outcome=\"ok\"} 2\n"));
-    assert_non_null(strstr(t, "mcp_sandboxd_tool_calls_total{tool=\"execute_code\",outcome=\"error\"} 1\n"));
-    assert_non_null(strstr(t, "mcp_sandboxd_tool_calls_total{tool=\"execute_code\",outcome=\"rpc_error\"} 0\n"));
-    assert_non_null(strstr(t, "mcp_sandboxd_tool_calls_total{tool=\"unknown\",outcome=\"rpc_error\"} 1\n"));
-    assert_non_null(strstr(t, "mcp_sandboxd_executions_total{status=\"completed\"} 1\n"));
-    assert_non_null(strstr(t, "mcp_sandboxd_executions_total{status=\"timeout\"} 2\n"));
-    assert_non_null(strstr(t, "mcp_sandboxd_executions_total{status=\"cancelled\"} 0\n"));
+    assert_grew(t0, t, "mcp_sandboxd_tool_calls_total{tool=\"execute_code\",outcome=\"ok\"}", 2);
+    assert_grew(t0, t, "mcp_sandboxd_tool_calls_total{tool=\"execute_code\",outcome=\"error\"}", 1);
+    assert_grew(t0, t, "mcp_sandboxd_tool_calls_total{tool=\"execute_code\",outcome=\"rpc_error\"}", 0);
+    assert_grew(t0, t, "mcp_sandboxd_tool_calls_total{tool=\"unknown\",outcome=\"rpc_error\"}", 1);
+    assert_grew(t0, t, "mcp_sandboxd_executions_total{status=\"completed\"}", 1);
+    assert_grew(t0, t, "mcp_sandboxd_executions_total{status=\"timeout\"}", 2);
+    assert_grew(t0, t, "mcp_sandboxd_executions_total{status=\"cancelled\"}", 0);
+    assert_null(strstr(t, "no-such-status"));
+    free(t0);
     free(t);
 }
 
@@ -96,6 +127,9 @@ int main(void)
         cmocka_unit_test(test_http_counts),
         cmocka_unit_test(test_tools_and_executions),
         cmocka_unit_test(test_every_sample_is_described),
+        /* again, in the other order: nothing depends on what ran before */
+        cmocka_unit_test(test_tools_and_executions),
+        cmocka_unit_test(test_http_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

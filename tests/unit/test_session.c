@@ -199,10 +199,14 @@ static void test_touch(void **state)
     session_touch(s);
     assert_true(s->last_used_ms >= created + 15);
     assert_int_equal(s->created_ms, created);
+    /* a second touch stamps the time of that touch (between lo and hi), later than the first one */
     uint64_t first = s->last_used_ms;
     sleep_ms(5);
+    uint64_t lo = util_now_ms();
+    assert_true(lo > first);
     session_touch(s);
-    assert_true(s->last_used_ms >= first);
+    uint64_t hi = util_now_ms();
+    assert_true(s->last_used_ms >= lo && s->last_used_ms <= hi);
 }
 
 static void test_end(void **state)

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <ctype.h>
+#include <sys/mman.h>
 
 static void test_strbuf_append(void **state)
 {
@@ -179,6 +180,61 @@ static void test_uuid4(void **state)
     assert_non_null(strchr("89ab", u[19]));
 }
 
+/* util_json_escaped_len is exactly what cJSON writes, byte by byte (the reservation relies on it). */
+static void test_json_escaped_len_exact(void **state)
+{
+    for (int c = 1; c < 256; c++) {
+        char s[4] = {'a', (char)c, 'b', '\0'};
+        strbuf_t b = {0};
+        assert_int_equal(strbuf_json_utf8(&b, s, 3), 0);
+        if (b.len != util_json_escaped_len(s, 3))
+            fail_msg("byte 0x%02x: cJSON wrote %zu bytes, counted %zu", c, b.len, util_json_escaped_len(s, 3));
+        strbuf_free(&b);
+    }
+    assert_int_equal(util_json_escaped_len("", 0), 2);
+    assert_int_equal(util_json_escaped_len("\x01\"\n", 3), 2 + 6 + 2 + 2);
+}
+
+/*
+ * A string whose JSON would pass STRBUF_JSON_MAX is refused before anything
+ * is allocated (it used to reach util_oom() once 6n passed INT_MAX). The input
+ * is ~171 MiB of 0x01 (six bytes each once escaped): one 1 MiB memfd mapped
+ * again and again, so the test costs 1 MiB of memory, not 171.
+ */
+static void test_json_utf8_refuses_oversized(void **state)
+{
+    const size_t chunk = 1 << 20, n = STRBUF_JSON_MAX / 6 + chunk;
+    size_t span = (n + chunk - 1) / chunk * chunk;
+    int fd = memfd_create("json-bound", 0);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)chunk), 0);
+    char *one = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    assert_true(one != MAP_FAILED);
+    memset(one, 0x01, chunk);
+    char *base = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    assert_true(base != MAP_FAILED);
+    for (size_t off = 0; off < span; off += chunk)
+        assert_true(mmap(base + off, chunk, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0) == base + off);
+    assert_true(util_json_escaped_len(base, n) > STRBUF_JSON_MAX);
+    strbuf_t b = {0};
+    assert_int_equal(strbuf_json_utf8(&b, base, n), -1);
+    assert_null(b.data); /* nothing reserved */
+    assert_int_equal(b.cap, 0);
+    /* after other bytes: refused, and what was there stays as it was */
+    strbuf_puts(&b, "[");
+    assert_int_equal(strbuf_json_utf8(&b, base, n), -1);
+    assert_int_equal(b.len, 1);
+    assert_true(b.cap < 1024);
+    assert_string_equal(b.data, "[");
+    /* the count stays exact at this size (size_t, no int on the way) */
+    size_t fits = (STRBUF_JSON_MAX - 2) / 6;
+    assert_int_equal(util_json_escaped_len(base, fits), 2 + 6 * fits);
+    strbuf_free(&b);
+    munmap(base, span);
+    munmap(one, chunk);
+    close(fd);
+}
+
 static void test_alloc_wrappers(void **state)
 {
     char *s = xstrndup("abcdef", 3);
@@ -206,6 +262,8 @@ int main(void)
         cmocka_unit_test(test_random_hex),
         cmocka_unit_test(test_uuid4),
         cmocka_unit_test(test_alloc_wrappers),
+        cmocka_unit_test(test_json_escaped_len_exact),
+        cmocka_unit_test(test_json_utf8_refuses_oversized),
         /* last: an undersized buffer aborts the binary through util_oom() */
         cmocka_unit_test(test_json_string_worst_case),
         cmocka_unit_test(test_json_string_reads_only_n_bytes),
