@@ -29,6 +29,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <linux/close_range.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -153,6 +155,10 @@ int main(int argc, char **argv)
     }
     /* orphaned sandbox inits come back to us to be reaped (proc_reap_children) */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
+    /* descriptors inherited from whoever started us are ours to keep, not to pass on: every fd
+     * the server holds is close-on-exec (runs also close everything above their own fds) */
+    if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+        log_warn("cannot mark inherited descriptors close-on-exec: %s", strerror(errno));
     metrics_init();
     h2o_evloop_t *loop = h2o_evloop_create();
     if (deadline_init(loop) != 0 || tools_init() != 0) {

@@ -17,20 +17,11 @@ import { promisify } from 'node:util';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { BIN, ROOT, sleep } from './helpers.mjs';
+import { BIN, ROOT, sleep, waitFor } from './helpers.mjs';
 
 const run = promisify(execFile);
 const CLUSTER = path.join(ROOT, 'scripts', 'cluster.sh');
 
-async function waitFor(fn, { ms = 15000, every = 100, what = 'condition' } = {}) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`${what} not met within ${ms} ms`);
-    await sleep(every);
-  }
-}
 
 describe('a 3-replica cluster behind nginx', () => {
   let dir, env, state, redisCli, agents = [];

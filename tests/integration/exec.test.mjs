@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { call, connect, sleep, startServer, waitFor } from './helpers.mjs';
+import { call, connect, metric, sleep, startServer, waitFor } from './helpers.mjs';
 
 // helpers.startServer gives each server a workspace root the sandbox user can reach
 const start = startServer;
@@ -22,10 +22,9 @@ const trapped = (action, marker = 'TRAPPED') => `trap '${action}' TERM; echo ${m
 
 // The value of gauge `name` in /metrics (mcp_sandboxd_<name>).
 async function gauge(server, name) {
-  const text = await (await fetch(`${server.base}/metrics`)).text();
-  const m = text.match(new RegExp(`^mcp_sandboxd_${name} (\\S+)$`, 'm'));
-  assert.ok(m, `no gauge ${name} in /metrics`);
-  return Number(m[1]);
+  const v = await metric(server, name);
+  assert.ok(v !== undefined, `no gauge ${name} in /metrics`);
+  return v;
 }
 
 // Waits (get_execution_output wait:true, repeated past the wait deadline) for the run to end.

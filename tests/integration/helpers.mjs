@@ -34,14 +34,26 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Polls fn() every `step` ms until it returns a truthy value (returned) or
 // `ms` pass (then throws `what`). For waiting on an event, never on time.
-export async function waitFor(fn, { ms = 15000, step = 30, what = 'condition' } = {}) {
+// Polls fn() (sync or async) until it returns a truthy value, which it returns;
+// fails after `ms` with `what` (a string, or a function giving one).
+export async function waitFor(fn, { ms = 15000, every = 30, what = 'condition' } = {}) {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(step);
+    if (Date.now() > deadline) throw new Error(`${typeof what === 'function' ? await what() : what} not met within ${ms} ms`);
+    await sleep(every);
   }
+}
+
+// The value of sample `name` (mcp_sandboxd_<name>, with its labels if any) in
+// /metrics, or undefined; `token` when the server has one.
+export async function metric(server, name, { token } = {}) {
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  const text = await (await fetch(`${server.base}/metrics`, { headers })).text();
+  const esc = name.replace(/[{}"\\]/g, (c) => `\\${c}`);
+  const m = text.match(new RegExp(`^mcp_sandboxd_${esc} (\\S+)$`, 'm'));
+  return m ? Number(m[1]) : undefined;
 }
 
 class PortTaken extends Error {}

@@ -5,17 +5,8 @@
 // how many operations it did not write.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, connect, sleep, startRedis, startServer } from './helpers.mjs';
+import { call, connect, metric, sleep, startRedis, startServer, waitFor } from './helpers.mjs';
 
-async function waitFor(fn, { ms = 15000, every = 50, what = 'condition' } = {}) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`${what} not met within ${ms} ms`);
-    await sleep(every);
-  }
-}
 
 const gauge = async (server, name) => {
   const text = await (await fetch(`${server.base}/metrics`)).text();
@@ -28,7 +19,7 @@ test('a hung Redis cannot hold the server past its shutdown deadline; the unwrit
   const server = await startServer({ env: { REDIS_URL: redis.url }, args: ['--replica-id', 'hung', '--heartbeat', '1', '--shutdown-grace', '2'] });
   let thawed = false;
   try {
-    await waitFor(async () => (await (await fetch(`${server.base}/health`)).json()).redis === 'connected', { what: 'connected' });
+    await waitFor(async () => (await metric(server, 'redis_up')) === 1, { what: 'connected' });
     const { client } = await connect(server);
     redis.proc.kill('SIGSTOP');
     // output events the writer sends (and then waits on) or queues behind the stuck batch

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { BIN, call, connect, freePort, sleep, startRedis, startServer } from './helpers.mjs';
+import { BIN, call, connect, freePort, sleep, startRedis, startServer, waitFor } from './helpers.mjs';
 
 // helpers.startServer gives each server a workspace root the sandbox user can reach
 const start = startServer;
@@ -43,17 +43,6 @@ const outKeyOf = (id) => `execution:${id}:output`;
 const setKeyOf = (sid) => `session:${sid}:executions`;
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 
-// Polls fn() (sync or async) until it returns a truthy value; fails with describe() after ms.
-async function waitFor(fn, { ms = 10000, every = 50, what = 'condition' } = {}) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) assert.fail(`${typeof what === 'function' ? await what() : what} not met within ${ms} ms`);
-    await sleep(every);
-  }
-}
 
 // The output list of an execution as parsed events (db `db`).
 async function redisEvents(redis, id, db = 0) {

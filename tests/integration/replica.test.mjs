@@ -9,20 +9,11 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, call, connect, raw, rawSession, sleep, startRedis, startServer } from './helpers.mjs';
+import { ROOT, call, connect, metric, raw, rawSession, sleep, startRedis, startServer, waitFor } from './helpers.mjs';
 import { removeRunCgroups, replicaOf } from './cgroup-helpers.mjs';
 
 const PROMTOOL = path.join(ROOT, '.tools', 'promtool');
 
-async function waitFor(fn, { ms = 15000, every = 100, what = 'condition' } = {}) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`${typeof what === 'function' ? await what() : what} not met within ${ms} ms`);
-    await sleep(every);
-  }
-}
 
 const meta = async (redis, id) => {
   const s = await redis.acli('GET', `execution:${id}`);
@@ -47,10 +38,7 @@ async function rawTool(server, sid, name, args) {
 }
 
 // The replica watcher's completed lost-replica sweeps (/metrics).
-const sweeps = async (server) => {
-  const text = await (await fetch(`${server.base}/metrics`)).text();
-  return Number(/^mcp_sandboxd_replica_sweeps_total (\S+)$/m.exec(text)[1]);
-};
+const sweeps = (server) => metric(server, 'replica_sweeps_total');
 // Waits until `server` has completed `n` more sweeps than now: what it would
 // have done by then, it has done.
 const moreSweeps = async (server, n = 2) => {
