@@ -581,19 +581,24 @@ static int read_summaries(redisContext *c, const redisReply *r, size_t off, size
 }
 
 /*
- * Lists a session's executions: SMEMBERS, then every member's GET and
- * EXPIREs pipelined READ_PIPELINE_MAX executions at a time, then the set's
- * EXPIRE: two round trips for a session of up to READ_PIPELINE_MAX runs.
+ * Lists a session's executions: SMEMBERS with the set's EXPIRE, then every
+ * member's GET and EXPIREs pipelined READ_PIPELINE_MAX executions at a time:
+ * two round trips for a session of up to READ_PIPELINE_MAX runs.
  */
 static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
 {
     char skey[64];
     snprintf(skey, sizeof(skey), "session:%s:executions", q->session_id);
-    redisReply *r = redisCommand(c, "SMEMBERS %s", skey);
-    if (r == NULL) {
-        m->err = xstrdup(c->errstr);
+    redisReply *r = NULL, *x = NULL;
+    if (redisAppendCommand(c, "SMEMBERS %s", skey) != REDIS_OK ||
+        redisAppendCommand(c, "EXPIRE %s %d", skey, config.redis_ttl) != REDIS_OK ||
+        redisGetReply(c, (void **)&r) != REDIS_OK || redisGetReply(c, (void **)&x) != REDIS_OK) {
+        if (r != NULL)
+            freeReplyObject(r);
+        m->err = xstrdup(c->err ? c->errstr : "cannot send the reads");
         return;
     }
+    freeReplyObject(x);
     strbuf_t b = {0};
     strbuf_puts(&b, "[");
     int first = 1;
@@ -610,9 +615,6 @@ static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
         strbuf_free(&b);
         return;
     }
-    r = redisCommand(c, "EXPIRE %s %d", skey, config.redis_ttl);
-    if (r != NULL)
-        freeReplyObject(r);
     strbuf_puts(&b, "]");
     m->meta = strbuf_steal(&b, &m->meta_len);
     m->found = 1;
