@@ -328,7 +328,7 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     events_init(&e->log, (size_t)config.max_events, (size_t)config.max_output_bytes);
 
     sandbox_argv_t argv, envp;
-    int sfd = config.isolation_none ? -1 : sandbox_seccomp_fd();
+    int sfd = config.isolation_none ? -1 : sandbox_seccomp_fd(rq->policy.network_host);
     if (!config.isolation_none && sfd < 0) {
         snprintf(err, errlen, "cannot prepare the seccomp filter: %s", strerror(errno));
         events_free(&e->log);
@@ -336,7 +336,17 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
         free(e);
         return NULL;
     }
-    sandbox_build(&rq->policy, es->workspace, cwd, rq->command, rq->env, rq->n_env, 4, 3, &argv, &envp);
+    if (sandbox_build(&rq->policy, es->workspace, cwd, rq->command, rq->env, rq->n_env, 4, 3, &argv, &envp) != 0) {
+        snprintf(err, errlen, "cannot pass the run's arguments to bwrap: %s", strerror(errno));
+        sandbox_argv_free(&argv);
+        sandbox_argv_free(&envp);
+        if (sfd >= 0)
+            close(sfd);
+        events_free(&e->log);
+        free(e->command);
+        free(e);
+        return NULL;
+    }
     proc_spec_t spec;
     memset(&spec, 0, sizeof(spec));
     spec.argv = argv.v;
