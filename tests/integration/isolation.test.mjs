@@ -1,0 +1,157 @@
+// Run isolation (issue 11 items 2, 5, 6): bounded read-only mounts, the
+// seccomp socket allow-list and ptrace of the sandbox init, and nothing of a
+// run in the host's process list. Each attack has a positive control.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { call, connect, sleep, startServer } from './helpers.mjs';
+
+const lines = (r, type = 'stdout') => r.output.filter((e) => e.type === type).map((e) => e.data);
+
+async function run(client, command, extra = {}) {
+  const r = await call(client, 'execute_code', { command, ...extra });
+  assert.ok(!r._result.isError, `execute_code failed: ${r.error}`);
+  return r;
+}
+
+// Python inside the sandbox: prints OK or the errno name for each attempt.
+const py = (body) => `python3 -c '${body.replace(/'/g, "'\\''")}'`;
+
+describe('isolation', () => {
+  let server, client, hostServer, hostClient;
+  before(async () => {
+    server = await startServer();
+    ({ client } = await connect(server));
+    hostServer = await startServer({ args: ['--allow-network'] });
+    ({ client: hostClient } = await connect(hostServer));
+  });
+  after(async () => {
+    await client?.close();
+    await hostClient?.close();
+    await server?.stop();
+    await hostServer?.stop();
+  });
+
+  test('hidden paths and /dev are read-only: writing into any of them fails; the workspace and /tmp are writable', async () => {
+    const home = lines(await run(client, 'pwd'))[0];
+    const wsRoot = home.replace(/\/[^/]+$/, '');
+    const targets = ['/home', '/root', '/run', '/var/run', '/dev', wsRoot];
+    const cmd = targets.map((t) => `if echo x > ${t}/planted 2>/dev/null || mkdir ${t}/d 2>/dev/null; then echo "WROTE ${t}"; else echo "refused ${t}"; fi`).join('; ');
+    const r = await run(client, cmd);
+    assert.deepEqual(lines(r), targets.map((t) => `refused ${t}`), JSON.stringify(r.output));
+    // control: the workspace, /tmp and /dev/shm are writable
+    const ok = await run(client, 'echo a > ./f && echo b > /tmp/f && echo c > /dev/shm/f && cat ./f /tmp/f /dev/shm/f');
+    assert.deepEqual(lines(ok), ['a', 'b', 'c']);
+  });
+
+  test('/tmp and /dev/shm stop at their size (max_file_size_mb), even with many files each under the file cap', async () => {
+    for (const dir of ['/tmp', '/dev/shm']) {
+      const r = await run(client, `for i in 1 2 3 4 5 6; do head -c 1500000 /dev/zero > ${dir}/f$i || { echo "full at $i"; break; }; done; du -sk ${dir} | cut -f1`,
+        { sandbox_config: { resource_limits: { max_file_size_mb: 4 } } });
+      const out = lines(r);
+      assert.ok(out.some((l) => /^full at [2-4]$/.test(l)), `${dir}: ${JSON.stringify(r.output)}`);
+      assert.ok(Number(out.at(-1)) <= 4200, `${dir} holds ${out.at(-1)} KiB`);
+    }
+    // control: under the size the same writes succeed
+    const ok = await run(client, 'for i in 1 2; do head -c 1500000 /dev/zero > /tmp/f$i || echo full; done; echo done',
+      { sandbox_config: { resource_limits: { max_file_size_mb: 4 } } });
+    assert.deepEqual(lines(ok), ['done']);
+  });
+
+  test('socketpair(AF_UNIX, SOCK_DGRAM) is refused; a stream pair (asyncio) still works', async () => {
+    const r = await run(client, py(`
+import socket, errno
+for t in (socket.SOCK_DGRAM,):
+    try:
+        socket.socketpair(socket.AF_UNIX, t); print("DGRAM-OK")
+    except OSError as e: print("dgram", errno.errorcode[e.errno])
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM); a.send(b"x"); print("stream", b.recv(1).decode())
+import asyncio
+async def main(): return 42
+print("asyncio", asyncio.run(main()))
+`));
+    assert.deepEqual(lines(r), ['dgram EACCES', 'stream x', 'asyncio 42'], JSON.stringify(r.output));
+  });
+
+  test('vsock, packet and other families are refused; netlink route allowed; AF_INET only with the host network', async () => {
+    const probe = py(`
+import socket, errno
+def t(name, *a):
+    try:
+        socket.socket(*a).close(); print(name, "OK")
+    except OSError as e: print(name, errno.errorcode[e.errno])
+t("vsock", 40, socket.SOCK_STREAM)
+t("packet", socket.AF_PACKET, socket.SOCK_RAW)
+t("unix", socket.AF_UNIX, socket.SOCK_STREAM)
+t("netlink-route", socket.AF_NETLINK, socket.SOCK_RAW, 0)
+t("netlink-audit", socket.AF_NETLINK, socket.SOCK_RAW, 9)
+t("inet", socket.AF_INET, socket.SOCK_STREAM)
+t("inet6", socket.AF_INET6, socket.SOCK_DGRAM)
+`);
+    const none = await run(client, probe);
+    assert.deepEqual(lines(none), ['vsock EAFNOSUPPORT', 'packet EAFNOSUPPORT', 'unix EACCES', 'netlink-route OK',
+      'netlink-audit EAFNOSUPPORT', 'inet EAFNOSUPPORT', 'inet6 EAFNOSUPPORT'], JSON.stringify(none.output));
+    // control: with the host network INET and INET6 work, the rest is still refused
+    const host = await run(hostClient, probe, { sandbox_config: { network: { mode: 'host' } } });
+    assert.deepEqual(lines(host), ['vsock EAFNOSUPPORT', 'packet EAFNOSUPPORT', 'unix EACCES', 'netlink-route OK',
+      'netlink-audit EAFNOSUPPORT', 'inet OK', 'inet6 OK'], JSON.stringify(host.output));
+  });
+
+  test('the sandbox init (PID 1) cannot be ptraced or written through /proc/1/mem; the run\'s own child can be traced', async () => {
+    const r = await run(client, py(`
+import ctypes, errno, os, signal, time
+libc = ctypes.CDLL(None, use_errno=True)
+PTRACE_ATTACH, PTRACE_DETACH, PTRACE_SEIZE = 16, 17, 0x4206
+for name, req in (("attach", PTRACE_ATTACH), ("seize", PTRACE_SEIZE)):
+    rc = libc.ptrace(req, 1, 0, 0)
+    print(name, "OK" if rc == 0 else errno.errorcode[ctypes.get_errno()])
+try:
+    open("/proc/1/mem", "r+b"); print("mem OK")
+except OSError as e: print("mem", errno.errorcode[e.errno])
+pid = os.fork()
+if pid == 0:
+    time.sleep(30); os._exit(0)
+rc = libc.ptrace(PTRACE_ATTACH, pid, 0, 0)
+print("child", "OK" if rc == 0 else errno.errorcode[ctypes.get_errno()])
+os.kill(pid, signal.SIGKILL)
+`));
+    const out = lines(r);
+    assert.equal(out[0], 'attach EPERM', JSON.stringify(r.output));
+    assert.equal(out[1], 'seize EPERM');
+    assert.notEqual(out[2], 'mem OK');
+    assert.equal(out[3], 'child OK', 'control: ptrace of the run\'s own child works');
+  });
+
+  test('a run\'s command and environment values are not in the host\'s process list', async () => {
+    const SECRET = `envsecret${process.pid}x${Math.random().toString(36).slice(2)}`;
+    const MARK = `cmdmark${Math.random().toString(36).slice(2)}`;
+    const a = await call(client, 'execute_code_async', {
+      command: `echo ${MARK}-ready; sleep 30 # ${MARK}`,
+      environment: { API_KEY: SECRET },
+    });
+    assert.equal(a.status, 'running', a.error);
+    try {
+      // wait for the marker line: the sandbox is up and the command runs
+      for (;;) {
+        const o = await call(client, 'get_execution_output', { execution_id: a.execution_id, wait: false });
+        if (lines(o).includes(`${MARK}-ready`)) break;
+        assert.equal(o.status, 'running');
+        await sleep(20);
+      }
+      let hits = [], sawBwrap = false;
+      for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+        let cmdline;
+        try { cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1'); } catch { continue; }
+        if (cmdline.includes(SECRET) || cmdline.includes(MARK)) hits.push(`${pid}: ${cmdline.replace(/\0/g, ' ')}`);
+        if (/bwrap\0--args\0/.test(cmdline)) sawBwrap = true;
+      }
+      assert.deepEqual(hits, [], 'secret or command in the host\'s /proc/*/cmdline');
+      assert.ok(sawBwrap, 'control: the run\'s bwrap was found in the process list');
+      // control: inside the run the value is there
+      const env = await run(client, 'printf %s "$API_KEY"', { environment: { API_KEY: SECRET } });
+      assert.deepEqual(lines(env), [SECRET]);
+    } finally {
+      await call(client, 'cancel_execution', { execution_id: a.execution_id, force: true });
+    }
+  });
+});
