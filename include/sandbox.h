@@ -30,6 +30,8 @@ typedef struct sandbox_policy {
     char *deny_write[SANDBOX_MAX_PATHS];      /**< paths forced read-only (wins over allow_write) */
     int n_deny_write;
     long mem_mb, cpu_s, fsize_mb, nproc;      /**< rlimits */
+    uid_t uid;                                /**< host uid/gid of the run (its session's); -1: stay */
+    gid_t gid;
 } sandbox_policy_t;
 
 /** A NULL-terminated argv/envp under construction. */
@@ -69,11 +71,16 @@ int sandbox_build(const sandbox_policy_t *p, const char *workspace, const char *
 void sandbox_argv_free(sandbox_argv_t *a);
 /** A new fd (memfd, offset 0) holding the seccomp filter for a run with or without the host network; -1 on failure. */
 int sandbox_seccomp_fd(int network_host);
-/** uid/gid the run should switch to before exec (-1: stay). */
-void sandbox_identity(uid_t *uid, gid_t *gid);
+/**
+ * A host uid/gid for a new session: its own from --uid-range (round-robin), or
+ * the shared fallback ((uid_t)-1 when not root). 0, or -1 with err (range exhausted).
+ */
+int sandbox_uid_acquire(uid_t *uid, gid_t *gid, char *err, size_t errlen);
+/** The session ended: its uid may be handed out again (last, round-robin). */
+void sandbox_uid_release(uid_t uid);
 
-/** Creates a fresh workspace directory owned by the sandbox user; path into buf. 0 / -1. */
-int sandbox_workspace_create(char *buf, size_t len, char *err, size_t errlen);
+/** Creates a fresh workspace directory owned by uid/gid, mode 0700; path into buf. 0 / -1. */
+int sandbox_workspace_create(char *buf, size_t len, uid_t uid, gid_t gid, char *err, size_t errlen);
 /** Removes a workspace tree (not following symlinks), on a background thread. */
 void sandbox_workspace_remove(const char *path);
 /** Waits up to `deadline_ms` for background removals; returns how many are still running. */

@@ -34,6 +34,9 @@ RB_GENERATE(exec_tree, exec, node, exec_cmp)
 /* Per-session state; outlives its session while runs are still being killed. */
 struct exec_session {
     char workspace[1100];
+    uid_t uid;                /* the session's host uid/gid (sandbox_uid_acquire), -1 until its first run */
+    gid_t gid;
+    int has_uid;
     TAILQ_HEAD(, exec) execs;
     size_t running;
     int ended;
@@ -108,6 +111,8 @@ static void session_state_free_if_done(struct exec_session *es)
             sandbox_workspace_remove_now(es->workspace);
         else if (es->workspace[0])
             sandbox_workspace_remove(es->workspace);
+        if (es->has_uid)
+            sandbox_uid_release(es->uid);
         free(es);
     }
 }
@@ -302,7 +307,13 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
                  es->running, config.max_per_session);
         return NULL;
     }
-    if (es->workspace[0] == '\0' && sandbox_workspace_create(es->workspace, sizeof(es->workspace), err, errlen) != 0) {
+    if (!es->has_uid) {
+        if (sandbox_uid_acquire(&es->uid, &es->gid, err, errlen) != 0)
+            return NULL;
+        es->has_uid = 1;
+    }
+    if (es->workspace[0] == '\0' &&
+        sandbox_workspace_create(es->workspace, sizeof(es->workspace), es->uid, es->gid, err, errlen) != 0) {
         es->workspace[0] = '\0';
         return NULL;
     }
@@ -336,7 +347,10 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
         free(e);
         return NULL;
     }
-    if (sandbox_build(&rq->policy, es->workspace, cwd, rq->command, rq->env, rq->n_env, 4, 3, &argv, &envp) != 0) {
+    sandbox_policy_t policy = rq->policy; /* a shallow copy (paths shared) carrying the session's identity */
+    policy.uid = es->uid;
+    policy.gid = es->gid;
+    if (sandbox_build(&policy, es->workspace, cwd, rq->command, rq->env, rq->n_env, 4, 3, &argv, &envp) != 0) {
         snprintf(err, errlen, "cannot pass the run's arguments to bwrap: %s", strerror(errno));
         sandbox_argv_free(&argv);
         sandbox_argv_free(&envp);
@@ -357,7 +371,8 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     spec.n_extra_fds = argv.n_fds;
     spec.sandboxed = !config.isolation_none;
     spec.cwd = config.isolation_none ? cwd : NULL;
-    sandbox_identity(&spec.uid, &spec.gid);
+    spec.uid = es->uid;
+    spec.gid = es->gid;
     spec.rl_as.rlim_cur = spec.rl_as.rlim_max = (rlim_t)rq->policy.mem_mb << 20;
     spec.rl_cpu.rlim_cur = (rlim_t)rq->policy.cpu_s;
     spec.rl_cpu.rlim_max = (rlim_t)rq->policy.cpu_s + 1; /* SIGXCPU first, SIGKILL a second later */

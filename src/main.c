@@ -114,6 +114,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "mcp-sandboxd: REDIS_URL: %s\n", err);
         return 2;
     }
+    /* host-network runs reach every service on this host's loopback and network, Redis included */
+    if (config.allow_network && config.redis_url[0] && !url.unix_socket && url.password[0] == '\0') {
+        fprintf(stderr, "mcp-sandboxd: --allow-network with REDIS_URL at %s:%d without a password: runs with network mode "
+                        "'host' could connect to that Redis, read every execution and session record and take sessions "
+                        "over. Set a password (redis://:PASSWORD@host:port) or use a unix socket (unix:///path), which "
+                        "runs cannot reach\n", url.host, url.port);
+        return 2;
+    }
 
     sigset_t sigs;
     sigemptyset(&sigs);

@@ -49,8 +49,15 @@
 
 static char bwrap_path[512];
 static char error_msg[512];
-static uid_t run_uid = (uid_t)-1;
+static uid_t run_uid = (uid_t)-1; /* --sandbox-user (the fallback), or the first uid of --uid-range (probe) */
 static gid_t run_gid = (gid_t)-1;
+static uid_t fs_uid = (uid_t)-1;  /* the identity caller paths are looked at with (the run being built) */
+static gid_t fs_gid = (gid_t)-1;
+
+/* --uid-range: one bit per uid, set while a session holds it; handed out round-robin so a freed uid is
+ * reused as late as possible (files it left in a write root stay with it until then) */
+static unsigned char *uid_used;
+static long uid_next;
 static const char *ulimit_nproc_flag = "-p"; /* dash; bash spells it -u */
 
 const char *sandbox_error(void)
@@ -58,10 +65,35 @@ const char *sandbox_error(void)
     return error_msg[0] ? error_msg : NULL;
 }
 
-void sandbox_identity(uid_t *uid, gid_t *gid)
+int sandbox_uid_acquire(uid_t *uid, gid_t *gid, char *err, size_t errlen)
 {
-    *uid = run_uid;
-    *gid = run_gid;
+    if (config.uid_count == 0) {
+        *uid = run_uid; /* the shared fallback (or this server's own uid when not root) */
+        *gid = run_gid;
+        return 0;
+    }
+    for (long k = 0; k < config.uid_count; k++) {
+        long i = (uid_next + k) % config.uid_count;
+        if (!(uid_used[i / 8] & (1u << (i % 8)))) {
+            uid_used[i / 8] |= (unsigned char)(1u << (i % 8));
+            uid_next = (i + 1) % config.uid_count;
+            *uid = (uid_t)(config.uid_start + i);
+            *gid = (gid_t)(config.uid_start + i);
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "No free host uid for this session: all %ld uids of --uid-range are held by live sessions; "
+                          "end a session or widen the range", config.uid_count);
+    return -1;
+}
+
+void sandbox_uid_release(uid_t uid)
+{
+    if (config.uid_count == 0 || uid == (uid_t)-1 || (long)uid < config.uid_start ||
+        (long)uid >= config.uid_start + config.uid_count)
+        return;
+    long i = (long)uid - config.uid_start;
+    uid_used[i / 8] &= (unsigned char)~(1u << (i % 8));
 }
 
 /* ---------------------------------------------------------------- argv */
@@ -111,10 +143,10 @@ void sandbox_argv_free(sandbox_argv_t *a)
  */
 static void fs_as_sandbox_user(int on)
 {
-    if (run_uid == (uid_t)-1)
+    if (fs_uid == (uid_t)-1)
         return;
-    syscall(SYS_setfsgid, on ? run_gid : 0);
-    syscall(SYS_setfsuid, on ? run_uid : 0);
+    syscall(SYS_setfsgid, on ? fs_gid : 0);
+    syscall(SYS_setfsuid, on ? fs_uid : 0);
 }
 
 /* Opens `path` as O_PATH without following any symlink in it; -1 with errno (ELOOP for a symlink). */
@@ -321,6 +353,8 @@ int sandbox_build(const sandbox_policy_t *p, const char *workspace, const char *
         argv_push3(argv, "/bin/sh", "-c", command);
         return 0;
     }
+    fs_uid = p->uid;
+    fs_gid = p->gid;
     argv_push(argv, bwrap_path);
     argv_push(argv, "--unshare-user");
     argv_push(argv, "--unshare-pid");
@@ -523,6 +557,28 @@ static int parse_limit(const char *field, const cJSON *v, long cap, long *out, c
     return 0;
 }
 
+/*
+ * Caller write paths must lie under a root the operator opened
+ * (--allow-write-root) or in the workspace root (where only the session's own
+ * workspace is ever bound): tenants never get a host path of their choosing.
+ */
+static int check_write_roots(const char *field, char **paths, int n, char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) {
+        int ok = path_under(paths[i], config.workspace_root);
+        for (int r = 0; !ok && r < config.n_allow_write_root; r++)
+            ok = path_under(paths[i], config.allow_write_root[r]);
+        if (!ok) {
+            snprintf(err, errlen,
+                     "sandbox_config.filesystem.%s: '%.200s' is not under a directory the operator opened for writing "
+                     "(--allow-write-root%s)",
+                     field, paths[i], config.n_allow_write_root == 0 ? "; none is configured" : "");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int sandbox_policy_parse(const cJSON *cfg, sandbox_policy_t *p, char *err, size_t errlen)
 {
     char key[64];
@@ -590,9 +646,11 @@ int sandbox_policy_parse(const cJSON *cfg, sandbox_policy_t *p, char *err, size_
                 if (!strcmp(k, "deny_read"))
                     rc = parse_paths("filesystem.deny_read", it, p->deny_read, &p->n_deny_read, err, errlen);
                 else if (!strcmp(k, "allow_write"))
-                    rc = parse_paths("filesystem.allow_write", it, p->allow_write, &p->n_allow_write, err, errlen);
+                    rc = parse_paths("filesystem.allow_write", it, p->allow_write, &p->n_allow_write, err, errlen) ||
+                         check_write_roots("allow_write", p->allow_write, p->n_allow_write, err, errlen);
                 else if (!strcmp(k, "deny_write"))
-                    rc = parse_paths("filesystem.deny_write", it, p->deny_write, &p->n_deny_write, err, errlen);
+                    rc = parse_paths("filesystem.deny_write", it, p->deny_write, &p->n_deny_write, err, errlen) ||
+                         check_write_roots("deny_write", p->deny_write, p->n_deny_write, err, errlen);
                 else {
                     snprintf(err, errlen, "sandbox_config.filesystem: unknown field '%.60s'", it->string);
                     return -1;
@@ -760,6 +818,8 @@ static int probe(void)
     sandbox_policy_t p;
     char err[256];
     sandbox_policy_parse(NULL, &p, err, sizeof(err));
+    p.uid = run_uid;
+    p.gid = run_gid;
     sandbox_argv_t argv, envp;
     int built = sandbox_build(&p, config.workspace_root, "/", "true", NULL, 0, 4, 3, &argv, &envp);
     int sfd = sandbox_seccomp_fd(0), errp[2];
@@ -807,9 +867,38 @@ static int probe(void)
     return 0;
 }
 
-int sandbox_init(void)
+/*
+ * Who runs run: with --uid-range (root only) each session gets a uid of its
+ * own (gid = uid, no supplementary groups), none of which may belong to an
+ * account; otherwise every run shares --sandbox-user (root) or this server's
+ * uid, which lets sessions meet in write roots and through /proc: warned.
+ */
+static int identity_init(void)
 {
-    error_msg[0] = '\0';
+    if (config.uid_count > 0) {
+        if (geteuid() != 0) {
+            snprintf(error_msg, sizeof(error_msg), "--uid-range needs the server to run as root (to switch to and "
+                                                   "chown for each session's uid)");
+            return -1;
+        }
+        struct passwd *pw;
+        setpwent();
+        while ((pw = getpwent()) != NULL)
+            if ((long)pw->pw_uid >= config.uid_start && (long)pw->pw_uid < config.uid_start + config.uid_count) {
+                snprintf(error_msg, sizeof(error_msg), "--uid-range %ld:%ld holds uid %ld of account '%s': pick a "
+                         "range no account uses", config.uid_start, config.uid_count, (long)pw->pw_uid, pw->pw_name);
+                endpwent();
+                return -1;
+            }
+        endpwent();
+        free(uid_used);
+        uid_used = xcalloc((size_t)(config.uid_count + 7) / 8, 1);
+        run_uid = (uid_t)config.uid_start;
+        run_gid = (gid_t)config.uid_start;
+        log_info("each session's runs execute as their own host uid from --uid-range %ld:%ld", config.uid_start,
+                 config.uid_count);
+        return 0;
+    }
     if (geteuid() == 0) {
         struct passwd *pw = getpwnam(config.sandbox_user);
         if (pw == NULL || pw->pw_uid == 0) {
@@ -818,7 +907,20 @@ int sandbox_init(void)
         }
         run_uid = pw->pw_uid;
         run_gid = pw->pw_gid;
+        log_warn("no --uid-range: every session's runs share the host uid of --sandbox-user '%s' (%ld), so tenants can "
+                 "reach each other's files in write roots; set --uid-range START:COUNT", config.sandbox_user, (long)run_uid);
+    } else {
+        log_warn("not root: every run executes as this server's own uid (%ld), shared by all sessions; --uid-range "
+                 "needs root", (long)geteuid());
     }
+    return 0;
+}
+
+int sandbox_init(void)
+{
+    error_msg[0] = '\0';
+    if (identity_init() != 0)
+        return -1;
     if (mkdir(config.workspace_root, 0711) != 0 && errno != EEXIST) {
         snprintf(error_msg, sizeof(error_msg), "cannot create --workspace-root %s: %s", config.workspace_root, strerror(errno));
         return -1;
@@ -857,11 +959,13 @@ void sandbox_cleanup(void)
         free(bpf[k]);
         bpf[k] = NULL;
     }
+    free(uid_used);
+    uid_used = NULL;
 }
 
 /* ---------------------------------------------------------------- workspaces */
 
-int sandbox_workspace_create(char *buf, size_t len, char *err, size_t errlen)
+int sandbox_workspace_create(char *buf, size_t len, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
     char name[33];
     util_random_hex(name, 16);
@@ -871,7 +975,7 @@ int sandbox_workspace_create(char *buf, size_t len, char *err, size_t errlen)
         return -1;
     }
     int fd = open(buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || (run_uid != (uid_t)-1 && fchown(fd, run_uid, run_gid) != 0)) {
+    if (fd < 0 || (uid != (uid_t)-1 && fchown(fd, uid, gid) != 0) || fchmod(fd, 0700) != 0) {
         snprintf(err, errlen, "cannot hand the workspace to the sandbox user: %s", strerror(errno));
         if (fd >= 0)
             close(fd);

@@ -3,7 +3,8 @@
 // run in the host's process list. Each attack has a positive control.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { call, connect, sleep, startServer } from './helpers.mjs';
 
 const lines = (r, type = 'stdout') => r.output.filter((e) => e.type === type).map((e) => e.data);
@@ -152,6 +153,92 @@ os.kill(pid, signal.SIGKILL)
       assert.deepEqual(lines(env), [SECRET]);
     } finally {
       await call(client, 'cancel_execution', { execution_id: a.execution_id, force: true });
+    }
+  });
+});
+
+// Issue 11 item 4: tenants never share a host identity or a host path.
+describe('tenants', () => {
+  const START = 1879048192; // systemd's unused range (UIDS-GIDS.md), as in systemd/mcp-sandboxd.sysusers
+  let server, a, b, shared;
+  before(async () => {
+    shared = mkdtempSync(path.join('/var/tmp', 'sandboxd-shared-'));
+    chmodSync(shared, 0o1777);
+    server = await startServer({ args: ['--uid-range', `${START}:8`, '--allow-write-root', shared] });
+    a = await connect(server);
+    b = await connect(server);
+  });
+  after(async () => {
+    await a?.client.close();
+    await b?.client.close();
+    await server?.stop();
+    rmSync(shared, { recursive: true, force: true });
+  });
+
+  test('allow_write and deny_write outside --allow-write-root are refused, naming the flag; inside it they work', async () => {
+    for (const [field, p] of [['allow_write', '/var/tmp'], ['deny_write', '/etc'], ['allow_write', `${shared}x`]]) {
+      const r = await call(a.client, 'execute_code', { command: 'true', sandbox_config: { filesystem: { [field]: [p] } } });
+      assert.equal(r._result.isError, true, `${field} ${p} accepted`);
+      assert.match(r.error, /--allow-write-root/);
+    }
+    const ok = await run(a.client, `echo in-root > ${shared}/ok-${process.pid} && cat ${shared}/ok-${process.pid}`,
+      { sandbox_config: { filesystem: { allow_write: [shared] } } });
+    assert.deepEqual(lines(ok), ['in-root']);
+  });
+
+  test('each session runs as its own uid; its workspace is owned by it, mode 0700', async () => {
+    const ra = await run(a.client, 'id -u; pwd');
+    const rb = await run(b.client, 'id -u; pwd');
+    const [, wsA] = lines(ra);
+    const [, wsB] = lines(rb);
+    const sa = statSync(wsA), sb = statSync(wsB);
+    assert.ok(sa.uid >= START && sa.uid < START + 8, `workspace A owned by ${sa.uid}`);
+    assert.ok(sb.uid >= START && sb.uid < START + 8, `workspace B owned by ${sb.uid}`);
+    assert.notEqual(sa.uid, sb.uid, 'two sessions share a host uid');
+    assert.equal(sa.mode & 0o777, 0o700);
+    assert.equal(sb.mode & 0o777, 0o700);
+  });
+
+  test('two sessions in one shared write root cannot read or overwrite each other\'s 0600 files; the owner can', async () => {
+    const fs = { sandbox_config: { filesystem: { allow_write: [shared] } } };
+    const f = `${shared}/secret-${process.pid}`;
+    await run(a.client, `umask 077; echo tenant-a-secret > ${f}`, fs);
+    const rb = await run(b.client, `cat ${f}; echo overwritten > ${f}; echo "rc=$?"`, fs);
+    assert.ok(!JSON.stringify(rb.output).includes('tenant-a-secret'), 'session B read A\'s file');
+    assert.ok(lines(rb).includes('rc=1') || lines(rb).includes('rc=2'), JSON.stringify(rb.output));
+    assert.equal(readFileSync(f, 'utf8'), 'tenant-a-secret\n');
+    // control: the same session reads its own file in a later run
+    const ra = await run(a.client, `cat ${f}`, fs);
+    assert.deepEqual(lines(ra), ['tenant-a-secret']);
+  });
+});
+
+describe('uid range exhausted', () => {
+  let server;
+  before(async () => { server = await startServer({ args: ['--uid-range', '1879048300:1'] }); });
+  after(async () => { await server?.stop(); });
+
+  test('a session beyond the range gets a clear error; once the holder ends, its uid serves the next one', async () => {
+    const first = await connect(server);
+    const second = await connect(server);
+    try {
+      assert.deepEqual(lines(await run(first.client, 'id -u')), ['1879048300']);
+      const r = await call(second.client, 'execute_code', { command: 'true' });
+      assert.equal(r._result.isError, true);
+      assert.match(r.error, /--uid-range/);
+      await first.transport.terminateSession();
+      await first.client.close();
+      for (;;) { // the uid is released once the first session's state is gone
+        const again = await call(second.client, 'execute_code', { command: 'id -u' });
+        if (!again._result.isError) {
+          assert.deepEqual(lines(again), ['1879048300']);
+          break;
+        }
+        assert.match(again.error, /--uid-range/);
+        await sleep(20);
+      }
+    } finally {
+      await second.client.close();
     }
   });
 });
