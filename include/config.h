@@ -38,6 +38,7 @@ typedef struct config {
     int n_allow_write_root;
     char uid_range[64];           /**< --uid-range START:COUNT as given ("" = none) */
     long uid_start, uid_count;    /**< parsed --uid-range; count 0 = shared --sandbox-user */
+    int workspace_quota_mb;       /**< disk quota per workspace (measured, quota.c); 0 = none */
     int isolation_none;           /**< --isolation none: development only */
     int retention;                /**< seconds a finished execution is kept */
     int wait_deadline;            /**< seconds a parked wait may last */

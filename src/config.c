@@ -58,6 +58,7 @@ static const struct option_def options[] = {
     {"--deny-read", "SANDBOX_DENY_READ", OPT_LIST, OFF(deny_read), 0, 0, 0, "", "comma-separated paths no sandbox may read (repeatable)"},
     {"--allow-write-root", "SANDBOX_ALLOW_WRITE_ROOT", OPT_LIST, OFF(allow_write_root), 0, 0, 0, "", "comma-separated host directories under which sandbox_config allow_write/deny_write may name paths (repeatable; default none)"},
     {"--isolation", "SANDBOX_ISOLATION", OPT_ISOLATION, OFF(isolation_none), 0, 0, 0, "bwrap", "bwrap, or none (development only, unsafe)"},
+    {"--workspace-quota-mb", "SANDBOX_WORKSPACE_QUOTA_MB", OPT_INT, OFF(workspace_quota_mb), 0, 0, 1 << 24, "1024", "disk quota per session workspace in MiB, measured (0: none)"},
     {"--retention", "SANDBOX_RETENTION", OPT_INT, OFF(retention), 0, 0, 30 * 86400, "3600", "seconds a finished execution is kept"},
     {"--wait-deadline", "SANDBOX_WAIT_DEADLINE", OPT_INT, OFF(wait_deadline), 0, 1, 3600, "55", "seconds a waiting call may be parked"},
     {"--max-events", "SANDBOX_MAX_EVENTS", OPT_INT, OFF(max_events), 0, 16, 10000000, "10000", "output events kept per execution"},

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mirror.h"
+#include "quota.h"
 #include "util.h"
 
 #include <errno.h>
@@ -37,6 +38,9 @@ struct exec_session {
     uid_t uid;                /* the session's host uid/gid (sandbox_uid_acquire), -1 until its first run */
     gid_t gid;
     int has_uid;
+    deadline_t quota_timer;   /* next measurement of the workspace while runs are live */
+    quota_scan_t *scan;       /* measurement in flight */
+    int64_t usage;            /* bytes at the last measurement */
     TAILQ_HEAD(, exec) execs;
     size_t running;
     int ended;
@@ -88,6 +92,7 @@ static struct exec_session *session_state(session_t *s)
 
 static void exec_free(exec_t *e)
 {
+    quota_cancel(e->final_scan);
     mirror_exec_forget(e);
     deadline_cancel(&e->timeout_timer);
     deadline_cancel(&e->retention_timer);
@@ -113,6 +118,8 @@ static void session_state_free_if_done(struct exec_session *es)
             sandbox_workspace_remove(es->workspace);
         if (es->has_uid)
             sandbox_uid_release(es->uid);
+        deadline_cancel(&es->quota_timer);
+        quota_cancel(es->scan);
         free(es);
     }
 }
@@ -187,6 +194,8 @@ static void record_end(exec_t *e, int exit_code)
     e->has_exit_code = 1;
     e->exit_code = exit_code;
     e->completed_wall_ms = util_wall_ms();
+    quota_cancel(e->final_scan); /* ended without its final measurement (shutdown) */
+    e->final_scan = NULL;
     deadline_cancel(&e->timeout_timer);
     cJSON *f = cJSON_CreateObject();
     cJSON_AddNumberToObject(f, "code", e->exit_code);
@@ -213,10 +222,27 @@ static void record_end(exec_t *e, int exit_code)
     }
 }
 
-/* The process is gone and its output drained: record the end. */
-static void on_proc_exit(void *arg, const proc_exit_t *x)
+/* The resource_limit for the workspace quota: measured over it, or a file stopped at it (RLIMIT_FSIZE). */
+static void disk_limit_event(exec_t *e)
 {
-    exec_t *e = arg;
+    char msg[300];
+    e->status = EXEC_FAILED;
+    if (e->disk_exceeded)
+        snprintf(msg, sizeof(msg), "Workspace disk quota exceeded (--workspace-quota-mb %d): %lld MiB in use",
+                 config.workspace_quota_mb, (long long)(e->owner != NULL ? e->owner->usage >> 20 : -1));
+    else
+        snprintf(msg, sizeof(msg), "Workspace disk quota exceeded (--workspace-quota-mb %d): a file reached it",
+                 config.workspace_quota_mb);
+    set_error(e, msg);
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "reason", "disk");
+    cJSON_AddStringToObject(f, "message", msg);
+    add_event(e, "resource_limit", f);
+}
+
+/* The process is gone, its output drained and its workspace measured: record the end. */
+static void finish_run(exec_t *e, const proc_exit_t *x)
+{
     events_flush(&e->log, 0, on_line_event, e);
     events_flush(&e->log, 1, on_line_event, e);
     char msg[400];
@@ -234,6 +260,8 @@ static void on_proc_exit(void *arg, const proc_exit_t *x)
         cJSON *f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "message", msg);
         add_event(e, "error", f);
+    } else if (e->disk_exceeded || (x->signal == SIGXFSZ && e->saw_fsize_msg && e->fsize_is_quota)) {
+        disk_limit_event(e);
     } else if ((x->signal == SIGXCPU && cpu_limit_plausible(e, x)) || (x->signal == SIGXFSZ && e->saw_fsize_msg)) {
         e->status = EXEC_FAILED;
         const char *reason = x->signal == SIGXCPU ? "cpu_time" : "file_size";
@@ -247,6 +275,76 @@ static void on_proc_exit(void *arg, const proc_exit_t *x)
         e->status = EXEC_COMPLETED;
     }
     record_end(e, x->started ? x->exit_code : -1);
+}
+
+/* The final measurement of a finished run's workspace answered. */
+static void on_final_scan(void *arg, int64_t bytes)
+{
+    exec_t *e = arg;
+    e->final_scan = NULL;
+    e->final_scanned = 1;
+    if (bytes >= 0 && e->owner != NULL)
+        e->owner->usage = bytes;
+    if (bytes > e->disk_limit)
+        e->disk_exceeded = 1;
+    finish_run(e, &e->exit_info);
+}
+
+/*
+ * The process is gone and its output drained. With a quota, the workspace is
+ * measured once more before the end is recorded: a run that wrote past the
+ * quota between two periodic measurements and exited still gets its
+ * resource_limit.
+ */
+static void on_proc_exit(void *arg, const proc_exit_t *x)
+{
+    exec_t *e = arg;
+    if (!e->final_scanned && e->owner != NULL && e->owner->workspace[0]) {
+        e->exit_info = *x;
+        e->final_scan = quota_scan(e->owner->workspace, on_final_scan, e);
+        if (e->final_scan != NULL)
+            return;
+    }
+    finish_run(e, x);
+}
+
+/* Kills the session's live runs that took the workspace past their limit. */
+static void enforce_quota(struct exec_session *es)
+{
+    exec_t *e;
+    TAILQ_FOREACH(e, &es->execs, session_link)
+    {
+        if (!exec_is_active(e) || e->disk_exceeded || es->usage <= e->disk_limit)
+            continue;
+        e->disk_exceeded = 1;
+        log_info("execution %s: workspace at %lld bytes, over its limit of %lld: killed", e->id, (long long)es->usage,
+                 (long long)e->disk_limit);
+        proc_terminate(&e->proc, 1, 0);
+    }
+}
+
+#define QUOTA_PERIOD_MS 250 /* between the end of one measurement and the next */
+
+static void on_quota_timer(deadline_t *d);
+
+/* A periodic measurement answered: enforce, and measure again while runs are live. */
+static void on_session_scan(void *arg, int64_t bytes)
+{
+    struct exec_session *es = arg;
+    es->scan = NULL;
+    if (bytes >= 0) {
+        es->usage = bytes;
+        enforce_quota(es);
+    }
+    if (es->running > 0)
+        deadline_arm(&es->quota_timer, QUOTA_PERIOD_MS, on_quota_timer);
+}
+
+static void on_quota_timer(deadline_t *d)
+{
+    struct exec_session *es = (struct exec_session *)((char *)d - offsetof(struct exec_session, quota_timer));
+    if (es->scan == NULL && es->running > 0 && es->workspace[0])
+        es->scan = quota_scan(es->workspace, on_session_scan, es);
 }
 
 static void on_timeout(deadline_t *d)
@@ -377,6 +475,14 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     spec.rl_cpu.rlim_cur = (rlim_t)rq->policy.cpu_s;
     spec.rl_cpu.rlim_max = (rlim_t)rq->policy.cpu_s + 1; /* SIGXCPU first, SIGKILL a second later */
     spec.rl_fsize.rlim_cur = spec.rl_fsize.rlim_max = (rlim_t)rq->policy.fsize_mb << 20;
+    /* no single file may pass the workspace quota: the bound on what a measurement can miss */
+    e->disk_limit = (int64_t)config.workspace_quota_mb << 20;
+    if (es->usage > e->disk_limit)
+        e->disk_limit = es->usage; /* a run may clean up a workspace left over the quota, not grow it */
+    if (quota_enabled() && config.workspace_quota_mb < rq->policy.fsize_mb) {
+        spec.rl_fsize.rlim_cur = spec.rl_fsize.rlim_max = (rlim_t)config.workspace_quota_mb << 20;
+        e->fsize_is_quota = 1;
+    }
     /* with bwrap, max_processes is applied inside the run's user namespace (sandbox.c); bwrap
      * gets the server-wide ceiling for all runs of the sandbox user together */
     spec.rl_nproc.rlim_cur = spec.rl_nproc.rlim_max =
@@ -411,6 +517,8 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     mgr.started_total++;
     es->running++;
     deadline_arm(&e->timeout_timer, (uint64_t)e->timeout_s * 1000, on_timeout);
+    if (quota_enabled() && !es->quota_timer.armed && es->scan == NULL)
+        deadline_arm(&es->quota_timer, QUOTA_PERIOD_MS, on_quota_timer);
     log_info("execution %s started for session %.8s (timeout %ds%s)", e->id, s->id, e->timeout_s,
              e->interactive ? ", interactive" : "");
     mirror_exec_meta(e);

@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "mirror.h"
 #include "proc.h"
+#include "quota.h"
 #include "sandbox.h"
 #include "session.h"
 #include "tools.h"
@@ -154,6 +155,8 @@ int main(int argc, char **argv)
     }
     if (sandbox_init() != 0)
         log_error("sandbox unavailable, every run will fail until this is fixed: %s", sandbox_error());
+    if (quota_start() != 0)
+        log_error("cannot start the workspace quota thread: --workspace-quota-mb is NOT enforced");
     if (mirror_start(err, sizeof(err)) != 0) {
         log_error("%s", err);
         log_flush();
@@ -185,6 +188,7 @@ int main(int argc, char **argv)
     if (left > 0)
         log_warn("%d workspace removals still running at exit: their directories stay under %s", left,
                  config.workspace_root);
+    quota_stop();
     mirror_stop(config.shutdown_grace * 1000 / 2 + 1000);
     h2o_socket_close(sigsock);
     deadline_close();

@@ -242,3 +242,48 @@ describe('uid range exhausted', () => {
     }
   });
 });
+
+// Issue 11 item 3: the workspace disk quota (measured; RLIMIT_FSIZE bounds a single file).
+describe('workspace quota', () => {
+  let server, client;
+  before(async () => {
+    server = await startServer({ args: ['--workspace-quota-mb', '8'] });
+    ({ client } = await connect(server));
+  });
+  after(async () => {
+    await client?.close();
+    await server?.stop();
+  });
+
+  const diskEvents = (r) => r.output.filter((e) => e.type === 'resource_limit' && e.reason === 'disk');
+
+  test('one 32 MB file ends with resource_limit disk; 4 MB (the control) completes', async () => {
+    const ok = await run(client, 'head -c 4000000 /dev/zero > ok.bin && echo written');
+    assert.equal(ok.status, 'completed', JSON.stringify(ok.output));
+    assert.deepEqual(lines(ok), ['written']);
+    assert.equal(diskEvents(ok).length, 0);
+    const r = await run(client, 'head -c 32000000 /dev/zero > big.bin; echo after');
+    assert.equal(r.status, 'failed', JSON.stringify(r.output));
+    assert.equal(diskEvents(r).length, 1, JSON.stringify(r.output));
+    assert.equal(r.output.at(-1).type, 'exit');
+    await run(client, 'rm -f big.bin ok.bin');
+  });
+
+  test('many files under the file cap, written then exited, still end with resource_limit disk', async () => {
+    const r = await run(client, 'for i in 1 2 3 4 5 6 7 8; do head -c 4000000 /dev/zero > f$i.bin; done; echo wrote-all');
+    assert.equal(r.status, 'failed', JSON.stringify(r.output));
+    assert.equal(diskEvents(r).length, 1, JSON.stringify(r.output));
+    // a run may clean up a workspace left over the quota
+    const clean = await run(client, 'rm -f f*.bin && echo cleaned');
+    assert.equal(clean.status, 'completed', JSON.stringify(clean.output));
+    assert.deepEqual(lines(clean), ['cleaned']);
+  });
+
+  test('a run that keeps writing is killed while it runs, long before its timeout', async () => {
+    const r = await run(client, 'i=0; while :; do i=$((i+1)); head -c 1000000 /dev/zero > g$i.bin; sleep 0.05; done',
+      { timeout_seconds: 600 });
+    assert.equal(r.status, 'failed', JSON.stringify(r.output.slice(-3)));
+    assert.equal(diskEvents(r).length, 1);
+    await run(client, 'rm -f g*.bin');
+  });
+});
