@@ -5,7 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { call, connect, sleep, startServer } from './helpers.mjs';
+import { spawnSync } from 'node:child_process';
+import { BIN, call, connect, sleep, startServer } from './helpers.mjs';
 
 const lines = (r, type = 'stdout') => r.output.filter((e) => e.type === type).map((e) => e.data);
 
@@ -285,5 +286,23 @@ describe('workspace quota', () => {
     assert.equal(r.status, 'failed', JSON.stringify(r.output.slice(-3)));
     assert.equal(diskEvents(r).length, 1);
     await run(client, 'rm -f g*.bin');
+  });
+});
+
+// Issue 11 item 7: host-network runs reach every loopback service, Redis included.
+describe('--allow-network and Redis', () => {
+  test('a passwordless TCP REDIS_URL is refused with --allow-network, saying why; a password or a unix socket is accepted', async () => {
+    const r = spawnSync(BIN, ['--allow-network', '--port', '1'], { env: { PATH: process.env.PATH, REDIS_URL: 'redis://127.0.0.1:6399/0' }, encoding: 'utf8' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /--allow-network/);
+    assert.match(r.stderr, /password/);
+    // controls: the same flags with a password, or a unix socket, get past that check (and start)
+    for (const url of ['redis://:pw@127.0.0.1:6399/0', 'unix:///nonexistent/redis.sock']) {
+      const s = await startServer({ args: ['--allow-network'], env: { REDIS_URL: url } });
+      await s.stop();
+    }
+    // and without --allow-network a passwordless URL is still fine
+    const plain = await startServer({ env: { REDIS_URL: 'redis://127.0.0.1:6399/0' } });
+    await plain.stop();
   });
 });
