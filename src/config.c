@@ -253,6 +253,27 @@ static const char *env_get(char **envp, const char *name)
     return NULL;
 }
 
+/* --uid-range START:COUNT -> uid_start, uid_count (0 when unset). 0, or -1 with err. */
+static int parse_uid_range(config_t *cfg, char *err, size_t errlen)
+{
+    cfg->uid_start = cfg->uid_count = 0;
+    if (cfg->uid_range[0] == '\0')
+        return 0;
+    char *end;
+    errno = 0;
+    long a = strtol(cfg->uid_range, &end, 10), b = -1;
+    if (errno == 0 && end != cfg->uid_range && *end == ':' && isdigit((unsigned char)end[1]))
+        b = strtol(end + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || a < 1000 || b < 1 || b > 1048576 || a + b - 1 > 2147483646L) {
+        snprintf(err, errlen, "--uid-range: expected START:COUNT with START >= 1000, COUNT in 1..1048576 and "
+                              "START+COUNT-1 <= 2147483646, got '%.64s'", cfg->uid_range);
+        return -1;
+    }
+    cfg->uid_start = a;
+    cfg->uid_count = b;
+    return 0;
+}
+
 int config_parse(config_t *cfg, int argc, char **argv, char **envp, char *err, size_t errlen, char *out, size_t outlen)
 {
     char dummy[1];
@@ -332,20 +353,8 @@ int config_parse(config_t *cfg, int argc, char **argv, char **envp, char *err, s
         snprintf(err, errlen, "--workspace-root: expected an absolute path, got '%.64s'", cfg->workspace_root);
         return CONFIG_ERROR;
     }
-    if (cfg->uid_range[0] != '\0') {
-        char *end;
-        errno = 0;
-        long a = strtol(cfg->uid_range, &end, 10), b = -1;
-        if (errno == 0 && end != cfg->uid_range && *end == ':' && isdigit((unsigned char)end[1]))
-            b = strtol(end + 1, &end, 10);
-        if (errno != 0 || *end != '\0' || a < 1000 || b < 1 || b > 1048576 || a + b - 1 > 2147483646L) {
-            snprintf(err, errlen, "--uid-range: expected START:COUNT with START >= 1000, COUNT in 1..1048576 and "
-                                  "START+COUNT-1 <= 2147483646, got '%.64s'", cfg->uid_range);
-            return CONFIG_ERROR;
-        }
-        cfg->uid_start = a;
-        cfg->uid_count = b;
-    }
+    if (parse_uid_range(cfg, err, errlen) != 0)
+        return CONFIG_ERROR;
     for (int i = 0; i < cfg->n_allow_write_root; i++)
         if (cfg->allow_write_root[i][0] != '/' || strstr(cfg->allow_write_root[i], "/..") != NULL) {
             snprintf(err, errlen, "--allow-write-root: expected an absolute path without '..', got '%.64s'", cfg->allow_write_root[i]);

@@ -359,6 +359,23 @@ static void on_timeout(deadline_t *d)
     proc_terminate(&e->proc, 0, config.kill_grace_ms);
 }
 
+/*
+ * The run's disk bounds: the workspace may reach the quota (or, when a killed
+ * run left it over, the usage it starts with: a run may clean up, not grow
+ * it), and no single file may pass the quota (RLIMIT_FSIZE), the bound on
+ * what a measurement can miss.
+ */
+static void disk_limits(exec_t *e, const struct exec_session *es, const sandbox_policy_t *p, proc_spec_t *spec)
+{
+    e->disk_limit = (int64_t)config.workspace_quota_mb << 20;
+    if (es->usage > e->disk_limit)
+        e->disk_limit = es->usage;
+    if (quota_enabled() && config.workspace_quota_mb < p->fsize_mb) {
+        spec->rl_fsize.rlim_cur = spec->rl_fsize.rlim_max = (rlim_t)config.workspace_quota_mb << 20;
+        e->fsize_is_quota = 1;
+    }
+}
+
 /* Resolves the working directory: relative paths live in the workspace; no "..". */
 static int resolve_cwd(const char *workspace, const char *wd, char *out, size_t len, char *err, size_t errlen)
 {
@@ -475,14 +492,7 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     spec.rl_cpu.rlim_cur = (rlim_t)rq->policy.cpu_s;
     spec.rl_cpu.rlim_max = (rlim_t)rq->policy.cpu_s + 1; /* SIGXCPU first, SIGKILL a second later */
     spec.rl_fsize.rlim_cur = spec.rl_fsize.rlim_max = (rlim_t)rq->policy.fsize_mb << 20;
-    /* no single file may pass the workspace quota: the bound on what a measurement can miss */
-    e->disk_limit = (int64_t)config.workspace_quota_mb << 20;
-    if (es->usage > e->disk_limit)
-        e->disk_limit = es->usage; /* a run may clean up a workspace left over the quota, not grow it */
-    if (quota_enabled() && config.workspace_quota_mb < rq->policy.fsize_mb) {
-        spec.rl_fsize.rlim_cur = spec.rl_fsize.rlim_max = (rlim_t)config.workspace_quota_mb << 20;
-        e->fsize_is_quota = 1;
-    }
+    disk_limits(e, es, &rq->policy, &spec);
     /* with bwrap, max_processes is applied inside the run's user namespace (sandbox.c); bwrap
      * gets the server-wide ceiling for all runs of the sandbox user together */
     spec.rl_nproc.rlim_cur = spec.rl_nproc.rlim_max =
