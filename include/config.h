@@ -41,6 +41,11 @@ typedef struct config {
     char sandbox_user[64];        /**< user the sandboxes run as when we are root */
     char *deny_read[CONFIG_MAX_LIST]; /**< extra paths no sandbox may read */
     int n_deny_read;
+    char *allow_write_root[CONFIG_MAX_LIST]; /**< directories under which callers may allow_write / deny_write */
+    int n_allow_write_root;
+    char uid_range[64];           /**< --uid-range START:COUNT as given ("" = none) */
+    long uid_start, uid_count;    /**< parsed --uid-range; count 0 = shared --sandbox-user */
+    int workspace_quota_mb;       /**< disk quota per workspace (measured, quota.c); 0 = none */
     int isolation_none;           /**< --isolation none: development only */
     int retention;                /**< seconds a finished execution is kept */
     int wait_deadline;            /**< seconds a parked wait may last */

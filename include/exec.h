@@ -53,6 +53,12 @@ struct exec {
     int timeout_s;
     long cpu_limit_s;                 /**< the run's RLIMIT_CPU, to tell SIGXCPU from `exit 152` */
     int saw_fsize_msg;                /**< the shell reported "File size limit exceeded" */
+    int64_t disk_limit;               /**< workspace bytes this run may reach (the quota, or the usage it started with) */
+    int fsize_is_quota;               /**< RLIMIT_FSIZE was lowered to the quota: a SIGXFSZ death is the disk limit */
+    int disk_exceeded;                /**< a scan found the workspace above disk_limit */
+    struct quota_scan *final_scan;    /**< the scan the run's end waits for (quota.c), NULL otherwise */
+    int final_scanned;                /**< that scan answered */
+    proc_exit_t exit_info;            /**< how the process ended, kept across the final scan */
     event_log_t log;
     size_t retained;                  /**< log bytes counted in the session's and the server's totals */
     uint64_t finished_seq;            /**< order in which runs finished (oldest output is released first) */

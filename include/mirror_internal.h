@@ -19,13 +19,16 @@
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
 
+/* Hex characters of a session key: Redis holds SHA-256(session id), never the id. */
+#define MIRROR_SESSION_KEY_LEN 64
+
 enum op_kind { OP_META, OP_EVENT, OP_TOUCH, OP_RESYNC, OP_SESSION_PUT, OP_SESSION_DEL };
 
 typedef struct op {
     struct op *next;
     enum op_kind kind;
-    char id[40];             /* execution id; SESSION_*: the session id */
-    char session_id[SESSION_ID_LEN + 1];
+    char id[MIRROR_SESSION_KEY_LEN + 1]; /* execution id; SESSION_*: the session key */
+    char session_id[MIRROR_SESSION_KEY_LEN + 1]; /* the session key (SHA-256 hex of the id), never the id */
     int active;              /* META, RESYNC: still running (listed in replica:{id}:running) */
     int only_if_mine;        /* SESSION_DEL: only when the record names this replica */
     char *meta;              /* META, RESYNC; SESSION_PUT: the session record */
@@ -80,7 +83,7 @@ struct read_req {
     int session_record;      /* GET mcp:session:{id} */
     int with_output;
     char id[40];
-    char session_id[SESSION_ID_LEN + 1];
+    char session_id[MIRROR_SESSION_KEY_LEN + 1]; /* the session key (SHA-256 hex of the id) */
     mirror_read_cb cb;
     void *arg;
     uint64_t enqueued_ms;    /* util_now_ms() when queued: stale reads are not sent */

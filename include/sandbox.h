@@ -30,14 +30,19 @@ typedef struct sandbox_policy {
     char *deny_write[SANDBOX_MAX_PATHS];      /**< paths forced read-only (wins over allow_write) */
     int n_deny_write;
     long mem_mb, cpu_s, fsize_mb, nproc;      /**< rlimits */
+    uid_t uid;                                /**< host uid/gid of the run (its session's); -1: stay */
+    gid_t gid;
 } sandbox_policy_t;
 
 /** A NULL-terminated argv/envp under construction. */
 typedef struct sandbox_argv {
     char **v;
     size_t n, cap;
-    int fds[SANDBOX_MAX_FDS];   /**< bind sources opened without following symlinks; fd 5+i in the child */
+    int fds[SANDBOX_MAX_FDS];   /**< fd 5+i in the child: bind sources (opened without following
+                                     symlinks), then the script and the --args memfds */
     int n_fds;
+    char **args;                /**< bwrap's full argument list (what the --args memfd holds), for tests */
+    size_t n_args;
 } sandbox_argv_t;
 
 /** Finds bwrap, resolves the user, builds seccomp, probes. 0, or -1 (the server still starts, degraded). */
@@ -53,23 +58,29 @@ int sandbox_policy_parse(const cJSON *cfg, sandbox_policy_t *p, char *err, size_
 void sandbox_policy_free(sandbox_policy_t *p);
 
 /**
- * Builds the full argv to exec (bwrap ... -- /bin/sh -c command, or with
- * --isolation none just the shell) and the environment for it.
+ * Builds the argv to exec (`bwrap --args N`, its arguments in a memfd among
+ * argv->fds, or with --isolation none just the shell) and the environment.
  * `status_fd` / `seccomp_fd` are the fd numbers the child will have.
- * `env` is the call's environment as "KEY=VALUE" strings.
+ * `env` is the call's environment as "KEY=VALUE" strings. 0, or -1 (errno:
+ * no memfd); free the argvs either way.
  */
-void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char *cwd, const char *command,
-                   char *const *env, size_t n_env, int status_fd, int seccomp_fd, sandbox_argv_t *argv,
-                   sandbox_argv_t *envp);
+int sandbox_build(const sandbox_policy_t *p, const char *workspace, const char *cwd, const char *command,
+                  char *const *env, size_t n_env, int status_fd, int seccomp_fd, sandbox_argv_t *argv,
+                  sandbox_argv_t *envp);
 /** Frees an argv built by sandbox_build() and closes its fds. */
 void sandbox_argv_free(sandbox_argv_t *a);
-/** A new fd (memfd, offset 0) holding the compiled seccomp filter; -1 on failure. */
-int sandbox_seccomp_fd(void);
-/** uid/gid the run should switch to before exec (-1: stay). */
-void sandbox_identity(uid_t *uid, gid_t *gid);
+/** A new fd (memfd, offset 0) holding the seccomp filter for a run with or without the host network; -1 on failure. */
+int sandbox_seccomp_fd(int network_host);
+/**
+ * A host uid/gid for a new session: its own from --uid-range (round-robin), or
+ * the shared fallback ((uid_t)-1 when not root). 0, or -1 with err (range exhausted).
+ */
+int sandbox_uid_acquire(uid_t *uid, gid_t *gid, char *err, size_t errlen);
+/** The session ended: its uid may be handed out again (last, round-robin). */
+void sandbox_uid_release(uid_t uid);
 
-/** Creates a fresh workspace directory owned by the sandbox user; path into buf. 0 / -1. */
-int sandbox_workspace_create(char *buf, size_t len, char *err, size_t errlen);
+/** Creates a fresh workspace directory owned by uid/gid, mode 0700; path into buf. 0 / -1. */
+int sandbox_workspace_create(char *buf, size_t len, uid_t uid, gid_t gid, char *err, size_t errlen);
 /** Queues a workspace tree for removal (not following symlinks) by the one remover thread, started at the first call. */
 void sandbox_workspace_remove(const char *path);
 /** Waits up to `deadline_ms` (monotonic) for the queued removals; returns how many are left. */

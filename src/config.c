@@ -53,9 +53,12 @@ static const struct option_def options[] = {
     {"--allowed-origins", "SANDBOX_ALLOWED_ORIGINS", OPT_LIST, OFF(allowed_origins), 0, 0, 0, "", "comma-separated Origins (default: http(s) on localhost, 127.0.0.1, [::1])"},
     {"--workspace-root", "SANDBOX_WORKSPACE_ROOT", OPT_STR, STR(workspace_root), 0, 0, "/tmp/mcp-sandboxd", "where per-session workspaces are created"},
     {"--allow-network", "SANDBOX_ALLOW_NETWORK", OPT_BOOL, OFF(allow_network), 0, 0, 1, "0", "let sandbox_config ask for the host network"},
-    {"--sandbox-user", "SANDBOX_USER", OPT_STR, STR(sandbox_user), 0, 0, "nobody", "user sandboxes run as when the server is root"},
+    {"--sandbox-user", "SANDBOX_USER", OPT_STR, STR(sandbox_user), 0, 0, "nobody", "user sandboxes run as when the server is root and no --uid-range is set (shared by all sessions)"},
+    {"--uid-range", "SANDBOX_UID_RANGE", OPT_STR, STR(uid_range), 0, 0, "", "START:COUNT host uids, one per session (root only; reserve them: systemd/mcp-sandboxd.sysusers)"},
     {"--deny-read", "SANDBOX_DENY_READ", OPT_LIST, OFF(deny_read), 0, 0, 0, "", "comma-separated paths no sandbox may read (repeatable)"},
+    {"--allow-write-root", "SANDBOX_ALLOW_WRITE_ROOT", OPT_LIST, OFF(allow_write_root), 0, 0, 0, "", "comma-separated host directories under which sandbox_config allow_write/deny_write may name paths (repeatable; default none)"},
     {"--isolation", "SANDBOX_ISOLATION", OPT_ISOLATION, OFF(isolation_none), 0, 0, 0, "bwrap", "bwrap, or none (development only, unsafe)"},
+    {"--workspace-quota-mb", "SANDBOX_WORKSPACE_QUOTA_MB", OPT_INT, OFF(workspace_quota_mb), 0, 0, 1 << 24, "1024", "disk quota per session workspace in MiB, measured (0: none)"},
     {"--retention", "SANDBOX_RETENTION", OPT_INT, OFF(retention), 0, 0, 30 * 86400, "3600", "seconds a finished execution is kept"},
     {"--wait-deadline", "SANDBOX_WAIT_DEADLINE", OPT_INT, OFF(wait_deadline), 0, 1, 3600, "55", "seconds a waiting call may be parked"},
     {"--max-events", "SANDBOX_MAX_EVENTS", OPT_INT, OFF(max_events), 0, 16, 10000000, "10000", "output events kept per execution"},
@@ -216,7 +219,9 @@ static int apply(config_t *cfg, const struct option_def *o, const char *value, c
         }
         return 0;
     case OPT_LIST: {
-        int *n = o->off == OFF(allowed_origins) ? &cfg->n_allowed_origins : &cfg->n_deny_read;
+        int *n = o->off == OFF(allowed_origins) ? &cfg->n_allowed_origins
+                 : o->off == OFF(deny_read)     ? &cfg->n_deny_read
+                                                : &cfg->n_allow_write_root;
         int r = list_add((char **)base, n, value);
         if (r != 0) {
             if (r == -2)
@@ -261,6 +266,27 @@ static const char *env_get(char **envp, const char *name)
     return NULL;
 }
 
+/* --uid-range START:COUNT -> uid_start, uid_count (0 when unset). 0, or -1 with err. */
+static int parse_uid_range(config_t *cfg, char *err, size_t errlen)
+{
+    cfg->uid_start = cfg->uid_count = 0;
+    if (cfg->uid_range[0] == '\0')
+        return 0;
+    char *end;
+    errno = 0;
+    long a = strtol(cfg->uid_range, &end, 10), b = -1;
+    if (errno == 0 && end != cfg->uid_range && *end == ':' && isdigit((unsigned char)end[1]))
+        b = strtol(end + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || a < 1000 || b < 1 || b > 1048576 || a + b - 1 > 2147483646L) {
+        snprintf(err, errlen, "--uid-range: expected START:COUNT with START >= 1000, COUNT in 1..1048576 and "
+                              "START+COUNT-1 <= 2147483646, got '%.64s'", cfg->uid_range);
+        return -1;
+    }
+    cfg->uid_start = a;
+    cfg->uid_count = b;
+    return 0;
+}
+
 int config_parse(config_t *cfg, int argc, char **argv, char **envp, char *err, size_t errlen, char *out, size_t outlen)
 {
     char dummy[1];
@@ -281,7 +307,7 @@ int config_parse(config_t *cfg, int argc, char **argv, char **envp, char *err, s
                 return CONFIG_ERROR;
         }
     }
-    int lists_from_flags[2] = {0, 0};
+    int lists_from_flags[3] = {0, 0, 0};
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a], *value = NULL;
         char name[64];
@@ -319,7 +345,7 @@ int config_parse(config_t *cfg, int argc, char **argv, char **envp, char *err, s
             value = argv[++a];
         }
         if (o->type == OPT_LIST) {
-            int k = o->off == OFF(allowed_origins) ? 0 : 1;
+            int k = o->off == OFF(allowed_origins) ? 0 : o->off == OFF(deny_read) ? 1 : 2;
             if (!lists_from_flags[k]) /* flags replace what the environment said */
                 apply(cfg, o, "", o->flag, err, errlen);
             lists_from_flags[k] = 1;
@@ -340,6 +366,13 @@ int config_parse(config_t *cfg, int argc, char **argv, char **envp, char *err, s
         snprintf(err, errlen, "--workspace-root: expected an absolute path, got '%.64s'", cfg->workspace_root);
         return CONFIG_ERROR;
     }
+    if (parse_uid_range(cfg, err, errlen) != 0)
+        return CONFIG_ERROR;
+    for (int i = 0; i < cfg->n_allow_write_root; i++)
+        if (cfg->allow_write_root[i][0] != '/' || strstr(cfg->allow_write_root[i], "/..") != NULL) {
+            snprintf(err, errlen, "--allow-write-root: expected an absolute path without '..', got '%.64s'", cfg->allow_write_root[i]);
+            return CONFIG_ERROR;
+        }
     if (cfg->replica[0] == '\0') {
         char hn[256] = "localhost";
         if (gethostname(hn, sizeof(hn) - 1) != 0 || hn[0] == '\0')
@@ -362,6 +395,7 @@ void config_free(config_t *cfg)
 {
     list_free(cfg->allowed_origins, &cfg->n_allowed_origins);
     list_free(cfg->deny_read, &cfg->n_deny_read);
+    list_free(cfg->allow_write_root, &cfg->n_allow_write_root);
 }
 
 void config_redacted_redis_url(const char *url, char *buf, size_t len)

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mirror.h"
+#include "quota.h"
 #include "util.h"
 
 #include <errno.h>
@@ -34,6 +35,12 @@ RB_GENERATE(exec_tree, exec, node, exec_cmp)
 /* Per-session state; outlives its session while runs are still being killed. */
 struct exec_session {
     char workspace[1100];
+    uid_t uid;                /* the session's host uid/gid (sandbox_uid_acquire), -1 until its first run */
+    gid_t gid;
+    int has_uid;
+    deadline_t quota_timer;   /* next measurement of the workspace while runs are live */
+    quota_scan_t *scan;       /* measurement in flight */
+    int64_t usage;            /* bytes at the last measurement */
     TAILQ_HEAD(, exec) execs;
     size_t running;
     size_t retained;                  /* output bytes its executions hold */
@@ -141,6 +148,7 @@ static void retain_enforce(struct exec_session *es)
 
 static void exec_free(exec_t *e)
 {
+    quota_cancel(e->final_scan);
     mirror_exec_forget(e);
     deadline_cancel(&e->timeout_timer);
     deadline_cancel(&e->retention_timer);
@@ -166,6 +174,10 @@ static void session_state_free_if_done(struct exec_session *es)
             sandbox_workspace_remove_now(es->workspace);
         else if (es->workspace[0])
             sandbox_workspace_remove(es->workspace);
+        if (es->has_uid)
+            sandbox_uid_release(es->uid);
+        deadline_cancel(&es->quota_timer);
+        quota_cancel(es->scan);
         free(es);
     }
 }
@@ -245,6 +257,8 @@ static void record_end(exec_t *e, int exit_code)
     e->has_exit_code = 1;
     e->exit_code = exit_code;
     e->completed_wall_ms = util_wall_ms();
+    quota_cancel(e->final_scan); /* ended without its final measurement (shutdown) */
+    e->final_scan = NULL;
     deadline_cancel(&e->timeout_timer);
     deadline_cancel(&e->cpu_timer);
     cJSON *f = cJSON_CreateObject();
@@ -307,6 +321,20 @@ static void report_limit(exec_t *e, const char *reason, const char *msg)
     add_event(e, "resource_limit", f);
 }
 
+/* The resource_limit for the workspace quota: measured over it, or a file stopped at it (RLIMIT_FSIZE). */
+static void disk_limit_event(exec_t *e)
+{
+    char msg[300];
+    e->status = EXEC_FAILED;
+    if (e->disk_exceeded)
+        snprintf(msg, sizeof(msg), "Workspace disk quota exceeded (--workspace-quota-mb %d): %lld MiB in use",
+                 config.workspace_quota_mb, (long long)(e->owner != NULL ? e->owner->usage >> 20 : -1));
+    else
+        snprintf(msg, sizeof(msg), "Workspace disk quota exceeded (--workspace-quota-mb %d): a file reached it",
+                 config.workspace_quota_mb);
+    report_limit(e, "disk", msg);
+}
+
 static void on_cpu_timer(deadline_t *d);
 
 /* Arms the CPU check at the soonest `left_ns` of CPU can be used up: spread over every CPU. */
@@ -339,10 +367,9 @@ static void on_cpu_timer(deadline_t *d)
     arm_cpu_timer(e, e->cpu_budget_ns - used);
 }
 
-/* The process is gone and its output drained: record the end. */
-static void on_proc_exit(void *arg, const proc_exit_t *x)
+/* The process is gone, its output drained and its workspace measured: record the end. */
+static void finish_run(exec_t *e, const proc_exit_t *x)
 {
-    exec_t *e = arg;
     events_flush(&e->log, 0, on_line_event, e);
     events_flush(&e->log, 1, on_line_event, e);
     take_usage(e, x);
@@ -366,6 +393,8 @@ static void on_proc_exit(void *arg, const proc_exit_t *x)
         report_limit(e, e->cpu_exceeded ? "cpu_time" : "memory",
                      e->cpu_exceeded ? "CPU time (max_cpu_seconds) limit exceeded by the run's processes together"
                                      : "Memory (max_memory_mb) limit exceeded: the run's cgroup ran out of memory");
+    } else if (e->disk_exceeded || (x->signal == SIGXFSZ && e->saw_fsize_msg && e->fsize_is_quota)) {
+        disk_limit_event(e);
     } else if ((x->signal == SIGXCPU && cpu_limit_plausible(e, x)) || (x->signal == SIGXFSZ && e->saw_fsize_msg)) {
         e->status = EXEC_FAILED;
         snprintf(msg, sizeof(msg), "%s limit exceeded", x->signal == SIGXCPU ? "CPU time (max_cpu_seconds)" : "File size (max_file_size_mb)");
@@ -374,6 +403,76 @@ static void on_proc_exit(void *arg, const proc_exit_t *x)
         e->status = EXEC_COMPLETED;
     }
     record_end(e, x->started ? x->exit_code : -1);
+}
+
+/* The final measurement of a finished run's workspace answered. */
+static void on_final_scan(void *arg, int64_t bytes)
+{
+    exec_t *e = arg;
+    e->final_scan = NULL;
+    e->final_scanned = 1;
+    if (bytes >= 0 && e->owner != NULL)
+        e->owner->usage = bytes;
+    if (bytes > e->disk_limit)
+        e->disk_exceeded = 1;
+    finish_run(e, &e->exit_info);
+}
+
+/*
+ * The process is gone and its output drained. With a quota, the workspace is
+ * measured once more before the end is recorded: a run that wrote past the
+ * quota between two periodic measurements and exited still gets its
+ * resource_limit.
+ */
+static void on_proc_exit(void *arg, const proc_exit_t *x)
+{
+    exec_t *e = arg;
+    if (!e->final_scanned && e->owner != NULL && e->owner->workspace[0]) {
+        e->exit_info = *x;
+        e->final_scan = quota_scan(e->owner->workspace, on_final_scan, e);
+        if (e->final_scan != NULL)
+            return;
+    }
+    finish_run(e, x);
+}
+
+/* Kills the session's live runs that took the workspace past their limit. */
+static void enforce_quota(struct exec_session *es)
+{
+    exec_t *e;
+    TAILQ_FOREACH(e, &es->execs, session_link)
+    {
+        if (!exec_is_active(e) || e->disk_exceeded || es->usage <= e->disk_limit)
+            continue;
+        e->disk_exceeded = 1;
+        log_info("execution %s: workspace at %lld bytes, over its limit of %lld: killed", e->id, (long long)es->usage,
+                 (long long)e->disk_limit);
+        proc_terminate(&e->proc, 1, 0);
+    }
+}
+
+#define QUOTA_PERIOD_MS 250 /* between the end of one measurement and the next */
+
+static void on_quota_timer(deadline_t *d);
+
+/* A periodic measurement answered: enforce, and measure again while runs are live. */
+static void on_session_scan(void *arg, int64_t bytes)
+{
+    struct exec_session *es = arg;
+    es->scan = NULL;
+    if (bytes >= 0) {
+        es->usage = bytes;
+        enforce_quota(es);
+    }
+    if (es->running > 0)
+        deadline_arm(&es->quota_timer, QUOTA_PERIOD_MS, on_quota_timer);
+}
+
+static void on_quota_timer(deadline_t *d)
+{
+    struct exec_session *es = (struct exec_session *)((char *)d - offsetof(struct exec_session, quota_timer));
+    if (es->scan == NULL && es->running > 0 && es->workspace[0])
+        es->scan = quota_scan(es->workspace, on_session_scan, es);
 }
 
 static void on_timeout(deadline_t *d)
@@ -386,6 +485,23 @@ static void on_timeout(deadline_t *d)
     cJSON_AddNumberToObject(f, "timeout_seconds", e->timeout_s);
     add_event(e, "timeout", f);
     proc_terminate(&e->proc, 0, config.kill_grace_ms);
+}
+
+/*
+ * The run's disk bounds: the workspace may reach the quota (or, when a killed
+ * run left it over, the usage it starts with: a run may clean up, not grow
+ * it), and no single file may pass the quota (RLIMIT_FSIZE), the bound on
+ * what a measurement can miss.
+ */
+static void disk_limits(exec_t *e, const struct exec_session *es, const sandbox_policy_t *p, proc_spec_t *spec)
+{
+    e->disk_limit = (int64_t)config.workspace_quota_mb << 20;
+    if (es->usage > e->disk_limit)
+        e->disk_limit = es->usage;
+    if (quota_enabled() && config.workspace_quota_mb < p->fsize_mb) {
+        spec->rl_fsize.rlim_cur = spec->rl_fsize.rlim_max = (rlim_t)config.workspace_quota_mb << 20;
+        e->fsize_is_quota = 1;
+    }
 }
 
 /* Resolves the working directory: relative paths live in the workspace; no "..". */
@@ -466,7 +582,13 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
                  es->running, config.max_per_session);
         return NULL;
     }
-    if (es->workspace[0] == '\0' && sandbox_workspace_create(es->workspace, sizeof(es->workspace), err, errlen) != 0) {
+    if (!es->has_uid) {
+        if (sandbox_uid_acquire(&es->uid, &es->gid, err, errlen) != 0)
+            return NULL;
+        es->has_uid = 1;
+    }
+    if (es->workspace[0] == '\0' &&
+        sandbox_workspace_create(es->workspace, sizeof(es->workspace), es->uid, es->gid, err, errlen) != 0) {
         es->workspace[0] = '\0';
         return NULL;
     }
@@ -492,7 +614,7 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     events_init(&e->log, (size_t)config.max_events, (size_t)config.max_output_bytes);
 
     sandbox_argv_t argv, envp;
-    int sfd = config.isolation_none ? -1 : sandbox_seccomp_fd();
+    int sfd = config.isolation_none ? -1 : sandbox_seccomp_fd(rq->policy.network_host);
     if (!config.isolation_none && sfd < 0) {
         snprintf(err, errlen, "cannot prepare the seccomp filter: %s", strerror(errno));
         events_free(&e->log);
@@ -502,7 +624,17 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     }
     /* the run's cgroup, limits written before anything runs in it */
     cgroup_limits_t lim = {(uint64_t)rq->policy.mem_mb << 20, rq->policy.nproc + CGROUP_PIDS_OVERHEAD, config.cpu_percent};
-    if (cgroup_run_create(&e->cgroup, e->id, &lim, err, errlen) != 0) {
+    sandbox_policy_t policy = rq->policy; /* a shallow copy (paths shared) carrying the session's identity */
+    policy.uid = es->uid;
+    policy.gid = es->gid;
+    int made = cgroup_run_create(&e->cgroup, e->id, &lim, err, errlen) == 0;
+    if (!made || sandbox_build(&policy, es->workspace, cwd, rq->command, rq->env, rq->n_env, 4, 3, &argv, &envp) != 0) {
+        if (made) { /* the cgroup was made (or not needed): the arguments could not be */
+            snprintf(err, errlen, "cannot pass the run's arguments to bwrap: %s", strerror(errno));
+            sandbox_argv_free(&argv);
+            sandbox_argv_free(&envp);
+            cgroup_run_release(&e->cgroup);
+        }
         if (sfd >= 0)
             close(sfd);
         events_free(&e->log);
@@ -510,7 +642,6 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
         free(e);
         return NULL;
     }
-    sandbox_build(&rq->policy, es->workspace, cwd, rq->command, rq->env, rq->n_env, 4, 3, &argv, &envp);
     proc_spec_t spec;
     memset(&spec, 0, sizeof(spec));
     spec.argv = argv.v;
@@ -521,8 +652,10 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     spec.n_extra_fds = argv.n_fds;
     spec.sandboxed = !config.isolation_none;
     spec.cwd = config.isolation_none ? cwd : NULL;
-    sandbox_identity(&spec.uid, &spec.gid);
+    spec.uid = es->uid;
+    spec.gid = es->gid;
     set_limits(e, rq, &spec);
+    disk_limits(e, es, &rq->policy, &spec);
     static const proc_callbacks_t cbs = {on_proc_output, on_proc_exit};
     int rc = proc_spawn(&e->proc, &spec, &cbs, e, err, errlen);
     cgroup_run_placed(&e->cgroup); /* the child joined before its exec (or failed) */
@@ -549,6 +682,8 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     deadline_arm(&e->timeout_timer, (uint64_t)e->timeout_s * 1000, on_timeout);
     if (e->cgroup.active)
         arm_cpu_timer(e, e->cpu_budget_ns); /* the first check of the CPU budget */
+    if (quota_enabled() && !es->quota_timer.armed && es->scan == NULL)
+        deadline_arm(&es->quota_timer, QUOTA_PERIOD_MS, on_quota_timer);
     log_info("execution %s started for session %.8s (timeout %ds%s)", e->id, s->id, e->timeout_s,
              e->interactive ? ", interactive" : "");
     mirror_exec_meta(e);

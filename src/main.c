@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "mirror.h"
 #include "proc.h"
+#include "quota.h"
 #include "sandbox.h"
 #include "session.h"
 #include "tools.h"
@@ -137,6 +138,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "mcp-sandboxd: REDIS_URL: %s\n", err);
         return 2;
     }
+    /* host-network runs reach every service on this host's loopback and network, Redis included */
+    if (config.allow_network && config.redis_url[0] && !url.unix_socket && url.password[0] == '\0') {
+        fprintf(stderr, "mcp-sandboxd: --allow-network with REDIS_URL at %s:%d without a password: runs with network mode "
+                        "'host' could connect to that Redis, read every execution and session record and take sessions "
+                        "over. Set a password (redis://:PASSWORD@host:port) or use a unix socket (unix:///path), which "
+                        "runs cannot reach\n", url.host, url.port);
+        return 2;
+    }
 
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -174,6 +183,8 @@ int main(int argc, char **argv)
     cgroup_sweep_leftovers(); /* runs an earlier instance left (after a SIGKILL of the server) */
     if (sandbox_init() != 0)
         log_error("sandbox unavailable, every run will fail until this is fixed: %s", sandbox_error());
+    if (quota_start() != 0)
+        log_error("cannot start the workspace quota thread: --workspace-quota-mb is NOT enforced");
     if (mirror_start(err, sizeof(err)) != 0) {
         log_error("%s", err);
         log_flush();
@@ -213,6 +224,7 @@ int main(int argc, char **argv)
     if (left > 0)
         log_warn("%d workspace removals still running at exit: their directories stay under %s", left,
                  config.workspace_root);
+    quota_stop();
     mirror_stop(grace_left_ms());
     h2o_socket_close(sigsock);
     deadline_close();

@@ -44,6 +44,7 @@
 #include <bsd/string.h>
 #include <errno.h>
 #include <hiredis.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -54,6 +55,26 @@
 #define OP_OVERHEAD 96
 
 /* ---------------------------------------------------------------- URL */
+
+
+/*
+ * What Redis holds in place of a session id: its SHA-256 in hex. The id is
+ * a bearer capability (another replica adopts a session by it); whoever can
+ * read Redis learns only hashes, from which no usable id follows.
+ */
+static void session_key(const char *sid, char out[MIRROR_SESSION_KEY_LEN + 1])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    if (EVP_Digest(sid, strlen(sid), md, &n, EVP_sha256(), NULL) != 1 || n != sizeof(md))
+        util_oom(); /* no digest: nothing sensible to store */
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned int i = 0; i < n; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
 
 static int hexval(int c)
 {
@@ -417,7 +438,9 @@ static void enqueue_or_dirty(op_t *o)
 static char *meta_json(const exec_t *e, size_t *len)
 {
     cJSON *o = exec_status_json(e);
-    cJSON_AddStringToObject(o, "session_id", e->session_id);
+    char skey[MIRROR_SESSION_KEY_LEN + 1];
+    session_key(e->session_id, skey);
+    cJSON_AddStringToObject(o, "session_id", skey);
     cJSON_AddNumberToObject(o, "timeout_seconds", e->timeout_s);
     cJSON_AddStringToObject(o, "replica", config.replica);
     char *s = cJSON_PrintUnformatted(o);
@@ -433,7 +456,7 @@ static op_t *op_new(enum op_kind kind, const exec_t *e)
     op_t *o = xcalloc(1, sizeof(*o));
     o->kind = kind;
     strlcpy(o->id, e->id, sizeof(o->id));
-    strlcpy(o->session_id, e->session_id, sizeof(o->session_id));
+    session_key(e->session_id, o->session_id);
     o->active = exec_is_active(e);
     o->bytes = OP_OVERHEAD;
     return o;
@@ -565,11 +588,10 @@ void mirror_session_put(session_t *s)
         return;
     op_t *o = xcalloc(1, sizeof(*o));
     o->kind = OP_SESSION_PUT;
-    strlcpy(o->id, s->id, sizeof(o->id));
+    session_key(s->id, o->id);
     cJSON *j = cJSON_CreateObject();
     char ts[40];
     util_iso8601(util_wall_ms() - (util_now_ms() - s->created_ms), ts, sizeof(ts));
-    cJSON_AddStringToObject(j, "id", s->id);
     cJSON_AddStringToObject(j, "protocol", s->protocol);
     cJSON_AddStringToObject(j, "client", s->client);
     cJSON_AddStringToObject(j, "replica", config.replica);
@@ -600,7 +622,7 @@ void mirror_session_del(const session_t *s, int only_if_mine)
     op_t *o = xcalloc(1, sizeof(*o));
     o->kind = OP_SESSION_DEL;
     o->only_if_mine = only_if_mine;
-    strlcpy(o->id, s->id, sizeof(o->id));
+    session_key(s->id, o->id);
     o->bytes = OP_OVERHEAD;
     if (enqueue(o) != 0)
         mirror_op_free(o); /* the record expires with its TTL anyway */
@@ -679,7 +701,7 @@ int mirror_read_exec(const char *id, const char *session_id, int with_output, mi
         return -1;
     struct read_req *q = xcalloc(1, sizeof(*q));
     strlcpy(q->id, id, sizeof(q->id));
-    strlcpy(q->session_id, session_id, sizeof(q->session_id));
+    session_key(session_id, q->session_id);
     q->with_output = with_output;
     q->cb = cb;
     q->arg = arg;
@@ -695,7 +717,7 @@ static int read_session_req(const char *session_id, int record, mirror_read_cb c
     if (!mirror_st.enabled)
         return -1;
     struct read_req *q = xcalloc(1, sizeof(*q));
-    strlcpy(q->session_id, session_id, sizeof(q->session_id));
+    session_key(session_id, q->session_id);
     q->session_record = record;
     q->session_list = !record;
     q->cb = cb;

@@ -160,7 +160,7 @@ static void writer_sleep(int ms)
 struct pipeline {
     redisContext *c;
     int pending;          /* replies to read */
-    char key[64], okey[72], skey[64], rkey[360];
+    char key[64], okey[72], skey[96], rkey[360];
 };
 
 static void append_argv(struct pipeline *p, int argc, const char **argv, const size_t *lens)
@@ -228,10 +228,10 @@ static const char session_del_script[] =
     "if ok and type(m) == 'table' and m.replica == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
     "return 0";
 
-/* SET / conditional DEL of mcp:session:{id}. */
+/* SET / conditional DEL of mcp:session:{key} (key: SHA-256 hex of the session id). */
 static void append_session_op(struct pipeline *p, const op_t *o)
 {
-    char key[64], ttl[16];
+    char key[96], ttl[16];
     snprintf(key, sizeof(key), "mcp:session:%s", o->id);
     snprintf(ttl, sizeof(ttl), "%d", config.session_ttl);
     if (o->kind == OP_SESSION_PUT) {
@@ -587,7 +587,7 @@ static int read_summaries(redisContext *c, const redisReply *r, size_t off, size
  */
 static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
 {
-    char skey[64];
+    char skey[96];
     snprintf(skey, sizeof(skey), "session:%s:executions", q->session_id);
     redisReply *r = NULL, *x = NULL;
     if (redisAppendCommand(c, "SMEMBERS %s", skey) != REDIS_OK ||

@@ -9,6 +9,13 @@
  * last, so a deny always wins. bwrap itself is exec'd with an environment of PATH only: the
  * sandbox's variables travel as --setenv arguments, so nothing a caller puts
  * in `environment` (LD_PRELOAD, say) can act on bwrap outside the sandbox.
+ *
+ * Nothing of a run is in the host's process list: bwrap's own argv is just
+ * `bwrap --args N`, its arguments (paths, --setenv values) are read from a
+ * memfd, and the shell runs a script file bwrap copies in from another memfd
+ * (--ro-bind-data), so its argv does not hold the command either. Every tmpfs
+ * bwrap creates has a --size; the ones that hide paths are empty and
+ * remounted read-only once every mount under them is in place.
  */
 #include "sandbox.h"
 #include "clock.h"
@@ -29,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/netlink.h>
 #include <linux/openat2.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -42,21 +50,51 @@
 
 static char bwrap_path[512];
 static char error_msg[512];
-static uid_t run_uid = (uid_t)-1;
+static uid_t run_uid = (uid_t)-1; /* --sandbox-user (the fallback), or the first uid of --uid-range (probe) */
 static gid_t run_gid = (gid_t)-1;
-static unsigned char *bpf;
+static uid_t fs_uid = (uid_t)-1;  /* the identity caller paths are looked at with (the run being built) */
+static gid_t fs_gid = (gid_t)-1;
+
+/* --uid-range: one bit per uid, set while a session holds it; handed out round-robin so a freed uid is
+ * reused as late as possible (files it left in a write root stay with it until then) */
+static unsigned char *uid_used;
+static long uid_next;
 static const char *ulimit_nproc_flag = "-p"; /* dash; bash spells it -u */
-static size_t bpf_len;
 
 const char *sandbox_error(void)
 {
     return error_msg[0] ? error_msg : NULL;
 }
 
-void sandbox_identity(uid_t *uid, gid_t *gid)
+int sandbox_uid_acquire(uid_t *uid, gid_t *gid, char *err, size_t errlen)
 {
-    *uid = run_uid;
-    *gid = run_gid;
+    if (config.uid_count == 0) {
+        *uid = run_uid; /* the shared fallback (or this server's own uid when not root) */
+        *gid = run_gid;
+        return 0;
+    }
+    for (long k = 0; k < config.uid_count; k++) {
+        long i = (uid_next + k) % config.uid_count;
+        if (!(uid_used[i / 8] & (1u << (i % 8)))) {
+            uid_used[i / 8] |= (unsigned char)(1u << (i % 8));
+            uid_next = (i + 1) % config.uid_count;
+            *uid = (uid_t)(config.uid_start + i);
+            *gid = (gid_t)(config.uid_start + i);
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "No free host uid for this session: all %ld uids of --uid-range are held by live sessions; "
+                          "end a session or widen the range", config.uid_count);
+    return -1;
+}
+
+void sandbox_uid_release(uid_t uid)
+{
+    if (config.uid_count == 0 || uid == (uid_t)-1 || (long)uid < config.uid_start ||
+        (long)uid >= config.uid_start + config.uid_count)
+        return;
+    long i = (long)uid - config.uid_start;
+    uid_used[i / 8] &= (unsigned char)~(1u << (i % 8));
 }
 
 /* ---------------------------------------------------------------- argv */
@@ -91,6 +129,9 @@ void sandbox_argv_free(sandbox_argv_t *a)
     for (size_t i = 0; i < a->n; i++)
         free(a->v[i]);
     free(a->v);
+    for (size_t i = 0; i < a->n_args; i++)
+        free(a->args[i]);
+    free(a->args);
     for (int i = 0; i < a->n_fds; i++)
         close(a->fds[i]);
     memset(a, 0, sizeof(*a));
@@ -103,10 +144,10 @@ void sandbox_argv_free(sandbox_argv_t *a)
  */
 static void fs_as_sandbox_user(int on)
 {
-    if (run_uid == (uid_t)-1)
+    if (fs_uid == (uid_t)-1)
         return;
-    syscall(SYS_setfsgid, on ? run_gid : 0);
-    syscall(SYS_setfsuid, on ? run_uid : 0);
+    syscall(SYS_setfsgid, on ? fs_gid : 0);
+    syscall(SYS_setfsuid, on ? fs_uid : 0);
 }
 
 /* Opens `path` as O_PATH without following any symlink in it; -1 with errno (ELOOP for a symlink). */
@@ -125,6 +166,65 @@ static int open_nofollow(const char *path)
 }
 
 static void hide_path(sandbox_argv_t *a, const char *path, int once);
+static int seal_args(sandbox_argv_t *a);
+
+/* Bytes of each tmpfs that hides a directory: it only ever holds mount points. */
+#define HIDE_TMPFS_BYTES "65536"
+
+/*
+ * An empty directory over `path`: a small tmpfs (r-x, so mount points made
+ * under it stay reachable) that sandbox_build remounts read-only at the end,
+ * after every mount beneath it exists. Nothing a run writes can land in it.
+ */
+static void hide_dir(sandbox_argv_t *a, const char *path)
+{
+    argv_push2(a, "--size", HIDE_TMPFS_BYTES);
+    argv_push2(a, "--perms", "0555");
+    argv_push2(a, "--tmpfs", path);
+}
+
+/* --remount-ro for every hiding tmpfs (and /dev), in the order they were mounted. */
+static void remount_hidden_ro(sandbox_argv_t *a)
+{
+    size_t n = a->n;
+    for (size_t i = 1; i + 1 < n; i++)
+        if (!strcmp(a->v[i], "--tmpfs") && i >= 2 && !strcmp(a->v[i - 2], "0555"))
+            argv_push2(a, "--remount-ro", a->v[i + 1]);
+    argv_push2(a, "--remount-ro", "/dev");
+}
+
+/* Writes argv[1..] NUL-separated into a memfd (bwrap --args); -1 on failure. */
+static int args_memfd(const sandbox_argv_t *a)
+{
+    int fd = memfd_create("bwrap-args", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    for (size_t i = 1; i < a->n; i++) {
+        size_t len = strlen(a->v[i]) + 1;
+        if (write(fd, a->v[i], len) != (ssize_t)len) {
+            close(fd);
+            return -1;
+        }
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* A memfd holding `text` (the run's script, read by bwrap --ro-bind-data); -1 on failure. */
+static int text_memfd(const char *text, size_t len)
+{
+    int fd = memfd_create("run-script", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (write(fd, text, len) != (ssize_t)len || lseek(fd, 0, SEEK_SET) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
 
 /*
  * A caller's bind: the source is opened here, without following symlinks, and
@@ -136,7 +236,7 @@ static void hide_path(sandbox_argv_t *a, const char *path, int once);
  */
 static void caller_bind(sandbox_argv_t *a, const char *path, int writable)
 {
-    int fd = a->n_fds < SANDBOX_MAX_FDS ? open_nofollow(path) : (errno = EMFILE, -1);
+    int fd = a->n_fds < SANDBOX_MAX_FDS - 2 ? open_nofollow(path) : (errno = EMFILE, -1);
     if (fd < 0) {
         if (errno == ENOENT)
             return; /* nothing there to bind */
@@ -173,7 +273,7 @@ static void hide_path(sandbox_argv_t *a, const char *path, int once)
         if (!strcmp(a->v[i + 1], path) && (!strcmp(a->v[i], "--tmpfs") || !strcmp(a->v[i], "/dev/null")))
             return;
     if (S_ISDIR(st.st_mode))
-        argv_push2(a, "--tmpfs", path);
+        hide_dir(a, path);
     else
         argv_push3(a, "--ro-bind", "/dev/null", path);
 }
@@ -181,9 +281,62 @@ static void hide_path(sandbox_argv_t *a, const char *path, int once)
 static const char *const default_hidden[] = {"/root", "/home", "/run", "/var/run", "/etc/shadow", "/etc/gshadow",
                                              "/etc/shadow-", "/etc/gshadow-", "/etc/mcp-sandboxd", NULL};
 
-void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char *cwd, const char *command,
-                   char *const *env, size_t n_env, int status_fd, int seccomp_fd, sandbox_argv_t *argv,
-                   sandbox_argv_t *envp)
+/* Is `path` `dir` or below it? */
+static int path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0' || (n == 1 && dir[0] == '/'));
+}
+
+/* The mounts: host read-only, fresh /dev and /proc, caller binds, then everything hidden over them. */
+static void build_mounts(const sandbox_policy_t *p, const char *workspace, sandbox_argv_t *argv)
+{
+    char num[32];
+    argv_push3(argv, "--ro-bind", "/", "/");
+    argv_push2(argv, "--dev", "/dev");
+    /* bwrap's /dev is an unbounded tmpfs: its shm gets a size, the rest is remounted read-only */
+    snprintf(num, sizeof(num), "%ld", p->fsize_mb * 1024L * 1024L);
+    argv_push2(argv, "--size", num);
+    argv_push2(argv, "--tmpfs", "/dev/shm");
+    argv_push2(argv, "--proc", "/proc");
+    /* the sandbox's init has no say over the run but can be ptraced by it (it is dumpable): its
+     * memory is not writable through /proc, and seccomp refuses attaching to it (PDEATHSIG) */
+    argv_push3(argv, "--ro-bind", "/dev/null", "/proc/1/mem");
+    argv_push3(argv, "--ro-bind", "/dev/null", "/proc/1/task/1/mem");
+    /* the caller's binds first: everything hidden below is mounted over them; paths in the
+     * workspace root outside this session's workspace would be hidden anyway: not even opened */
+    for (int i = 0; i < p->n_allow_write; i++)
+        if (!path_under(p->allow_write[i], config.workspace_root) || path_under(p->allow_write[i], workspace))
+            caller_bind(argv, p->allow_write[i], 1);
+    for (int i = 0; i < p->n_deny_write; i++)
+        if (!path_under(p->deny_write[i], config.workspace_root) || path_under(p->deny_write[i], workspace))
+            caller_bind(argv, p->deny_write[i], 0);
+    argv_push2(argv, "--size", num);
+    argv_push2(argv, "--tmpfs", "/tmp");
+    for (int i = 0; default_hidden[i] != NULL; i++)
+        hide_path(argv, default_hidden[i], 1);
+    if (config.log_file[0])
+        hide_path(argv, config.log_file, 0);
+    hide_dir(argv, config.workspace_root); /* other sessions' workspaces */
+    argv_push3(argv, "--bind", workspace, workspace);
+    /* deny_write inside the workspace must cover the workspace bind */
+    for (int i = 0; i < p->n_deny_write; i++)
+        if (path_under(p->deny_write[i], workspace))
+            caller_bind(argv, p->deny_write[i], 0);
+    for (int i = 0; i < config.n_deny_read; i++)
+        hide_path(argv, config.deny_read[i], 0);
+    for (int i = 0; i < p->n_deny_read; i++)
+        hide_path(argv, p->deny_read[i], 0);
+}
+
+/* Where the run's script appears inside the sandbox (a read-only file in bwrap's /dev). */
+#define SCRIPT_PATH "/dev/.mcp-sandboxd-run"
+
+int sandbox_build(const sandbox_policy_t *p, const char *workspace, const char *cwd, const char *command,
+                  char *const *env, size_t n_env, int status_fd, int seccomp_fd, sandbox_argv_t *argv,
+                  sandbox_argv_t *envp)
 {
     char num[32];
     memset(argv, 0, sizeof(*argv));
@@ -199,8 +352,10 @@ void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char 
         for (size_t i = 0; i < n_env; i++)
             argv_push(envp, env[i]);
         argv_push3(argv, "/bin/sh", "-c", command);
-        return;
+        return 0;
     }
+    fs_uid = p->uid;
+    fs_gid = p->gid;
     argv_push(argv, bwrap_path);
     argv_push(argv, "--unshare-user");
     argv_push(argv, "--unshare-pid");
@@ -214,32 +369,30 @@ void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char 
     argv_push(argv, "--new-session");
     argv_push2(argv, "--hostname", "sandbox");
     argv_push2(argv, "--cap-drop", "ALL");
-    argv_push3(argv, "--ro-bind", "/", "/");
-    argv_push2(argv, "--dev", "/dev");
-    argv_push2(argv, "--proc", "/proc");
-    /* the caller's binds first: everything hidden below is mounted over them */
-    for (int i = 0; i < p->n_allow_write; i++)
-        caller_bind(argv, p->allow_write[i], 1);
-    for (int i = 0; i < p->n_deny_write; i++)
-        caller_bind(argv, p->deny_write[i], 0);
-    snprintf(num, sizeof(num), "%ld", p->fsize_mb * 1024L * 1024L);
-    argv_push2(argv, "--size", num);
-    argv_push2(argv, "--tmpfs", "/tmp");
-    for (int i = 0; default_hidden[i] != NULL; i++)
-        hide_path(argv, default_hidden[i], 1);
-    if (config.log_file[0])
-        hide_path(argv, config.log_file, 0);
-    argv_push2(argv, "--tmpfs", config.workspace_root); /* other sessions' workspaces */
-    argv_push3(argv, "--bind", workspace, workspace);
-    /* deny_write inside the workspace must cover the workspace bind */
-    size_t wl = strlen(workspace);
-    for (int i = 0; i < p->n_deny_write; i++)
-        if (!strncmp(p->deny_write[i], workspace, wl) && (p->deny_write[i][wl] == '/' || p->deny_write[i][wl] == '\0'))
-            caller_bind(argv, p->deny_write[i], 0);
-    for (int i = 0; i < config.n_deny_read; i++)
-        hide_path(argv, config.deny_read[i], 0);
-    for (int i = 0; i < p->n_deny_read; i++)
-        hide_path(argv, p->deny_read[i], 0);
+    build_mounts(p, workspace, argv);
+    /*
+     * max_processes is set inside the sandbox, not on bwrap: RLIMIT_NPROC
+     * counts every process of the sandbox user on the host, but inside the
+     * run's own user namespace it counts only the run's processes. The limit
+     * line and the command run in ONE shell (no second exec); a syntax error
+     * in the command is then reported on line 2. The start marker (proc.c) is
+     * the fd after the bind sources, the script and the args memfds.
+     */
+    int marker = SANDBOX_FIRST_BIND_FD + argv->n_fds + 2;
+    strbuf_t script = {0};
+    strbuf_printf(&script,
+                  "printf . >&%d; exec %d>&-; ulimit %s %ld || { echo 'sandbox: cannot set max_processes' >&2; exit 126; }\n",
+                  marker, marker, ulimit_nproc_flag, p->nproc);
+    strbuf_puts(&script, command);
+    int sfd = argv->n_fds + 2 <= SANDBOX_MAX_FDS ? text_memfd(script.data, script.len) : -1;
+    strbuf_free(&script);
+    if (sfd < 0)
+        return -1;
+    snprintf(num, sizeof(num), "%d", SANDBOX_FIRST_BIND_FD + argv->n_fds);
+    argv->fds[argv->n_fds++] = sfd;
+    argv_push2(argv, "--perms", "0444");
+    argv_push3(argv, "--ro-bind-data", num, SCRIPT_PATH);
+    remount_hidden_ro(argv);
     argv_push2(argv, "--chdir", cwd);
     argv_push3(argv, "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin");
     argv_push3(argv, "--setenv", "HOME", workspace);
@@ -259,25 +412,30 @@ void sandbox_build(const sandbox_policy_t *p, const char *workspace, const char 
     }
     snprintf(num, sizeof(num), "%d", status_fd);
     argv_push2(argv, "--json-status-fd", num);
-    argv_push(argv, "--");
-    /*
-     * max_processes is set inside the sandbox, not on bwrap: RLIMIT_NPROC
-     * counts every process of the (shared) sandbox user on the host, but
-     * inside the run's own user namespace it counts only the run's processes,
-     * so one run's fork bomb cannot stop another run from starting. bwrap
-     * itself gets the server-wide ceiling (see exec.c).
-     */
-    /* the limit line and the command run in ONE shell (no second exec); a syntax
-     * error in the command is then reported on line 2 */
-    strbuf_t script = {0};
-    /* fd 5 + n_fds is the start marker (proc.c): one byte says bwrap's setup is done */
-    int marker = SANDBOX_FIRST_BIND_FD + argv->n_fds;
-    strbuf_printf(&script,
-                  "printf . >&%d; exec %d>&-; ulimit %s %ld || { echo 'sandbox: cannot set max_processes' >&2; exit 126; }\n",
-                  marker, marker, ulimit_nproc_flag, p->nproc);
-    strbuf_puts(&script, command);
-    argv_push3(argv, "/bin/sh", "-c", script.data);
-    strbuf_free(&script);
+    return seal_args(argv);
+}
+
+/*
+ * Moves the built bwrap options into a memfd read by `bwrap --args N`: the
+ * argv the host sees is `bwrap --args N -- /bin/sh SCRIPT_PATH` (bwrap takes
+ * the command from its real argv only). The full list stays in `args` for tests.
+ */
+static int seal_args(sandbox_argv_t *a)
+{
+    int fd = args_memfd(a);
+    if (fd < 0)
+        return -1;
+    a->args = a->v;
+    a->n_args = a->n;
+    a->v = NULL;
+    a->n = a->cap = 0;
+    char num[16];
+    snprintf(num, sizeof(num), "%d", SANDBOX_FIRST_BIND_FD + a->n_fds);
+    a->fds[a->n_fds++] = fd;
+    argv_push(a, bwrap_path);
+    argv_push2(a, "--args", num);
+    argv_push3(a, "--", "/bin/sh", SCRIPT_PATH);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- policy */
@@ -400,6 +558,28 @@ static int parse_limit(const char *field, const cJSON *v, long cap, long *out, c
     return 0;
 }
 
+/*
+ * Caller write paths must lie under a root the operator opened
+ * (--allow-write-root) or in the workspace root (where only the session's own
+ * workspace is ever bound): tenants never get a host path of their choosing.
+ */
+static int check_write_roots(const char *field, char **paths, int n, char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) {
+        int ok = path_under(paths[i], config.workspace_root);
+        for (int r = 0; !ok && r < config.n_allow_write_root; r++)
+            ok = path_under(paths[i], config.allow_write_root[r]);
+        if (!ok) {
+            snprintf(err, errlen,
+                     "sandbox_config.filesystem.%s: '%.200s' is not under a directory the operator opened for writing "
+                     "(--allow-write-root%s)",
+                     field, paths[i], config.n_allow_write_root == 0 ? "; none is configured" : "");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int sandbox_policy_parse(const cJSON *cfg, sandbox_policy_t *p, char *err, size_t errlen)
 {
     char key[64];
@@ -467,9 +647,11 @@ int sandbox_policy_parse(const cJSON *cfg, sandbox_policy_t *p, char *err, size_
                 if (!strcmp(k, "deny_read"))
                     rc = parse_paths("filesystem.deny_read", it, p->deny_read, &p->n_deny_read, err, errlen);
                 else if (!strcmp(k, "allow_write"))
-                    rc = parse_paths("filesystem.allow_write", it, p->allow_write, &p->n_allow_write, err, errlen);
+                    rc = parse_paths("filesystem.allow_write", it, p->allow_write, &p->n_allow_write, err, errlen) ||
+                         check_write_roots("allow_write", p->allow_write, p->n_allow_write, err, errlen);
                 else if (!strcmp(k, "deny_write"))
-                    rc = parse_paths("filesystem.deny_write", it, p->deny_write, &p->n_deny_write, err, errlen);
+                    rc = parse_paths("filesystem.deny_write", it, p->deny_write, &p->n_deny_write, err, errlen) ||
+                         check_write_roots("deny_write", p->deny_write, p->n_deny_write, err, errlen);
                 else {
                     snprintf(err, errlen, "sandbox_config.filesystem: unknown field '%.60s'", it->string);
                     return -1;
@@ -524,24 +706,67 @@ void sandbox_policy_free(sandbox_policy_t *p)
 
 /* ---------------------------------------------------------------- seccomp */
 
+/* The compiled filters: [0] for runs without a network, [1] for host-network runs. */
+static unsigned char *bpf[2];
+static size_t bpf_len[2];
+
+#ifndef AF_MAX
+#define AF_MAX 46
+#endif
+
 /*
- * The filter every run gets: no new AF_UNIX sockets (no reaching a host
- * daemon through a socket file), no kernel keyrings (shared by every run of
- * the sandbox user), no bpf, perf events, userfaultfd, io_uring, and no
- * TIOCSTI. Other architectures' syscalls are killed (libseccomp default).
+ * Socket families by allow-list: AF_NETLINK with NETLINK_ROUTE only (ip,
+ * getaddrinfo's interface query), AF_INET/AF_INET6 only with a network;
+ * AF_UNIX refused with EACCES (no reaching a host daemon through a socket
+ * file), every other family (vsock, packet, ...) with EAFNOSUPPORT.
  */
-static int seccomp_build(void)
+static int seccomp_sockets(scmp_filter_ctx ctx, int network)
+{
+    int rc = 0;
+    for (int af = 0; af < AF_MAX; af++) {
+        if (af == AF_NETLINK || (network && (af == AF_INET || af == AF_INET6)))
+            continue;
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(af == AF_UNIX ? EACCES : EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                               SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)af));
+    }
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_GE, AF_MAX));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, AF_NETLINK),
+                           SCMP_A2(SCMP_CMP_NE, NETLINK_ROUTE));
+    /*
+     * socketpair: only AF_UNIX exists, and a datagram pair can sendto() or
+     * connect() any socket path (the attack), so SOCK_DGRAM (and SOCK_RAW, the
+     * same for AF_UNIX) are refused. Stream and seqpacket pairs are born
+     * connected and ignore or refuse an address (EISCONN), so they stay:
+     * Python's asyncio and libuv's child pipes are stream socketpairs.
+     */
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socketpair), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socketpair), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW));
+    return rc;
+}
+
+/*
+ * The filter every run gets: the socket rules above; no kernel keyrings
+ * (shared by every run of a uid), no bpf, perf events, userfaultfd, io_uring,
+ * no TIOCSTI; and no ptrace attach (nor process_vm_*) to PID 1, the sandbox's
+ * init: it is dumpable, and a run that clears its PR_SET_PDEATHSIG outlives
+ * the server. Other processes of the run can still be traced (strace, gdb).
+ * Other architectures' syscalls are killed (libseccomp default).
+ */
+static int seccomp_build(int network)
 {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (ctx == NULL)
         return -1;
-    int rc = 0;
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+    int rc = seccomp_sockets(ctx, network);
     static const int blocked[] = {SCMP_SYS(keyctl), SCMP_SYS(add_key), SCMP_SYS(request_key), SCMP_SYS(bpf),
                                   SCMP_SYS(perf_event_open), SCMP_SYS(userfaultfd), SCMP_SYS(io_uring_setup)};
     for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++)
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), blocked[i], 0);
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xFFFFFFFFu, TIOCSTI));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ptrace), 1, SCMP_A1(SCMP_CMP_EQ, 1));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(process_vm_writev), 1, SCMP_A0(SCMP_CMP_EQ, 1));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(process_vm_readv), 1, SCMP_A0(SCMP_CMP_EQ, 1));
     int fd = memfd_create("seccomp", MFD_CLOEXEC);
     if (rc != 0 || fd < 0 || seccomp_export_bpf(ctx, fd) != 0) {
         if (fd >= 0)
@@ -551,18 +776,19 @@ static int seccomp_build(void)
     }
     seccomp_release(ctx);
     off_t len = lseek(fd, 0, SEEK_END);
-    bpf = xmalloc((size_t)len);
-    bpf_len = (size_t)pread(fd, bpf, (size_t)len, 0);
+    bpf[network] = xmalloc((size_t)len);
+    bpf_len[network] = (size_t)pread(fd, bpf[network], (size_t)len, 0);
     close(fd);
-    return bpf_len == (size_t)len ? 0 : -1;
+    return bpf_len[network] == (size_t)len ? 0 : -1;
 }
 
-int sandbox_seccomp_fd(void)
+int sandbox_seccomp_fd(int network_host)
 {
+    int k = network_host ? 1 : 0;
     int fd = memfd_create("seccomp", MFD_CLOEXEC);
     if (fd < 0)
         return -1;
-    if (write(fd, bpf, bpf_len) != (ssize_t)bpf_len || lseek(fd, 0, SEEK_SET) != 0) {
+    if (write(fd, bpf[k], bpf_len[k]) != (ssize_t)bpf_len[k] || lseek(fd, 0, SEEK_SET) != 0) {
         close(fd);
         return -1;
     }
@@ -593,16 +819,20 @@ static int probe(void)
     sandbox_policy_t p;
     char err[256];
     sandbox_policy_parse(NULL, &p, err, sizeof(err));
+    p.uid = run_uid;
+    p.gid = run_gid;
     sandbox_argv_t argv, envp;
-    sandbox_build(&p, config.workspace_root, "/", "true", NULL, 0, 4, 3, &argv, &envp);
-    int sfd = sandbox_seccomp_fd(), errp[2];
-    if (sfd < 0 || pipe2(errp, O_CLOEXEC) != 0) {
+    int built = sandbox_build(&p, config.workspace_root, "/", "true", NULL, 0, 4, 3, &argv, &envp);
+    int sfd = sandbox_seccomp_fd(0), errp[2];
+    if (built != 0 || sfd < 0 || pipe2(errp, O_CLOEXEC) != 0) {
         snprintf(error_msg, sizeof(error_msg), "cannot prepare the sandbox probe (%s): %s",
-                 sfd < 0 ? "seccomp filter" : "pipe", strerror(errno));
+                 built != 0 ? "bwrap arguments" : sfd < 0 ? "seccomp filter" : "pipe", strerror(errno));
         if (sfd >= 0)
             close(sfd);
-        sandbox_argv_free(&argv);
-        sandbox_argv_free(&envp);
+        if (built == 0) {
+            sandbox_argv_free(&argv);
+            sandbox_argv_free(&envp);
+        }
         sandbox_policy_free(&p);
         return -1;
     }
@@ -614,6 +844,8 @@ static int probe(void)
         dup2(devnull, 0);
         dup2(devnull, 1);
         dup2(errp[1], 2);
+        for (int i = 0; i < argv.n_fds; i++) /* script and args memfds: 5, 6 (no bind sources here) */
+            dup2(argv.fds[i], SANDBOX_FIRST_BIND_FD + i);
         if (run_gid != (gid_t)-1 && (setgroups(0, NULL) != 0 || setresgid(run_gid, run_gid, run_gid) != 0))
             _exit(126);
         if (run_uid != (uid_t)-1 && setresuid(run_uid, run_uid, run_uid) != 0)
@@ -644,9 +876,38 @@ static int probe(void)
     return 0;
 }
 
-int sandbox_init(void)
+/*
+ * Who runs run: with --uid-range (root only) each session gets a uid of its
+ * own (gid = uid, no supplementary groups), none of which may belong to an
+ * account; otherwise every run shares --sandbox-user (root) or this server's
+ * uid, which lets sessions meet in write roots and through /proc: warned.
+ */
+static int identity_init(void)
 {
-    error_msg[0] = '\0';
+    if (config.uid_count > 0) {
+        if (geteuid() != 0) {
+            snprintf(error_msg, sizeof(error_msg), "--uid-range needs the server to run as root (to switch to and "
+                                                   "chown for each session's uid)");
+            return -1;
+        }
+        struct passwd *pw;
+        setpwent();
+        while ((pw = getpwent()) != NULL)
+            if ((long)pw->pw_uid >= config.uid_start && (long)pw->pw_uid < config.uid_start + config.uid_count) {
+                snprintf(error_msg, sizeof(error_msg), "--uid-range %ld:%ld holds uid %ld of account '%s': pick a "
+                         "range no account uses", config.uid_start, config.uid_count, (long)pw->pw_uid, pw->pw_name);
+                endpwent();
+                return -1;
+            }
+        endpwent();
+        free(uid_used);
+        uid_used = xcalloc((size_t)(config.uid_count + 7) / 8, 1);
+        run_uid = (uid_t)config.uid_start;
+        run_gid = (gid_t)config.uid_start;
+        log_info("each session's runs execute as their own host uid from --uid-range %ld:%ld", config.uid_start,
+                 config.uid_count);
+        return 0;
+    }
     if (geteuid() == 0) {
         struct passwd *pw = getpwnam(config.sandbox_user);
         if (pw == NULL || pw->pw_uid == 0) {
@@ -655,7 +916,20 @@ int sandbox_init(void)
         }
         run_uid = pw->pw_uid;
         run_gid = pw->pw_gid;
+        log_warn("no --uid-range: every session's runs share the host uid of --sandbox-user '%s' (%ld), so tenants can "
+                 "reach each other's files in write roots; set --uid-range START:COUNT", config.sandbox_user, (long)run_uid);
+    } else {
+        log_warn("not root: every run executes as this server's own uid (%ld), shared by all sessions; --uid-range "
+                 "needs root", (long)geteuid());
     }
+    return 0;
+}
+
+int sandbox_init(void)
+{
+    error_msg[0] = '\0';
+    if (identity_init() != 0)
+        return -1;
     if (mkdir(config.workspace_root, 0711) != 0 && errno != EEXIST) {
         snprintf(error_msg, sizeof(error_msg), "cannot create --workspace-root %s: %s", config.workspace_root, strerror(errno));
         return -1;
@@ -681,7 +955,7 @@ int sandbox_init(void)
         snprintf(error_msg, sizeof(error_msg), "bubblewrap (bwrap) is not installed: install the 'bubblewrap' package");
         return -1;
     }
-    if (seccomp_build() != 0) {
+    if (seccomp_build(0) != 0 || seccomp_build(1) != 0) {
         snprintf(error_msg, sizeof(error_msg), "cannot build the seccomp filter with libseccomp");
         return -1;
     }
@@ -690,13 +964,17 @@ int sandbox_init(void)
 
 void sandbox_cleanup(void)
 {
-    free(bpf);
-    bpf = NULL;
+    for (int k = 0; k < 2; k++) {
+        free(bpf[k]);
+        bpf[k] = NULL;
+    }
+    free(uid_used);
+    uid_used = NULL;
 }
 
 /* ---------------------------------------------------------------- workspaces */
 
-int sandbox_workspace_create(char *buf, size_t len, char *err, size_t errlen)
+int sandbox_workspace_create(char *buf, size_t len, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
     char name[33];
     util_random_hex(name, 16);
@@ -706,7 +984,7 @@ int sandbox_workspace_create(char *buf, size_t len, char *err, size_t errlen)
         return -1;
     }
     int fd = open(buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || (run_uid != (uid_t)-1 && fchown(fd, run_uid, run_gid) != 0)) {
+    if (fd < 0 || (uid != (uid_t)-1 && fchown(fd, uid, gid) != 0) || fchmod(fd, 0700) != 0) {
         snprintf(err, errlen, "cannot hand the workspace to the sandbox user: %s", strerror(errno));
         if (fd >= 0)
             close(fd);

@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { BIN, ROOT, sleep, waitFor } from './helpers.mjs';
+import { BIN, ROOT, sessionKey, sleep, waitFor } from './helpers.mjs';
 
 const run = promisify(execFile);
 const CLUSTER = path.join(ROOT, 'scripts', 'cluster.sh');
@@ -114,9 +114,9 @@ describe('a 3-replica cluster behind nginx', () => {
       const prefix = `session=${sid.slice(0, 8)}`;
       for (const r of replicas) assert.equal(r.log().includes(prefix), r === owner, `${prefix} in ${r.name}'s log`);
       // redis-cli shows the keys
-      assert.equal(await redisCli('SISMEMBER', `session:${sid}:executions`, id), '1');
+      assert.equal(await redisCli('SISMEMBER', `session:${sessionKey(sid)}:executions`, id), '1');
       assert.equal(Number(await redisCli('LLEN', `execution:${id}:output`)), out.output.length);
-      assert.equal(JSON.parse(await redisCli('GET', `mcp:session:${sid}`)).replica, owner.id);
+      assert.equal(JSON.parse(await redisCli('GET', `mcp:session:${sessionKey(sid)}`)).replica, owner.id);
       await client.close();
     }
     assert.ok(owners.size >= 2, `six distinct clients spread over ${owners.size} replica(s)`);
@@ -162,7 +162,7 @@ describe('a 3-replica cluster behind nginx', () => {
     assert.equal(out.output.at(-1).type, 'error');
     assert.equal(out.output.at(-1).message, 'replica lost');
     // adopted by a survivor: the record names it and its log says so
-    const rec = JSON.parse(await redisCli('GET', `mcp:session:${sid}`));
+    const rec = JSON.parse(await redisCli('GET', `mcp:session:${sessionKey(sid)}`));
     const adopter = byId(rec.replica);
     assert.ok(adopter && adopter !== owner, `session now on ${rec.replica}`);
     assert.match(adopter.log(), new RegExp(`session ${sid.slice(0, 8)} adopted from replica ${owner.id}`));

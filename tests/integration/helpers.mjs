@@ -1,6 +1,7 @@
 // Shared helpers for the integration tests: start the real binary on a free
 // loopback port with its own temp dirs, connect the official SDK client, and
 // speak raw HTTP when a test needs to see status codes.
+import { createHash } from 'node:crypto';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -34,6 +35,9 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Polls fn() every `step` ms until it returns a truthy value (returned) or
 // `ms` pass (then throws `what`). For waiting on an event, never on time.
+// Redis holds SHA-256 hex of a session id, never the id itself.
+export const sessionKey = (sid) => createHash('sha256').update(sid).digest('hex');
+
 // Polls fn() (sync or async) until it returns a truthy value, which it returns;
 // fails after `ms` with `what` (a string, or a function giving one).
 export async function waitFor(fn, { ms = 15000, every = 30, what = 'condition' } = {}) {

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { BIN, call, connect, freePort, sleep, startRedis, startServer, waitFor } from './helpers.mjs';
+import { BIN, call, connect, freePort, sessionKey, sleep, startRedis, startServer, waitFor } from './helpers.mjs';
 
 // helpers.startServer gives each server a workspace root the sandbox user can reach
 const start = startServer;
@@ -40,7 +40,7 @@ async function health(server) {
 const ids = (events) => events.map((e) => e.event_id);
 const keyOf = (id) => `execution:${id}`;
 const outKeyOf = (id) => `execution:${id}:output`;
-const setKeyOf = (sid) => `session:${sid}:executions`;
+const setKeyOf = (sid) => `session:${sessionKey(sid)}:executions`;
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 
 
@@ -104,7 +104,7 @@ describe('keys and fields after a run (password, db 3)', () => {
     assert.deepEqual(Object.keys(m).sort(), ['command', 'completed_at', 'error_message', 'exit_code', 'id', 'interactive',
       'replica', 'session_id', 'started_at', 'status', 'timeout_seconds']);
     assert.equal(m.id, run.execution_id);
-    assert.equal(m.session_id, transport.sessionId);
+    assert.equal(m.session_id, sessionKey(transport.sessionId));
     assert.equal(m.command, 'echo out-line; echo err-line >&2; exit 3');
     assert.equal(m.status, 'completed');
     assert.equal(m.exit_code, 3);
@@ -147,8 +147,23 @@ describe('keys and fields after a run (password, db 3)', () => {
     assert.equal(await redis.acli({ db: 0 }, 'DBSIZE'), '0');
     // the run's three keys, the session record, and this replica's heartbeat and registry
     const keys = (await redis.acli({ db: 3 }, 'KEYS', '*')).split('\n').sort();
-    assert.deepEqual(keys, [keyOf(run.execution_id), outKeyOf(run.execution_id), `mcp:session:${transport.sessionId}`,
+    assert.deepEqual(keys, [keyOf(run.execution_id), outKeyOf(run.execution_id), `mcp:session:${sessionKey(transport.sessionId)}`,
       'replica:replica-a', 'replicas', setKeyOf(transport.sessionId)].sort());
+  });
+
+  test('no key and no value in Redis holds the raw session id', async () => {
+    const sid = transport.sessionId;
+    const dump = [];
+    for (const k of (await redis.acli({ db: 3 }, 'KEYS', '*')).split('\n')) {
+      dump.push(k);
+      const type = await redis.acli({ db: 3 }, 'TYPE', k);
+      if (type === 'string') dump.push(await redis.acli({ db: 3 }, 'GET', k));
+      else if (type === 'list') dump.push(await redis.acli({ db: 3 }, 'LRANGE', k, 0, -1));
+      else if (type === 'set') dump.push(await redis.acli({ db: 3 }, 'SMEMBERS', k));
+      else if (type === 'hash') dump.push(await redis.acli({ db: 3 }, 'HGETALL', k));
+    }
+    assert.ok(dump.join('\n').includes(sessionKey(sid)), 'control: the session key is there');
+    assert.ok(!dump.join('\n').includes(sid), 'the raw session id is readable in Redis');
   });
 
   test('the log says connected with the URL redacted and never shows the password', async () => {
@@ -496,7 +511,7 @@ describe('a restarted server reads runs of its previous life from Redis', () => 
   test('once the run belongs to a session of the new server (seeded), status, output and list come from Redis', async () => {
     const id = firstRun.execution_id;
     const meta = await redisMeta(redis, id);
-    await redis.acli('SET', keyOf(id), JSON.stringify({ ...meta, session_id: sid1 }), 'EX', 3600);
+    await redis.acli('SET', keyOf(id), JSON.stringify({ ...meta, session_id: sessionKey(sid1) }), 'EX', 3600);
     await redis.acli('SADD', setKeyOf(sid1), id);
 
     const st = await call(c1, 'get_execution_status', { execution_id: id });
@@ -556,7 +571,7 @@ describe('a restarted server reads runs of its previous life from Redis', () => 
     c3 = third.client;
     const sid3 = third.transport.sessionId;
     const meta = await redisMeta(redis, id);
-    await redis.acli('SET', keyOf(id), JSON.stringify({ ...meta, session_id: sid3 }), 'EX', 3600);
+    await redis.acli('SET', keyOf(id), JSON.stringify({ ...meta, session_id: sessionKey(sid3) }), 'EX', 3600);
     await redis.acli('SADD', setKeyOf(sid3), id);
     await redis.acli('EXPIRE', setKeyOf(sid3), 10);
     assert.ok(!(await call(c3, 'get_execution_output', { execution_id: id }))._result.isError);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, call, connect, metric, raw, rawSession, sleep, startRedis, startServer, waitFor } from './helpers.mjs';
+import { ROOT, call, connect, metric, raw, rawSession, sessionKey, sleep, startRedis, startServer, waitFor } from './helpers.mjs';
 import { removeRunCgroups, replicaOf } from './cgroup-helpers.mjs';
 
 const PROMTOOL = path.join(ROOT, '.tools', 'promtool');
@@ -168,7 +168,7 @@ describe('a replica is killed with runs in flight', () => {
     const list = await rawTool(b, sid, 'list_executions', {});
     assert.deepEqual(list.result.executions.map((e) => e.id).sort(), [doneId, runId].sort());
     assert.match(b.log(), /session [0-9a-f]{8} adopted from replica node-a/);
-    const rec = JSON.parse(await redis.acli('GET', `mcp:session:${sid}`));
+    const rec = JSON.parse(await redis.acli('GET', `mcp:session:${sessionKey(sid)}`));
     assert.equal(rec.replica, 'node-b', 'the record now names the adopter');
     // new runs in the adopted session work on the survivor
     const again = await rawTool(b, sid, 'execute_code', { command: 'echo on-b' });
@@ -262,17 +262,18 @@ describe('session records', () => {
     await redis?.stop();
   });
 
-  test('initialize writes mcp:session:{id} with the session TTL', async () => {
+  test('initialize writes mcp:session:{sha256 of the id} with the session TTL; the record holds no id', async () => {
     const sid = await rawSession(b);
     const rec = await waitFor(async () => {
-      const s = await redis.acli('GET', `mcp:session:${sid}`);
+      const s = await redis.acli('GET', `mcp:session:${sessionKey(sid)}`);
       return s ? JSON.parse(s) : null;
     }, { what: 'session record' });
-    assert.equal(rec.id, sid);
+    assert.equal(rec.id, undefined, 'the record must not hold the raw session id');
+    assert.ok(!JSON.stringify(rec).includes(sid));
     assert.equal(rec.replica, 'sess-b');
     assert.equal(rec.protocol, '2025-06-18');
     assert.equal(rec.client, 'raw');
-    const ttl = Number(await redis.acli('TTL', `mcp:session:${sid}`));
+    const ttl = Number(await redis.acli('TTL', `mcp:session:${sessionKey(sid)}`));
     assert.ok(ttl > 590 && ttl <= 600, `TTL ${ttl}`);
   });
 
@@ -324,20 +325,20 @@ describe('session records', () => {
 
   test('DELETE ends the session and removes its record; then every replica answers 404', async () => {
     const sid = await rawSession(a);
-    await waitFor(async () => (await redis.acli('EXISTS', `mcp:session:${sid}`)) === '1', { what: 'record' });
+    await waitFor(async () => (await redis.acli('EXISTS', `mcp:session:${sessionKey(sid)}`)) === '1', { what: 'record' });
     const d = await raw(a, { method: 'DELETE', headers: { 'mcp-session-id': sid } });
     assert.equal(d.status, 200);
-    await waitFor(async () => (await redis.acli('EXISTS', `mcp:session:${sid}`)) === '0', { what: 'record deleted' });
+    await waitFor(async () => (await redis.acli('EXISTS', `mcp:session:${sessionKey(sid)}`)) === '0', { what: 'record deleted' });
     const r = await raw(b, { headers: { 'mcp-session-id': sid }, body: { jsonrpc: '2.0', id: 1, method: 'tools/list' } });
     assert.equal(r.status, 404);
   });
 
   test('DELETE through another replica ends a session it never held', async () => {
     const sid = await rawSession(a);
-    await waitFor(async () => (await redis.acli('EXISTS', `mcp:session:${sid}`)) === '1', { what: 'record' });
+    await waitFor(async () => (await redis.acli('EXISTS', `mcp:session:${sessionKey(sid)}`)) === '1', { what: 'record' });
     const d = await raw(b, { method: 'DELETE', headers: { 'mcp-session-id': sid } });
     assert.equal(d.status, 200);
-    await waitFor(async () => (await redis.acli('EXISTS', `mcp:session:${sid}`)) === '0', { what: 'record deleted' });
+    await waitFor(async () => (await redis.acli('EXISTS', `mcp:session:${sessionKey(sid)}`)) === '0', { what: 'record deleted' });
   });
 });
 

@@ -66,7 +66,7 @@ describe('filesystem', () => {
     chmodSync(path.join(logDir, 'server.log'), 0o644);
     server = await start({
       args: ['--deny-read', `${path.join(fixtures, 'denied.txt')},${path.join(fixtures, 'denied-dir')}`,
-        '--log-file', path.join(logDir, 'server.log'), '--log-level', 'debug'],
+        '--log-file', path.join(logDir, 'server.log'), '--log-level', 'debug', '--allow-write-root', '/var/tmp'],
     });
     ({ client } = await connect(server));
   });

@@ -18,7 +18,11 @@ static int group_setup(void **state)
 {
     char *argv[] = {"mcp-sandboxd", NULL};
     char *envp[] = {NULL};
-    return config_parse(&config, 1, argv, envp, err, sizeof(err), NULL, 0) == CONFIG_OK ? 0 : -1;
+    if (config_parse(&config, 1, argv, envp, err, sizeof(err), NULL, 0) != CONFIG_OK)
+        return -1;
+    /* the parsing tests use write paths anywhere: the operator opened all of / here */
+    config.allow_write_root[config.n_allow_write_root++] = strdup("/");
+    return 0;
 }
 
 static int group_teardown(void **state)
@@ -341,27 +345,30 @@ static int covers(const char *target, const char *path)
     return strncmp(target, path, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
-/* The option ("--tmpfs", "--bind", ...) of the last mount covering `path`, and its source. */
+/* The option ("--tmpfs", "--bind", ...) of the last mount covering `path`, and its source (in the --args list). */
 static const char *deciding_mount(const sandbox_argv_t *a, const char *path, const char **src)
 {
     const char *op = NULL;
     *src = NULL;
-    for (size_t i = 1; i < a->n; i++) {
-        const char *o = a->v[i];
+    for (size_t i = 1; i < a->n_args; i++) {
+        const char *o = a->args[i];
         if (!strcmp(o, "--"))
             break;
-        if ((!strcmp(o, "--bind") || !strcmp(o, "--ro-bind") || !strcmp(o, "--dev-bind")) && i + 2 < a->n) {
-            if (covers(a->v[i + 2], path))
-                op = o, *src = a->v[i + 1];
+        if ((!strcmp(o, "--bind") || !strcmp(o, "--ro-bind") || !strcmp(o, "--dev-bind") || !strcmp(o, "--bind-fd") ||
+             !strcmp(o, "--ro-bind-fd")) && i + 2 < a->n_args) {
+            if (covers(a->args[i + 2], path))
+                op = o, *src = a->args[i + 1];
             i += 2;
-        } else if ((!strcmp(o, "--tmpfs") || !strcmp(o, "--dev") || !strcmp(o, "--proc")) && i + 1 < a->n) {
-            if (covers(a->v[i + 1], path))
+        } else if ((!strcmp(o, "--tmpfs") || !strcmp(o, "--dev") || !strcmp(o, "--proc")) && i + 1 < a->n_args) {
+            if (covers(a->args[i + 1], path))
                 op = o, *src = NULL;
             i += 1;
-        } else if (!strcmp(o, "--setenv") || !strcmp(o, "--ro-bind-try") || !strcmp(o, "--bind-try")) {
+        } else if (!strcmp(o, "--setenv") || !strcmp(o, "--ro-bind-try") || !strcmp(o, "--bind-try") ||
+                   !strcmp(o, "--ro-bind-data")) {
             i += 2;
         } else if (!strcmp(o, "--hostname") || !strcmp(o, "--cap-drop") || !strcmp(o, "--size") ||
-                   !strcmp(o, "--chdir") || !strcmp(o, "--seccomp") || !strcmp(o, "--json-status-fd")) {
+                   !strcmp(o, "--chdir") || !strcmp(o, "--seccomp") || !strcmp(o, "--json-status-fd") ||
+                   !strcmp(o, "--perms") || !strcmp(o, "--remount-ro")) {
             i += 1;
         }
     }
@@ -445,6 +452,23 @@ static void test_build_policy_cannot_reexpose_hidden_paths(void **state)
     }
 }
 
+/* Write paths outside the operator's roots are refused, naming --allow-write-root; inside them accepted. */
+static void test_write_roots(void **state)
+{
+    char *saved = config.allow_write_root[0];
+    config.allow_write_root[0] = "/srv/shared";
+    refused("{\"filesystem\":{\"allow_write\":[\"/var/tmp\"]}}", "allow_write", "--allow-write-root");
+    refused("{\"filesystem\":{\"deny_write\":[\"/srv/sharedx\"]}}", "deny_write", "--allow-write-root");
+    assert_int_equal(parse("{\"filesystem\":{\"allow_write\":[\"/srv/shared/a\"],\"deny_write\":[\"/srv/shared\"]}}"), 0);
+    char ws[1200];
+    snprintf(ws, sizeof(ws), "{\"filesystem\":{\"deny_write\":[\"%s/abc/keep\"]}}", config.workspace_root);
+    assert_int_equal(parse(ws), 0); /* the workspace root: only the session's own workspace is ever bound */
+    config.n_allow_write_root = 0;
+    refused("{\"filesystem\":{\"allow_write\":[\"/srv/shared/a\"]}}", "none is configured", "--allow-write-root");
+    config.n_allow_write_root = 1;
+    config.allow_write_root[0] = saved;
+}
+
 int main(void)
 {
     log_open(NULL, LOG_ERROR);
@@ -467,6 +491,7 @@ int main(void)
         T(test_network_mode_values),
         T(test_allowed_domains_refused),
         T(test_build_policy_cannot_reexpose_hidden_paths),
+        T(test_write_roots),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
