@@ -18,8 +18,11 @@ async function redisConnected(server, redis, replicaId) {
   await waitFor(async () => (await redis.acli('EXISTS', `replica:${replicaId}`)) === '1', { what: 'watcher heartbeat' });
 }
 
-// Lists the fds of the shell that runs the command (from a child, ls: its own fds are not the shell's).
-const LIST = 'ls /proc/$$/fd';
+// Lists the fds of the shell that runs the command, with what each points to
+// (ls is a child, but $$ names the shell; no command substitution, which would add a pipe).
+const LIST = 'ls -l /proc/$$/fd';
+// The sandboxed shell reads its command from a script file bwrap copied in: that fd is its own.
+const SCRIPT = /^\/dev\/\.mcp-sandboxd-run( \(deleted\))?$/;
 
 const stdout = (r) => (r.output ?? []).filter((e) => e.type === 'stdout').map((e) => e.data);
 
@@ -34,7 +37,8 @@ async function runFds(server) {
   const r = await call(client, 'execute_code', { command: LIST });
   await client.close();
   assert.equal(r.exit_code, 0, JSON.stringify(r));
-  return stdout(r).map(Number).sort((a, b) => a - b);
+  return stdout(r).map((l) => / (\d+) -> (.*)$/.exec(l)).filter((m) => m && !SCRIPT.test(m[2]))
+    .map((m) => Number(m[1])).sort((a, b) => a - b);
 }
 
 // fds of `pid` with their fdinfo flags and what they point to.

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { call, connect, startRedis, startServer } from './helpers.mjs';
+import { call, connect, sessionKey, startRedis, startServer } from './helpers.mjs';
 
 // A proxy to 127.0.0.1:`port`; `conns` holds, per client connection, the chunks it sent.
 async function countingProxy(port) {
@@ -36,17 +36,17 @@ test('list_executions reads 60 executions from Redis in a few round trips, not 3
     const sid = transport.sessionId;
     const ids = Array.from({ length: 60 }, () => randomBytes(16).toString('hex'));
     for (const id of ids) {
-      const meta = { id, session_id: sid, status: 'completed', command: `echo ${id}`, interactive: false,
+      const meta = { id, session_id: sessionKey(sid), status: 'completed', command: `echo ${id}`, interactive: false,
         started_at: '2026-01-01T00:00:00.000Z', completed_at: '2026-01-01T00:00:01.000Z', exit_code: 0 };
       await redis.acli('SET', `execution:${id}`, JSON.stringify(meta), 'EX', 100);
-      await redis.acli('SADD', `session:${sid}:executions`, id);
+      await redis.acli('SADD', `session:${sessionKey(sid)}:executions`, id);
     }
     const l = await call(client, 'list_executions', {});
     assert.ok(!l._result.isError, l.error);
     assert.deepEqual(l.executions.map((e) => e.id).sort(), [...ids].sort());
     // every execution's TTLs were refreshed too
     assert.ok(Number(await redis.acli('TTL', `execution:${ids[0]}`)) > 100);
-    const isList = (x) => x.includes('SMEMBERS') && x.includes(`session:${sid}:executions`);
+    const isList = (x) => x.includes('SMEMBERS') && x.includes(`session:${sessionKey(sid)}:executions`);
     const reader = proxy.conns.find((c) => c.some(isList));
     assert.ok(reader, 'the reader connection went through the proxy');
     const bursts = reader.length - reader.findIndex(isList);
