@@ -159,9 +159,9 @@ static int option_arity(const char *o)
     static const char *const none[] = {"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
                                        "--unshare-cgroup-try", "--unshare-net", "--disable-userns",
                                        "--die-with-parent", "--new-session", NULL};
-    static const char *const one[] = {"--hostname", "--cap-drop", "--dev", "--proc", "--tmpfs", "--size",
-                                      "--chdir", "--seccomp", "--json-status-fd", NULL};
-    static const char *const two[] = {"--ro-bind", "--bind", "--bind-fd", "--ro-bind-fd", "--setenv", NULL};
+    static const char *const one[] = {"--hostname", "--cap-drop", "--dev", "--proc", "--tmpfs", "--size", "--perms",
+                                      "--remount-ro", "--chdir", "--seccomp", "--json-status-fd", NULL};
+    static const char *const two[] = {"--ro-bind", "--bind", "--bind-fd", "--ro-bind-fd", "--ro-bind-data", "--setenv", NULL};
     for (int i = 0; none[i] != NULL; i++)
         if (!strcmp(o, none[i]))
             return 0;
@@ -174,37 +174,65 @@ static int option_arity(const char *o)
     return -1;
 }
 
+/* The text of the script bwrap copies in with `--ro-bind-data FD path`: the memfd behind FD. */
+static void read_script(const sandbox_argv_t *a, const char *fd_arg, strbuf_t *out)
+{
+    int i = atoi(fd_arg) - SANDBOX_FIRST_BIND_FD;
+    CHECK(i >= 0 && i < a->n_fds);
+    char buf[4096];
+    ssize_t n;
+    off_t off = 0;
+    while ((n = pread(a->fds[i], buf, sizeof(buf), off)) > 0) {
+        strbuf_append(out, buf, (size_t)n);
+        off += n;
+    }
+}
+
+/* Walks bwrap's option list (the --args memfd's content) with each option's arity. */
+static void check_options(const sandbox_policy_t *p, const sandbox_argv_t *a, const char *command, size_t n_env)
+{
+    /* walk the options with their arities: nothing a caller sends may become an option */
+    int unshare_net = 0, scripts = 0;
+    size_t setenv_n = 0, i = 1;
+    while (i < a->n_args) {
+        const char *o = a->args[i];
+        int arity = option_arity(o);
+        CHECK(arity >= 0 && i + (size_t)arity < a->n_args);
+        if (!strcmp(o, "--unshare-net"))
+            unshare_net = 1;
+        if (!strcmp(o, "--setenv"))
+            setenv_n++;
+        if (!strcmp(o, "--ro-bind-data")) {
+            /* the command is the script's second line, whole */
+            strbuf_t script = {0};
+            read_script(a, a->args[i + 1], &script);
+            const char *nl = script.data != NULL ? memchr(script.data, '\n', script.len) : NULL;
+            CHECK(nl != NULL && (size_t)(script.data + script.len - nl - 1) == strlen(command) &&
+                  !memcmp(nl + 1, command, strlen(command)));
+            strbuf_free(&script);
+            scripts++;
+        }
+        i += 1 + (size_t)arity;
+    }
+    CHECK(scripts == 1);
+    CHECK(unshare_net == !p->network_host);
+    CHECK(setenv_n == 4 + n_env);
+}
+
 static void check_build(const sandbox_policy_t *p, const char *command, char *const *env, size_t n_env)
 {
     sandbox_argv_t argv, envp;
-    sandbox_build(p, WORKSPACE, WORKSPACE, command, env, n_env, 4, 3, &argv, &envp);
-    CHECK(argv.n >= 3 && argv.v[argv.n] == NULL && envp.v[envp.n] == NULL);
+    CHECK(sandbox_build(p, WORKSPACE, WORKSPACE, command, env, n_env, 4, 3, &argv, &envp) == 0);
+    CHECK(argv.v[argv.n] == NULL && envp.v[envp.n] == NULL);
     CHECK(argv.n_fds >= 0 && argv.n_fds <= SANDBOX_MAX_FDS);
-    CHECK(!strcmp(argv.v[argv.n - 3], "/bin/sh") && !strcmp(argv.v[argv.n - 2], "-c"));
-    const char *script = argv.v[argv.n - 1];
     if (config.isolation_none) {
-        CHECK(!strcmp(script, command) && envp.n == 4 + n_env);
+        CHECK(argv.n == 3 && !strcmp(argv.v[0], "/bin/sh") && !strcmp(argv.v[1], "-c") && !strcmp(argv.v[2], command));
+        CHECK(envp.n == 4 + n_env);
     } else {
-        /* the command is the script's second line, whole */
-        const char *nl = strchr(script, '\n');
-        CHECK(nl != NULL && !strcmp(nl + 1, command));
+        /* nothing of the run on the host's command line: bwrap --args N -- /bin/sh SCRIPT */
+        CHECK(argv.n == 6 && !strcmp(argv.v[1], "--args") && !strcmp(argv.v[3], "--") && !strcmp(argv.v[4], "/bin/sh"));
         CHECK(envp.n == 1); /* bwrap itself gets PATH only */
-        /* walk the options with their arities: nothing a caller sends may become an option */
-        int unshare_net = 0;
-        size_t setenv_n = 0, i = 1;
-        while (i < argv.n && strcmp(argv.v[i], "--") != 0) {
-            const char *o = argv.v[i];
-            int arity = option_arity(o);
-            CHECK(arity >= 0);
-            if (!strcmp(o, "--unshare-net"))
-                unshare_net = 1;
-            if (!strcmp(o, "--setenv"))
-                setenv_n++;
-            i += 1 + (size_t)arity;
-        }
-        CHECK(i + 4 == argv.n); /* "--", "/bin/sh", "-c", script */
-        CHECK(unshare_net == !p->network_host);
-        CHECK(setenv_n == 4 + n_env);
+        check_options(p, &argv, command, n_env);
     }
     sandbox_argv_free(&argv);
     sandbox_argv_free(&envp);
