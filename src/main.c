@@ -6,21 +6,21 @@
  * accepting, cancel every run (their final events are recorded), answer
  * parked requests, end sessions, flush the Redis mirror, exit 0.
  */
-#include "cgroup.h"
-#include "config.h"
-#include "deadline.h"
-#include "exec.h"
-#include "http.h"
-#include "log.h"
-#include "mcp.h"
-#include "metrics.h"
-#include "mirror.h"
-#include "proc.h"
-#include "quota.h"
-#include "sandbox.h"
-#include "session.h"
-#include "tools.h"
-#include "util.h"
+#include "exec/cgroup.h"
+#include "core/config.h"
+#include "core/deadline.h"
+#include "exec/exec.h"
+#include "http/server.h"
+#include "core/log.h"
+#include "mcp/transport.h"
+#include "core/metrics.h"
+#include "cluster/mirror.h"
+#include "exec/proc.h"
+#include "exec/quota.h"
+#include "exec/sandbox.h"
+#include "mcp/session.h"
+#include "mcp/tools.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -27,10 +27,10 @@
  * hex digits; when the request is valid UTF-8, so is everything answered.
  * Sessions are ended after each input (session_end_all).
  */
-#include "../../src/http.c"
+#include "../../src/http/server.c"
 
-#include "events.h"
-#include "tools.h"
+#include "core/events.h"
+#include "mcp/tools.h"
 
 #include <ctype.h>
 #include <fcntl.h>

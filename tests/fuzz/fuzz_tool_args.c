@@ -25,11 +25,11 @@
  *     granted, passes each environment variable as one --setenv, ends with "/bin/sh -c <script>" whose last line is the
  *     command, and hands over at most SANDBOX_MAX_FDS descriptors.
  */
-#include "../../src/tools.c"
+#include "../../src/mcp/tools.c"
 
-#include "deadline.h"
-#include "log.h"
-#include "session.h"
+#include "core/deadline.h"
+#include "core/log.h"
+#include "mcp/session.h"
 
 #include <stdint.h>
 #include <unistd.h>

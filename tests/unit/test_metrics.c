@@ -3,7 +3,7 @@
  * final statuses, and the shape of the rendered exposition (every sample has
  * a HELP and TYPE line; unknown methods fold into "other").
  */
-#include "../../src/metrics.c"
+#include "../../src/core/metrics.c"
 
 #include <stdarg.h>
 #include <stddef.h>

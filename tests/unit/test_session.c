@@ -3,7 +3,7 @@
  * end), the cap, the end hook, and idle expiry driven by a real event loop
  * through deadline.c's timerfd.
  */
-#include "../../src/session.c"
+#include "../../src/mcp/session.c"
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,0 +1,918 @@
+/*
+ * mirror: the Redis mirror, loop side.
+ *
+ * Threads and ownership:
+ *  - the loop thread enqueues operations (mirror_exec_*, mirror_session_*),
+ *    staged per loop turn and spliced into the writer's queue once a turn
+ *    (mirror_flush), and owns the set of "dirty" executions that Redis may
+ *    hold wrongly;
+ *  - the writer thread owns its hiredis connection; it takes up to
+ *    BATCH_MAX_OPS operations (BATCH_MAX_BYTES) at a time and writes them as
+ *    one pipeline (consecutive events of one execution become variadic RPUSHes);
+ *  - the reader thread owns another connection and answers cross-replica
+ *    reads from its own queue, posting results back to the loop through h2o's
+ *    ctx.queue;
+ *  - the replica watcher (replica.c) owns a third connection: heartbeat and
+ *    lost-replica sweeps.
+ * Shared: the writer queue (`lock`), the reader queue (`rlock`), atomic
+ * counters, and the connections' sockets (mirror_threads.c's conns_lock, so
+ * mirror_stop can cut them). When the queue is full an operation is dropped
+ * and its execution marked dirty; when a batch is lost with the connection or
+ * refused, the writer posts the batch's execution ids back to the loop, which
+ * marks them dirty. Dirty executions are resynced from memory (one MULTI: DEL +
+ * RPUSH of every held event + SET of the metadata) once Redis answers, so
+ * Redis ends up holding exactly what the replica holds. Every timed wait of
+ * these threads is on CLOCK_MONOTONIC (clock.h).
+ *
+ * At shutdown mirror_stop gives the writer until one deadline to drain, then
+ * stops the threads by the same deadline, cutting the connections if Redis
+ * has not answered by then; what was not written is counted and logged.
+ *
+ * This file holds the URL parser, the queues, the dirty set, resync and the
+ * lifecycle; mirror_threads.c the writer and reader threads.
+ */
+#include "cluster/mirror.h"
+#include "cluster/mirror_internal.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/deadline.h"
+#include "exec/exec.h"
+#include "http/server.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <bsd/string.h>
+#include <errno.h>
+#include <hiredis.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define OP_OVERHEAD 96
+
+/* ---------------------------------------------------------------- URL */
+
+
+/*
+ * What Redis holds in place of a session id: its SHA-256 in hex. The id is
+ * a bearer capability (another replica adopts a session by it); whoever can
+ * read Redis learns only hashes, from which no usable id follows.
+ */
+static void session_key(const char *sid, char out[MIRROR_SESSION_KEY_LEN + 1])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    if (EVP_Digest(sid, strlen(sid), md, &n, EVP_sha256(), NULL) != 1 || n != sizeof(md))
+        util_oom(); /* no digest: nothing sensible to store */
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned int i = 0; i < n; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Copies [s, s+n) into out, decoding %XX. -1 when it does not fit or is malformed. */
+static int url_decode(const char *s, size_t n, char *out, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int h = hexval((unsigned char)s[i + 1]);
+            int l = hexval((unsigned char)s[i + 2]);
+            if (h < 0 || l < 0)
+                return -1;
+            c = (char)(h * 16 + l);
+            i += 2;
+        }
+        if (o + 1 >= len)
+            return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static int parse_db(const char *s, int *db)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < 0 || v > 1000000)
+        return -1;
+    *db = (int)v;
+    return 0;
+}
+
+int mirror_url_parse(const char *url, mirror_url_t *u, char *err, size_t errlen)
+{
+    memset(u, 0, sizeof(*u));
+    u->port = 6379;
+    if (!strncmp(url, "unix://", 7)) {
+        const char *p = url + 7, *q = strchr(p, '?');
+        size_t n = q != NULL ? (size_t)(q - p) : strlen(p);
+        if (n == 0 || p[0] != '/' || n >= sizeof(u->path)) {
+            snprintf(err, errlen, "expected unix:///absolute/path/to.sock[?db=N]");
+            return -1;
+        }
+        memcpy(u->path, p, n);
+        u->unix_socket = 1;
+        if (q != NULL) {
+            if (strncmp(q, "?db=", 4) != 0 || parse_db(q + 4, &u->db) != 0) {
+                snprintf(err, errlen, "unix socket URL: the only query accepted is ?db=N (N >= 0)");
+                return -1;
+            }
+        }
+        return 0;
+    }
+    if (!strncmp(url, "rediss://", 9)) {
+        snprintf(err, errlen, "rediss:// (TLS) is not supported by hiredis 0.14; use redis:// or unix://");
+        return -1;
+    }
+    if (strncmp(url, "redis://", 8) != 0) {
+        snprintf(err, errlen, "expected redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]");
+        return -1;
+    }
+    const char *p = url + 8;
+    const char *at = strrchr(p, '@');
+    if (at != NULL) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon == NULL) {
+            snprintf(err, errlen, "credentials must be [user]:password@ (a colon before the password)");
+            return -1;
+        }
+        if (url_decode(p, (size_t)(colon - p), u->user, sizeof(u->user)) != 0 ||
+            url_decode(colon + 1, (size_t)(at - colon - 1), u->password, sizeof(u->password)) != 0) {
+            snprintf(err, errlen, "malformed or too long user/password");
+            return -1;
+        }
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    size_t hostport = slash != NULL ? (size_t)(slash - p) : strlen(p);
+    const char *hp_end = p + hostport, *host_end = hp_end, *port_s = NULL;
+    if (*p == '[') {
+        const char *close = memchr(p, ']', hostport);
+        if (close == NULL) {
+            snprintf(err, errlen, "unterminated [IPv6] host");
+            return -1;
+        }
+        if ((size_t)(close - p - 1) >= sizeof(u->host)) {
+            snprintf(err, errlen, "host name too long");
+            return -1;
+        }
+        memcpy(u->host, p + 1, (size_t)(close - p - 1));
+        if (close + 1 < hp_end) {
+            if (close[1] != ':') {
+                snprintf(err, errlen, "expected :port after ]");
+                return -1;
+            }
+            port_s = close + 2;
+        }
+    } else {
+        const char *colon = memchr(p, ':', hostport);
+        if (colon != NULL) {
+            host_end = colon;
+            port_s = colon + 1;
+        }
+        if ((size_t)(host_end - p) >= sizeof(u->host)) {
+            snprintf(err, errlen, "host name too long");
+            return -1;
+        }
+        memcpy(u->host, p, (size_t)(host_end - p));
+    }
+    if (u->host[0] == '\0') {
+        snprintf(err, errlen, "missing host");
+        return -1;
+    }
+    if (port_s != NULL) {
+        char buf[8];
+        size_t n = (size_t)(hp_end - port_s);
+        char *end;
+        if (n == 0 || n >= sizeof(buf)) {
+            snprintf(err, errlen, "port must be 1..65535");
+            return -1;
+        }
+        memcpy(buf, port_s, n);
+        buf[n] = '\0';
+        long port = strtol(buf, &end, 10);
+        if (*end != '\0' || port < 1 || port > 65535) {
+            snprintf(err, errlen, "port must be 1..65535");
+            return -1;
+        }
+        u->port = (int)port;
+    }
+    if (slash != NULL && slash[1] != '\0' && parse_db(slash + 1, &u->db) != 0) {
+        snprintf(err, errlen, "the path must be a database number (/0, /1, ...)");
+        return -1;
+    }
+    return 0;
+}
+
+mirror_state_t mirror_st = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+                             .rlock = PTHREAD_MUTEX_INITIALIZER, .rcond = PTHREAD_COND_INITIALIZER};
+
+void mirror_post(mirror_msg_t *m)
+{
+    h2o_multithread_send_message(&mirror_st.receiver, &m->super);
+}
+
+void mirror_op_add_event(op_t *o, const char *json, size_t len)
+{
+    if (o->blob_len + len > o->blob_cap) {
+        o->blob_cap = (o->blob_len + len) * 2 + 256;
+        if ((o->blob = realloc(o->blob, o->blob_cap)) == NULL)
+            util_oom();
+    }
+    if (o->n_events == o->ends_cap) {
+        o->ends_cap = o->ends_cap ? o->ends_cap * 2 : 16;
+        if ((o->ends = realloc(o->ends, o->ends_cap * sizeof(size_t))) == NULL)
+            util_oom();
+    }
+    memcpy(o->blob + o->blob_len, json, len);
+    o->blob_len += len;
+    o->ends[o->n_events++] = o->blob_len;
+    o->bytes += len + sizeof(size_t);
+}
+
+void mirror_op_free(op_t *o)
+{
+    free(o->meta);
+    free(o->blob);
+    free(o->ends);
+    free(o);
+}
+
+/* ---------------------------------------------------------------- loop side: dirty set */
+
+RB_HEAD(dirty_tree, dirty);
+struct dirty {
+    RB_ENTRY(dirty) node;
+    char id[40];
+};
+
+static int dirty_cmp(struct dirty *a, struct dirty *b)
+{
+    return strcmp(a->id, b->id);
+}
+
+RB_GENERATE(dirty_tree, dirty, node, dirty_cmp)
+static struct dirty_tree dirty = RB_INITIALIZER(&dirty);
+static size_t n_dirty;
+
+static void mark_dirty(const char *id)
+{
+    struct dirty key;
+    strlcpy(key.id, id, sizeof(key.id));
+    if (RB_FIND(dirty_tree, &dirty, &key) != NULL)
+        return;
+    struct dirty *d = xcalloc(1, sizeof(*d));
+    strlcpy(d->id, id, sizeof(d->id));
+    RB_INSERT(dirty_tree, &dirty, d);
+    n_dirty++;
+}
+
+static void resync_dirty(deadline_t *d);
+
+/* Counts a dropped operation; says so in the log at most once a second. */
+static void note_drop(size_t events)
+{
+    static uint64_t last_log_ms;
+    static unsigned long long since_log;
+    atomic_fetch_add(&mirror_st.drops, 1);
+    since_log += events > 0 ? events : 1;
+    uint64_t now = util_now_ms();
+    if (now - last_log_ms >= 1000) {
+        log_warn("redis mirror: queue full (--mirror-queue-bytes %lld): %llu operations/events dropped; "
+                 "the affected executions will be resynced from memory",
+                 (long long)config.mirror_queue_bytes, since_log);
+        last_log_ms = now;
+        since_log = 0;
+    }
+}
+
+static void mark_dirty_exec(exec_t *e, void *arg)
+{
+    (void)arg;
+    mark_dirty(e->id);
+}
+
+/*
+ * Events are staged on the loop and handed to the writer's queue in one lock
+ * per loop turn (mirror_flush), not one per event. Anything else is queued
+ * directly, after the stage, so the per-execution order is kept.
+ */
+static struct {
+    op_t *head, *tail;
+    size_t bytes, ops, events;
+} stage;
+
+#define STAGE_FLUSH_BYTES (256 * 1024)
+#define EVENTS_PER_OP 1024
+
+/* Appends the list head..tail to the writer's queue (lock held); returns whether to wake the writer. */
+static int queue_splice_locked(op_t *head, op_t *tail, size_t bytes, size_t ops, size_t events)
+{
+    if (head != NULL) {
+        if (mirror_st.tail != NULL)
+            mirror_st.tail->next = head;
+        else
+            mirror_st.head = head;
+        mirror_st.tail = tail;
+    }
+    mirror_st.queue_bytes += bytes;
+    mirror_st.queue_ops += ops;
+    mirror_st.queue_events += events;
+    int wake = mirror_st.writer_waiting;
+    mirror_st.writer_waiting = 0;
+    return wake;
+}
+
+void mirror_flush(void)
+{
+    if (stage.head == NULL)
+        return;
+    pthread_mutex_lock(&mirror_st.lock);
+    op_t *dropped = NULL;
+    size_t bytes = stage.bytes, ops = stage.ops, events = stage.events;
+    if (mirror_st.stopping ||
+        (mirror_st.queue_bytes + stage.bytes > (size_t)config.mirror_queue_bytes && mirror_st.head != NULL)) {
+        /* take what fits, in order; the rest is dropped and its executions resynced later */
+        op_t *o = stage.head, *last = NULL;
+        bytes = ops = events = 0;
+        while (o != NULL && !mirror_st.stopping &&
+               mirror_st.queue_bytes + bytes + o->bytes <= (size_t)config.mirror_queue_bytes) {
+            bytes += o->bytes;
+            ops++;
+            events += o->n_events;
+            last = o;
+            o = o->next;
+        }
+        dropped = o;
+        if (last != NULL) {
+            last->next = NULL;
+            stage.tail = last;
+        } else {
+            stage.head = stage.tail = NULL;
+        }
+    }
+    int wake = queue_splice_locked(stage.head, stage.tail, bytes, ops, events);
+    pthread_mutex_unlock(&mirror_st.lock);
+    if (wake)
+        pthread_cond_signal(&mirror_st.cond);
+    stage.head = stage.tail = NULL;
+    stage.bytes = stage.ops = stage.events = 0;
+    while (dropped != NULL) {
+        op_t *next = dropped->next;
+        note_drop(dropped->n_events);
+        mark_dirty(dropped->id);
+        mirror_op_free(dropped);
+        dropped = next;
+    }
+    if (n_dirty > 0 && !mirror_st.resync_timer.armed && !mirror_st.stopping)
+        deadline_arm(&mirror_st.resync_timer, 1000, resync_dirty);
+}
+
+static void stage_event(op_t *o)
+{
+    if (stage.tail != NULL)
+        stage.tail->next = o;
+    else
+        stage.head = o;
+    stage.tail = o;
+    stage.bytes += o->bytes;
+    stage.ops++;
+    stage.events += o->n_events;
+    if (stage.bytes >= STAGE_FLUSH_BYTES)
+        mirror_flush();
+}
+
+/* Enqueues an op unless the queue is full; returns 0, or -1 (caller marks dirty). */
+static int enqueue(op_t *o)
+{
+    mirror_flush(); /* staged events of this execution go first */
+    pthread_mutex_lock(&mirror_st.lock);
+    /* an op larger than the whole cap (a big resync) still goes when the queue is empty */
+    if (mirror_st.stopping || (mirror_st.queue_bytes + o->bytes > (size_t)config.mirror_queue_bytes && mirror_st.head != NULL)) {
+        pthread_mutex_unlock(&mirror_st.lock);
+        return -1;
+    }
+    int wake = queue_splice_locked(o, o, o->bytes, 1, o->n_events);
+    pthread_mutex_unlock(&mirror_st.lock);
+    if (wake)
+        pthread_cond_signal(&mirror_st.cond);
+    return 0;
+}
+
+static void enqueue_or_dirty(op_t *o)
+{
+    char id[40];
+    strlcpy(id, o->id, sizeof(id));
+    if (enqueue(o) != 0) {
+        note_drop(o->n_events);
+        mirror_op_free(o);
+        mark_dirty(id);
+        if (!mirror_st.resync_timer.armed && !mirror_st.stopping)
+            deadline_arm(&mirror_st.resync_timer, 1000, resync_dirty);
+    }
+}
+
+/* The execution's metadata as stored at execution:{id}: its status plus where it ran. */
+static char *meta_json(const exec_t *e, size_t *len)
+{
+    cJSON *o = exec_status_json(e);
+    char skey[MIRROR_SESSION_KEY_LEN + 1];
+    session_key(e->session_id, skey);
+    cJSON_AddStringToObject(o, "session_id", skey);
+    cJSON_AddNumberToObject(o, "timeout_seconds", e->timeout_s);
+    cJSON_AddStringToObject(o, "replica", config.replica);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (s == NULL)
+        util_oom();
+    *len = strlen(s);
+    return s;
+}
+
+static op_t *op_new(enum op_kind kind, const exec_t *e)
+{
+    op_t *o = xcalloc(1, sizeof(*o));
+    o->kind = kind;
+    strlcpy(o->id, e->id, sizeof(o->id));
+    session_key(e->session_id, o->session_id);
+    o->active = exec_is_active(e);
+    o->bytes = OP_OVERHEAD;
+    return o;
+}
+
+/* Queues a full copy of the execution; 0, or -1 (queue full: it stays dirty). */
+static int enqueue_resync(const exec_t *e)
+{
+    /* a run whose output was released (--max-retained-bytes) resyncs its status only: Redis keeps its events */
+    op_t *o = op_new(e->log.released ? OP_META : OP_RESYNC, e);
+    o->meta = meta_json(e, &o->meta_len);
+    o->bytes += o->meta_len;
+    for (size_t i = 0; i < e->log.count; i++) {
+        const event_t *ev = events_at(&e->log, i);
+        mirror_op_add_event(o, ev->json, ev->len);
+    }
+    o->keep = e->log.count;
+    if (enqueue(o) != 0) {
+        mirror_op_free(o);
+        mark_dirty(e->id);
+        return -1;
+    }
+    atomic_fetch_add(&mirror_st.resyncs, 1);
+    return 0;
+}
+
+/* Resyncs dirty executions while Redis answers and the queue has room. */
+static void resync_dirty(deadline_t *d)
+{
+    (void)d;
+    if (!atomic_load(&mirror_st.connected) || mirror_st.stopping) {
+        if (n_dirty > 0 && !mirror_st.stopping)
+            deadline_arm(&mirror_st.resync_timer, 1000, resync_dirty);
+        return;
+    }
+    size_t done = 0;
+    struct dirty *x, *next;
+    for (x = RB_MIN(dirty_tree, &dirty); x != NULL; x = next) {
+        next = RB_NEXT(dirty_tree, &dirty, x);
+        pthread_mutex_lock(&mirror_st.lock);
+        int room = mirror_st.queue_bytes < (size_t)config.mirror_queue_bytes / 2;
+        pthread_mutex_unlock(&mirror_st.lock);
+        if (!room)
+            break;
+        RB_REMOVE(dirty_tree, &dirty, x);
+        n_dirty--;
+        exec_t *e = exec_lookup(x->id);
+        free(x);
+        if (e != NULL) {
+            if (enqueue_resync(e) != 0)
+                break; /* re-marked dirty; try again on the next tick */
+            done++;
+        }
+    }
+    if (done > 0)
+        log_info("redis mirror: resynced %zu executions from memory (%zu still waiting)", done, n_dirty);
+    if (n_dirty > 0)
+        deadline_arm(&mirror_st.resync_timer, 1000, resync_dirty);
+}
+
+void mirror_exec_meta(const exec_t *e)
+{
+    if (!mirror_st.enabled)
+        return;
+    op_t *o = op_new(OP_META, e);
+    o->meta = meta_json(e, &o->meta_len);
+    o->bytes += o->meta_len;
+    enqueue_or_dirty(o);
+}
+
+void mirror_exec_event(const exec_t *e, const event_t *ev)
+{
+    if (!mirror_st.enabled)
+        return;
+    /* consecutive events of one execution share one op (one allocation per ~1000 events) */
+    op_t *o = stage.tail;
+    if (o != NULL && o->kind == OP_EVENT && o->n_events < EVENTS_PER_OP && !strcmp(o->id, e->id)) {
+        size_t before = o->bytes;
+        mirror_op_add_event(o, ev->json, ev->len);
+        o->keep = e->log.count;
+        stage.bytes += o->bytes - before;
+        stage.events++;
+        if (stage.bytes >= STAGE_FLUSH_BYTES)
+            mirror_flush();
+        return;
+    }
+    o = op_new(OP_EVENT, e);
+    mirror_op_add_event(o, ev->json, ev->len);
+    o->keep = e->log.count;
+    stage_event(o);
+}
+
+void mirror_exec_touch(const exec_t *e)
+{
+    if (!mirror_st.enabled)
+        return;
+    op_t *o = op_new(OP_TOUCH, e);
+    if (enqueue(o) != 0)
+        mirror_op_free(o); /* a missed TTL refresh is harmless: the next write refreshes it */
+}
+
+void mirror_exec_forget(const exec_t *e)
+{
+    if (!mirror_st.enabled || n_dirty == 0)
+        return;
+    struct dirty key;
+    strlcpy(key.id, e->id, sizeof(key.id));
+    struct dirty *d = RB_FIND(dirty_tree, &dirty, &key);
+    if (d == NULL)
+        return;
+    RB_REMOVE(dirty_tree, &dirty, d);
+    n_dirty--;
+    free(d);
+    enqueue_resync(e); /* last chance before the memory copy goes */
+}
+
+/* ---------------------------------------------------------------- loop side: sessions */
+
+/* Refresh the record at most this often per session (it lives --session-ttl). */
+static uint64_t session_refresh_ms(void)
+{
+    uint64_t quarter = (uint64_t)config.session_ttl * 250;
+    return quarter < 60000 ? quarter : 60000;
+}
+
+void mirror_session_put(session_t *s)
+{
+    if (!mirror_st.enabled)
+        return;
+    op_t *o = xcalloc(1, sizeof(*o));
+    o->kind = OP_SESSION_PUT;
+    session_key(s->id, o->id);
+    cJSON *j = cJSON_CreateObject();
+    char ts[40];
+    util_iso8601(util_wall_ms() - (util_now_ms() - s->created_ms), ts, sizeof(ts));
+    cJSON_AddStringToObject(j, "protocol", s->protocol);
+    cJSON_AddStringToObject(j, "client", s->client);
+    cJSON_AddStringToObject(j, "replica", config.replica);
+    cJSON_AddStringToObject(j, "created_at", ts);
+    o->meta = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (o->meta == NULL)
+        util_oom();
+    o->meta_len = strlen(o->meta);
+    o->bytes = OP_OVERHEAD + o->meta_len;
+    s->mirrored_ms = util_now_ms();
+    if (enqueue(o) != 0) {
+        mirror_op_free(o);
+        s->mirrored_ms = 0; /* queue full: try again on the next request */
+    }
+}
+
+void mirror_session_touch(session_t *s)
+{
+    if (mirror_st.enabled && util_now_ms() - s->mirrored_ms >= session_refresh_ms())
+        mirror_session_put(s);
+}
+
+void mirror_session_del(const session_t *s, int only_if_mine)
+{
+    if (!mirror_st.enabled)
+        return;
+    op_t *o = xcalloc(1, sizeof(*o));
+    o->kind = OP_SESSION_DEL;
+    o->only_if_mine = only_if_mine;
+    session_key(s->id, o->id);
+    o->bytes = OP_OVERHEAD;
+    if (enqueue(o) != 0)
+        mirror_op_free(o); /* the record expires with its TTL anyway */
+}
+
+/* Messages from the threads, on the loop. */
+static void on_messages(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
+{
+    (void)r;
+    while (!h2o_linklist_is_empty(messages)) {
+        mirror_msg_t *m = H2O_STRUCT_FROM_MEMBER(mirror_msg_t, super.link, messages->next);
+        h2o_linklist_unlink(&m->super.link);
+        switch (m->kind) {
+        case MSG_CONNECTED:
+            /* a Redis that comes back may have lost everything (restart without persistence):
+             * rewrite every execution this replica holds */
+            if (m->reconnect)
+                exec_foreach(mark_dirty_exec, NULL);
+            if (n_dirty > 0)
+                resync_dirty(NULL);
+            break;
+        case MSG_LOST:
+            for (size_t i = 0; i < m->n_ids; i++)
+                mark_dirty(m->ids[i]);
+            if (m->command_error)
+                deadline_arm(&mirror_st.resync_timer, 30000, resync_dirty); /* Redis said no: give it time */
+            else if (!mirror_st.resync_timer.armed)
+                deadline_arm(&mirror_st.resync_timer, 200, resync_dirty);
+            break;
+        case MSG_READ:
+            m->req->cb(m->req->arg, m->found, m->meta, m->meta_len, m->events, m->events_len, m->err);
+            free(m->req);
+            break;
+        case MSG_RESYNC_ALL:
+            /* our heartbeat had lapsed: another replica may have marked our runs lost */
+            exec_foreach(mark_dirty_exec, NULL);
+            if (n_dirty > 0)
+                resync_dirty(NULL);
+            break;
+        }
+        free(m->ids);
+        free(m->meta);
+        free(m->events);
+        free(m->err);
+        free(m);
+    }
+}
+
+/* Queues a read for the reader thread: 0, -1 (stopping) or -2 (too many reads waiting). */
+static int read_enqueue(struct read_req *q)
+{
+    q->enqueued_ms = util_now_ms();
+    pthread_mutex_lock(&mirror_st.rlock);
+    if (mirror_st.rstopping) {
+        pthread_mutex_unlock(&mirror_st.rlock);
+        return -1;
+    }
+    if (mirror_st.rqueued >= MIRROR_READ_QUEUE_MAX) {
+        pthread_mutex_unlock(&mirror_st.rlock);
+        return -2;
+    }
+    mirror_st.rqueued++;
+    if (mirror_st.rtail != NULL)
+        mirror_st.rtail->next = q;
+    else
+        mirror_st.rhead = q;
+    mirror_st.rtail = q;
+    pthread_mutex_unlock(&mirror_st.rlock);
+    pthread_cond_signal(&mirror_st.rcond);
+    return 0;
+}
+
+int mirror_read_exec(const char *id, const char *session_id, int with_output, mirror_read_cb cb, void *arg)
+{
+    if (!mirror_st.enabled)
+        return -1;
+    struct read_req *q = xcalloc(1, sizeof(*q));
+    strlcpy(q->id, id, sizeof(q->id));
+    session_key(session_id, q->session_id);
+    q->with_output = with_output;
+    q->cb = cb;
+    q->arg = arg;
+    int rc = read_enqueue(q);
+    if (rc != 0)
+        free(q);
+    return rc;
+}
+
+/* Queues a read about session `session_id`: its record, or the list of its executions. */
+static int read_session_req(const char *session_id, int record, mirror_read_cb cb, void *arg)
+{
+    if (!mirror_st.enabled)
+        return -1;
+    struct read_req *q = xcalloc(1, sizeof(*q));
+    session_key(session_id, q->session_id);
+    q->session_record = record;
+    q->session_list = !record;
+    q->cb = cb;
+    q->arg = arg;
+    int rc = read_enqueue(q);
+    if (rc != 0)
+        free(q);
+    return rc;
+}
+
+int mirror_read_session_record(const char *session_id, mirror_read_cb cb, void *arg)
+{
+    return read_session_req(session_id, 1, cb, arg);
+}
+
+int mirror_read_session(const char *session_id, mirror_read_cb cb, void *arg)
+{
+    return read_session_req(session_id, 0, cb, arg);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+int mirror_enabled(void)
+{
+    return mirror_st.enabled;
+}
+
+/* The loop proves it is alive to the watcher thread (see replica.c). */
+static void on_tick(deadline_t *d)
+{
+    atomic_store(&mirror_st.loop_tick_ms, util_now_ms());
+    deadline_arm(d, (uint64_t)config.heartbeat * 500, on_tick);
+}
+
+int mirror_start(char *err, size_t errlen)
+{
+    if (config.redis_url[0] == '\0')
+        return 0;
+    if (mirror_url_parse(config.redis_url, &mirror_st.url, err, errlen) != 0)
+        return -1;
+    config_redacted_redis_url(config.redis_url, mirror_st.redacted, sizeof(mirror_st.redacted));
+    mirror_st.enabled = 1;
+    h2o_multithread_register_receiver(http_context()->queue, &mirror_st.receiver, on_messages);
+    mirror_st.resync_timer.cb = resync_dirty;
+    util_random_hex(mirror_st.instance, 8);
+    /* the writer's backoff waits on `cond` against CLOCK_MONOTONIC: a wall-clock step cannot stretch them */
+    if (clock_cond_init(&mirror_st.cond) != 0) {
+        snprintf(err, errlen, "cannot create the mirror's condition variable");
+        return -1;
+    }
+    on_tick(&mirror_st.tick_timer);
+    if (pthread_create(&mirror_st.writer, NULL, mirror_writer_main, NULL) != 0 ||
+        pthread_create(&mirror_st.reader, NULL, mirror_reader_main, NULL) != 0 ||
+        pthread_create(&mirror_st.watcher, NULL, replica_watcher_main, NULL) != 0) {
+        snprintf(err, errlen, "cannot start the Redis mirror threads");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Joins thread `t` by `until` (CLOCK_MONOTONIC). Past it, cuts every Redis
+ * connection (shutdown(2)), so a call blocked on a hung Redis fails now, and
+ * joins then: what is left of the thread is a few instructions, or a connect
+ * that is still under way (hiredis' 2 s connect timeout).
+ */
+static void join_by(pthread_t t, const struct timespec *until)
+{
+    if (pthread_clockjoin_np(t, NULL, CLOCK_MONOTONIC, until) == 0)
+        return;
+    if (mirror_redis_cut_all())
+        log_warn("redis mirror: the shutdown deadline passed with Redis still busy: cutting its connections");
+    pthread_join(t, NULL);
+}
+
+/* Frees the queue (Redis unreachable or the deadline passed); returns how many operations it held. */
+static size_t queue_drop_locked(void)
+{
+    size_t n = mirror_st.queue_ops;
+    for (op_t *o = mirror_st.head; o != NULL;) {
+        op_t *next = o->next;
+        mirror_op_free(o);
+        o = next;
+    }
+    mirror_st.head = mirror_st.tail = NULL;
+    mirror_st.queue_ops = mirror_st.queue_bytes = mirror_st.queue_events = 0;
+    return n;
+}
+
+/*
+ * Lets the writer drain the queue while Redis answers, then stops the three
+ * threads, all by one deadline `deadline_ms` from now: past it the Redis
+ * connections are cut, so a slow or hung Redis cannot hold the exit. Counts
+ * and logs the operations that were not written.
+ */
+void mirror_stop(int deadline_ms)
+{
+    if (!mirror_st.enabled)
+        return;
+    mirror_flush();
+    struct timespec until;
+    clock_deadline(&until, (uint64_t)deadline_ms);
+    uint64_t until_ms = util_now_ms() + (uint64_t)deadline_ms;
+    for (;;) {
+        pthread_mutex_lock(&mirror_st.lock);
+        size_t left = mirror_st.queue_ops;
+        pthread_mutex_unlock(&mirror_st.lock);
+        if (left == 0 || util_now_ms() >= until_ms || !atomic_load(&mirror_st.connected))
+            break;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&mirror_st.lock);
+    mirror_st.stopping = 1;
+    size_t dropped = atomic_load(&mirror_st.connected) ? 0 : queue_drop_locked(); /* Redis is down */
+    pthread_mutex_unlock(&mirror_st.lock);
+    pthread_cond_broadcast(&mirror_st.cond);
+    pthread_mutex_lock(&mirror_st.rlock);
+    mirror_st.rstopping = 1;
+    pthread_mutex_unlock(&mirror_st.rlock);
+    pthread_cond_broadcast(&mirror_st.rcond);
+    join_by(mirror_st.writer, &until);
+    join_by(mirror_st.reader, &until);
+    deadline_cancel(&mirror_st.tick_timer);
+    replica_watcher_signal_stop(); /* after the writer: the final statuses are in Redis before the heartbeat goes */
+    join_by(mirror_st.watcher, &until);
+    pthread_mutex_lock(&mirror_st.lock);
+    size_t late = queue_drop_locked() + mirror_st.stop_lost; /* left queued, or lost in flight at the cut */
+    pthread_mutex_unlock(&mirror_st.lock);
+    if (dropped + late > 0)
+        log_warn("redis mirror: %zu operations not written to Redis at shutdown (%s)", dropped + late,
+                 late == 0 ? "Redis was unreachable" : "the shutdown deadline passed first");
+    log_info("redis mirror stopped: %llu events written, %llu dropped, %llu resyncs", (unsigned long long)mirror_st.written,
+             (unsigned long long)mirror_st.drops, (unsigned long long)mirror_st.resyncs);
+}
+
+/* One counter or gauge line with its HELP/TYPE header. */
+static void metric(strbuf_t *out, const char *name, const char *type, const char *help, double v)
+{
+    strbuf_printf(out, "# HELP mcp_sandboxd_%s %s\n# TYPE mcp_sandboxd_%s %s\nmcp_sandboxd_%s %.17g\n", name, help, name,
+                  type, name, v);
+}
+
+void mirror_metrics(strbuf_t *out)
+{
+    metric(out, "redis_enabled", "gauge", "1 when REDIS_URL is set.", mirror_st.enabled);
+    metric(out, "redis_up", "gauge", "1 while the mirror's writer is connected to Redis.",
+           mirror_st.enabled && atomic_load(&mirror_st.connected));
+    pthread_mutex_lock(&mirror_st.lock);
+    double qb = (double)mirror_st.queue_bytes, qo = (double)mirror_st.queue_ops, qe = (double)mirror_st.queue_events;
+    pthread_mutex_unlock(&mirror_st.lock);
+    metric(out, "mirror_queue_bytes", "gauge", "Bytes waiting in the mirror queue.", qb);
+    metric(out, "mirror_queue_operations", "gauge", "Operations waiting in the mirror queue.", qo);
+    metric(out, "mirror_queue_events", "gauge", "Output events waiting in the mirror queue.", qe);
+    metric(out, "mirror_events_written_total", "counter", "Output events written to Redis.",
+           (double)atomic_load(&mirror_st.written));
+    metric(out, "mirror_drops_total", "counter", "Operations dropped because the mirror queue was full.",
+           (double)atomic_load(&mirror_st.drops));
+    metric(out, "mirror_resyncs_total", "counter", "Executions rewritten into Redis from memory.",
+           (double)atomic_load(&mirror_st.resyncs));
+    metric(out, "mirror_batches_lost_total", "counter", "Write batches lost with the connection or refused by Redis.",
+           (double)atomic_load(&mirror_st.batches_lost));
+    metric(out, "mirror_reconnects_total", "counter", "Reconnections to Redis.", (double)atomic_load(&mirror_st.reconnects));
+    metric(out, "mirror_dirty_executions", "gauge", "Executions waiting to be resynced.", (double)n_dirty);
+    metric(out, "replicas_lost_total", "counter", "Other replicas this one found without a heartbeat and swept.",
+           (double)atomic_load(&mirror_st.replicas_lost));
+    metric(out, "replica_sweeps_total", "counter", "Lost-replica sweeps the replica watcher completed.",
+           (double)atomic_load(&mirror_st.sweeps));
+    metric(out, "executions_marked_lost_total", "counter",
+           "Executions this replica marked failed / \"replica lost\" in Redis.", (double)atomic_load(&mirror_st.executions_lost));
+}
+
+void mirror_health(cJSON *h)
+{
+    if (!mirror_st.enabled) {
+        cJSON_AddStringToObject(h, "redis", "disabled");
+        return;
+    }
+    cJSON_AddStringToObject(h, "redis", atomic_load(&mirror_st.connected) ? "connected" : "disconnected");
+    cJSON *x = cJSON_AddObjectToObject(h, "mirror");
+    pthread_mutex_lock(&mirror_st.lock);
+    cJSON_AddNumberToObject(x, "queue_bytes", (double)mirror_st.queue_bytes);
+    cJSON_AddNumberToObject(x, "queue_events", (double)mirror_st.queue_events);
+    cJSON_AddNumberToObject(x, "queue_ops", (double)mirror_st.queue_ops);
+    if (mirror_st.last_error[0])
+        cJSON_AddStringToObject(x, "last_error", mirror_st.last_error);
+    pthread_mutex_unlock(&mirror_st.lock);
+    cJSON_AddNumberToObject(x, "events_written", (double)atomic_load(&mirror_st.written));
+    cJSON_AddNumberToObject(x, "drops", (double)atomic_load(&mirror_st.drops));
+    cJSON_AddNumberToObject(x, "resyncs", (double)atomic_load(&mirror_st.resyncs));
+    cJSON_AddNumberToObject(x, "batches_lost", (double)atomic_load(&mirror_st.batches_lost));
+    cJSON_AddNumberToObject(x, "reconnects", (double)atomic_load(&mirror_st.reconnects));
+    cJSON_AddNumberToObject(x, "dirty_executions", (double)n_dirty);
+    cJSON_AddNumberToObject(x, "heartbeat_seconds", config.heartbeat);
+    cJSON_AddNumberToObject(x, "replicas_lost", (double)atomic_load(&mirror_st.replicas_lost));
+    cJSON_AddNumberToObject(x, "executions_marked_lost", (double)atomic_load(&mirror_st.executions_lost));
+    cJSON_AddStringToObject(x, "url", mirror_st.redacted);
+}
