@@ -36,6 +36,7 @@
 
 extern char **environ;
 
+static h2o_multithread_queue_t *queue; /* see main */
 static int shutting_down;
 static uint64_t shutdown_started;
 static int forced_kill;
@@ -170,6 +171,10 @@ int main(int argc, char **argv)
         log_warn("cannot mark inherited descriptors close-on-exec: %s", strerror(errno));
     metrics_init();
     h2o_evloop_t *loop = h2o_evloop_create();
+    /* worker threads (quota, Redis) -> loop; kept for the process' life, as h2o's own context queue was */
+    queue = h2o_multithread_create_queue(loop);
+    proc_init(loop);
+    cgroup_set_loop(loop);
     if (deadline_init(loop) != 0 || tools_init() != 0) {
         log_error("startup failed: %s", strerror(errno));
         return 1;
@@ -183,9 +188,9 @@ int main(int argc, char **argv)
     cgroup_sweep_leftovers(); /* runs an earlier instance left (after a SIGKILL of the server) */
     if (sandbox_init() != 0)
         log_error("sandbox unavailable, every run will fail until this is fixed: %s", sandbox_error());
-    if (quota_start() != 0)
+    if (quota_start(queue) != 0)
         log_error("cannot start the workspace quota thread: --workspace-quota-mb is NOT enforced");
-    if (mirror_start(err, sizeof(err)) != 0) {
+    if (mirror_start(queue, err, sizeof(err)) != 0) {
         log_error("%s", err);
         log_flush();
         return 2;

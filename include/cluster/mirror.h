@@ -22,6 +22,9 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+
 struct exec;
 
 /** Parsed REDIS_URL. */
@@ -37,8 +40,11 @@ typedef struct mirror_url {
 
 /** Parses redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]. 0, or -1 with err. */
 int mirror_url_parse(const char *url, mirror_url_t *out, char *err, size_t errlen);
-/** Starts the writer and reader threads when config.redis_url is set. 0 / -1 with err (bad URL). */
-int mirror_start(char *err, size_t errlen);
+/**
+ * Starts the writer and reader threads when config.redis_url is set; their
+ * results come back to the loop through `queue`. 0 / -1 with err (bad URL).
+ */
+int mirror_start(h2o_multithread_queue_t *queue, char *err, size_t errlen);
 /**
  * Loop thread: lets the writer drain the queue while Redis answers, and stops
  * the writer, reader and watcher threads, all within `deadline_ms`: when it

@@ -67,6 +67,8 @@ typedef struct cgroup_run {
  */
 cgroup_mode_t cgroup_setup(const char *root, const char *self_cgroup, const char *instance, int disabled, char *why,
                            size_t whylen);
+/** The loop OOM watches and removal retries run on (NULL until set: neither is armed). */
+void cgroup_set_loop(h2o_evloop_t *loop);
 /** The mode cgroup_setup() chose. */
 cgroup_mode_t cgroup_mode(void);
 /** "v1", "v2" or "none (rlimits)": what /health shows. */

@@ -100,6 +100,8 @@ typedef struct proc {
     int done;
 } proc_t;
 
+/** Sets the loop the pipes and pidfds of every later run are watched on (startup, once). */
+void proc_init(h2o_evloop_t *loop);
 /** Starts the child. 0, or -1 with err (nothing to clean up then). */
 int proc_spawn(proc_t *p, const proc_spec_t *spec, const proc_callbacks_t *cb, void *arg, char *err, size_t errlen);
 /** Queues bytes for stdin. 0, or -1 with err (not interactive, closed, too much queued). */

@@ -13,13 +13,19 @@
 
 #include <stdint.h>
 
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+
 typedef struct quota_scan quota_scan_t;
 
 /** Called on the loop with the workspace's usage in bytes (-1: it could not be walked). */
 typedef void (*quota_cb)(void *arg, int64_t bytes);
 
-/** Starts the worker when --workspace-quota-mb is set. 0, or -1 (no thread: quotas are not enforced). */
-int quota_start(void);
+/**
+ * Starts the worker when --workspace-quota-mb is set; results come back through
+ * `queue` (the loop thread's). 0, or -1 (no thread: quotas are not enforced).
+ */
+int quota_start(h2o_multithread_queue_t *queue);
 /** Stops the worker (pending scans are dropped without their callbacks). */
 void quota_stop(void);
 /** 1 when workspaces are measured. */

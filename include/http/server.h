@@ -16,10 +16,6 @@
 int http_start(h2o_evloop_t *loop, char *err, size_t errlen);
 /** Stops accepting new connections (shutdown). */
 void http_stop_accepting(void);
-/** The loop the server runs on. */
-h2o_evloop_t *http_loop(void);
-/** The h2o context (for ctx.queue). */
-h2o_context_t *http_context(void);
 
 /**
  * Sends a complete response and writes the access-log line. `body` is

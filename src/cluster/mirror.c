@@ -11,7 +11,7 @@
  *    one pipeline (consecutive events of one execution become variadic RPUSHes);
  *  - the reader thread owns another connection and answers cross-replica
  *    reads from its own queue, posting results back to the loop through h2o's
- *    ctx.queue;
+ *    queue the composition root gives mirror_start;
  *  - the replica watcher (replica.c) owns a third connection: heartbeat and
  *    lost-replica sweeps.
  * Shared: the writer queue (`lock`), the reader queue (`rlock`), atomic
@@ -37,7 +37,6 @@
 #include "core/config.h"
 #include "core/deadline.h"
 #include "exec/exec.h"
-#include "http/server.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -752,7 +751,7 @@ static void on_tick(deadline_t *d)
     deadline_arm(d, (uint64_t)config.heartbeat * 500, on_tick);
 }
 
-int mirror_start(char *err, size_t errlen)
+int mirror_start(h2o_multithread_queue_t *queue, char *err, size_t errlen)
 {
     if (config.redis_url[0] == '\0')
         return 0;
@@ -760,7 +759,7 @@ int mirror_start(char *err, size_t errlen)
         return -1;
     config_redacted_redis_url(config.redis_url, mirror_st.redacted, sizeof(mirror_st.redacted));
     mirror_st.enabled = 1;
-    h2o_multithread_register_receiver(http_context()->queue, &mirror_st.receiver, on_messages);
+    h2o_multithread_register_receiver(queue, &mirror_st.receiver, on_messages);
     mirror_st.resync_timer.cb = resync_dirty;
     util_random_hex(mirror_st.instance, 8);
     /* the writer's backoff waits on `cond` against CLOCK_MONOTONIC: a wall-clock step cannot stretch them */

@@ -9,7 +9,6 @@
  */
 #include "exec/cgroup.h"
 #include "core/deadline.h"
-#include "http/server.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -59,6 +58,7 @@ static int (*cg_rmdir)(const char *path) = rmdir;
 static struct pending *pending_head;
 static size_t n_pending;
 static deadline_t pending_timer;
+static h2o_evloop_t *cg_loop; /* the loop thread's; NULL in tests without a loop */
 
 /* ---------------------------------------------------------------- small file helpers */
 
@@ -376,7 +376,7 @@ static void kill_and_remove(const char *name, int later)
     p->next = pending_head;
     pending_head = p;
     n_pending++;
-    if (!pending_timer.armed && http_loop() != NULL)
+    if (!pending_timer.armed && cg_loop != NULL)
         deadline_arm(&pending_timer, later ? 1 : REMOVE_RETRY_MS, on_pending_timer);
 }
 
@@ -475,17 +475,23 @@ static void on_oom_event(h2o_socket_t *sock, const char *err)
     }
 }
 
+/* The loop thread's evloop, set at startup by the composition root. */
+void cgroup_set_loop(h2o_evloop_t *loop)
+{
+    cg_loop = loop;
+}
+
 /* v1: an eventfd the kernel signals on every OOM in the run (cgroup.event_control). */
 static void watch_oom_v1(cgroup_run_t *r, const char *memdir)
 {
-    if (http_loop() == NULL)
+    if (cg_loop == NULL)
         return;
     char path[1400], reg[64];
     snprintf(path, sizeof(path), "%s/memory.oom_control", memdir);
     int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), ofd = open(path, O_RDONLY | O_CLOEXEC);
     snprintf(reg, sizeof(reg), "%d %d", efd, ofd);
     if (efd >= 0 && ofd >= 0 && write_file(memdir, "cgroup.event_control", reg) == 0) {
-        r->oom_sock = h2o_evloop_socket_create(http_loop(), efd, 0);
+        r->oom_sock = h2o_evloop_socket_create(cg_loop, efd, 0);
         r->oom_sock->data = r;
         h2o_socket_read_start(r->oom_sock, on_oom_event);
         efd = -1;

@@ -8,7 +8,6 @@
  * everything else.
  */
 #include "exec/proc.h"
-#include "http/server.h"
 #include "core/log.h"
 
 #include <bsd/string.h>
@@ -33,6 +32,7 @@
 #define LINGER_MS 2000 /* after exit, how long output pipes may stay open */
 #define KILL_DEFER_MS 250 /* how long a kill may wait for bwrap to report the sandbox init's pid */
 
+static h2o_evloop_t *proc_loop; /* where runs' sockets live (proc_init) */
 static void check_done(proc_t *p);
 static void kill_now(proc_t *p, int may_defer);
 static void kill_strays(const proc_t *p);
@@ -434,6 +434,12 @@ static void check_done(proc_t *p)
     p->cb.on_exit(p->arg, &x);
 }
 
+/* The loop thread's evloop, set once at startup by the composition root. */
+void proc_init(h2o_evloop_t *loop)
+{
+    proc_loop = loop;
+}
+
 int proc_spawn(proc_t *p, const proc_spec_t *spec, const proc_callbacks_t *cb, void *arg, char *err, size_t errlen)
 {
     memset(p, 0, sizeof(*p));
@@ -467,7 +473,7 @@ int proc_spawn(proc_t *p, const proc_spec_t *spec, const proc_callbacks_t *cb, v
         close(mk[1]);
     if (devnull >= 0)
         close(devnull);
-    h2o_evloop_t *loop = http_loop();
+    h2o_evloop_t *loop = proc_loop;
     p->out[0] = h2o_evloop_socket_create(loop, out[0], 0);
     p->out[1] = h2o_evloop_socket_create(loop, errp[0], 0);
     p->out[0]->data = p->out[1]->data = p;

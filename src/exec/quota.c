@@ -7,7 +7,6 @@
  */
 #include "exec/quota.h"
 #include "core/config.h"
-#include "http/server.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -35,6 +34,7 @@ static struct {
     pthread_cond_t cond;
     quota_scan_t *head, *tail;
     h2o_multithread_receiver_t receiver;
+    h2o_multithread_queue_t *queue; /* the loop's, given to quota_start */
 } q = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 /* nftw's callback has no argument: the sum lives in the worker's thread-local. */
@@ -99,15 +99,16 @@ static void on_results(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
     }
 }
 
-int quota_start(void)
+int quota_start(h2o_multithread_queue_t *queue)
 {
     if (config.workspace_quota_mb <= 0)
         return 0;
-    h2o_multithread_register_receiver(http_context()->queue, &q.receiver, on_results);
+    h2o_multithread_register_receiver(queue, &q.receiver, on_results);
     if (pthread_create(&q.thread, NULL, worker_main, NULL) != 0) {
-        h2o_multithread_unregister_receiver(http_context()->queue, &q.receiver);
+        h2o_multithread_unregister_receiver(queue, &q.receiver);
         return -1;
     }
+    q.queue = queue;
     q.running = 1;
     return 0;
 }
@@ -133,7 +134,7 @@ void quota_stop(void)
         h2o_linklist_unlink(&s->super.link);
         scan_free(s);
     }
-    h2o_multithread_unregister_receiver(http_context()->queue, &q.receiver);
+    h2o_multithread_unregister_receiver(q.queue, &q.receiver);
 }
 
 int quota_enabled(void)

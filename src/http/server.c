@@ -398,13 +398,3 @@ void http_stop_accepting(void)
     }
     h2o_context_request_shutdown(&ctx);
 }
-
-h2o_evloop_t *http_loop(void)
-{
-    return ctx.loop;
-}
-
-h2o_context_t *http_context(void)
-{
-    return &ctx;
-}
