@@ -44,10 +44,6 @@ static int forced_kill;
 static void on_session_end(session_t *s, enum session_end_reason why)
 {
     exec_session_end(s);
-    /* a record outlives a shutdown so another replica can adopt the session; an expired one
-     * is dropped only while it still names this replica (another may have adopted it) */
-    if (why != SESSION_SHUTDOWN)
-        mirror_session_del(s, why == SESSION_EXPIRED);
 }
 
 static void on_signal(h2o_socket_t *sock, const char *err)
@@ -190,6 +186,8 @@ int main(int argc, char **argv)
         log_error("sandbox unavailable, every run will fail until this is fixed: %s", sandbox_error());
     if (quota_start(queue) != 0)
         log_error("cannot start the workspace quota thread: --workspace-quota-mb is NOT enforced");
+    if (config.redis_url[0])
+        mirror_attach();
     if (mirror_start(queue, err, sizeof(err)) != 0) {
         log_error("%s", err);
         log_flush();

@@ -17,6 +17,7 @@
 
 #include "core/events.h"
 #include "mcp/session.h"
+#include "mcp/remote.h"
 #include "core/util.h"
 
 #include <cjson/cJSON.h>
@@ -53,6 +54,12 @@ int mirror_start(h2o_multithread_queue_t *queue, char *err, size_t errlen);
  * operations were not written ("N operations not written to Redis").
  */
 void mirror_stop(int deadline_ms);
+/**
+ * Plugs the cluster into the server through the interfaces the layers below
+ * publish: the exec observer, the session hooks, the tools' remote reads and
+ * the session resolver for adoption. Startup, only when REDIS_URL is set.
+ */
+void mirror_attach(void);
 /** 1 when REDIS_URL is set. */
 int mirror_enabled(void);
 /** Loop thread: (re)writes execution:{id} (and SADDs it to its session set). */
@@ -63,8 +70,8 @@ void mirror_exec_event(const struct exec *e, const event_t *ev);
 void mirror_flush(void);
 /** Loop thread: refreshes the TTLs of an execution's keys (a read through the tools). */
 void mirror_exec_touch(const struct exec *e);
-/** Loop thread: the execution is about to be freed; resync it first if Redis may be behind. */
-void mirror_exec_forget(const struct exec *e);
+/** Loop thread: the execution is about to be freed: a final resync when Redis may be behind its log. */
+void mirror_exec_final_resync(const struct exec *e);
 /** Loop thread: writes the session record mcp:session:{id} (TTL --session-ttl) naming this replica. */
 void mirror_session_put(session_t *s);
 /** Loop thread: a request used the session; rewrites its record when it is due a TTL refresh. */
@@ -76,9 +83,8 @@ void mirror_metrics(strbuf_t *out);
 /** Adds the mirror's state to /health. */
 void mirror_health(cJSON *h);
 
-/** A read answered by the reader thread, delivered on the loop thread. */
-typedef void (*mirror_read_cb)(void *arg, int found, const char *meta_json, size_t meta_len, const char *events_json,
-                               size_t events_len, const char *err);
+/** A read answered by the reader thread, delivered on the loop thread (the mcp remote-read callback). */
+typedef remote_read_cb mirror_read_cb;
 /**
  * Loop thread: looks up execution `id` in Redis for `session_id`; `with_output`
  * also fetches its events. `cb` runs on the loop; found=0 when absent or owned

@@ -97,6 +97,23 @@ void exec_manager_get(void);
 const char *exec_sandbox_error(void);
 /** Starts a run for session `s`. Returns the execution, or NULL with err. */
 exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t errlen);
+/**
+ * What an observer (the cluster) learns of executions, on the loop thread:
+ * on_meta when its record changes (started, finished), on_event for every
+ * event appended to its log, on_read when a client read it through the tools,
+ * on_free just before it is freed (the last chance to read e->log).
+ */
+typedef struct exec_observer {
+    void (*on_meta)(const exec_t *e);
+    void (*on_event)(const exec_t *e, const event_t *ev);
+    void (*on_read)(const exec_t *e);
+    void (*on_free)(const exec_t *e);
+} exec_observer_t;
+
+/** Sets the observer (NULL: none). One observer; startup only. */
+void exec_set_observer(const exec_observer_t *o);
+/** A client read `e` through the tools: tells the observer (refreshes the mirrored copy's TTL). */
+void exec_note_read(const exec_t *e);
 /** The execution `id` if it belongs to `s`; NULL otherwise. */
 exec_t *exec_find(session_t *s, const char *id);
 /** The execution `id` whatever its session (for the mirror's resync); NULL when not held. */

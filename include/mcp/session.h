@@ -36,6 +36,19 @@ enum session_end_reason { SESSION_DELETED, SESSION_EXPIRED, SESSION_SHUTDOWN };
 /** Called when a session ends, before it is freed. */
 typedef void (*session_end_hook)(session_t *s, enum session_end_reason why);
 
+/**
+ * What an observer (the cluster) learns of sessions, on the loop thread:
+ * on_create after a session is created or adopted here, on_touch when a
+ * request used it, on_end after the end hook, before it is freed.
+ */
+typedef struct session_hooks {
+    void (*on_create)(session_t *s);
+    void (*on_touch)(session_t *s);
+    void (*on_end)(session_t *s, enum session_end_reason why);
+} session_hooks_t;
+
+/** Sets the observer's hooks (NULL: none). One observer; startup only. */
+void session_set_hooks(const session_hooks_t *h);
 /** Sets the idle TTL, the cap on live sessions and the end hook. */
 void session_setup(uint64_t ttl_ms, size_t max_sessions, session_end_hook hook);
 /** Creates a session with a fresh random id; NULL when the cap is reached. */
@@ -50,7 +63,7 @@ int session_id_valid(const char *id);
 session_t *session_adopt(const char *id, const char *protocol, const char *client);
 /** Finds a live session by id (any string; NULL when unknown). */
 session_t *session_find(const char *id);
-/** Marks the session as used now (postpones expiry). */
+/** Marks the session as used now (postpones expiry) and tells the observer. */
 void session_touch(session_t *s);
 /** Ends and frees the session. */
 void session_end(session_t *s, enum session_end_reason why);

@@ -8,9 +8,12 @@
 
 #include "mcp/transport.h"
 #include "mcp/session.h"
+#include "mcp/remote.h"
 
 #include <cjson/cJSON.h>
 
+/** Sets the reads of executions other replicas hold (NULL: local state only). Startup only. */
+void tools_set_remote(const remote_reader_t *r);
 /** Builds the cached tools/list result. 0 / -1. */
 int tools_init(void);
 /** Frees the cache. */

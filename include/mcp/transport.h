@@ -11,6 +11,7 @@
 #define MCP_SANDBOXD_MCP_H
 
 #include "mcp/session.h"
+#include "mcp/remote.h"
 
 #include <stddef.h>
 
@@ -43,5 +44,10 @@ void mcp_call_error(mcp_call_t *call, int code, const char *message);
 int mcp_call_alive(const mcp_call_t *call);
 /** HTTP requests parked waiting for an answer. */
 size_t mcp_inflight(void);
+/**
+ * Sets the session resolver: how a request naming a session this replica
+ * does not hold finds its record (adoption). NULL: such requests get 404.
+ */
+void mcp_set_session_resolver(int (*resolve)(const char *session_id, remote_read_cb cb, void *arg));
 
 #endif

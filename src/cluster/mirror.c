@@ -37,6 +37,7 @@
 #include "core/config.h"
 #include "core/deadline.h"
 #include "exec/exec.h"
+#include "mcp/tools.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -557,7 +558,7 @@ void mirror_exec_touch(const exec_t *e)
         mirror_op_free(o); /* a missed TTL refresh is harmless: the next write refreshes it */
 }
 
-void mirror_exec_forget(const exec_t *e)
+void mirror_exec_final_resync(const exec_t *e)
 {
     if (!mirror_st.enabled || n_dirty == 0)
         return;
@@ -625,6 +626,32 @@ void mirror_session_del(const session_t *s, int only_if_mine)
     o->bytes = OP_OVERHEAD;
     if (enqueue(o) != 0)
         mirror_op_free(o); /* the record expires with its TTL anyway */
+}
+
+/* A session ended: a record outlives a shutdown so another replica can adopt the session;
+ * an expired one is dropped only while it still names this replica (another may have adopted it). */
+static void on_session_end(session_t *s, enum session_end_reason why)
+{
+    if (why != SESSION_SHUTDOWN)
+        mirror_session_del(s, why == SESSION_EXPIRED);
+}
+
+void mirror_attach(void)
+{
+    static const exec_observer_t exec_obs = {.on_meta = mirror_exec_meta,
+                                             .on_event = mirror_exec_event,
+                                             .on_read = mirror_exec_touch,
+                                             .on_free = mirror_exec_final_resync};
+    static const session_hooks_t session_obs = {.on_create = mirror_session_put,
+                                                .on_touch = mirror_session_touch,
+                                                .on_end = on_session_end};
+    static const remote_reader_t reader = {.read_exec = mirror_read_exec,
+                                           .read_session = mirror_read_session,
+                                           .read_session_record = mirror_read_session_record};
+    exec_set_observer(&exec_obs);
+    session_set_hooks(&session_obs);
+    tools_set_remote(&reader);
+    mcp_set_session_resolver(mirror_read_session_record);
 }
 
 /* Messages from the threads, on the loop. */

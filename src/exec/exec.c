@@ -12,7 +12,6 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "cluster/mirror.h"
 #include "exec/quota.h"
 #include "core/util.h"
 
@@ -25,6 +24,7 @@
 
 RB_HEAD(exec_tree, exec);
 
+static exec_observer_t observer; /* the cluster, or all NULL (exec_set_observer) */
 static int exec_cmp(exec_t *a, exec_t *b)
 {
     return strcmp(a->id, b->id);
@@ -146,10 +146,36 @@ static void retain_enforce(struct exec_session *es)
     }
 }
 
+void exec_set_observer(const exec_observer_t *o)
+{
+    observer = o != NULL ? *o : (exec_observer_t){0};
+}
+
+/* Tells the observer the execution's record changed (start, end). */
+static void notify_meta(const exec_t *e)
+{
+    if (observer.on_meta != NULL)
+        observer.on_meta(e);
+}
+
+/* Tells the observer an event was appended to the execution's log. */
+static void notify_event(const exec_t *e, const event_t *ev)
+{
+    if (observer.on_event != NULL)
+        observer.on_event(e, ev);
+}
+
+void exec_note_read(const exec_t *e)
+{
+    if (observer.on_read != NULL)
+        observer.on_read(e);
+}
+
 static void exec_free(exec_t *e)
 {
     quota_cancel(e->final_scan);
-    mirror_exec_forget(e);
+    if (observer.on_free != NULL)
+        observer.on_free(e);
     deadline_cancel(&e->timeout_timer);
     deadline_cancel(&e->retention_timer);
     deadline_cancel(&e->cpu_timer);
@@ -196,7 +222,7 @@ static void add_event(exec_t *e, const char *type, cJSON *fields)
     cJSON_Delete(fields);
     retain_account(e);
     if (ev != NULL)
-        mirror_exec_event(e, ev);
+        notify_event(e, ev);
 }
 
 static void on_line_event(void *arg, const event_t *ev)
@@ -206,7 +232,7 @@ static void on_line_event(void *arg, const event_t *ev)
     if (!e->saw_fsize_msg && memmem(ev->json, ev->len, "File size limit exceeded", 24) != NULL &&
         memmem(ev->json, ev->len, "\"type\":\"stderr\"", 15) != NULL)
         e->saw_fsize_msg = 1;
-    mirror_exec_event(e, ev);
+    notify_event(e, ev);
 }
 
 static void on_proc_output(void *arg, int stream, const char *data, size_t len)
@@ -284,7 +310,7 @@ static void record_end(exec_t *e, int exit_code)
         e->owner->running--;
     log_info("execution %s %s (exit %d) after %llu ms", e->id, exec_status_name(e->status), e->exit_code,
              (unsigned long long)(util_now_ms() - e->started_ms));
-    mirror_exec_meta(e);
+    notify_meta(e);
     metrics_exec_end(exec_status_name(e->status));
     fire_waiters(e, 1);
     struct exec_session *owner = e->owner;
@@ -686,7 +712,7 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
         deadline_arm(&es->quota_timer, QUOTA_PERIOD_MS, on_quota_timer);
     log_info("execution %s started for session %.8s (timeout %ds%s)", e->id, s->id, e->timeout_s,
              e->interactive ? ", interactive" : "");
-    mirror_exec_meta(e);
+    notify_meta(e);
     add_event(e, "ready", NULL);
     return e;
 }

@@ -25,12 +25,18 @@ static size_t n_sessions;
 static uint64_t ttl_ms = 3600 * 1000;
 static size_t max_sessions = 10000;
 static session_end_hook end_hook;
+static session_hooks_t hooks; /* an observer (the cluster), or all NULL */
 
 void session_setup(uint64_t ttl, size_t max, session_end_hook hook)
 {
     ttl_ms = ttl;
     max_sessions = max;
     end_hook = hook;
+}
+
+void session_set_hooks(const session_hooks_t *h)
+{
+    hooks = h != NULL ? *h : (session_hooks_t){0};
 }
 
 static void on_expiry(deadline_t *d)
@@ -44,6 +50,17 @@ static void on_expiry(deadline_t *d)
     session_end(s, SESSION_EXPIRED);
 }
 
+/* Fills in a new session (its id set) and puts it in the table with its expiry armed. */
+static void session_insert(session_t *s, const char *protocol, const char *client)
+{
+    strlcpy(s->protocol, protocol, sizeof(s->protocol));
+    strlcpy(s->client, client != NULL ? client : "", sizeof(s->client));
+    s->created_ms = s->last_used_ms = util_now_ms();
+    RB_INSERT(session_tree, &sessions, s);
+    n_sessions++;
+    deadline_arm(&s->expiry, ttl_ms, on_expiry);
+}
+
 session_t *session_create(const char *protocol, const char *client)
 {
     if (n_sessions >= max_sessions)
@@ -52,13 +69,10 @@ session_t *session_create(const char *protocol, const char *client)
     do
         util_random_hex(s->id, SESSION_ID_LEN / 2);
     while (RB_FIND(session_tree, &sessions, s) != NULL);
-    strlcpy(s->protocol, protocol, sizeof(s->protocol));
-    strlcpy(s->client, client != NULL ? client : "", sizeof(s->client));
-    s->created_ms = s->last_used_ms = util_now_ms();
-    RB_INSERT(session_tree, &sessions, s);
-    n_sessions++;
-    deadline_arm(&s->expiry, ttl_ms, on_expiry);
+    session_insert(s, protocol, client);
     log_info("session %.8s created (client %s, protocol %s)", s->id, s->client[0] ? s->client : "-", s->protocol);
+    if (hooks.on_create != NULL)
+        hooks.on_create(s);
     return s;
 }
 
@@ -77,12 +91,9 @@ session_t *session_adopt(const char *id, const char *protocol, const char *clien
         return NULL;
     session_t *s = xcalloc(1, sizeof(*s));
     memcpy(s->id, id, SESSION_ID_LEN + 1);
-    strlcpy(s->protocol, protocol, sizeof(s->protocol));
-    strlcpy(s->client, client != NULL ? client : "", sizeof(s->client));
-    s->created_ms = s->last_used_ms = util_now_ms();
-    RB_INSERT(session_tree, &sessions, s);
-    n_sessions++;
-    deadline_arm(&s->expiry, ttl_ms, on_expiry);
+    session_insert(s, protocol, client);
+    if (hooks.on_create != NULL)
+        hooks.on_create(s); /* the record now names this replica */
     return s;
 }
 
@@ -98,6 +109,8 @@ session_t *session_find(const char *id)
 void session_touch(session_t *s)
 {
     s->last_used_ms = util_now_ms();
+    if (hooks.on_touch != NULL)
+        hooks.on_touch(s);
 }
 
 void session_end(session_t *s, enum session_end_reason why)
@@ -109,6 +122,8 @@ void session_end(session_t *s, enum session_end_reason why)
     n_sessions--;
     if (end_hook != NULL)
         end_hook(s, why);
+    if (hooks.on_end != NULL)
+        hooks.on_end(s, why);
     free(s);
 }
 

@@ -13,7 +13,7 @@
 #include "exec/exec.h"
 #include "core/jsonrpc.h"
 #include "core/log.h"
-#include "cluster/mirror.h"
+#include "mcp/remote.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -61,6 +61,7 @@ struct tool {
 
 /* ---------------------------------------------------------------- results */
 
+static remote_reader_t remote; /* reads of what other replicas hold; all NULL without a cluster */
 static void reply_json(mcp_call_t *call, cJSON *o, int is_error)
 {
     char *text = cJSON_PrintUnformatted(o);
@@ -288,7 +289,7 @@ static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id
         fail(call, err);
         return;
     }
-    mirror_exec_touch(e);
+    exec_note_read(e);
     strbuf_t b = {0};
     strbuf_puts(&b, "{");
     write_output_fields(&b, e, (size_t)from);
@@ -557,7 +558,7 @@ static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, 
     snprintf(rc->id, sizeof(rc->id), "%s", id);
     if (last_event_id != NULL)
         snprintf(rc->last_event_id, sizeof(rc->last_event_id), "%s", last_event_id);
-    int r = mirror_read_exec(id, s->id, kind == REMOTE_OUTPUT, on_remote, rc);
+    int r = remote.read_exec != NULL ? remote.read_exec(id, s->id, kind == REMOTE_OUTPUT, on_remote, rc) : -1;
     if (r == 0)
         return 0;
     free(rc);
@@ -599,7 +600,7 @@ static void tool_get_execution_status(mcp_call_t *call, session_t *s, const cJSO
             not_found(call, id, 0, 0);
         return;
     }
-    mirror_exec_touch(e);
+    exec_note_read(e);
     cJSON *o = exec_status_json(e);
     reply_json(call, o, 0);
 }
@@ -635,7 +636,7 @@ static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSO
             not_found(call, id, 0, 0);
         return;
     }
-    if (e->log.released && mirror_enabled() && ask_remote(call, s, REMOTE_OUTPUT, id, last) == 0)
+    if (e->log.released && remote.read_exec != NULL && ask_remote(call, s, REMOTE_OUTPUT, id, last) == 0)
         return; /* released here (--max-retained-bytes): Redis still has the events */
     if (events_resume_index(&e->log, last, err, sizeof(err)) < 0) {
         fail(call, err);
@@ -656,12 +657,12 @@ static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *ar
         fail(call, err);
         return;
     }
-    if (mirror_enabled()) {
+    if (remote.read_session != NULL) {
         struct remote_ctx *rc = xcalloc(1, sizeof(*rc));
         rc->call = call;
         rc->kind = REMOTE_LIST;
         snprintf(rc->id, sizeof(rc->id), "%s", s->id);
-        if (mirror_read_session(s->id, on_remote, rc) == 0)
+        if (remote.read_session(s->id, on_remote, rc) == 0)
             return;
         free(rc); /* busy or stopping: this replica's list alone */
     }
@@ -734,6 +735,11 @@ static const struct tool tools[] = {
 
 static char *list_json;
 static size_t list_len;
+
+void tools_set_remote(const remote_reader_t *r)
+{
+    remote = r != NULL ? *r : (remote_reader_t){0};
+}
 
 int tools_init(void)
 {

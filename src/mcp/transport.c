@@ -9,7 +9,7 @@
  * answered after its client went away is simply dropped.
  */
 #include "mcp/transport.h"
-#include "cluster/mirror.h"
+#include "mcp/remote.h"
 #include "core/config.h"
 #include "exec/exec.h"
 #include "http/server.h"
@@ -55,6 +55,7 @@ struct mcp_call {
     const char *tool;            /* tools/call: the catalogue name (for metrics) */
 };
 
+static int (*resolve_session)(const char *, remote_read_cb, void *); /* adoption; NULL without a cluster */
 static size_t n_inflight;
 
 const char *mcp_protocol_negotiate(const char *requested)
@@ -211,6 +212,11 @@ int mcp_call_alive(const mcp_call_t *call)
     return call->reply->req != NULL;
 }
 
+void mcp_set_session_resolver(int (*resolve)(const char *session_id, remote_read_cb cb, void *arg))
+{
+    resolve_session = resolve;
+}
+
 size_t mcp_inflight(void)
 {
     return n_inflight;
@@ -304,7 +310,6 @@ static void do_initialize(mcp_call_t *call, mcp_reply_t *r, const cJSON *params)
         return;
     }
     memcpy(r->session_id, s->id, sizeof(r->session_id));
-    mirror_session_put(s);
     strbuf_t b = {0};
     strbuf_printf(&b, "{\"protocolVersion\":\"%s\",\"capabilities\":{\"tools\":{\"listChanged\":false}},"
                       "\"serverInfo\":{\"name\":\"mcp-sandboxd\",\"version\":\"%s\"},\"instructions\":",
@@ -448,7 +453,6 @@ static void on_adopt_read(void *arg, int found, const char *meta, size_t meta_le
         s = session_adopt(a->id, version, cJSON_IsString(client) ? client->valuestring : NULL);
         if (s != NULL) {
             log_info("session %.8s adopted from replica %s", s->id, cJSON_IsString(from) ? from->valuestring : "?");
-            mirror_session_put(s); /* the record now names this replica */
         }
         cJSON_Delete(rec);
     }
@@ -479,12 +483,12 @@ static void on_adopt_read(void *arg, int found, const char *meta, size_t meta_le
  */
 static int try_adopt(h2o_req_t *req, const char *sid)
 {
-    if (!mirror_enabled() || !session_id_valid(sid))
+    if (resolve_session == NULL || !session_id_valid(sid))
         return 0;
     adopt_t *a = xcalloc(1, sizeof(*a));
     a->req = req;
     memcpy(a->id, sid, sizeof(a->id));
-    int rc = mirror_read_session_record(sid, on_adopt_read, a);
+    int rc = resolve_session(sid, on_adopt_read, a);
     if (rc == -2) {
         free(a);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
@@ -577,7 +581,6 @@ static int handle_post(h2o_req_t *req)
             goto Done;
         }
         session_touch(s);
-        mirror_session_touch(s);
         const char *effective = has_version ? version : PROTOCOL_DEFAULT; /* absent means 2025-03-26 */
         if (batch && strcmp(effective, "2025-03-26") != 0) {
             char msg[160];
