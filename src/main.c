@@ -11,6 +11,7 @@
 #include "core/deadline.h"
 #include "exec/exec.h"
 #include "http/server.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "mcp/transport.h"
 #include "core/metrics.h"
@@ -176,6 +177,14 @@ int main(int argc, char **argv)
         return 1;
     }
     session_setup((uint64_t)config.session_ttl * 1000, (size_t)config.max_sessions, on_session_end);
+    /* /health and /metrics: each module's figures, in this order */
+    health_register(exec_health_status, 0);
+    health_register(mcp_health, 0);
+    health_register(exec_health, 1);
+    health_register(mirror_health, 1);
+    metrics_register_provider(exec_metrics);
+    metrics_register_provider(mcp_metrics);
+    metrics_register_provider(mirror_metrics);
     if (http_start(loop, err, sizeof(err)) != 0) {
         log_error("%s", err);
         log_flush();

@@ -19,7 +19,17 @@
 #include <bsd/sys/tree.h>
 #include <cjson/cJSON.h>
 
-typedef enum exec_status { EXEC_PENDING, EXEC_RUNNING, EXEC_COMPLETED, EXEC_CANCELLED, EXEC_FAILED, EXEC_TIMEOUT } exec_status_t;
+/** An execution's status; the final ones come from EXEC_FIRST_FINAL on. Names: exec_status_name(). */
+typedef enum exec_status {
+    EXEC_PENDING,
+    EXEC_RUNNING,
+    EXEC_COMPLETED,
+    EXEC_CANCELLED,
+    EXEC_FAILED,
+    EXEC_TIMEOUT,
+    EXEC_N_STATUSES
+} exec_status_t;
+#define EXEC_FIRST_FINAL EXEC_COMPLETED
 
 typedef struct exec exec_t;
 typedef struct exec_waiter exec_waiter_t;
@@ -153,6 +163,10 @@ size_t exec_running(void);
 size_t exec_retained_bytes(void);
 /** Finished runs whose output was released by --max-retained-bytes[-total]. */
 uint64_t exec_released_total(void);
+/** Public /health field: "status" ("ok", or "degraded" while runs cannot be sandboxed). */
+void exec_health_status(cJSON *h);
+/** Metrics provider: execution counters and gauges, the sandbox's and cgroups' state (Prometheus text). */
+void exec_metrics(strbuf_t *out);
 /** Adds execution figures to /health. */
 void exec_health(cJSON *h);
 

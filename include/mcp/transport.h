@@ -12,6 +12,9 @@
 
 #include "mcp/session.h"
 #include "mcp/remote.h"
+#include "core/util.h"
+
+#include <cjson/cJSON.h>
 
 #include <stddef.h>
 
@@ -44,6 +47,10 @@ void mcp_call_error(mcp_call_t *call, int code, const char *message);
 int mcp_call_alive(const mcp_call_t *call);
 /** HTTP requests parked waiting for an answer. */
 size_t mcp_inflight(void);
+/** Metrics provider: live sessions and requests parked waiting for an answer. */
+void mcp_metrics(strbuf_t *out);
+/** Public /health field: "sessions". */
+void mcp_health(cJSON *h);
 /**
  * Sets the session resolver: how a request naming a session this replica
  * does not hold finds its record (adoption). NULL: such requests get 404.

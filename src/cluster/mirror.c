@@ -39,6 +39,7 @@
 #include "exec/exec.h"
 #include "mcp/tools.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 
 #include <bsd/string.h>
@@ -881,14 +882,21 @@ void mirror_stop(int deadline_ms)
 }
 
 /* One counter or gauge line with its HELP/TYPE header. */
+/* One single-sample family through the metrics writer (counters too, unlike metrics_gauge). */
 static void metric(strbuf_t *out, const char *name, const char *type, const char *help, double v)
 {
-    strbuf_printf(out, "# HELP mcp_sandboxd_%s %s\n# TYPE mcp_sandboxd_%s %s\nmcp_sandboxd_%s %.17g\n", name, help, name,
-                  type, name, v);
+    metrics_family(out, name, type, help);
+    strbuf_printf(out, "mcp_sandboxd_%s %.17g\n", name, v);
 }
 
 void mirror_metrics(strbuf_t *out)
 {
+    if (mirror_st.enabled) {
+        metrics_family(out, "redis_info", "gauge", "The Redis the mirror writes to, password redacted (always 1).");
+        strbuf_puts(out, "mcp_sandboxd_redis_info{url=\"");
+        metrics_label_value(out, mirror_st.redacted);
+        strbuf_puts(out, "\"} 1\n");
+    }
     metric(out, "redis_enabled", "gauge", "1 when REDIS_URL is set.", mirror_st.enabled);
     metric(out, "redis_up", "gauge", "1 while the mirror's writer is connected to Redis.",
            mirror_st.enabled && atomic_load(&mirror_st.connected));

@@ -3,12 +3,7 @@
  * are indexed 100..599 per method; tools by (catalogue name, outcome).
  */
 #include "core/metrics.h"
-#include "exec/cgroup.h"
 #include "core/config.h"
-#include "exec/exec.h"
-#include "mcp/transport.h"
-#include "cluster/mirror.h"
-#include "mcp/session.h"
 
 #include <dirent.h>
 #include <stdint.h>
@@ -28,9 +23,9 @@ static struct {
     uint64_t n[N_OUTCOMES];
 } tool_counts[MAX_TOOLS];
 
-static const char *const statuses[] = {"completed", "failed", "cancelled", "timeout", "pending", "running"};
-#define N_STATUSES (sizeof(statuses) / sizeof(statuses[0]))
-static uint64_t exec_ends[N_STATUSES];
+#define MAX_PROVIDERS 16
+static metrics_provider_fn providers[MAX_PROVIDERS];
+static size_t n_providers;
 static uint64_t started_ms;
 
 void metrics_init(void)
@@ -63,22 +58,20 @@ void metrics_tool(const char *tool, const char *outcome)
     }
 }
 
-void metrics_exec_end(const char *status)
+void metrics_register_provider(metrics_provider_fn fn)
 {
-    for (size_t i = 0; i < N_STATUSES; i++)
-        if (!strcmp(statuses[i], status))
-            exec_ends[i]++;
+    if (n_providers < MAX_PROVIDERS)
+        providers[n_providers++] = fn;
 }
 
-/* "# HELP" and "# TYPE" lines of one metric family. */
-static void family(strbuf_t *out, const char *name, const char *type, const char *help)
+void metrics_family(strbuf_t *out, const char *name, const char *type, const char *help)
 {
     strbuf_printf(out, "# HELP mcp_sandboxd_%s %s\n# TYPE mcp_sandboxd_%s %s\n", name, help, name, type);
 }
 
-static void gauge(strbuf_t *out, const char *name, const char *help, double v)
+void metrics_gauge(strbuf_t *out, const char *name, const char *help, double v)
 {
-    family(out, name, "gauge", help);
+    metrics_family(out, name, "gauge", help);
     strbuf_printf(out, "mcp_sandboxd_%s %.17g\n", name, v);
 }
 
@@ -102,8 +95,7 @@ static void process_figures(double *rss, double *fds)
     }
 }
 
-/* A Prometheus label value: backslash, quote and newline escaped. */
-static void label_value(strbuf_t *out, const char *v)
+void metrics_label_value(strbuf_t *out, const char *v)
 {
     for (; *v; v++) {
         if (*v == '\\' || *v == '"')
@@ -117,11 +109,11 @@ static void label_value(strbuf_t *out, const char *v)
 
 /*
  * What /health no longer tells an unauthenticated caller: the deployment's
- * configuration, the sandbox's state and the (redacted) Redis address.
+ * configuration (the sandbox's state and the Redis address: their providers).
  */
 static void render_deployment(strbuf_t *out)
 {
-    family(out, "config_info", "gauge", "Configuration of this process (always 1).");
+    metrics_family(out, "config_info", "gauge", "Configuration of this process (always 1).");
     strbuf_printf(out,
                   "mcp_sandboxd_config_info{isolation=\"%s\",max_concurrent=\"%d\",max_per_session=\"%d\","
                   "max_output_bytes=\"%lld\",max_retained_bytes=\"%lld\",max_retained_bytes_total=\"%lld\","
@@ -129,57 +121,33 @@ static void render_deployment(strbuf_t *out)
                   config.isolation_none ? "none" : "bwrap", config.max_concurrent, config.max_per_session,
                   (long long)config.max_output_bytes, (long long)config.max_retained_session,
                   (long long)config.max_retained_total, config.retention, config.heartbeat);
-    gauge(out, "sandbox_available", "Whether runs can be sandboxed now (1) or not (0).", exec_sandbox_error() == NULL);
-    family(out, "cgroups_info", "gauge", "How per-run limits are enforced: cgroup v1, v2, or none (rlimits) (always 1).");
-    strbuf_printf(out, "mcp_sandboxd_cgroups_info{mode=\"%s\"} 1\n", cgroup_mode_name());
-    if (config.redis_url[0] != '\0') {
-        char url[600];
-        config_redacted_redis_url(config.redis_url, url, sizeof(url));
-        family(out, "redis_info", "gauge", "The Redis the mirror writes to, password redacted (always 1).");
-        strbuf_puts(out, "mcp_sandboxd_redis_info{url=\"");
-        label_value(out, url);
-        strbuf_puts(out, "\"} 1\n");
-    }
 }
 
 void metrics_render(strbuf_t *out)
 {
-    family(out, "build_info", "gauge", "Version and replica id of this process (always 1).");
+    metrics_family(out, "build_info", "gauge", "Version and replica id of this process (always 1).");
     strbuf_printf(out, "mcp_sandboxd_build_info{version=\"%s\",replica=\"%s\"} 1\n", MCP_SANDBOXD_VERSION, config.replica);
 
-    family(out, "http_requests_total", "counter", "HTTP requests answered by the server, by method and status.");
+    metrics_family(out, "http_requests_total", "counter", "HTTP requests answered by the server, by method and status.");
     for (size_t m = 0; m < N_METHODS; m++)
         for (int st = 0; st < 500; st++)
             if (http_counts[m][st] > 0)
                 strbuf_printf(out, "mcp_sandboxd_http_requests_total{method=\"%s\",status=\"%d\"} %llu\n", methods[m],
                               st + 100, (unsigned long long)http_counts[m][st]);
 
-    family(out, "tool_calls_total", "counter",
+    metrics_family(out, "tool_calls_total", "counter",
            "tools/call requests by tool and outcome (ok, error: a tool error result, rpc_error: a JSON-RPC error).");
     for (size_t i = 0; i < MAX_TOOLS && tool_counts[i].name != NULL; i++)
         for (size_t o = 0; o < N_OUTCOMES; o++)
             strbuf_printf(out, "mcp_sandboxd_tool_calls_total{tool=\"%s\",outcome=\"%s\"} %llu\n", tool_counts[i].name,
                           outcomes[o], (unsigned long long)tool_counts[i].n[o]);
 
-    family(out, "executions_total", "counter", "Executions that ended, by final status.");
-    for (size_t i = 0; i < 4; i++) /* the four final statuses */
-        strbuf_printf(out, "mcp_sandboxd_executions_total{status=\"%s\"} %llu\n", statuses[i],
-                      (unsigned long long)exec_ends[i]);
-
-    gauge(out, "executions_running", "Executions running now.", (double)exec_running());
-    gauge(out, "sessions", "Live MCP sessions held by this replica.", (double)session_count());
-    gauge(out, "retained_output_bytes",
-          "Output bytes held in memory by every execution (event JSON plus per-event overhead; "
-          "capped by --max-retained-bytes per session and --max-retained-bytes-total).",
-          (double)exec_retained_bytes());
-    family(out, "output_released_total", "counter", "Finished executions whose output was freed by a retained-output cap.");
-    strbuf_printf(out, "mcp_sandboxd_output_released_total %llu\n", (unsigned long long)exec_released_total());
-    gauge(out, "requests_waiting", "HTTP requests parked waiting for an answer.", (double)mcp_inflight());
     double rss, fds;
     process_figures(&rss, &fds);
-    gauge(out, "resident_memory_bytes", "Resident set size of the server process.", rss);
-    gauge(out, "open_fds", "Open file descriptors of the server process.", fds);
-    gauge(out, "uptime_seconds", "Seconds since the server started.", (double)(util_now_ms() - started_ms) / 1000.0);
+    metrics_gauge(out, "resident_memory_bytes", "Resident set size of the server process.", rss);
+    metrics_gauge(out, "open_fds", "Open file descriptors of the server process.", fds);
+    metrics_gauge(out, "uptime_seconds", "Seconds since the server started.", (double)(util_now_ms() - started_ms) / 1000.0);
     render_deployment(out);
-    mirror_metrics(out);
+    for (size_t i = 0; i < n_providers; i++)
+        providers[i](out);
 }

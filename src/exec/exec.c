@@ -54,9 +54,11 @@ static struct {
     size_t held, running, started_total;
     size_t retained;                  /* output bytes every execution holds */
     uint64_t finished_seq, released_total;
+    uint64_t ends[EXEC_N_STATUSES]; /* executions that reached each final status */
 } mgr = {.all = RB_INITIALIZER(&mgr.all)};
 
-static const char *status_names[] = {"pending", "running", "completed", "cancelled", "failed", "timeout"};
+/* The one table of status names, in exec_status_t order (metrics, tools schema and the replica script use it). */
+static const char *const status_names[EXEC_N_STATUSES] = {"pending", "running", "completed", "cancelled", "failed", "timeout"};
 
 const char *exec_status_name(exec_status_t st)
 {
@@ -311,7 +313,7 @@ static void record_end(exec_t *e, int exit_code)
     log_info("execution %s %s (exit %d) after %llu ms", e->id, exec_status_name(e->status), e->exit_code,
              (unsigned long long)(util_now_ms() - e->started_ms));
     notify_meta(e);
-    metrics_exec_end(exec_status_name(e->status));
+    mgr.ends[e->status]++;
     fire_waiters(e, 1);
     struct exec_session *owner = e->owner;
     if (owner == NULL || owner->ended) {
@@ -925,6 +927,32 @@ size_t exec_retained_bytes(void)
 uint64_t exec_released_total(void)
 {
     return mgr.released_total;
+}
+
+void exec_health_status(cJSON *h)
+{
+    cJSON_AddStringToObject(h, "status", exec_sandbox_error() == NULL ? "ok" : "degraded");
+}
+
+void exec_metrics(strbuf_t *out)
+{
+    metrics_family(out, "executions_total", "counter", "Executions that ended, by final status.");
+    for (int st = EXEC_FIRST_FINAL; st < EXEC_N_STATUSES; st++)
+        strbuf_printf(out, "mcp_sandboxd_executions_total{status=\"%s\"} %llu\n", status_names[st],
+                      (unsigned long long)mgr.ends[st]);
+    metrics_gauge(out, "executions_running", "Executions running now.", (double)mgr.running);
+    metrics_gauge(out, "retained_output_bytes",
+                  "Output bytes held in memory by every execution (event JSON plus per-event overhead; "
+                  "capped by --max-retained-bytes per session and --max-retained-bytes-total).",
+                  (double)exec_retained_bytes());
+    metrics_family(out, "output_released_total", "counter",
+                   "Finished executions whose output was freed by a retained-output cap.");
+    strbuf_printf(out, "mcp_sandboxd_output_released_total %llu\n", (unsigned long long)mgr.released_total);
+    metrics_gauge(out, "sandbox_available", "Whether runs can be sandboxed now (1) or not (0).",
+                  exec_sandbox_error() == NULL);
+    metrics_family(out, "cgroups_info", "gauge",
+                   "How per-run limits are enforced: cgroup v1, v2, or none (rlimits) (always 1).");
+    strbuf_printf(out, "mcp_sandboxd_cgroups_info{mode=\"%s\"} 1\n", cgroup_mode_name());
 }
 
 void exec_health(cJSON *h)

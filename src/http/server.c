@@ -13,7 +13,7 @@
 #include "core/log.h"
 #include "mcp/transport.h"
 #include "core/metrics.h"
-#include "cluster/mirror.h"
+#include "core/health.h"
 #include "mcp/session.h"
 #include "core/util.h"
 
@@ -188,30 +188,29 @@ static int auth_ok(h2o_req_t *req)
 /*
  * /health answers load balancers without auth, so its public part says only
  * whether the server is up: status, version, uptime and sessions. The details
- * (replica id, executions, sandbox, Redis address and mirror queue; other
- * subsystems add theirs in health_details) are shown only to a request that
+ * (replica id, executions, sandbox, Redis address and mirror queue: each
+ * subsystem registers its own through health_register) are shown only to a request that
  * carries the configured bearer token; without a token configured they are
  * never shown here. /metrics carries the same figures (behind the token when
  * one is set).
  */
+static void health_public(cJSON *h)
+{
+    cJSON_AddStringToObject(h, "version", MCP_SANDBOXD_VERSION);
+    cJSON_AddNumberToObject(h, "uptime_seconds", (double)((util_now_ms() - started_ms) / 1000));
+}
+
+/* The server's own detail: which replica answers. */
 static void health_details(cJSON *h)
 {
     cJSON_AddStringToObject(h, "replica", config.replica);
-    exec_health(h);
-    mirror_health(h);
 }
 
 static int respond_health(h2o_req_t *req)
 {
     cJSON *h = cJSON_CreateObject();
-    const char *sandbox_err = exec_sandbox_error();
     /* public fields: what a load balancer needs, nothing about the deployment */
-    cJSON_AddStringToObject(h, "status", sandbox_err == NULL ? "ok" : "degraded");
-    cJSON_AddStringToObject(h, "version", MCP_SANDBOXD_VERSION);
-    cJSON_AddNumberToObject(h, "uptime_seconds", (double)((util_now_ms() - started_ms) / 1000));
-    cJSON_AddNumberToObject(h, "sessions", (double)session_count());
-    if (config.token[0] != '\0' && auth_ok(req))
-        health_details(h);
+    health_render(h, config.token[0] != '\0' && auth_ok(req));
     char *body = cJSON_PrintUnformatted(h);
     cJSON_Delete(h);
     if (body == NULL)
@@ -348,6 +347,8 @@ static int host_is_loopback(const char *host)
 
 int http_start(h2o_evloop_t *loop, char *err, size_t errlen)
 {
+    health_register(health_public, 0);
+    health_register(health_details, 1);
     started_ms = util_now_ms();
     token_len = strlen(config.token);
     bound_to_loopback = host_is_loopback(config.host);

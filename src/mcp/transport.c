@@ -217,6 +217,17 @@ void mcp_set_session_resolver(int (*resolve)(const char *session_id, remote_read
     resolve_session = resolve;
 }
 
+void mcp_metrics(strbuf_t *out)
+{
+    metrics_gauge(out, "sessions", "Live MCP sessions held by this replica.", (double)session_count());
+    metrics_gauge(out, "requests_waiting", "HTTP requests parked waiting for an answer.", (double)n_inflight);
+}
+
+void mcp_health(cJSON *h)
+{
+    cJSON_AddNumberToObject(h, "sessions", (double)session_count());
+}
+
 size_t mcp_inflight(void)
 {
     return n_inflight;
