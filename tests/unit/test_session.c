@@ -276,6 +276,41 @@ static void test_id_valid(void **state)
     assert_false(session_id_valid("../../../../etc/passwd-0123456789a"));
 }
 
+/* What the observer (the cluster) saw, in order: 'c'reate, 't'ouch, 'e'nd (with the reason's digit). */
+static char seen[32];
+static void seen_add(char c)
+{
+    size_t n = strlen(seen);
+    if (n + 1 < sizeof(seen))
+        seen[n] = c;
+}
+static void hook_create(session_t *s) { seen_add('c'); }
+static void hook_touch(session_t *s) { seen_add('t'); }
+static void hook_end(session_t *s, enum session_end_reason why)
+{
+    assert_null(session_find(s->id)); /* out of the table already, not yet freed */
+    seen_add('e');
+    seen_add((char)('0' + why));
+}
+
+/* The observer's hooks fire on create, adopt, touch and end, in that order; without hooks nothing is called. */
+static void test_observer_hooks(void **state)
+{
+    static const session_hooks_t hooks = {hook_create, hook_touch, hook_end};
+    memset(seen, 0, sizeof(seen));
+    session_set_hooks(&hooks);
+    session_t *s = session_create("2025-06-18", "c");
+    session_touch(s);
+    session_end(s, SESSION_EXPIRED);
+    s = session_adopt("00112233445566778899aabbccddeeff", "2025-06-18", NULL);
+    session_end(s, SESSION_SHUTDOWN);
+    session_set_hooks(NULL);
+    s = session_create("2025-06-18", "c");
+    session_touch(s);
+    session_end(s, SESSION_DELETED);
+    assert_string_equal(seen, "cte1ce2");
+}
+
 static void test_adopt(void **state)
 {
     const char *id = "00112233445566778899aabbccddeeff";
@@ -425,6 +460,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_end_hook_sees_exec_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_id_valid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_observer_hooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_expiry, setup, teardown),
