@@ -69,7 +69,7 @@ build/unit/%: tests/unit/%.c $(ASAN_OBJS) $(HDRS) | .deps-ok
 # libFuzzer targets (tests/fuzz/fuzz_*.c): the sources built again with clang,
 # ASan and UBSan and coverage instrumentation. A target that includes a .c
 # (to reach its static functions, as the unit tests do) is linked without that
-# object; FUZZ_LDFLAGS_<target> adds its own link flags.
+# object (found in the layer folders); FUZZ_LDFLAGS_<target> may add link flags.
 FUZZ_CC    ?= clang
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS = $(CFLAGS) -O1 -Wno-unknown-warning-option $(FUZZ_SAN)
@@ -78,7 +78,6 @@ FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 300
 .SECONDARY: $(FUZZ_OBJS)
-FUZZ_LDFLAGS_fuzz_tool_args := -Wl,--wrap=mcp_call_tool_result,--wrap=mcp_call_error,--wrap=mcp_call_alive,--wrap=mcp_call_set_tool
 
 build/fuzz/obj/%.o: src/%.c $(HDRS) | .deps-ok
 	@mkdir -p $(dir $@)

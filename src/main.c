@@ -172,6 +172,7 @@ int main(int argc, char **argv)
     queue = h2o_multithread_create_queue(loop);
     proc_init(loop);
     cgroup_set_loop(loop);
+    tools_set_reply(&mcp_tools_reply);
     if (deadline_init(loop) != 0 || tools_init() != 0) {
         log_error("startup failed: %s", strerror(errno));
         return 1;

@@ -12,6 +12,7 @@
 
 #include "mcp/session.h"
 #include "mcp/remote.h"
+#include "mcp/tools.h"
 #include "core/util.h"
 
 #include <cjson/cJSON.h>
@@ -21,7 +22,22 @@
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
 
-typedef struct mcp_call mcp_call_t;
+/**
+ * How the transport sends an HTTP answer: the HTTP server implements it and
+ * sets it at startup (mcp_set_responder), so mcp never calls http. respond:
+ * a complete response, `body` malloc'd and taken over, `session_id` (may be
+ * NULL) set as Mcp-Session-Id; respond_error: a JSON-RPC error body (id null).
+ */
+typedef struct mcp_responder {
+    void (*respond)(h2o_req_t *req, int status, const char *reason, const char *content_type, char *body, size_t len,
+                    const char *session_id);
+    void (*respond_error)(h2o_req_t *req, int status, const char *reason, int code, const char *message);
+} mcp_responder_t;
+
+/** Sets the responder (startup, before the first request). */
+void mcp_set_responder(const mcp_responder_t *r);
+/** The transport's tools_reply_t: what main hands to tools_set_reply(). */
+extern const tools_reply_t mcp_tools_reply;
 
 /** Protocol versions this server speaks, newest first, NULL-terminated. */
 extern const char *const mcp_protocol_versions[];

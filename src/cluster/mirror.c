@@ -38,6 +38,7 @@
 #include "core/deadline.h"
 #include "exec/exec.h"
 #include "mcp/tools.h"
+#include "mcp/transport.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"

@@ -347,6 +347,8 @@ static int host_is_loopback(const char *host)
 
 int http_start(h2o_evloop_t *loop, char *err, size_t errlen)
 {
+    static const mcp_responder_t responder = {.respond = http_respond, .respond_error = http_respond_jsonrpc_error};
+    mcp_set_responder(&responder);
     health_register(health_public, 0);
     health_register(health_details, 1);
     started_ms = util_now_ms();

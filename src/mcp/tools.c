@@ -61,16 +61,17 @@ struct tool {
 
 /* ---------------------------------------------------------------- results */
 
+static tools_reply_t reply; /* how calls are answered (tools_set_reply) */
 static remote_reader_t remote; /* reads of what other replicas hold; all NULL without a cluster */
 static void reply_json(mcp_call_t *call, cJSON *o, int is_error)
 {
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (text == NULL) { /* cJSON prints at most INT_MAX bytes: a huge result is an error, not an abort */
-        mcp_call_error(call, JSONRPC_INTERNAL_ERROR, "This result is too large to print as JSON");
+        reply.error(call, JSONRPC_INTERNAL_ERROR, "This result is too large to print as JSON");
         return;
     }
-    mcp_call_tool_result(call, text, strlen(text), is_error);
+    reply.result(call, text, strlen(text), is_error);
     free(text);
 }
 
@@ -301,14 +302,14 @@ static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id
                           "poll get_execution_output with last_event_id\"",
                       EXEC_MAX_WAITERS);
     strbuf_puts(&b, "}");
-    mcp_call_tool_result(call, b.data, b.len, 0);
+    reply.result(call, b.data, b.len, 0);
     strbuf_free(&b);
 }
 
 static void on_wait_done(void *arg, exec_t *e, int finished)
 {
     struct wait_ctx *w = arg;
-    if (!mcp_call_alive(w->call))
+    if (!reply.alive(w->call))
         log_debug("answering a parked call whose client went away");
     answer_output(w->call, e, w->kind == WAIT_OUTPUT ? w->last_event_id : NULL, finished < 0 ? 2 : 1);
     free(w);
@@ -670,7 +671,7 @@ static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *ar
     strbuf_puts(&b, "{\"executions\":");
     exec_list_json(s, &b);
     strbuf_puts(&b, "}");
-    mcp_call_tool_result(call, b.data, b.len, 0);
+    reply.result(call, b.data, b.len, 0);
     strbuf_free(&b);
 }
 
@@ -736,6 +737,11 @@ static const struct tool tools[] = {
 static char *list_json;
 static size_t list_len;
 
+void tools_set_reply(const tools_reply_t *r)
+{
+    reply = *r;
+}
+
 void tools_set_remote(const remote_reader_t *r)
 {
     remote = r != NULL ? *r : (remote_reader_t){0};
@@ -791,7 +797,7 @@ int tools_call(mcp_call_t *call, session_t *s, const char *name, const cJSON *ar
 {
     for (size_t i = 0; i < N_TOOLS; i++)
         if (!strcmp(tools[i].name, name)) {
-            mcp_call_set_tool(call, tools[i].name);
+            reply.set_tool(call, tools[i].name);
             tools[i].fn(call, s, args);
             return 0;
         }

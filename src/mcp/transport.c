@@ -12,7 +12,6 @@
 #include "mcp/remote.h"
 #include "core/config.h"
 #include "exec/exec.h"
-#include "http/server.h"
 #include "core/jsonrpc.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -55,6 +54,7 @@ struct mcp_call {
     const char *tool;            /* tools/call: the catalogue name (for metrics) */
 };
 
+static mcp_responder_t responder; /* the HTTP server's (mcp_set_responder) */
 static int (*resolve_session)(const char *, remote_read_cb, void *); /* adoption; NULL without a cluster */
 static size_t n_inflight;
 
@@ -121,9 +121,9 @@ static void reply_send(mcp_reply_t *r)
         char *data = strbuf_steal(&body, &len);
         if (!any) {
             free(data);
-            http_respond(r->req, 202, "Accepted", NULL, NULL, 0, r->session_id[0] ? r->session_id : NULL);
+            responder.respond(r->req, 202, "Accepted", NULL, NULL, 0, r->session_id[0] ? r->session_id : NULL);
         } else {
-            http_respond(r->req, 200, "OK", r->sse ? "text/event-stream" : "application/json", data, len,
+            responder.respond(r->req, 200, "OK", r->sse ? "text/event-stream" : "application/json", data, len,
                          r->session_id[0] ? r->session_id : NULL);
         }
     }
@@ -212,6 +212,24 @@ int mcp_call_alive(const mcp_call_t *call)
     return call->reply->req != NULL;
 }
 
+void mcp_set_responder(const mcp_responder_t *r)
+{
+    responder = *r;
+}
+
+/* A request header by lowercase name; its value or NULL. */
+static const h2o_iovec_t *header_value(h2o_req_t *req, const char *name)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    return i < 0 ? NULL : &req->headers.entries[i].value;
+}
+
+/* The transport's answers to tools (tools_set_reply at startup). */
+const tools_reply_t mcp_tools_reply = {.result = mcp_call_tool_result,
+                                       .error = mcp_call_error,
+                                       .alive = mcp_call_alive,
+                                       .set_tool = mcp_call_set_tool};
+
 void mcp_set_session_resolver(int (*resolve)(const char *session_id, remote_read_cb cb, void *arg))
 {
     resolve_session = resolve;
@@ -244,7 +262,7 @@ static int iov_eq(const h2o_iovec_t *v, const char *s)
 /* Decides from Accept whether we may answer JSON (1), only SSE (2), or neither (0). */
 static int accept_kind(h2o_req_t *req)
 {
-    const h2o_iovec_t *acc = http_header(req, "accept");
+    const h2o_iovec_t *acc = header_value(req, "accept");
     if (acc == NULL)
         return 1;
     int json = 0, sse = 0;
@@ -275,7 +293,7 @@ static int accept_kind(h2o_req_t *req)
 
 static int content_type_is_json(h2o_req_t *req)
 {
-    const h2o_iovec_t *ct = http_header(req, "content-type");
+    const h2o_iovec_t *ct = header_value(req, "content-type");
     if (ct == NULL)
         return 0;
     size_t l = 0;
@@ -288,7 +306,7 @@ static int content_type_is_json(h2o_req_t *req)
 /* Copies a header value into a NUL-terminated buffer; 0 when absent. */
 static int header_str(h2o_req_t *req, const char *name, char *buf, size_t len)
 {
-    const h2o_iovec_t *v = http_header(req, name);
+    const h2o_iovec_t *v = header_value(req, name);
     if (v == NULL)
         return 0;
     size_t n = v->len < len - 1 ? v->len : len - 1;
@@ -476,12 +494,12 @@ static void on_adopt_read(void *arg, int found, const char *meta, size_t meta_le
         char msg[400];
         snprintf(msg, sizeof(msg), "Service Unavailable: session not held by this replica and Redis could not be read (%.200s)", err);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        http_respond_jsonrpc_error(req, 503, "Service Unavailable", JSONRPC_SERVER_ERROR, msg);
+        responder.respond_error(req, 503, "Service Unavailable", JSONRPC_SERVER_ERROR, msg);
     } else if (found) {
-        http_respond_jsonrpc_error(req, 503, "Service Unavailable", JSONRPC_SERVER_ERROR,
+        responder.respond_error(req, 503, "Service Unavailable", JSONRPC_SERVER_ERROR,
                                    "Service Unavailable: too many sessions (--max-sessions) to adopt this one here");
     } else {
-        http_respond_jsonrpc_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND,
+        responder.respond_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND,
                                    "Session not found: it expired or was terminated; initialize a new one");
     }
     free(a);
@@ -503,7 +521,7 @@ static int try_adopt(h2o_req_t *req, const char *sid)
     if (rc == -2) {
         free(a);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        http_respond_jsonrpc_error(req, 503, "Service Unavailable", JSONRPC_SERVER_ERROR,
+        responder.respond_error(req, 503, "Service Unavailable", JSONRPC_SERVER_ERROR,
                                    "Service Unavailable: session not held by this replica and too many Redis reads are waiting");
         return 1;
     }
@@ -521,12 +539,12 @@ static int handle_post(h2o_req_t *req)
 {
     int kind = accept_kind(req);
     if (kind == 0) {
-        http_respond_jsonrpc_error(req, 406, "Not Acceptable", JSONRPC_SERVER_ERROR,
+        responder.respond_error(req, 406, "Not Acceptable", JSONRPC_SERVER_ERROR,
                                    "Not Acceptable: Accept must allow application/json or text/event-stream");
         return 0;
     }
     if (!content_type_is_json(req)) {
-        http_respond_jsonrpc_error(req, 415, "Unsupported Media Type", JSONRPC_SERVER_ERROR,
+        responder.respond_error(req, 415, "Unsupported Media Type", JSONRPC_SERVER_ERROR,
                                    "Unsupported Media Type: Content-Type must be application/json");
         return 0;
     }
@@ -536,27 +554,27 @@ static int handle_post(h2o_req_t *req)
         char msg[200];
         snprintf(msg, sizeof(msg), "Bad Request: unsupported MCP-Protocol-Version '%.40s' (supported: %s, %s, %s)", version,
                  mcp_protocol_versions[0], mcp_protocol_versions[1], mcp_protocol_versions[2]);
-        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_SERVER_ERROR, msg);
+        responder.respond_error(req, 400, "Bad Request", JSONRPC_SERVER_ERROR, msg);
         return 0;
     }
     if (req->entity.base == NULL || req->entity.len == 0) {
-        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: empty request body");
+        responder.respond_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: empty request body");
         return 0;
     }
     if (memchr(req->entity.base, '\0', req->entity.len) != NULL) {
-        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: the body holds a NUL byte");
+        responder.respond_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: the body holds a NUL byte");
         return 0;
     }
     size_t valid = util_utf8_valid_len(req->entity.base, req->entity.len);
     if (valid != req->entity.len) { /* JSON text is UTF-8 (RFC 8259 8.1); nothing else may be echoed back */
         char msg[120];
         snprintf(msg, sizeof(msg), "Parse error: the body is not valid UTF-8 (at byte %zu)", valid);
-        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, msg);
+        responder.respond_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, msg);
         return 0;
     }
     if (has_escaped_nul(req->entity.base, req->entity.len)) {
         /* valid JSON, but not representable here: an invalid request, like other unusable shapes */
-        http_respond_jsonrpc_error(req, 200, "OK", JSONRPC_INVALID_REQUEST,
+        responder.respond_error(req, 200, "OK", JSONRPC_INVALID_REQUEST,
                                    "Invalid Request: strings containing \\u0000 are not supported");
         return 0;
     }
@@ -564,7 +582,7 @@ static int handle_post(h2o_req_t *req)
     cJSON *body = cJSON_ParseWithLengthOpts(req->entity.base, req->entity.len, &end, 0);
     if (body == NULL || !only_whitespace(end, req->entity.base + req->entity.len)) {
         cJSON_Delete(body);
-        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR,
+        responder.respond_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR,
                                    body == NULL ? "Parse error: the body is not valid JSON"
                                                 : "Parse error: unexpected data after the JSON value");
         return 0;
@@ -575,19 +593,19 @@ static int handle_post(h2o_req_t *req)
     if (batch && (n == 0 || n > MCP_MAX_BATCH)) {
         char msg[120];
         snprintf(msg, sizeof(msg), "Invalid Request: a batch must hold 1 to %d messages", MCP_MAX_BATCH);
-        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, msg);
+        responder.respond_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, msg);
         goto Done;
     }
     if (!(!batch && is_initialize(body))) {
         char sid[SESSION_ID_LEN + 8];
         if (!header_str(req, "mcp-session-id", sid, sizeof(sid))) {
-            http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_SERVER_ERROR,
+            responder.respond_error(req, 400, "Bad Request", JSONRPC_SERVER_ERROR,
                                        "Bad Request: Mcp-Session-Id header is required (call initialize first)");
             goto Done;
         }
         if ((s = session_find(sid)) == NULL) {
             if (!try_adopt(req, sid))
-                http_respond_jsonrpc_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND,
+                responder.respond_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND,
                                            "Session not found: it expired or was terminated; initialize a new one");
             goto Done;
         }
@@ -596,7 +614,7 @@ static int handle_post(h2o_req_t *req)
         if (batch && strcmp(effective, "2025-03-26") != 0) {
             char msg[160];
             snprintf(msg, sizeof(msg), "Invalid Request: batches are not supported in protocol version %s", effective);
-            http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, msg);
+            responder.respond_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, msg);
             goto Done;
         }
     }
@@ -643,17 +661,17 @@ static int handle_delete(h2o_req_t *req)
 {
     char sid[SESSION_ID_LEN + 8];
     if (!header_str(req, "mcp-session-id", sid, sizeof(sid))) {
-        http_respond_jsonrpc_error(req, 400, "Bad Request", JSONRPC_SERVER_ERROR, "Bad Request: Mcp-Session-Id header is required");
+        responder.respond_error(req, 400, "Bad Request", JSONRPC_SERVER_ERROR, "Bad Request: Mcp-Session-Id header is required");
         return 0;
     }
     session_t *s = session_find(sid);
     if (s == NULL) {
         if (!try_adopt(req, sid))
-            http_respond_jsonrpc_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND, "Session not found");
+            responder.respond_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND, "Session not found");
         return 0;
     }
     session_end(s, SESSION_DELETED);
-    http_respond(req, 200, "OK", NULL, NULL, 0, NULL);
+    responder.respond(req, 200, "OK", NULL, NULL, 0, NULL);
     return 0;
 }
 
@@ -665,7 +683,7 @@ int mcp_handle(h2o_req_t *req)
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE")))
         return handle_delete(req);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST, DELETE"));
-    http_respond_jsonrpc_error(req, 405, "Method Not Allowed", JSONRPC_SERVER_ERROR,
+    responder.respond_error(req, 405, "Method Not Allowed", JSONRPC_SERVER_ERROR,
                                h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))
                                    ? "Method Not Allowed: this server does not offer a GET stream; use POST"
                                    : "Method Not Allowed: /mcp takes POST and DELETE");
