@@ -584,7 +584,14 @@ static void set_limits(exec_t *e, const exec_request_t *rq, proc_spec_t *spec)
     }
 }
 
-exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t errlen)
+/*
+ * Whether a run may start for `s` now: the sandbox works, the server is not
+ * shutting down, the limits have room; the session gets its uid and
+ * workspace on its first run. Returns the session's state (cwd resolved), or
+ * NULL with err.
+ */
+static struct exec_session *exec_admit(session_t *s, const exec_request_t *rq, char *cwd, size_t cwdlen, char *err,
+                                       size_t errlen)
 {
     const char *why = sandbox_error();
     if (why != NULL) {
@@ -620,12 +627,16 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
         es->workspace[0] = '\0';
         return NULL;
     }
-    char cwd[4200];
-    if (resolve_cwd(es->workspace, rq->working_directory, cwd, sizeof(cwd), err, errlen) != 0)
-        return NULL;
     /* whether the directory exists is bwrap's to find out, as the sandbox user: a check here,
      * as root and following the run's symlinks, would tell a run what root can see */
+    if (resolve_cwd(es->workspace, rq->working_directory, cwd, cwdlen, err, errlen) != 0)
+        return NULL;
+    return es;
+}
 
+/* A new pending execution for `s` (not yet in any table). */
+static exec_t *exec_new(session_t *s, const exec_request_t *rq)
+{
     exec_t *e = xcalloc(1, sizeof(*e));
     do
         util_uuid4(e->id);
@@ -640,17 +651,55 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     e->started_ms = util_now_ms();
     TAILQ_INIT(&e->waiters);
     events_init(&e->log, (size_t)config.max_events, (size_t)config.max_output_bytes);
+    return e;
+}
 
+/* Frees an execution that never started (exec_new's, its cgroup released). */
+static void exec_discard(exec_t *e)
+{
+    events_free(&e->log);
+    free(e->command);
+    free(e);
+}
+
+/* Starts the child: the proc spec from the built bwrap arguments and the run's limits. 0, or -1 with err. */
+static int spawn_child(exec_t *e, struct exec_session *es, const exec_request_t *rq, const char *cwd, int sfd,
+                       sandbox_argv_t *argv, sandbox_argv_t *envp, char *err, size_t errlen)
+{
+    proc_spec_t spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.argv = argv->v;
+    spec.envp = envp->v;
+    spec.interactive = rq->interactive;
+    spec.seccomp_fd = sfd;
+    spec.extra_fds = argv->fds;
+    spec.n_extra_fds = argv->n_fds;
+    spec.sandboxed = !config.isolation_none;
+    spec.cwd = config.isolation_none ? cwd : NULL;
+    spec.uid = es->uid;
+    spec.gid = es->gid;
+    set_limits(e, rq, &spec);
+    disk_limits(e, es, &rq->policy, &spec);
+    static const proc_callbacks_t cbs = {on_proc_output, on_proc_exit};
+    int rc = proc_spawn(&e->proc, &spec, &cbs, e, err, errlen);
+    cgroup_run_placed(&e->cgroup); /* the child joined before its exec (or failed) */
+    return rc;
+}
+
+/*
+ * Makes the run: the seccomp filter, the run's cgroup (limits written before
+ * anything runs in it), the bwrap arguments, then the child. 0, or -1 with
+ * err (the cgroup released, e still to discard).
+ */
+static int exec_launch(exec_t *e, struct exec_session *es, const exec_request_t *rq, const char *cwd, char *err,
+                       size_t errlen)
+{
     sandbox_argv_t argv, envp;
     int sfd = config.isolation_none ? -1 : sandbox_seccomp_fd(rq->policy.network_host);
     if (!config.isolation_none && sfd < 0) {
         snprintf(err, errlen, "cannot prepare the seccomp filter: %s", strerror(errno));
-        events_free(&e->log);
-        free(e->command);
-        free(e);
-        return NULL;
+        return -1;
     }
-    /* the run's cgroup, limits written before anything runs in it */
     cgroup_limits_t lim = {(uint64_t)rq->policy.mem_mb << 20, rq->policy.nproc + CGROUP_PIDS_OVERHEAD, config.cpu_percent};
     sandbox_policy_t policy = rq->policy; /* a shallow copy (paths shared) carrying the session's identity */
     policy.uid = es->uid;
@@ -665,39 +714,21 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
         }
         if (sfd >= 0)
             close(sfd);
-        events_free(&e->log);
-        free(e->command);
-        free(e);
-        return NULL;
+        return -1;
     }
-    proc_spec_t spec;
-    memset(&spec, 0, sizeof(spec));
-    spec.argv = argv.v;
-    spec.envp = envp.v;
-    spec.interactive = rq->interactive;
-    spec.seccomp_fd = sfd;
-    spec.extra_fds = argv.fds;
-    spec.n_extra_fds = argv.n_fds;
-    spec.sandboxed = !config.isolation_none;
-    spec.cwd = config.isolation_none ? cwd : NULL;
-    spec.uid = es->uid;
-    spec.gid = es->gid;
-    set_limits(e, rq, &spec);
-    disk_limits(e, es, &rq->policy, &spec);
-    static const proc_callbacks_t cbs = {on_proc_output, on_proc_exit};
-    int rc = proc_spawn(&e->proc, &spec, &cbs, e, err, errlen);
-    cgroup_run_placed(&e->cgroup); /* the child joined before its exec (or failed) */
+    int rc = spawn_child(e, es, rq, cwd, sfd, &argv, &envp, err, errlen);
     if (sfd >= 0)
         close(sfd);
     sandbox_argv_free(&argv);
     sandbox_argv_free(&envp);
-    if (rc != 0) {
+    if (rc != 0)
         cgroup_run_release(&e->cgroup);
-        events_free(&e->log);
-        free(e->command);
-        free(e);
-        return NULL;
-    }
+    return rc;
+}
+
+/* The run started: it joins the tables and counts, its timers are armed, the observer hears of it. */
+static void exec_started(exec_t *e, struct exec_session *es, session_t *s)
+{
     e->proc_live = 1;
     e->status = EXEC_RUNNING;
     e->owner = es;
@@ -716,6 +747,20 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
              e->interactive ? ", interactive" : "");
     notify_meta(e);
     add_event(e, "ready", NULL);
+}
+
+exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t errlen)
+{
+    char cwd[4200];
+    struct exec_session *es = exec_admit(s, rq, cwd, sizeof(cwd), err, errlen);
+    if (es == NULL)
+        return NULL;
+    exec_t *e = exec_new(s, rq);
+    if (exec_launch(e, es, rq, cwd, err, errlen) != 0) {
+        exec_discard(e);
+        return NULL;
+    }
+    exec_started(e, es, s);
     return e;
 }
 
