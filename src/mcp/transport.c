@@ -535,90 +535,112 @@ static int try_adopt(h2o_req_t *req, const char *sid)
     return 1;
 }
 
-static int handle_post(h2o_req_t *req)
+/*
+ * The headers of a POST: Accept (kind 1: JSON, 2: SSE), Content-Type and
+ * MCP-Protocol-Version (copied to `version` when sent). Returns the kind, or
+ * 0 when the request was answered with an error.
+ */
+static int post_headers_check(h2o_req_t *req, char *version, size_t vlen, int *has_version)
 {
     int kind = accept_kind(req);
     if (kind == 0) {
         responder.respond_error(req, 406, "Not Acceptable", JSONRPC_SERVER_ERROR,
-                                   "Not Acceptable: Accept must allow application/json or text/event-stream");
+                                "Not Acceptable: Accept must allow application/json or text/event-stream");
         return 0;
     }
     if (!content_type_is_json(req)) {
         responder.respond_error(req, 415, "Unsupported Media Type", JSONRPC_SERVER_ERROR,
-                                   "Unsupported Media Type: Content-Type must be application/json");
+                                "Unsupported Media Type: Content-Type must be application/json");
         return 0;
     }
-    char version[40];
-    int has_version = header_str(req, "mcp-protocol-version", version, sizeof(version));
-    if (has_version && !mcp_protocol_supported(version)) {
+    *has_version = header_str(req, "mcp-protocol-version", version, vlen);
+    if (*has_version && !mcp_protocol_supported(version)) {
         char msg[200];
         snprintf(msg, sizeof(msg), "Bad Request: unsupported MCP-Protocol-Version '%.40s' (supported: %s, %s, %s)", version,
                  mcp_protocol_versions[0], mcp_protocol_versions[1], mcp_protocol_versions[2]);
         responder.respond_error(req, 400, "Bad Request", JSONRPC_SERVER_ERROR, msg);
         return 0;
     }
+    return kind;
+}
+
+/*
+ * The body as JSON: not empty, no NUL byte, valid UTF-8 (RFC 8259 8.1:
+ * nothing else may be echoed back), no escaped NUL, one JSON value. NULL when
+ * the request was answered with an error.
+ */
+static cJSON *post_body_parse(h2o_req_t *req)
+{
     if (req->entity.base == NULL || req->entity.len == 0) {
         responder.respond_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: empty request body");
-        return 0;
+        return NULL;
     }
     if (memchr(req->entity.base, '\0', req->entity.len) != NULL) {
         responder.respond_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: the body holds a NUL byte");
-        return 0;
+        return NULL;
     }
     size_t valid = util_utf8_valid_len(req->entity.base, req->entity.len);
-    if (valid != req->entity.len) { /* JSON text is UTF-8 (RFC 8259 8.1); nothing else may be echoed back */
+    if (valid != req->entity.len) {
         char msg[120];
         snprintf(msg, sizeof(msg), "Parse error: the body is not valid UTF-8 (at byte %zu)", valid);
         responder.respond_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, msg);
-        return 0;
+        return NULL;
     }
     if (has_escaped_nul(req->entity.base, req->entity.len)) {
         /* valid JSON, but not representable here: an invalid request, like other unusable shapes */
         responder.respond_error(req, 200, "OK", JSONRPC_INVALID_REQUEST,
-                                   "Invalid Request: strings containing \\u0000 are not supported");
-        return 0;
+                                "Invalid Request: strings containing \\u0000 are not supported");
+        return NULL;
     }
     const char *end = NULL;
     cJSON *body = cJSON_ParseWithLengthOpts(req->entity.base, req->entity.len, &end, 0);
     if (body == NULL || !only_whitespace(end, req->entity.base + req->entity.len)) {
         cJSON_Delete(body);
         responder.respond_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR,
-                                   body == NULL ? "Parse error: the body is not valid JSON"
-                                                : "Parse error: unexpected data after the JSON value");
-        return 0;
+                                body == NULL ? "Parse error: the body is not valid JSON"
+                                             : "Parse error: unexpected data after the JSON value");
+        return NULL;
     }
-    int batch = cJSON_IsArray(body);
-    int n = batch ? cJSON_GetArraySize(body) : 1;
-    session_t *s = NULL;
-    if (batch && (n == 0 || n > MCP_MAX_BATCH)) {
-        char msg[120];
-        snprintf(msg, sizeof(msg), "Invalid Request: a batch must hold 1 to %d messages", MCP_MAX_BATCH);
-        responder.respond_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, msg);
-        goto Done;
-    }
-    if (!(!batch && is_initialize(body))) {
-        char sid[SESSION_ID_LEN + 8];
-        if (!header_str(req, "mcp-session-id", sid, sizeof(sid))) {
-            responder.respond_error(req, 400, "Bad Request", JSONRPC_SERVER_ERROR,
-                                       "Bad Request: Mcp-Session-Id header is required (call initialize first)");
-            goto Done;
-        }
-        if ((s = session_find(sid)) == NULL) {
-            if (!try_adopt(req, sid))
-                responder.respond_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND,
-                                           "Session not found: it expired or was terminated; initialize a new one");
-            goto Done;
-        }
-        session_touch(s);
-        const char *effective = has_version ? version : PROTOCOL_DEFAULT; /* absent means 2025-03-26 */
-        if (batch && strcmp(effective, "2025-03-26") != 0) {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "Invalid Request: batches are not supported in protocol version %s", effective);
-            responder.respond_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, msg);
-            goto Done;
-        }
-    }
+    return body;
+}
 
+/*
+ * The session a POST runs in: none for a lone initialize; otherwise the one
+ * Mcp-Session-Id names (held here, or adopted from another replica, which
+ * answers later). Returns 0 with *s set (NULL for initialize), or -1 when the
+ * request was answered (or is being answered by the adoption).
+ */
+static int post_session(h2o_req_t *req, const cJSON *body, int batch, const char *version, int has_version, session_t **s)
+{
+    *s = NULL;
+    if (!batch && is_initialize(body))
+        return 0;
+    char sid[SESSION_ID_LEN + 8];
+    if (!header_str(req, "mcp-session-id", sid, sizeof(sid))) {
+        responder.respond_error(req, 400, "Bad Request", JSONRPC_SERVER_ERROR,
+                                "Bad Request: Mcp-Session-Id header is required (call initialize first)");
+        return -1;
+    }
+    if ((*s = session_find(sid)) == NULL) {
+        if (!try_adopt(req, sid))
+            responder.respond_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND,
+                                    "Session not found: it expired or was terminated; initialize a new one");
+        return -1;
+    }
+    session_touch(*s);
+    const char *effective = has_version ? version : PROTOCOL_DEFAULT; /* absent means 2025-03-26 */
+    if (batch && strcmp(effective, "2025-03-26") != 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "Invalid Request: batches are not supported in protocol version %s", effective);
+        responder.respond_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs every message of the body; the reply goes out once the last call is answered (now or later). */
+static void post_run(h2o_req_t *req, const cJSON *body, int batch, int n, int kind, session_t *s)
+{
     mcp_reply_t *r = xcalloc(1, sizeof(*r));
     r->req = req;
     r->sse = kind == 2;
@@ -652,7 +674,27 @@ static int handle_post(h2o_req_t *req)
         n_inflight++;
     }
     reply_done_one(r);
-Done:
+}
+
+/* POST /mcp: headers, body, session, then the messages. */
+static int handle_post(h2o_req_t *req)
+{
+    char version[40];
+    int has_version = 0;
+    int kind = post_headers_check(req, version, sizeof(version), &has_version);
+    cJSON *body = kind != 0 ? post_body_parse(req) : NULL;
+    if (body == NULL)
+        return 0;
+    int batch = cJSON_IsArray(body);
+    int n = batch ? cJSON_GetArraySize(body) : 1;
+    session_t *s = NULL;
+    if (batch && (n == 0 || n > MCP_MAX_BATCH)) {
+        char msg[120];
+        snprintf(msg, sizeof(msg), "Invalid Request: a batch must hold 1 to %d messages", MCP_MAX_BATCH);
+        responder.respond_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, msg);
+    } else if (post_session(req, body, batch, version, has_version, &s) == 0) {
+        post_run(req, body, batch, n, kind, s);
+    }
     cJSON_Delete(body);
     return 0;
 }
