@@ -434,95 +434,77 @@ struct remote_ctx {
 static const char *status_keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", "exit_code",
                                     "error_message", NULL};
 
-static void on_remote(void *arg, int found, const char *meta, size_t meta_len, const char *events, size_t events_len,
-                      const char *rerr)
+/* list_executions: this replica's executions (fresher) plus those only Redis knows. */
+static void remote_list(struct remote_ctx *rc, int found, const char *meta, size_t meta_len, const char *rerr)
 {
-    struct remote_ctx *rc = arg;
-    mcp_call_t *call = rc->call;
-    if (rc->kind == REMOTE_LIST) {
-        /* list: this replica's executions (fresher) plus those only Redis knows */
-        strbuf_t mine = {0};
-        session_t *s = session_find(rc->id);
-        if (s != NULL)
-            exec_list_json(s, &mine);
-        else
-            strbuf_puts(&mine, "[]");
-        /* a failed read may be partial: then only this replica's list, with a warning */
-        cJSON *list = cJSON_Parse(mine.data), *remote = found && rerr == NULL ? cJSON_ParseWithLength(meta, meta_len) : NULL;
-        strbuf_free(&mine);
-        if (rerr != NULL)
-            log_warn("redis list for session %.8s failed: %s", rc->id, rerr);
-        cJSON *it;
-        cJSON_ArrayForEach(it, remote)
+    strbuf_t mine = {0};
+    session_t *s = session_find(rc->id);
+    if (s != NULL)
+        exec_list_json(s, &mine);
+    else
+        strbuf_puts(&mine, "[]");
+    /* a failed read may be partial: then only this replica's list, with a warning */
+    cJSON *list = cJSON_Parse(mine.data), *remote = found && rerr == NULL ? cJSON_ParseWithLength(meta, meta_len) : NULL;
+    strbuf_free(&mine);
+    if (rerr != NULL)
+        log_warn("redis list for session %.8s failed: %s", rc->id, rerr);
+    cJSON *it;
+    cJSON_ArrayForEach(it, remote)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        int dup = 0;
+        const cJSON *m;
+        cJSON_ArrayForEach(m, list)
         {
-            const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-            int dup = 0;
-            const cJSON *m;
-            cJSON_ArrayForEach(m, list)
-            {
-                const cJSON *mid = cJSON_GetObjectItemCaseSensitive(m, "id");
-                if (cJSON_IsString(id) && cJSON_IsString(mid) && !strcmp(id->valuestring, mid->valuestring))
-                    dup = 1;
-            }
-            if (!dup)
-                cJSON_AddItemToArray(list, cJSON_Duplicate(it, 1));
+            const cJSON *mid = cJSON_GetObjectItemCaseSensitive(m, "id");
+            if (cJSON_IsString(id) && cJSON_IsString(mid) && !strcmp(id->valuestring, mid->valuestring))
+                dup = 1;
         }
-        cJSON_Delete(remote);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToObject(o, "executions", list);
-        if (rerr != NULL) {
-            char w[300];
-            snprintf(w, sizeof(w), "Redis could not be read (%s): executions of other replicas are missing", rerr);
-            cJSON_AddStringToObject(o, "warning", w);
-        }
-        reply_json(call, o, 0);
-        free(rc);
-        return;
+        if (!dup)
+            cJSON_AddItemToArray(list, cJSON_Duplicate(it, 1));
     }
-    int control = rc->kind == REMOTE_STDIN || rc->kind == REMOTE_CANCEL;
-    if (!found) {
-        if (rerr != NULL)
-            log_warn("redis read for %s failed: %s", rc->id, rerr);
-        not_found(call, rc->id, control, rc->kind == REMOTE_CANCEL);
-        free(rc);
-        return;
+    cJSON_Delete(remote);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "executions", list);
+    if (rerr != NULL) {
+        char w[300];
+        snprintf(w, sizeof(w), "Redis could not be read (%s): executions of other replicas are missing", rerr);
+        cJSON_AddStringToObject(o, "warning", w);
     }
-    cJSON *m = cJSON_ParseWithLength(meta, meta_len);
-    if (m == NULL) {
-        fail(call, "Execution record in Redis is not valid JSON");
-        free(rc);
-        return;
+    reply_json(rc->call, o, 0);
+}
+
+/* send_stdin / cancel_execution on another replica's run: stdin and signals need the process, which only it has. */
+static void remote_control(struct remote_ctx *rc, const cJSON *m)
+{
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "status");
+    const cJSON *rep = cJSON_GetObjectItemCaseSensitive(m, "replica");
+    const char *status = cJSON_IsString(st) ? st->valuestring : "unknown";
+    char msg[512];
+    if (strcmp(status, "running") != 0 && strcmp(status, "pending") != 0)
+        snprintf(msg, sizeof(msg), "Execution %s already completed (status: %s)", rc->id, status);
+    else
+        snprintf(msg, sizeof(msg),
+                 "Execution %s runs on replica %.128s, not on this one (%.128s): send_stdin and cancel_execution "
+                 "must reach the replica that runs it (behind nginx, the client's usual replica)",
+                 rc->id, cJSON_IsString(rep) ? rep->valuestring : "?", config.replica);
+    fail_success(rc->call, msg, rc->kind == REMOTE_CANCEL);
+}
+
+/* get_execution_status from the record: the same keys the local answer has. */
+static void remote_status(struct remote_ctx *rc, const cJSON *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; status_keys[i] != NULL; i++) {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(m, status_keys[i]);
+        cJSON_AddItemToObject(o, status_keys[i], v != NULL ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
     }
-    if (control) {
-        /* stdin and signals need the process: only the replica that runs it has it */
-        const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "status");
-        const cJSON *rep = cJSON_GetObjectItemCaseSensitive(m, "replica");
-        const char *status = cJSON_IsString(st) ? st->valuestring : "unknown";
-        char msg[512];
-        if (strcmp(status, "running") != 0 && strcmp(status, "pending") != 0)
-            snprintf(msg, sizeof(msg), "Execution %s already completed (status: %s)", rc->id, status);
-        else
-            snprintf(msg, sizeof(msg),
-                     "Execution %s runs on replica %.128s, not on this one (%.128s): send_stdin and cancel_execution "
-                     "must reach the replica that runs it (behind nginx, the client's usual replica)",
-                     rc->id, cJSON_IsString(rep) ? rep->valuestring : "?", config.replica);
-        fail_success(call, msg, rc->kind == REMOTE_CANCEL);
-        cJSON_Delete(m);
-        free(rc);
-        return;
-    }
-    if (rc->kind == REMOTE_STATUS) {
-        cJSON *o = cJSON_CreateObject();
-        for (int i = 0; status_keys[i] != NULL; i++) {
-            cJSON *v = cJSON_GetObjectItemCaseSensitive(m, status_keys[i]);
-            cJSON_AddItemToObject(o, status_keys[i], v != NULL ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
-        }
-        cJSON_Delete(m);
-        reply_json(call, o, 0);
-        free(rc);
-        return;
-    }
-    /* output: events_json is the list as a JSON array, oldest first */
+    reply_json(rc->call, o, 0);
+}
+
+/* get_execution_output from the record and its events (a JSON array, oldest first), after last_event_id. */
+static void remote_output(struct remote_ctx *rc, const cJSON *m, const char *events, size_t events_len)
+{
     cJSON *evs = cJSON_ParseWithLength(events, events_len);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "execution_id", rc->id);
@@ -546,8 +528,32 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
         cJSON_AddStringToObject(o, "last_event_id", last);
     cJSON_AddStringToObject(o, "source", "redis");
     cJSON_Delete(evs);
+    reply_json(rc->call, o, 0);
+}
+
+/* A remote read answered (remote_read_cb): the tool's answer from what Redis holds. */
+static void on_remote(void *arg, int found, const char *meta, size_t meta_len, const char *events, size_t events_len,
+                      const char *rerr)
+{
+    struct remote_ctx *rc = arg;
+    int control = rc->kind == REMOTE_STDIN || rc->kind == REMOTE_CANCEL;
+    cJSON *m = NULL;
+    if (rc->kind == REMOTE_LIST) {
+        remote_list(rc, found, meta, meta_len, rerr);
+    } else if (!found) {
+        if (rerr != NULL)
+            log_warn("redis read for %s failed: %s", rc->id, rerr);
+        not_found(rc->call, rc->id, control, rc->kind == REMOTE_CANCEL);
+    } else if ((m = cJSON_ParseWithLength(meta, meta_len)) == NULL) {
+        fail(rc->call, "Execution record in Redis is not valid JSON");
+    } else if (control) {
+        remote_control(rc, m);
+    } else if (rc->kind == REMOTE_STATUS) {
+        remote_status(rc, m);
+    } else {
+        remote_output(rc, m, events, events_len);
+    }
     cJSON_Delete(m);
-    reply_json(call, o, 0);
     free(rc);
 }
 
