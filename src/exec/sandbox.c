@@ -580,10 +580,123 @@ static int check_write_roots(const char *field, char **paths, int n, char *err, 
     return 0;
 }
 
+/* sandbox_config.network.mode: 'none', or 'host' where --allow-network allows it. 0 / -1 with err. */
+static int parse_network_mode(const cJSON *it, sandbox_policy_t *p, char *err, size_t errlen)
+{
+    if (cJSON_IsString(it) && !strcmp(it->valuestring, "none")) {
+        p->network_host = 0;
+        return 0;
+    }
+    if (!cJSON_IsString(it) || strcmp(it->valuestring, "host") != 0) {
+        snprintf(err, errlen, "sandbox_config.network.mode must be 'none' or 'host'");
+        return -1;
+    }
+    if (!config.allow_network) {
+        snprintf(err, errlen, "sandbox_config.network.mode 'host' is not allowed on this server (start it with --allow-network)");
+        return -1;
+    }
+    p->network_host = 1;
+    return 0;
+}
+
+/* sandbox_config.network: mode; domain lists only when empty (not supported yet). 0 / -1 with err. */
+static int parse_network(const cJSON *sec, sandbox_policy_t *p, char *err, size_t errlen)
+{
+    const cJSON *it;
+    if (cJSON_IsNull(sec))
+        return 0;
+    if (!cJSON_IsObject(sec)) {
+        snprintf(err, errlen, "sandbox_config.network must be an object like {\"mode\": \"none\"}");
+        return -1;
+    }
+    cJSON_ArrayForEach(it, sec)
+    {
+        char k[64];
+        to_snake(it->string, k, sizeof(k));
+        if (!strcmp(k, "mode")) {
+            if (parse_network_mode(it, p, err, errlen) != 0)
+                return -1;
+        } else if (!strcmp(k, "allowed_domains") || !strcmp(k, "denied_domains") || !strcmp(k, "allow_domains") ||
+                   !strcmp(k, "domains")) {
+            if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 0)
+                continue;
+            snprintf(err, errlen, "sandbox_config.network.%s: domain allow-lists are not supported yet; "
+                                  "use mode 'none' or (where allowed) 'host'", it->string);
+            return -1;
+        } else {
+            snprintf(err, errlen, "sandbox_config.network: unknown field '%.60s'", it->string);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* sandbox_config.filesystem: deny_read, allow_write, deny_write path lists. 0 / -1 with err. */
+static int parse_filesystem(const cJSON *sec, sandbox_policy_t *p, char *err, size_t errlen)
+{
+    const cJSON *it;
+    if (!cJSON_IsObject(sec)) {
+        snprintf(err, errlen, "sandbox_config.filesystem must be an object");
+        return -1;
+    }
+    cJSON_ArrayForEach(it, sec)
+    {
+        char k[64];
+        to_snake(it->string, k, sizeof(k));
+        int rc;
+        if (!strcmp(k, "deny_read"))
+            rc = parse_paths("filesystem.deny_read", it, p->deny_read, &p->n_deny_read, err, errlen);
+        else if (!strcmp(k, "allow_write"))
+            rc = parse_paths("filesystem.allow_write", it, p->allow_write, &p->n_allow_write, err, errlen) ||
+                 check_write_roots("allow_write", p->allow_write, p->n_allow_write, err, errlen);
+        else if (!strcmp(k, "deny_write"))
+            rc = parse_paths("filesystem.deny_write", it, p->deny_write, &p->n_deny_write, err, errlen) ||
+                 check_write_roots("deny_write", p->deny_write, p->n_deny_write, err, errlen);
+        else {
+            snprintf(err, errlen, "sandbox_config.filesystem: unknown field '%.60s'", it->string);
+            return -1;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* sandbox_config.resource_limits: each under the server's maximum. 0 / -1 with err. */
+static int parse_resource_limits(const cJSON *sec, sandbox_policy_t *p, char *err, size_t errlen)
+{
+    const cJSON *it;
+    if (!cJSON_IsObject(sec)) {
+        snprintf(err, errlen, "sandbox_config.resource_limits must be an object");
+        return -1;
+    }
+    cJSON_ArrayForEach(it, sec)
+    {
+        char k[64];
+        to_snake(it->string, k, sizeof(k));
+        int rc;
+        if (!strcmp(k, "max_memory_mb"))
+            rc = parse_limit(k, it, config.mem_max_mb, &p->mem_mb, err, errlen);
+        else if (!strcmp(k, "max_cpu_seconds"))
+            rc = parse_limit(k, it, config.cpu_max_s, &p->cpu_s, err, errlen);
+        else if (!strcmp(k, "max_file_size_mb"))
+            rc = parse_limit(k, it, config.fsize_max_mb, &p->fsize_mb, err, errlen);
+        else if (!strcmp(k, "max_processes"))
+            rc = parse_limit(k, it, config.nproc_max, &p->nproc, err, errlen);
+        else {
+            snprintf(err, errlen, "sandbox_config.resource_limits: unknown field '%.60s'", it->string);
+            return -1;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int sandbox_policy_parse(const cJSON *cfg, sandbox_policy_t *p, char *err, size_t errlen)
 {
     char key[64];
-    const cJSON *sec, *it;
+    const cJSON *sec;
     memset(p, 0, sizeof(*p));
     p->mem_mb = config.mem_default_mb;
     p->cpu_s = config.cpu_default_s;
@@ -598,97 +711,20 @@ int sandbox_policy_parse(const cJSON *cfg, sandbox_policy_t *p, char *err, size_
     cJSON_ArrayForEach(sec, cfg)
     {
         to_snake(sec->string, key, sizeof(key));
-        if (!strcmp(key, "network")) {
-            if (cJSON_IsNull(sec))
-                continue;
-            if (!cJSON_IsObject(sec)) {
-                snprintf(err, errlen, "sandbox_config.network must be an object like {\"mode\": \"none\"}");
-                return -1;
-            }
-            cJSON_ArrayForEach(it, sec)
-            {
-                char k[64];
-                to_snake(it->string, k, sizeof(k));
-                if (!strcmp(k, "mode")) {
-                    if (cJSON_IsString(it) && !strcmp(it->valuestring, "none"))
-                        p->network_host = 0;
-                    else if (cJSON_IsString(it) && !strcmp(it->valuestring, "host")) {
-                        if (!config.allow_network) {
-                            snprintf(err, errlen, "sandbox_config.network.mode 'host' is not allowed on this server (start it with --allow-network)");
-                            return -1;
-                        }
-                        p->network_host = 1;
-                    } else {
-                        snprintf(err, errlen, "sandbox_config.network.mode must be 'none' or 'host'");
-                        return -1;
-                    }
-                } else if (!strcmp(k, "allowed_domains") || !strcmp(k, "denied_domains") || !strcmp(k, "allow_domains") ||
-                           !strcmp(k, "domains")) {
-                    if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 0)
-                        continue;
-                    snprintf(err, errlen, "sandbox_config.network.%s: domain allow-lists are not supported yet; "
-                                          "use mode 'none' or (where allowed) 'host'", it->string);
-                    return -1;
-                } else {
-                    snprintf(err, errlen, "sandbox_config.network: unknown field '%.60s'", it->string);
-                    return -1;
-                }
-            }
-        } else if (!strcmp(key, "filesystem")) {
-            if (!cJSON_IsObject(sec)) {
-                snprintf(err, errlen, "sandbox_config.filesystem must be an object");
-                return -1;
-            }
-            cJSON_ArrayForEach(it, sec)
-            {
-                char k[64];
-                to_snake(it->string, k, sizeof(k));
-                int rc;
-                if (!strcmp(k, "deny_read"))
-                    rc = parse_paths("filesystem.deny_read", it, p->deny_read, &p->n_deny_read, err, errlen);
-                else if (!strcmp(k, "allow_write"))
-                    rc = parse_paths("filesystem.allow_write", it, p->allow_write, &p->n_allow_write, err, errlen) ||
-                         check_write_roots("allow_write", p->allow_write, p->n_allow_write, err, errlen);
-                else if (!strcmp(k, "deny_write"))
-                    rc = parse_paths("filesystem.deny_write", it, p->deny_write, &p->n_deny_write, err, errlen) ||
-                         check_write_roots("deny_write", p->deny_write, p->n_deny_write, err, errlen);
-                else {
-                    snprintf(err, errlen, "sandbox_config.filesystem: unknown field '%.60s'", it->string);
-                    return -1;
-                }
-                if (rc != 0)
-                    return -1;
-            }
-        } else if (!strcmp(key, "resource_limits")) {
-            if (!cJSON_IsObject(sec)) {
-                snprintf(err, errlen, "sandbox_config.resource_limits must be an object");
-                return -1;
-            }
-            cJSON_ArrayForEach(it, sec)
-            {
-                char k[64];
-                to_snake(it->string, k, sizeof(k));
-                int rc;
-                if (!strcmp(k, "max_memory_mb"))
-                    rc = parse_limit(k, it, config.mem_max_mb, &p->mem_mb, err, errlen);
-                else if (!strcmp(k, "max_cpu_seconds"))
-                    rc = parse_limit(k, it, config.cpu_max_s, &p->cpu_s, err, errlen);
-                else if (!strcmp(k, "max_file_size_mb"))
-                    rc = parse_limit(k, it, config.fsize_max_mb, &p->fsize_mb, err, errlen);
-                else if (!strcmp(k, "max_processes"))
-                    rc = parse_limit(k, it, config.nproc_max, &p->nproc, err, errlen);
-                else {
-                    snprintf(err, errlen, "sandbox_config.resource_limits: unknown field '%.60s'", it->string);
-                    return -1;
-                }
-                if (rc != 0)
-                    return -1;
-            }
-        } else {
+        int rc;
+        if (!strcmp(key, "network"))
+            rc = parse_network(sec, p, err, errlen);
+        else if (!strcmp(key, "filesystem"))
+            rc = parse_filesystem(sec, p, err, errlen);
+        else if (!strcmp(key, "resource_limits"))
+            rc = parse_resource_limits(sec, p, err, errlen);
+        else {
             snprintf(err, errlen, "sandbox_config: unknown field '%.60s' (known: network, filesystem, resource_limits)",
                      sec->string);
             return -1;
         }
+        if (rc != 0)
+            return -1;
     }
     return 0;
 }
