@@ -123,55 +123,51 @@ static int parse_db(const char *s, int *db)
     return 0;
 }
 
-int mirror_url_parse(const char *url, mirror_url_t *u, char *err, size_t errlen)
+/* unix:///absolute/path[?db=N] (after "unix://"). 0 / -1 with err. */
+static int url_parse_unix(const char *p, mirror_url_t *u, char *err, size_t errlen)
 {
-    memset(u, 0, sizeof(*u));
-    u->port = 6379;
-    if (!strncmp(url, "unix://", 7)) {
-        const char *p = url + 7, *q = strchr(p, '?');
-        size_t n = q != NULL ? (size_t)(q - p) : strlen(p);
-        if (n == 0 || p[0] != '/' || n >= sizeof(u->path)) {
-            snprintf(err, errlen, "expected unix:///absolute/path/to.sock[?db=N]");
-            return -1;
-        }
-        memcpy(u->path, p, n);
-        u->unix_socket = 1;
-        if (q != NULL) {
-            if (strncmp(q, "?db=", 4) != 0 || parse_db(q + 4, &u->db) != 0) {
-                snprintf(err, errlen, "unix socket URL: the only query accepted is ?db=N (N >= 0)");
-                return -1;
-            }
-        }
+    const char *q = strchr(p, '?');
+    size_t n = q != NULL ? (size_t)(q - p) : strlen(p);
+    if (n == 0 || p[0] != '/' || n >= sizeof(u->path)) {
+        snprintf(err, errlen, "expected unix:///absolute/path/to.sock[?db=N]");
+        return -1;
+    }
+    memcpy(u->path, p, n);
+    u->unix_socket = 1;
+    if (q != NULL && (strncmp(q, "?db=", 4) != 0 || parse_db(q + 4, &u->db) != 0)) {
+        snprintf(err, errlen, "unix socket URL: the only query accepted is ?db=N (N >= 0)");
+        return -1;
+    }
+    return 0;
+}
+
+/* [user]:password@ when present: decoded into u; *p moves past it. 0 / -1 with err. */
+static int url_parse_userinfo(const char **p, mirror_url_t *u, char *err, size_t errlen)
+{
+    const char *at = strrchr(*p, '@');
+    if (at == NULL)
         return 0;
-    }
-    if (!strncmp(url, "rediss://", 9)) {
-        snprintf(err, errlen, "rediss:// (TLS) is not supported by hiredis 0.14; use redis:// or unix://");
+    const char *colon = memchr(*p, ':', (size_t)(at - *p));
+    if (colon == NULL) {
+        snprintf(err, errlen, "credentials must be [user]:password@ (a colon before the password)");
         return -1;
     }
-    if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen, "expected redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]");
+    if (url_decode(*p, (size_t)(colon - *p), u->user, sizeof(u->user)) != 0 ||
+        url_decode(colon + 1, (size_t)(at - colon - 1), u->password, sizeof(u->password)) != 0) {
+        snprintf(err, errlen, "malformed or too long user/password");
         return -1;
     }
-    const char *p = url + 8;
-    const char *at = strrchr(p, '@');
-    if (at != NULL) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon == NULL) {
-            snprintf(err, errlen, "credentials must be [user]:password@ (a colon before the password)");
-            return -1;
-        }
-        if (url_decode(p, (size_t)(colon - p), u->user, sizeof(u->user)) != 0 ||
-            url_decode(colon + 1, (size_t)(at - colon - 1), u->password, sizeof(u->password)) != 0) {
-            snprintf(err, errlen, "malformed or too long user/password");
-            return -1;
-        }
-        p = at + 1;
-    }
-    const char *slash = strchr(p, '/');
-    size_t hostport = slash != NULL ? (size_t)(slash - p) : strlen(p);
-    const char *hp_end = p + hostport, *host_end = hp_end, *port_s = NULL;
+    *p = at + 1;
+    return 0;
+}
+
+/* The host of p[0..len): "[v6]" or a name; *port_s points after its ':' (NULL without a port). 0 / -1 with err. */
+static int url_parse_host(const char *p, size_t len, mirror_url_t *u, const char **port_s, char *err, size_t errlen)
+{
+    const char *hp_end = p + len, *host = p, *host_end = hp_end;
+    *port_s = NULL;
     if (*p == '[') {
-        const char *close = memchr(p, ']', hostport);
+        const char *close = memchr(p, ']', len);
         if (close == NULL) {
             snprintf(err, errlen, "unterminated [IPv6] host");
             return -1;
@@ -180,47 +176,75 @@ int mirror_url_parse(const char *url, mirror_url_t *u, char *err, size_t errlen)
             snprintf(err, errlen, "host name too long");
             return -1;
         }
-        memcpy(u->host, p + 1, (size_t)(close - p - 1));
-        if (close + 1 < hp_end) {
-            if (close[1] != ':') {
-                snprintf(err, errlen, "expected :port after ]");
-                return -1;
-            }
-            port_s = close + 2;
-        }
-    } else {
-        const char *colon = memchr(p, ':', hostport);
-        if (colon != NULL) {
-            host_end = colon;
-            port_s = colon + 1;
-        }
-        if ((size_t)(host_end - p) >= sizeof(u->host)) {
-            snprintf(err, errlen, "host name too long");
+        if (close + 1 < hp_end && close[1] != ':') {
+            snprintf(err, errlen, "expected :port after ]");
             return -1;
         }
-        memcpy(u->host, p, (size_t)(host_end - p));
+        host = p + 1;
+        host_end = close;
+        *port_s = close + 1 < hp_end ? close + 2 : NULL;
+    } else {
+        const char *colon = memchr(p, ':', len);
+        if (colon != NULL) {
+            host_end = colon;
+            *port_s = colon + 1;
+        }
     }
+    if ((size_t)(host_end - host) >= sizeof(u->host)) {
+        snprintf(err, errlen, "host name too long");
+        return -1;
+    }
+    memcpy(u->host, host, (size_t)(host_end - host));
     if (u->host[0] == '\0') {
         snprintf(err, errlen, "missing host");
         return -1;
     }
-    if (port_s != NULL) {
-        char buf[8];
-        size_t n = (size_t)(hp_end - port_s);
-        char *end;
-        if (n == 0 || n >= sizeof(buf)) {
-            snprintf(err, errlen, "port must be 1..65535");
-            return -1;
-        }
-        memcpy(buf, port_s, n);
-        buf[n] = '\0';
-        long port = strtol(buf, &end, 10);
-        if (*end != '\0' || port < 1 || port > 65535) {
-            snprintf(err, errlen, "port must be 1..65535");
-            return -1;
-        }
-        u->port = (int)port;
+    return 0;
+}
+
+/* The port text port_s..end: 1..65535. 0 / -1 with err. */
+static int url_parse_port(const char *port_s, const char *end, int *port, char *err, size_t errlen)
+{
+    char buf[8], *stop;
+    size_t n = (size_t)(end - port_s);
+    if (n == 0 || n >= sizeof(buf)) {
+        snprintf(err, errlen, "port must be 1..65535");
+        return -1;
     }
+    memcpy(buf, port_s, n);
+    buf[n] = '\0';
+    long v = strtol(buf, &stop, 10);
+    if (*stop != '\0' || v < 1 || v > 65535) {
+        snprintf(err, errlen, "port must be 1..65535");
+        return -1;
+    }
+    *port = (int)v;
+    return 0;
+}
+
+int mirror_url_parse(const char *url, mirror_url_t *u, char *err, size_t errlen)
+{
+    memset(u, 0, sizeof(*u));
+    u->port = 6379;
+    if (!strncmp(url, "unix://", 7))
+        return url_parse_unix(url + 7, u, err, errlen);
+    if (!strncmp(url, "rediss://", 9)) {
+        snprintf(err, errlen, "rediss:// (TLS) is not supported by hiredis 0.14; use redis:// or unix://");
+        return -1;
+    }
+    if (strncmp(url, "redis://", 8) != 0) {
+        snprintf(err, errlen, "expected redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]");
+        return -1;
+    }
+    const char *p = url + 8, *port_s;
+    if (url_parse_userinfo(&p, u, err, errlen) != 0)
+        return -1;
+    const char *slash = strchr(p, '/');
+    size_t hostport = slash != NULL ? (size_t)(slash - p) : strlen(p);
+    if (url_parse_host(p, hostport, u, &port_s, err, errlen) != 0)
+        return -1;
+    if (port_s != NULL && url_parse_port(port_s, p + hostport, &u->port, err, errlen) != 0)
+        return -1;
     if (slash != NULL && slash[1] != '\0' && parse_db(slash + 1, &u->db) != 0) {
         snprintf(err, errlen, "the path must be a database number (/0, /1, ...)");
         return -1;
