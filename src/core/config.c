@@ -287,14 +287,9 @@ static int parse_uid_range(config_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
-int config_parse(config_t *cfg, int argc, char **argv, char **envp, char *err, size_t errlen, char *out, size_t outlen)
+/* Defaults, then the environment (a list from it replaces the default list). CONFIG_OK / CONFIG_ERROR. */
+static int apply_defaults_and_env(config_t *cfg, char **envp, char *err, size_t errlen)
 {
-    char dummy[1];
-    if (out == NULL) {
-        out = dummy;
-        outlen = sizeof(dummy);
-    }
-    memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < N_OPTIONS; i++)
         if (options[i].def != NULL && apply(cfg, &options[i], options[i].def, options[i].flag, err, errlen) != 0)
             return CONFIG_ERROR;
@@ -307,24 +302,42 @@ int config_parse(config_t *cfg, int argc, char **argv, char **envp, char *err, s
                 return CONFIG_ERROR;
         }
     }
+    return CONFIG_OK;
+}
+
+/* The option a command-line argument names ("--flag" or "--flag=value"; *value set for the latter); NULL if none. */
+static const struct option_def *find_flag(const char *arg, const char **value)
+{
+    char name[64];
+    const char *eq = strchr(arg, '=');
+    *value = NULL;
+    if (eq != NULL && (size_t)(eq - arg) < sizeof(name)) {
+        memcpy(name, arg, (size_t)(eq - arg));
+        name[eq - arg] = '\0';
+        *value = eq + 1;
+    } else {
+        strlcpy(name, arg, sizeof(name));
+    }
+    const struct option_def *o = NULL;
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (!strcmp(options[i].flag, name))
+            o = &options[i];
+    return o;
+}
+
+/*
+ * The command line over the environment: --help and --version answer in
+ * `out` (CONFIG_EXIT); the first list flag of a kind replaces the list the
+ * environment gave. CONFIG_OK / CONFIG_ERROR / CONFIG_EXIT.
+ */
+static int apply_flags(config_t *cfg, int argc, char **argv, char *err, size_t errlen, char *out, size_t outlen)
+{
     int lists_from_flags[3] = {0, 0, 0};
     for (int a = 1; a < argc; a++) {
-        const char *arg = argv[a], *value = NULL;
-        char name[64];
-        const char *eq = strchr(arg, '=');
-        if (eq != NULL && (size_t)(eq - arg) < sizeof(name)) {
-            memcpy(name, arg, (size_t)(eq - arg));
-            name[eq - arg] = '\0';
-            value = eq + 1;
-        } else {
-            strlcpy(name, arg, sizeof(name));
-        }
-        const struct option_def *o = NULL;
-        for (size_t i = 0; i < N_OPTIONS; i++)
-            if (!strcmp(options[i].flag, name))
-                o = &options[i];
+        const char *value;
+        const struct option_def *o = find_flag(argv[a], &value);
         if (o == NULL) {
-            snprintf(err, errlen, "unknown option '%.64s' (see --help)", arg);
+            snprintf(err, errlen, "unknown option '%.64s' (see --help)", argv[a]);
             return CONFIG_ERROR;
         }
         if (o->type == OPT_HELP) {
@@ -353,6 +366,33 @@ int config_parse(config_t *cfg, int argc, char **argv, char **envp, char *err, s
         if (apply(cfg, o, value, o->flag, err, errlen) != 0)
             return CONFIG_ERROR;
     }
+    return CONFIG_OK;
+}
+
+/* The replica id: given, or hostname:port with characters a key part cannot hold replaced. CONFIG_OK / CONFIG_ERROR. */
+static int settle_replica(config_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->replica[0] == '\0') {
+        char hn[256] = "localhost";
+        if (gethostname(hn, sizeof(hn) - 1) != 0 || hn[0] == '\0')
+            strlcpy(hn, "localhost", sizeof(hn));
+        hn[sizeof(hn) - 1] = '\0';
+        for (char *c = hn; *c; c++) /* keep the id usable as a key part */
+            if (!replica_char_ok(*c))
+                *c = '-';
+        snprintf(cfg->replica, sizeof(cfg->replica), "%.120s:%d", hn, cfg->port);
+    }
+    for (const char *c = cfg->replica; *c; c++)
+        if (!replica_char_ok(*c) || c - cfg->replica >= 128) {
+            snprintf(err, errlen, "--replica-id: expected 1 to 128 of A-Z a-z 0-9 . _ : -, got '%.64s'", cfg->replica);
+            return CONFIG_ERROR;
+        }
+    return CONFIG_OK;
+}
+
+/* What must hold between options once all are read. CONFIG_OK / CONFIG_ERROR. */
+static int check_consistency(config_t *cfg, char *err, size_t errlen)
+{
     if (cfg->timeout > cfg->max_timeout) {
         snprintf(err, errlen, "--timeout: %d is above --max-timeout %d", cfg->timeout, cfg->max_timeout);
         return CONFIG_ERROR;
@@ -373,22 +413,23 @@ int config_parse(config_t *cfg, int argc, char **argv, char **envp, char *err, s
             snprintf(err, errlen, "--allow-write-root: expected an absolute path without '..', got '%.64s'", cfg->allow_write_root[i]);
             return CONFIG_ERROR;
         }
-    if (cfg->replica[0] == '\0') {
-        char hn[256] = "localhost";
-        if (gethostname(hn, sizeof(hn) - 1) != 0 || hn[0] == '\0')
-            strlcpy(hn, "localhost", sizeof(hn));
-        hn[sizeof(hn) - 1] = '\0';
-        for (char *c = hn; *c; c++) /* keep the id usable as a key part */
-            if (!replica_char_ok(*c))
-                *c = '-';
-        snprintf(cfg->replica, sizeof(cfg->replica), "%.120s:%d", hn, cfg->port);
+    return settle_replica(cfg, err, errlen);
+}
+
+int config_parse(config_t *cfg, int argc, char **argv, char **envp, char *err, size_t errlen, char *out, size_t outlen)
+{
+    char dummy[1];
+    if (out == NULL) {
+        out = dummy;
+        outlen = sizeof(dummy);
     }
-    for (const char *c = cfg->replica; *c; c++)
-        if (!replica_char_ok(*c) || c - cfg->replica >= 128) {
-            snprintf(err, errlen, "--replica-id: expected 1 to 128 of A-Z a-z 0-9 . _ : -, got '%.64s'", cfg->replica);
-            return CONFIG_ERROR;
-        }
-    return CONFIG_OK;
+    memset(cfg, 0, sizeof(*cfg));
+    int rc = apply_defaults_and_env(cfg, envp, err, errlen);
+    if (rc == CONFIG_OK)
+        rc = apply_flags(cfg, argc, argv, err, errlen, out, outlen);
+    if (rc == CONFIG_OK)
+        rc = check_consistency(cfg, err, errlen);
+    return rc;
 }
 
 void config_free(config_t *cfg)
