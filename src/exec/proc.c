@@ -440,6 +440,77 @@ void proc_init(h2o_evloop_t *loop)
     proc_loop = loop;
 }
 
+/* The parent's ends of a run's pipes, and what the child gets (closed here once it runs). */
+struct spawn_fds {
+    int out[2], errp[2], in[2], st[2], mk[2], devnull;
+};
+
+/* Closes every descriptor still open in `f`. */
+static void spawn_fds_close(struct spawn_fds *f)
+{
+    int *all[] = {f->out, f->errp, f->in, f->st, f->mk};
+    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++)
+        for (int i = 0; i < 2; i++)
+            if (all[k][i] >= 0) {
+                close(all[k][i]);
+                all[k][i] = -1;
+            }
+    if (f->devnull >= 0)
+        close(f->devnull);
+    f->devnull = -1;
+}
+
+/* stdout, stderr; stdin when interactive (else /dev/null); the status and marker pipes when sandboxed. 0 / -1. */
+static int spawn_fds_open(struct spawn_fds *f, const proc_spec_t *spec)
+{
+    *f = (struct spawn_fds){{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}, -1};
+    if (pipe2(f->out, O_CLOEXEC) != 0 || pipe2(f->errp, O_CLOEXEC) != 0 ||
+        (spec->interactive && pipe2(f->in, O_CLOEXEC) != 0) ||
+        (spec->sandboxed && (pipe2(f->st, O_CLOEXEC) != 0 || pipe2(f->mk, O_CLOEXEC) != 0)) ||
+        (!spec->interactive && (f->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0))
+        return -1;
+    return 0;
+}
+
+/* A socket on the loop for `fd`, reading into `cb` (NULL: not read; stdin). */
+static h2o_socket_t *watch_fd(proc_t *p, int fd, h2o_socket_cb cb)
+{
+    h2o_socket_t *sock = h2o_evloop_socket_create(proc_loop, fd, cb != NULL ? 0 : H2O_SOCKET_FLAG_DONT_READ);
+    sock->data = p;
+    if (cb != NULL)
+        h2o_socket_read_start(sock, cb);
+    return sock;
+}
+
+/* The child runs: its ends are closed here, the parent's are watched on the loop. */
+static void watch_child_pipes(proc_t *p, struct spawn_fds *f)
+{
+    int keep[4] = {f->out[0], f->errp[0], f->in[1], f->st[0]}, mk = f->mk[0];
+    f->out[0] = f->errp[0] = f->in[1] = f->st[0] = f->mk[0] = -1;
+    spawn_fds_close(f); /* the child's ends */
+    p->out[0] = watch_fd(p, keep[0], on_stdout);
+    p->out[1] = watch_fd(p, keep[1], on_stderr);
+    if (keep[2] >= 0)
+        p->in = watch_fd(p, keep[2], NULL);
+    if (keep[3] >= 0)
+        p->status = watch_fd(p, keep[3], on_status);
+    if (mk >= 0)
+        p->marker = watch_fd(p, mk, on_marker);
+}
+
+/* pidfd_open failed (out of fds): give the run up rather than lose track of it. */
+static void abandon_spawned(proc_t *p, pid_t pid)
+{
+    kill(-pid, SIGKILL); /* bwrap's sandbox child is still in its process group */
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    for (int i = 0; i < 2; i++)
+        close_sock(&p->out[i]);
+    close_sock(&p->in);
+    close_sock(&p->status);
+    close_sock(&p->marker);
+}
+
 int proc_spawn(proc_t *p, const proc_spec_t *spec, const proc_callbacks_t *cb, void *arg, char *err, size_t errlen)
 {
     memset(p, 0, sizeof(*p));
@@ -449,85 +520,33 @@ int proc_spawn(proc_t *p, const proc_spec_t *spec, const proc_callbacks_t *cb, v
     p->arg = arg;
     p->sandboxed = spec->sandboxed;
     p->cgroup = spec->cgroup != NULL && spec->cgroup->active ? spec->cgroup : NULL;
-    int out[2] = {-1, -1}, errp[2] = {-1, -1}, in[2] = {-1, -1}, st[2] = {-1, -1}, mk[2] = {-1, -1}, devnull = -1;
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 || (spec->interactive && pipe2(in, O_CLOEXEC) != 0) ||
-        (spec->sandboxed && (pipe2(st, O_CLOEXEC) != 0 || pipe2(mk, O_CLOEXEC) != 0)) ||
-        (!spec->interactive && (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)) {
+    struct spawn_fds f;
+    if (spawn_fds_open(&f, spec) != 0) {
         snprintf(err, errlen, "cannot create pipes: %s", strerror(errno));
-        goto Error;
+        spawn_fds_close(&f);
+        return -1;
     }
-    int fds[5] = {spec->interactive ? in[0] : devnull, out[1], errp[1], spec->seccomp_fd, spec->sandboxed ? st[1] : -1};
-    pid_t pid = spawn_child(spec, fds, mk[1]);
+    int fds[5] = {spec->interactive ? f.in[0] : f.devnull, f.out[1], f.errp[1], spec->seccomp_fd,
+                  spec->sandboxed ? f.st[1] : -1};
+    pid_t pid = spawn_child(spec, fds, f.mk[1]);
     if (pid < 0) {
         snprintf(err, errlen, "vfork failed: %s", strerror(errno));
-        goto Error;
+        spawn_fds_close(&f);
+        return -1;
     }
     p->pid = pid;
-    close(out[1]);
-    close(errp[1]);
-    if (in[0] >= 0)
-        close(in[0]);
-    if (st[1] >= 0)
-        close(st[1]);
-    if (mk[1] >= 0)
-        close(mk[1]);
-    if (devnull >= 0)
-        close(devnull);
-    h2o_evloop_t *loop = proc_loop;
-    p->out[0] = h2o_evloop_socket_create(loop, out[0], 0);
-    p->out[1] = h2o_evloop_socket_create(loop, errp[0], 0);
-    p->out[0]->data = p->out[1]->data = p;
-    h2o_socket_read_start(p->out[0], on_stdout);
-    h2o_socket_read_start(p->out[1], on_stderr);
-    if (in[1] >= 0) {
-        p->in = h2o_evloop_socket_create(loop, in[1], H2O_SOCKET_FLAG_DONT_READ);
-        p->in->data = p;
-    }
-    if (st[0] >= 0) {
-        p->status = h2o_evloop_socket_create(loop, st[0], 0);
-        p->status->data = p;
-        h2o_socket_read_start(p->status, on_status);
-    }
-    if (mk[0] >= 0) {
-        p->marker = h2o_evloop_socket_create(loop, mk[0], 0);
-        p->marker->data = p;
-        h2o_socket_read_start(p->marker, on_marker);
-    }
+    watch_child_pipes(p, &f);
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (pidfd < 0) {
-        /* out of fds: give the run up rather than lose track of it */
         snprintf(err, errlen, "pidfd_open failed: %s", strerror(errno));
-        kill(-pid, SIGKILL); /* bwrap's sandbox child is still in its process group */
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        for (int i = 0; i < 2; i++)
-            close_sock(&p->out[i]);
-        close_sock(&p->in);
-        close_sock(&p->status);
-        close_sock(&p->marker);
+        abandon_spawned(p, pid);
         return -1;
     }
     LIST_INSERT_HEAD(&live, p, live_link);
-    p->pidsock = h2o_evloop_socket_create(loop, pidfd, H2O_SOCKET_FLAG_DONT_READ);
+    p->pidsock = h2o_evloop_socket_create(proc_loop, pidfd, H2O_SOCKET_FLAG_DONT_READ);
     p->pidsock->data = p;
     h2o_socket_read_start(p->pidsock, on_pidfd);
     return 0;
-Error:
-    for (int i = 0; i < 2; i++) {
-        if (out[i] >= 0)
-            close(out[i]);
-        if (errp[i] >= 0)
-            close(errp[i]);
-        if (in[i] >= 0)
-            close(in[i]);
-        if (st[i] >= 0)
-            close(st[i]);
-        if (mk[i] >= 0)
-            close(mk[i]);
-    }
-    if (devnull >= 0)
-        close(devnull);
-    return -1;
 }
 
 /* ---------------------------------------------------------------- stdin */
