@@ -57,13 +57,18 @@ build/asan/%.o: src/%.c $(HDRS) | .deps-ok
 	@echo "CC asan $<"
 	@$(CC) $(CFLAGS) $(SAN) -O1 -c -o $@ $<
 
-# Unit tests include the .c under test (to reach static functions) and link the
-# other sanitizer objects.
+# Unit tests include the .c under test (to reach static functions). A test
+# with a line "unit-links: core/util core/log ..." links those objects only
+# (and fakes the rest itself, at link level); any other links every other
+# sanitizer object.
+unit_included = $(shell sed -n 's|^.include "../../src/\(.*\)\.c"|\1|p' $(1))
+unit_links = $(shell sed -n 's|^ \* unit-links:||p' $(1))
 build/unit/%: tests/unit/%.c $(ASAN_OBJS) $(HDRS) | .deps-ok
 	@mkdir -p $(dir $@)
 	@echo "UNIT    $@"
 	@$(CC) $(CFLAGS) $(SAN) -O1 -Wno-unused-function -o $@ $< \
-	    $(filter-out build/asan/main.o $(patsubst %,build/asan/%.o,$(shell sed -n 's|^.include "../../src/\(.*\)\.c"|\1|p' $<)),$(ASAN_OBJS)) \
+	    $(if $(call unit_links,$<),$(patsubst %,build/asan/%.o,$(call unit_links,$<)),\
+	      $(filter-out build/asan/main.o $(patsubst %,build/asan/%.o,$(call unit_included,$<)),$(ASAN_OBJS))) \
 	    $(LDLIBS) $(CMOCKA_LIBS)
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c): the sources built again with clang,
