@@ -1,15 +1,15 @@
 /*
  * mirror_internal: what the mirror's loop side (mirror.c) and its threads
- * (mirror_threads.c) share: the operation queue, the reader's request queue
- * and the messages the threads post back to the loop. Everything in
- * mirror_state_t that is not atomic is guarded by `lock` (writer queue) or
- * `rlock` (reader queue), except the loop-only fields marked below.
+ * (mirror_threads.c, replica.c) share: the writer queue (queue.h), the
+ * reader's request queue, the atomic stats and the messages the threads post
+ * back to the loop.
  */
 #ifndef MCP_SANDBOXD_MIRROR_INTERNAL_H
 #define MCP_SANDBOXD_MIRROR_INTERNAL_H
 
 #include "core/deadline.h"
 #include "cluster/mirror.h"
+#include "cluster/queue.h"
 #include "mcp/session.h"
 
 #include <hiredis.h>
@@ -19,59 +19,45 @@
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
 
-/* Hex characters of a session key: Redis holds SHA-256(session id), never the id. */
-#define MIRROR_SESSION_KEY_LEN 64
+/** The reader's request queue. Every field under `lock`; `cond` wakes the reader. */
+typedef struct mirror_read_queue {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct read_req *head, *tail;
+    int stopping;
+    size_t queued;
+} mirror_read_queue_t;
 
-enum op_kind { OP_META, OP_EVENT, OP_TOUCH, OP_RESYNC, OP_SESSION_PUT, OP_SESSION_DEL };
+/** Figures any thread bumps and /metrics and /health read: atomics, no lock. */
+typedef struct mirror_stats {
+    _Atomic int connected; /**< the writer is connected */
+    _Atomic unsigned long long drops, resyncs, written, batches_lost, reconnects;
+    _Atomic unsigned long long replicas_lost, executions_lost; /**< found by the watcher */
+    _Atomic unsigned long long sweeps;                        /**< lost-replica sweeps the watcher completed */
+    _Atomic uint64_t loop_tick_ms; /**< util_now_ms() at the loop's last tick: a wedged loop stops the heartbeat */
+} mirror_stats_t;
 
-typedef struct op {
-    struct op *next;
-    enum op_kind kind;
-    char id[MIRROR_SESSION_KEY_LEN + 1]; /* execution id; SESSION_*: the session key */
-    char session_id[MIRROR_SESSION_KEY_LEN + 1]; /* the session key (SHA-256 hex of the id), never the id */
-    int active;              /* META, RESYNC: still running (listed in replica:{id}:running) */
-    int only_if_mine;        /* SESSION_DEL: only when the record names this replica */
-    char *meta;              /* META, RESYNC; SESSION_PUT: the session record */
-    size_t meta_len;
-    char *blob;              /* EVENT, RESYNC: the events' JSON back to back */
-    size_t blob_len, blob_cap;
-    size_t *ends;            /* end offset of each event in blob */
-    size_t n_events, ends_cap;
-    size_t keep;             /* events the list should keep (LTRIM) */
-    size_t bytes;            /* accounted queue bytes */
-} op_t;
-
+/**
+ * What the loop side and the threads share, split by who guards it: the
+ * writer queue (wq.lock, which also guards stop_lost and last_error), the
+ * reader queue (rq.lock), the atomic stats, and what is set once at start
+ * (enabled, url, redacted, instance) and read-only after. Loop-local state
+ * (the stage, the dirty set, timers) lives in mirror.c.
+ */
 typedef struct mirror_state {
     int enabled;
     mirror_url_t url;
     char redacted[1100];
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    op_t *head, *tail;
-    size_t queue_bytes, queue_ops, queue_events;
-    int writer_waiting, stopping;
-    size_t stop_lost;        /* operations of batches that failed once stopping (nobody resyncs them) */
-    pthread_t writer, reader;
-    _Atomic int connected;
-    _Atomic unsigned long long drops, resyncs, written, batches_lost, reconnects;
     char instance[17];       /* this process's random token, written beside its running executions */
-    _Atomic uint64_t loop_tick_ms; /* util_now_ms() at the loop's last tick: a wedged loop stops the heartbeat */
-    _Atomic unsigned long long replicas_lost, executions_lost; /* found by the watcher */
-    _Atomic unsigned long long sweeps; /* lost-replica sweeps the watcher completed */
-    pthread_t watcher;
-    char last_error[256]; /* under lock */
-    /* reader */
-    pthread_mutex_t rlock;
-    pthread_cond_t rcond;
-    struct read_req *rhead, *rtail;
-    int rstopping;
-    size_t rqueued;
-    /* loop side (loop thread only) */
-    h2o_multithread_receiver_t receiver;
-    deadline_t resync_timer, tick_timer;
+    mirror_queue_t wq;
+    size_t stop_lost;        /* under wq.lock: operations of batches that failed once stopping (nobody resyncs them) */
+    char last_error[256];    /* under wq.lock */
+    mirror_read_queue_t rq;
+    mirror_stats_t stats;
+    pthread_t writer, reader, watcher;
 } mirror_state_t;
 
-/** The one mirror state (queue under `lock`, reader queue under `rlock`). */
+/** The one mirror state (see mirror_state_t for who guards what). */
 extern mirror_state_t mirror_st;
 
 /* Messages posted to the loop. */
@@ -106,17 +92,6 @@ typedef struct mirror_msg {
 
 /** Any thread: hands a message to the loop (runs on_messages there). */
 void mirror_post(mirror_msg_t *m);
-/** Appends one event's JSON to an operation. */
-void mirror_op_add_event(op_t *o, const char *json, size_t len);
-/** The i-th event of an operation. */
-static inline const char *mirror_op_event(const op_t *o, size_t i, size_t *len)
-{
-    size_t start = i == 0 ? 0 : o->ends[i - 1];
-    *len = o->ends[i] - start;
-    return o->blob + start;
-}
-/** Frees an operation. */
-void mirror_op_free(op_t *o);
 /** The writer thread's body. */
 void *mirror_writer_main(void *arg);
 /** The reader thread's body. */

@@ -252,67 +252,28 @@ int mirror_url_parse(const char *url, mirror_url_t *u, char *err, size_t errlen)
     return 0;
 }
 
-mirror_state_t mirror_st = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
-                             .rlock = PTHREAD_MUTEX_INITIALIZER, .rcond = PTHREAD_COND_INITIALIZER};
+mirror_state_t mirror_st = {.wq = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER},
+                             .rq = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER}};
+
+/* Loop-local state (loop thread only): the threads' receiver, timers, this turn's stage, the dirty set. */
+static struct {
+    h2o_multithread_receiver_t receiver;
+    deadline_t resync_timer, tick_timer;
+    mirror_stage_t stage;
+    dirty_set_t dirty;
+} loop_st = {.dirty = {RB_INITIALIZER(&loop_st.dirty.tree), 0}};
 
 void mirror_post(mirror_msg_t *m)
 {
-    h2o_multithread_send_message(&mirror_st.receiver, &m->super);
-}
-
-void mirror_op_add_event(op_t *o, const char *json, size_t len)
-{
-    if (o->blob_len + len > o->blob_cap) {
-        o->blob_cap = (o->blob_len + len) * 2 + 256;
-        if ((o->blob = realloc(o->blob, o->blob_cap)) == NULL)
-            util_oom();
-    }
-    if (o->n_events == o->ends_cap) {
-        o->ends_cap = o->ends_cap ? o->ends_cap * 2 : 16;
-        if ((o->ends = realloc(o->ends, o->ends_cap * sizeof(size_t))) == NULL)
-            util_oom();
-    }
-    memcpy(o->blob + o->blob_len, json, len);
-    o->blob_len += len;
-    o->ends[o->n_events++] = o->blob_len;
-    o->bytes += len + sizeof(size_t);
-}
-
-void mirror_op_free(op_t *o)
-{
-    free(o->meta);
-    free(o->blob);
-    free(o->ends);
-    free(o);
+    h2o_multithread_send_message(&loop_st.receiver, &m->super);
 }
 
 /* ---------------------------------------------------------------- loop side: dirty set */
 
-RB_HEAD(dirty_tree, dirty);
-struct dirty {
-    RB_ENTRY(dirty) node;
-    char id[40];
-};
-
-static int dirty_cmp(struct dirty *a, struct dirty *b)
-{
-    return strcmp(a->id, b->id);
-}
-
-RB_GENERATE(dirty_tree, dirty, node, dirty_cmp)
-static struct dirty_tree dirty = RB_INITIALIZER(&dirty);
-static size_t n_dirty;
-
+/* Marks an execution Redis may be behind on and makes sure a resync pass comes. */
 static void mark_dirty(const char *id)
 {
-    struct dirty key;
-    strlcpy(key.id, id, sizeof(key.id));
-    if (RB_FIND(dirty_tree, &dirty, &key) != NULL)
-        return;
-    struct dirty *d = xcalloc(1, sizeof(*d));
-    strlcpy(d->id, id, sizeof(d->id));
-    RB_INSERT(dirty_tree, &dirty, d);
-    n_dirty++;
+    dirty_mark(&loop_st.dirty, id);
 }
 
 static void resync_dirty(deadline_t *d);
@@ -322,7 +283,7 @@ static void note_drop(size_t events)
 {
     static uint64_t last_log_ms;
     static unsigned long long since_log;
-    atomic_fetch_add(&mirror_st.drops, 1);
+    atomic_fetch_add(&mirror_st.stats.drops, 1);
     since_log += events > 0 ? events : 1;
     uint64_t now = util_now_ms();
     if (now - last_log_ms >= 1000) {
@@ -345,88 +306,27 @@ static void mark_dirty_exec(exec_t *e, void *arg)
  * per loop turn (mirror_flush), not one per event. Anything else is queued
  * directly, after the stage, so the per-execution order is kept.
  */
-static struct {
-    op_t *head, *tail;
-    size_t bytes, ops, events;
-} stage;
-
 #define STAGE_FLUSH_BYTES (256 * 1024)
 #define EVENTS_PER_OP 1024
 
-/* Appends the list head..tail to the writer's queue (lock held); returns whether to wake the writer. */
-static int queue_splice_locked(op_t *head, op_t *tail, size_t bytes, size_t ops, size_t events)
-{
-    if (head != NULL) {
-        if (mirror_st.tail != NULL)
-            mirror_st.tail->next = head;
-        else
-            mirror_st.head = head;
-        mirror_st.tail = tail;
-    }
-    mirror_st.queue_bytes += bytes;
-    mirror_st.queue_ops += ops;
-    mirror_st.queue_events += events;
-    int wake = mirror_st.writer_waiting;
-    mirror_st.writer_waiting = 0;
-    return wake;
-}
-
 void mirror_flush(void)
 {
-    if (stage.head == NULL)
-        return;
-    pthread_mutex_lock(&mirror_st.lock);
-    op_t *dropped = NULL;
-    size_t bytes = stage.bytes, ops = stage.ops, events = stage.events;
-    if (mirror_st.stopping ||
-        (mirror_st.queue_bytes + stage.bytes > (size_t)config.mirror_queue_bytes && mirror_st.head != NULL)) {
-        /* take what fits, in order; the rest is dropped and its executions resynced later */
-        op_t *o = stage.head, *last = NULL;
-        bytes = ops = events = 0;
-        while (o != NULL && !mirror_st.stopping &&
-               mirror_st.queue_bytes + bytes + o->bytes <= (size_t)config.mirror_queue_bytes) {
-            bytes += o->bytes;
-            ops++;
-            events += o->n_events;
-            last = o;
-            o = o->next;
-        }
-        dropped = o;
-        if (last != NULL) {
-            last->next = NULL;
-            stage.tail = last;
-        } else {
-            stage.head = stage.tail = NULL;
-        }
-    }
-    int wake = queue_splice_locked(stage.head, stage.tail, bytes, ops, events);
-    pthread_mutex_unlock(&mirror_st.lock);
-    if (wake)
-        pthread_cond_signal(&mirror_st.cond);
-    stage.head = stage.tail = NULL;
-    stage.bytes = stage.ops = stage.events = 0;
-    while (dropped != NULL) {
+    op_t *dropped = mirror_queue_push_stage(&mirror_st.wq, &loop_st.stage, (size_t)config.mirror_queue_bytes);
+    while (dropped != NULL) { /* dropped: their executions are resynced later */
         op_t *next = dropped->next;
         note_drop(dropped->n_events);
         mark_dirty(dropped->id);
         mirror_op_free(dropped);
         dropped = next;
     }
-    if (n_dirty > 0 && !mirror_st.resync_timer.armed && !mirror_st.stopping)
-        deadline_arm(&mirror_st.resync_timer, 1000, resync_dirty);
+    if (loop_st.dirty.count > 0 && !loop_st.resync_timer.armed && !mirror_st.wq.stopping)
+        deadline_arm(&loop_st.resync_timer, 1000, resync_dirty);
 }
 
 static void stage_event(op_t *o)
 {
-    if (stage.tail != NULL)
-        stage.tail->next = o;
-    else
-        stage.head = o;
-    stage.tail = o;
-    stage.bytes += o->bytes;
-    stage.ops++;
-    stage.events += o->n_events;
-    if (stage.bytes >= STAGE_FLUSH_BYTES)
+    mirror_stage_add(&loop_st.stage, o);
+    if (loop_st.stage.bytes >= STAGE_FLUSH_BYTES)
         mirror_flush();
 }
 
@@ -434,17 +334,7 @@ static void stage_event(op_t *o)
 static int enqueue(op_t *o)
 {
     mirror_flush(); /* staged events of this execution go first */
-    pthread_mutex_lock(&mirror_st.lock);
-    /* an op larger than the whole cap (a big resync) still goes when the queue is empty */
-    if (mirror_st.stopping || (mirror_st.queue_bytes + o->bytes > (size_t)config.mirror_queue_bytes && mirror_st.head != NULL)) {
-        pthread_mutex_unlock(&mirror_st.lock);
-        return -1;
-    }
-    int wake = queue_splice_locked(o, o, o->bytes, 1, o->n_events);
-    pthread_mutex_unlock(&mirror_st.lock);
-    if (wake)
-        pthread_cond_signal(&mirror_st.cond);
-    return 0;
+    return mirror_queue_push(&mirror_st.wq, o, (size_t)config.mirror_queue_bytes);
 }
 
 static void enqueue_or_dirty(op_t *o)
@@ -455,8 +345,8 @@ static void enqueue_or_dirty(op_t *o)
         note_drop(o->n_events);
         mirror_op_free(o);
         mark_dirty(id);
-        if (!mirror_st.resync_timer.armed && !mirror_st.stopping)
-            deadline_arm(&mirror_st.resync_timer, 1000, resync_dirty);
+        if (!loop_st.resync_timer.armed && !mirror_st.wq.stopping)
+            deadline_arm(&loop_st.resync_timer, 1000, resync_dirty);
     }
 }
 
@@ -505,42 +395,39 @@ static int enqueue_resync(const exec_t *e)
         mark_dirty(e->id);
         return -1;
     }
-    atomic_fetch_add(&mirror_st.resyncs, 1);
+    atomic_fetch_add(&mirror_st.stats.resyncs, 1);
     return 0;
+}
+
+/* The resync pass's room: under half the cap queued (room left for new output). */
+static int resync_room(void *arg)
+{
+    return mirror_queue_below(&mirror_st.wq, (size_t)config.mirror_queue_bytes / 2);
+}
+
+/* The resync pass's step: a full copy of the execution, when it is still held. */
+static int resync_one(const char *id, void *arg)
+{
+    exec_t *e = exec_lookup(id);
+    if (e == NULL)
+        return 0;
+    return enqueue_resync(e) == 0 ? 1 : -1;
 }
 
 /* Resyncs dirty executions while Redis answers and the queue has room. */
 static void resync_dirty(deadline_t *d)
 {
     (void)d;
-    if (!atomic_load(&mirror_st.connected) || mirror_st.stopping) {
-        if (n_dirty > 0 && !mirror_st.stopping)
-            deadline_arm(&mirror_st.resync_timer, 1000, resync_dirty);
+    if (!atomic_load(&mirror_st.stats.connected) || mirror_st.wq.stopping) {
+        if (loop_st.dirty.count > 0 && !mirror_st.wq.stopping)
+            deadline_arm(&loop_st.resync_timer, 1000, resync_dirty);
         return;
     }
-    size_t done = 0;
-    struct dirty *x, *next;
-    for (x = RB_MIN(dirty_tree, &dirty); x != NULL; x = next) {
-        next = RB_NEXT(dirty_tree, &dirty, x);
-        pthread_mutex_lock(&mirror_st.lock);
-        int room = mirror_st.queue_bytes < (size_t)config.mirror_queue_bytes / 2;
-        pthread_mutex_unlock(&mirror_st.lock);
-        if (!room)
-            break;
-        RB_REMOVE(dirty_tree, &dirty, x);
-        n_dirty--;
-        exec_t *e = exec_lookup(x->id);
-        free(x);
-        if (e != NULL) {
-            if (enqueue_resync(e) != 0)
-                break; /* re-marked dirty; try again on the next tick */
-            done++;
-        }
-    }
+    size_t done = dirty_resync_pass(&loop_st.dirty, resync_room, resync_one, NULL);
     if (done > 0)
-        log_info("redis mirror: resynced %zu executions from memory (%zu still waiting)", done, n_dirty);
-    if (n_dirty > 0)
-        deadline_arm(&mirror_st.resync_timer, 1000, resync_dirty);
+        log_info("redis mirror: resynced %zu executions from memory (%zu still waiting)", done, loop_st.dirty.count);
+    if (loop_st.dirty.count > 0)
+        deadline_arm(&loop_st.resync_timer, 1000, resync_dirty);
 }
 
 void mirror_exec_meta(const exec_t *e)
@@ -558,14 +445,14 @@ void mirror_exec_event(const exec_t *e, const event_t *ev)
     if (!mirror_st.enabled)
         return;
     /* consecutive events of one execution share one op (one allocation per ~1000 events) */
-    op_t *o = stage.tail;
+    op_t *o = loop_st.stage.tail;
     if (o != NULL && o->kind == OP_EVENT && o->n_events < EVENTS_PER_OP && !strcmp(o->id, e->id)) {
         size_t before = o->bytes;
         mirror_op_add_event(o, ev->json, ev->len);
         o->keep = e->log.count;
-        stage.bytes += o->bytes - before;
-        stage.events++;
-        if (stage.bytes >= STAGE_FLUSH_BYTES)
+        loop_st.stage.bytes += o->bytes - before;
+        loop_st.stage.events++;
+        if (loop_st.stage.bytes >= STAGE_FLUSH_BYTES)
             mirror_flush();
         return;
     }
@@ -586,16 +473,8 @@ void mirror_exec_touch(const exec_t *e)
 
 void mirror_exec_final_resync(const exec_t *e)
 {
-    if (!mirror_st.enabled || n_dirty == 0)
+    if (!mirror_st.enabled || !dirty_take(&loop_st.dirty, e->id))
         return;
-    struct dirty key;
-    strlcpy(key.id, e->id, sizeof(key.id));
-    struct dirty *d = RB_FIND(dirty_tree, &dirty, &key);
-    if (d == NULL)
-        return;
-    RB_REMOVE(dirty_tree, &dirty, d);
-    n_dirty--;
-    free(d);
     enqueue_resync(e); /* last chance before the memory copy goes */
 }
 
@@ -693,16 +572,16 @@ static void on_messages(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
              * rewrite every execution this replica holds */
             if (m->reconnect)
                 exec_foreach(mark_dirty_exec, NULL);
-            if (n_dirty > 0)
+            if (loop_st.dirty.count > 0)
                 resync_dirty(NULL);
             break;
         case MSG_LOST:
             for (size_t i = 0; i < m->n_ids; i++)
                 mark_dirty(m->ids[i]);
             if (m->command_error)
-                deadline_arm(&mirror_st.resync_timer, 30000, resync_dirty); /* Redis said no: give it time */
-            else if (!mirror_st.resync_timer.armed)
-                deadline_arm(&mirror_st.resync_timer, 200, resync_dirty);
+                deadline_arm(&loop_st.resync_timer, 30000, resync_dirty); /* Redis said no: give it time */
+            else if (!loop_st.resync_timer.armed)
+                deadline_arm(&loop_st.resync_timer, 200, resync_dirty);
             break;
         case MSG_READ:
             m->req->cb(m->req->arg, m->found, m->meta, m->meta_len, m->events, m->events_len, m->err);
@@ -711,7 +590,7 @@ static void on_messages(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
         case MSG_RESYNC_ALL:
             /* our heartbeat had lapsed: another replica may have marked our runs lost */
             exec_foreach(mark_dirty_exec, NULL);
-            if (n_dirty > 0)
+            if (loop_st.dirty.count > 0)
                 resync_dirty(NULL);
             break;
         }
@@ -727,23 +606,23 @@ static void on_messages(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
 static int read_enqueue(struct read_req *q)
 {
     q->enqueued_ms = util_now_ms();
-    pthread_mutex_lock(&mirror_st.rlock);
-    if (mirror_st.rstopping) {
-        pthread_mutex_unlock(&mirror_st.rlock);
+    pthread_mutex_lock(&mirror_st.rq.lock);
+    if (mirror_st.rq.stopping) {
+        pthread_mutex_unlock(&mirror_st.rq.lock);
         return -1;
     }
-    if (mirror_st.rqueued >= MIRROR_READ_QUEUE_MAX) {
-        pthread_mutex_unlock(&mirror_st.rlock);
+    if (mirror_st.rq.queued >= MIRROR_READ_QUEUE_MAX) {
+        pthread_mutex_unlock(&mirror_st.rq.lock);
         return -2;
     }
-    mirror_st.rqueued++;
-    if (mirror_st.rtail != NULL)
-        mirror_st.rtail->next = q;
+    mirror_st.rq.queued++;
+    if (mirror_st.rq.tail != NULL)
+        mirror_st.rq.tail->next = q;
     else
-        mirror_st.rhead = q;
-    mirror_st.rtail = q;
-    pthread_mutex_unlock(&mirror_st.rlock);
-    pthread_cond_signal(&mirror_st.rcond);
+        mirror_st.rq.head = q;
+    mirror_st.rq.tail = q;
+    pthread_mutex_unlock(&mirror_st.rq.lock);
+    pthread_cond_signal(&mirror_st.rq.cond);
     return 0;
 }
 
@@ -800,7 +679,7 @@ int mirror_enabled(void)
 /* The loop proves it is alive to the watcher thread (see replica.c). */
 static void on_tick(deadline_t *d)
 {
-    atomic_store(&mirror_st.loop_tick_ms, util_now_ms());
+    atomic_store(&mirror_st.stats.loop_tick_ms, util_now_ms());
     deadline_arm(d, (uint64_t)config.heartbeat * 500, on_tick);
 }
 
@@ -812,15 +691,15 @@ int mirror_start(h2o_multithread_queue_t *queue, char *err, size_t errlen)
         return -1;
     config_redacted_redis_url(config.redis_url, mirror_st.redacted, sizeof(mirror_st.redacted));
     mirror_st.enabled = 1;
-    h2o_multithread_register_receiver(queue, &mirror_st.receiver, on_messages);
-    mirror_st.resync_timer.cb = resync_dirty;
+    h2o_multithread_register_receiver(queue, &loop_st.receiver, on_messages);
+    loop_st.resync_timer.cb = resync_dirty;
     util_random_hex(mirror_st.instance, 8);
     /* the writer's backoff waits on `cond` against CLOCK_MONOTONIC: a wall-clock step cannot stretch them */
-    if (clock_cond_init(&mirror_st.cond) != 0) {
+    if (clock_cond_init(&mirror_st.wq.cond) != 0) {
         snprintf(err, errlen, "cannot create the mirror's condition variable");
         return -1;
     }
-    on_tick(&mirror_st.tick_timer);
+    on_tick(&loop_st.tick_timer);
     if (pthread_create(&mirror_st.writer, NULL, mirror_writer_main, NULL) != 0 ||
         pthread_create(&mirror_st.reader, NULL, mirror_reader_main, NULL) != 0 ||
         pthread_create(&mirror_st.watcher, NULL, replica_watcher_main, NULL) != 0) {
@@ -848,14 +727,14 @@ static void join_by(pthread_t t, const struct timespec *until)
 /* Frees the queue (Redis unreachable or the deadline passed); returns how many operations it held. */
 static size_t queue_drop_locked(void)
 {
-    size_t n = mirror_st.queue_ops;
-    for (op_t *o = mirror_st.head; o != NULL;) {
+    size_t n = mirror_st.wq.ops;
+    for (op_t *o = mirror_st.wq.head; o != NULL;) {
         op_t *next = o->next;
         mirror_op_free(o);
         o = next;
     }
-    mirror_st.head = mirror_st.tail = NULL;
-    mirror_st.queue_ops = mirror_st.queue_bytes = mirror_st.queue_events = 0;
+    mirror_st.wq.head = mirror_st.wq.tail = NULL;
+    mirror_st.wq.ops = mirror_st.wq.bytes = mirror_st.wq.events = 0;
     return n;
 }
 
@@ -874,36 +753,36 @@ void mirror_stop(int deadline_ms)
     clock_deadline(&until, (uint64_t)deadline_ms);
     uint64_t until_ms = util_now_ms() + (uint64_t)deadline_ms;
     for (;;) {
-        pthread_mutex_lock(&mirror_st.lock);
-        size_t left = mirror_st.queue_ops;
-        pthread_mutex_unlock(&mirror_st.lock);
-        if (left == 0 || util_now_ms() >= until_ms || !atomic_load(&mirror_st.connected))
+        pthread_mutex_lock(&mirror_st.wq.lock);
+        size_t left = mirror_st.wq.ops;
+        pthread_mutex_unlock(&mirror_st.wq.lock);
+        if (left == 0 || util_now_ms() >= until_ms || !atomic_load(&mirror_st.stats.connected))
             break;
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
     }
-    pthread_mutex_lock(&mirror_st.lock);
-    mirror_st.stopping = 1;
-    size_t dropped = atomic_load(&mirror_st.connected) ? 0 : queue_drop_locked(); /* Redis is down */
-    pthread_mutex_unlock(&mirror_st.lock);
-    pthread_cond_broadcast(&mirror_st.cond);
-    pthread_mutex_lock(&mirror_st.rlock);
-    mirror_st.rstopping = 1;
-    pthread_mutex_unlock(&mirror_st.rlock);
-    pthread_cond_broadcast(&mirror_st.rcond);
+    pthread_mutex_lock(&mirror_st.wq.lock);
+    mirror_st.wq.stopping = 1;
+    size_t dropped = atomic_load(&mirror_st.stats.connected) ? 0 : queue_drop_locked(); /* Redis is down */
+    pthread_mutex_unlock(&mirror_st.wq.lock);
+    pthread_cond_broadcast(&mirror_st.wq.cond);
+    pthread_mutex_lock(&mirror_st.rq.lock);
+    mirror_st.rq.stopping = 1;
+    pthread_mutex_unlock(&mirror_st.rq.lock);
+    pthread_cond_broadcast(&mirror_st.rq.cond);
     join_by(mirror_st.writer, &until);
     join_by(mirror_st.reader, &until);
-    deadline_cancel(&mirror_st.tick_timer);
+    deadline_cancel(&loop_st.tick_timer);
     replica_watcher_signal_stop(); /* after the writer: the final statuses are in Redis before the heartbeat goes */
     join_by(mirror_st.watcher, &until);
-    pthread_mutex_lock(&mirror_st.lock);
+    pthread_mutex_lock(&mirror_st.wq.lock);
     size_t late = queue_drop_locked() + mirror_st.stop_lost; /* left queued, or lost in flight at the cut */
-    pthread_mutex_unlock(&mirror_st.lock);
+    pthread_mutex_unlock(&mirror_st.wq.lock);
     if (dropped + late > 0)
         log_warn("redis mirror: %zu operations not written to Redis at shutdown (%s)", dropped + late,
                  late == 0 ? "Redis was unreachable" : "the shutdown deadline passed first");
-    log_info("redis mirror stopped: %llu events written, %llu dropped, %llu resyncs", (unsigned long long)mirror_st.written,
-             (unsigned long long)mirror_st.drops, (unsigned long long)mirror_st.resyncs);
+    log_info("redis mirror stopped: %llu events written, %llu dropped, %llu resyncs", (unsigned long long)mirror_st.stats.written,
+             (unsigned long long)mirror_st.stats.drops, (unsigned long long)mirror_st.stats.resyncs);
 }
 
 /* One counter or gauge line with its HELP/TYPE header. */
@@ -924,29 +803,29 @@ void mirror_metrics(strbuf_t *out)
     }
     metric(out, "redis_enabled", "gauge", "1 when REDIS_URL is set.", mirror_st.enabled);
     metric(out, "redis_up", "gauge", "1 while the mirror's writer is connected to Redis.",
-           mirror_st.enabled && atomic_load(&mirror_st.connected));
-    pthread_mutex_lock(&mirror_st.lock);
-    double qb = (double)mirror_st.queue_bytes, qo = (double)mirror_st.queue_ops, qe = (double)mirror_st.queue_events;
-    pthread_mutex_unlock(&mirror_st.lock);
+           mirror_st.enabled && atomic_load(&mirror_st.stats.connected));
+    pthread_mutex_lock(&mirror_st.wq.lock);
+    double qb = (double)mirror_st.wq.bytes, qo = (double)mirror_st.wq.ops, qe = (double)mirror_st.wq.events;
+    pthread_mutex_unlock(&mirror_st.wq.lock);
     metric(out, "mirror_queue_bytes", "gauge", "Bytes waiting in the mirror queue.", qb);
     metric(out, "mirror_queue_operations", "gauge", "Operations waiting in the mirror queue.", qo);
     metric(out, "mirror_queue_events", "gauge", "Output events waiting in the mirror queue.", qe);
     metric(out, "mirror_events_written_total", "counter", "Output events written to Redis.",
-           (double)atomic_load(&mirror_st.written));
+           (double)atomic_load(&mirror_st.stats.written));
     metric(out, "mirror_drops_total", "counter", "Operations dropped because the mirror queue was full.",
-           (double)atomic_load(&mirror_st.drops));
+           (double)atomic_load(&mirror_st.stats.drops));
     metric(out, "mirror_resyncs_total", "counter", "Executions rewritten into Redis from memory.",
-           (double)atomic_load(&mirror_st.resyncs));
+           (double)atomic_load(&mirror_st.stats.resyncs));
     metric(out, "mirror_batches_lost_total", "counter", "Write batches lost with the connection or refused by Redis.",
-           (double)atomic_load(&mirror_st.batches_lost));
-    metric(out, "mirror_reconnects_total", "counter", "Reconnections to Redis.", (double)atomic_load(&mirror_st.reconnects));
-    metric(out, "mirror_dirty_executions", "gauge", "Executions waiting to be resynced.", (double)n_dirty);
+           (double)atomic_load(&mirror_st.stats.batches_lost));
+    metric(out, "mirror_reconnects_total", "counter", "Reconnections to Redis.", (double)atomic_load(&mirror_st.stats.reconnects));
+    metric(out, "mirror_dirty_executions", "gauge", "Executions waiting to be resynced.", (double)loop_st.dirty.count);
     metric(out, "replicas_lost_total", "counter", "Other replicas this one found without a heartbeat and swept.",
-           (double)atomic_load(&mirror_st.replicas_lost));
+           (double)atomic_load(&mirror_st.stats.replicas_lost));
     metric(out, "replica_sweeps_total", "counter", "Lost-replica sweeps the replica watcher completed.",
-           (double)atomic_load(&mirror_st.sweeps));
+           (double)atomic_load(&mirror_st.stats.sweeps));
     metric(out, "executions_marked_lost_total", "counter",
-           "Executions this replica marked failed / \"replica lost\" in Redis.", (double)atomic_load(&mirror_st.executions_lost));
+           "Executions this replica marked failed / \"replica lost\" in Redis.", (double)atomic_load(&mirror_st.stats.executions_lost));
 }
 
 void mirror_health(cJSON *h)
@@ -955,23 +834,23 @@ void mirror_health(cJSON *h)
         cJSON_AddStringToObject(h, "redis", "disabled");
         return;
     }
-    cJSON_AddStringToObject(h, "redis", atomic_load(&mirror_st.connected) ? "connected" : "disconnected");
+    cJSON_AddStringToObject(h, "redis", atomic_load(&mirror_st.stats.connected) ? "connected" : "disconnected");
     cJSON *x = cJSON_AddObjectToObject(h, "mirror");
-    pthread_mutex_lock(&mirror_st.lock);
-    cJSON_AddNumberToObject(x, "queue_bytes", (double)mirror_st.queue_bytes);
-    cJSON_AddNumberToObject(x, "queue_events", (double)mirror_st.queue_events);
-    cJSON_AddNumberToObject(x, "queue_ops", (double)mirror_st.queue_ops);
+    pthread_mutex_lock(&mirror_st.wq.lock);
+    cJSON_AddNumberToObject(x, "queue_bytes", (double)mirror_st.wq.bytes);
+    cJSON_AddNumberToObject(x, "queue_events", (double)mirror_st.wq.events);
+    cJSON_AddNumberToObject(x, "queue_ops", (double)mirror_st.wq.ops);
     if (mirror_st.last_error[0])
         cJSON_AddStringToObject(x, "last_error", mirror_st.last_error);
-    pthread_mutex_unlock(&mirror_st.lock);
-    cJSON_AddNumberToObject(x, "events_written", (double)atomic_load(&mirror_st.written));
-    cJSON_AddNumberToObject(x, "drops", (double)atomic_load(&mirror_st.drops));
-    cJSON_AddNumberToObject(x, "resyncs", (double)atomic_load(&mirror_st.resyncs));
-    cJSON_AddNumberToObject(x, "batches_lost", (double)atomic_load(&mirror_st.batches_lost));
-    cJSON_AddNumberToObject(x, "reconnects", (double)atomic_load(&mirror_st.reconnects));
-    cJSON_AddNumberToObject(x, "dirty_executions", (double)n_dirty);
+    pthread_mutex_unlock(&mirror_st.wq.lock);
+    cJSON_AddNumberToObject(x, "events_written", (double)atomic_load(&mirror_st.stats.written));
+    cJSON_AddNumberToObject(x, "drops", (double)atomic_load(&mirror_st.stats.drops));
+    cJSON_AddNumberToObject(x, "resyncs", (double)atomic_load(&mirror_st.stats.resyncs));
+    cJSON_AddNumberToObject(x, "batches_lost", (double)atomic_load(&mirror_st.stats.batches_lost));
+    cJSON_AddNumberToObject(x, "reconnects", (double)atomic_load(&mirror_st.stats.reconnects));
+    cJSON_AddNumberToObject(x, "dirty_executions", (double)loop_st.dirty.count);
     cJSON_AddNumberToObject(x, "heartbeat_seconds", config.heartbeat);
-    cJSON_AddNumberToObject(x, "replicas_lost", (double)atomic_load(&mirror_st.replicas_lost));
-    cJSON_AddNumberToObject(x, "executions_marked_lost", (double)atomic_load(&mirror_st.executions_lost));
+    cJSON_AddNumberToObject(x, "replicas_lost", (double)atomic_load(&mirror_st.stats.replicas_lost));
+    cJSON_AddNumberToObject(x, "executions_marked_lost", (double)atomic_load(&mirror_st.stats.executions_lost));
     cJSON_AddStringToObject(x, "url", mirror_st.redacted);
 }

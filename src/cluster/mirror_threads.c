@@ -38,9 +38,9 @@
 
 static void set_last_error(const char *s)
 {
-    pthread_mutex_lock(&mirror_st.lock);
+    pthread_mutex_lock(&mirror_st.wq.lock);
     strlcpy(mirror_st.last_error, s, sizeof(mirror_st.last_error));
-    pthread_mutex_unlock(&mirror_st.lock);
+    pthread_mutex_unlock(&mirror_st.wq.lock);
 }
 
 /*
@@ -149,10 +149,10 @@ Fail:
 /* Waits up to `ms` on the queue condition (returns early when stopping). */
 static void writer_sleep(int ms)
 {
-    pthread_mutex_lock(&mirror_st.lock);
-    if (!mirror_st.stopping)
-        clock_cond_wait_ms(&mirror_st.cond, &mirror_st.lock, (uint64_t)ms); /* monotonic: see mirror_start */
-    pthread_mutex_unlock(&mirror_st.lock);
+    pthread_mutex_lock(&mirror_st.wq.lock);
+    if (!mirror_st.wq.stopping)
+        clock_cond_wait_ms(&mirror_st.wq.cond, &mirror_st.wq.lock, (uint64_t)ms); /* monotonic: see mirror_start */
+    pthread_mutex_unlock(&mirror_st.wq.lock);
 }
 
 /* ---------------------------------------------------------------- writer */
@@ -209,7 +209,7 @@ static void push_trim_expire(struct pipeline *p, const char *okey, const op_t *o
     else
         append_fmt(p, "LTRIM", okey, start, "-1");
     append_fmt(p, "EXPIRE", okey, ttl, NULL);
-    atomic_fetch_add(&mirror_st.written, o->n_events);
+    atomic_fetch_add(&mirror_st.stats.written, o->n_events);
 }
 
 static int has_error_element(const redisReply *r)
@@ -343,31 +343,11 @@ static void report_lost(op_t *batch, int command_error)
     for (op_t *o = batch; o != NULL; o = o->next)
         if (o->kind != OP_TOUCH && o->kind != OP_SESSION_PUT && o->kind != OP_SESSION_DEL)
             strlcpy(m->ids[m->n_ids++], o->id, sizeof(m->ids[0]));
-    atomic_fetch_add(&mirror_st.batches_lost, 1);
+    atomic_fetch_add(&mirror_st.stats.batches_lost, 1);
     mirror_post(m);
 }
 
 /* Writer, under lock: unlinks up to BATCH_MAX_OPS operations (BATCH_MAX_BYTES) from the queue's head. */
-static op_t *batch_take_locked(size_t *count)
-{
-    op_t *batch = mirror_st.head, *last = batch;
-    size_t n = 1, bytes = batch->bytes, events = batch->n_events;
-    while (last->next != NULL && n < BATCH_MAX_OPS && bytes < BATCH_MAX_BYTES) {
-        last = last->next;
-        n++;
-        bytes += last->bytes;
-        events += last->n_events;
-    }
-    mirror_st.head = last->next;
-    if (mirror_st.head == NULL)
-        mirror_st.tail = NULL;
-    last->next = NULL;
-    mirror_st.queue_bytes -= bytes;
-    mirror_st.queue_ops -= n;
-    mirror_st.queue_events -= events;
-    *count = n;
-    return batch;
-}
 
 /*
  * Writer, after a batch of `n` operations failed: drops a broken connection
@@ -382,16 +362,16 @@ static void batch_failed(redisContext **c, op_t *batch, size_t n, uint64_t *refu
         log_warn("redis mirror: connection lost (%s); %zu operations will be resynced", (*c)->errstr, n);
         mirror_redis_close(MIRROR_CONN_WRITER, *c);
         *c = NULL;
-        atomic_store(&mirror_st.connected, 0);
+        atomic_store(&mirror_st.stats.connected, 0);
     } else if (util_now_ms() - *refused_logged_ms >= 1000) {
         *refused_logged_ms = util_now_ms(); /* at most once a second */
         log_warn("redis mirror: Redis refused writes; the executions concerned will be resynced later");
     }
     report_lost(batch, !lost_connection);
-    pthread_mutex_lock(&mirror_st.lock);
-    if (mirror_st.stopping)
+    pthread_mutex_lock(&mirror_st.wq.lock);
+    if (mirror_st.wq.stopping)
         mirror_st.stop_lost += n;
-    pthread_mutex_unlock(&mirror_st.lock);
+    pthread_mutex_unlock(&mirror_st.wq.lock);
 }
 
 void *mirror_writer_main(void *arg)
@@ -405,9 +385,9 @@ void *mirror_writer_main(void *arg)
     char err[256];
     for (;;) {
         if (c == NULL) {
-            pthread_mutex_lock(&mirror_st.lock);
-            int stop = mirror_st.stopping;
-            pthread_mutex_unlock(&mirror_st.lock);
+            pthread_mutex_lock(&mirror_st.wq.lock);
+            int stop = mirror_st.wq.stopping;
+            pthread_mutex_unlock(&mirror_st.wq.lock);
             if (stop)
                 break; /* shutting down without a connection: mirror_stop drops what is left */
             c = mirror_redis_open(MIRROR_CONN_WRITER, err, sizeof(err));
@@ -424,7 +404,7 @@ void *mirror_writer_main(void *arg)
                 log_info("✅ Redis connected - distributed mode enabled (%s)", mirror_st.redacted);
             else {
                 log_info("redis mirror: reconnected to %s", mirror_st.redacted);
-                atomic_fetch_add(&mirror_st.reconnects, 1);
+                atomic_fetch_add(&mirror_st.stats.reconnects, 1);
             }
             mirror_msg_t *m = xcalloc(1, sizeof(*m));
             m->kind = MSG_CONNECTED;
@@ -432,21 +412,21 @@ void *mirror_writer_main(void *arg)
             ever = 1;
             backoff = 100;
             set_last_error("");
-            atomic_store(&mirror_st.connected, 1);
+            atomic_store(&mirror_st.stats.connected, 1);
             mirror_post(m);
         }
-        pthread_mutex_lock(&mirror_st.lock);
-        while (mirror_st.head == NULL && !mirror_st.stopping) {
-            mirror_st.writer_waiting = 1;
-            pthread_cond_wait(&mirror_st.cond, &mirror_st.lock);
+        pthread_mutex_lock(&mirror_st.wq.lock);
+        while (mirror_st.wq.head == NULL && !mirror_st.wq.stopping) {
+            mirror_st.wq.writer_waiting = 1;
+            pthread_cond_wait(&mirror_st.wq.cond, &mirror_st.wq.lock);
         }
-        if (mirror_st.head == NULL && mirror_st.stopping) {
-            pthread_mutex_unlock(&mirror_st.lock);
+        if (mirror_st.wq.head == NULL && mirror_st.wq.stopping) {
+            pthread_mutex_unlock(&mirror_st.wq.lock);
             break;
         }
         size_t n;
-        op_t *batch = batch_take_locked(&n);
-        pthread_mutex_unlock(&mirror_st.lock);
+        op_t *batch = mirror_queue_take_batch_locked(&mirror_st.wq, BATCH_MAX_OPS, BATCH_MAX_BYTES, &n);
+        pthread_mutex_unlock(&mirror_st.wq.lock);
         int wrc = write_batch(c, batch);
         if (wrc == 0 && mirror_st.last_error[0] != '\0')
             set_last_error(""); /* writes go through again */
@@ -459,7 +439,7 @@ void *mirror_writer_main(void *arg)
         }
     }
     mirror_redis_close(MIRROR_CONN_WRITER, c);
-    atomic_store(&mirror_st.connected, 0);
+    atomic_store(&mirror_st.stats.connected, 0);
     return NULL;
 }
 
@@ -644,20 +624,20 @@ void *mirror_reader_main(void *arg)
     redisContext *c = NULL;
     char err[256];
     for (;;) {
-        pthread_mutex_lock(&mirror_st.rlock);
-        while (mirror_st.rhead == NULL && !mirror_st.rstopping)
-            pthread_cond_wait(&mirror_st.rcond, &mirror_st.rlock);
-        struct read_req *q = mirror_st.rhead;
+        pthread_mutex_lock(&mirror_st.rq.lock);
+        while (mirror_st.rq.head == NULL && !mirror_st.rq.stopping)
+            pthread_cond_wait(&mirror_st.rq.cond, &mirror_st.rq.lock);
+        struct read_req *q = mirror_st.rq.head;
         if (q == NULL) {
-            pthread_mutex_unlock(&mirror_st.rlock);
+            pthread_mutex_unlock(&mirror_st.rq.lock);
             break;
         }
-        mirror_st.rhead = q->next;
-        if (mirror_st.rhead == NULL)
-            mirror_st.rtail = NULL;
-        mirror_st.rqueued--;
-        int stopping = mirror_st.rstopping;
-        pthread_mutex_unlock(&mirror_st.rlock);
+        mirror_st.rq.head = q->next;
+        if (mirror_st.rq.head == NULL)
+            mirror_st.rq.tail = NULL;
+        mirror_st.rq.queued--;
+        int stopping = mirror_st.rq.stopping;
+        pthread_mutex_unlock(&mirror_st.rq.lock);
         mirror_msg_t *m = xcalloc(1, sizeof(*m));
         m->kind = MSG_READ;
         m->req = q;

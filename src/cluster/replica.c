@@ -139,8 +139,8 @@ static void sweep(redisContext *c)
         long long n = reap(c, id, "");
         if (n < 0)
             continue;
-        atomic_fetch_add(&mirror_st.replicas_lost, 1);
-        atomic_fetch_add(&mirror_st.executions_lost, (unsigned long long)n);
+        atomic_fetch_add(&mirror_st.stats.replicas_lost, 1);
+        atomic_fetch_add(&mirror_st.stats.executions_lost, (unsigned long long)n);
         if (n > 0)
             log_warn("replica %s lost (no heartbeat for %d s): marked its %lld running executions failed", id,
                      3 * config.heartbeat, n);
@@ -237,7 +237,7 @@ void *replica_watcher_main(void *arg)
     do {
         if (c == NULL && (c = mirror_redis_open(MIRROR_CONN_WATCHER, err, sizeof(err))) == NULL)
             continue; /* the writer logs Redis' absence; try again next period */
-        uint64_t silent = util_now_ms() - atomic_load(&mirror_st.loop_tick_ms);
+        uint64_t silent = util_now_ms() - atomic_load(&mirror_st.stats.loop_tick_ms);
         if (silent > 3 * period) {
             if (!wedged)
                 log_error("replica watcher: the loop thread has not run for %llu ms; heartbeat withheld",
@@ -254,7 +254,7 @@ void *replica_watcher_main(void *arg)
                 log_warn("replica %s restarted: marked %lld executions of its previous process failed (replica lost)",
                          config.replica, n);
             if (n >= 0) {
-                atomic_fetch_add(&mirror_st.executions_lost, (unsigned long long)n);
+                atomic_fetch_add(&mirror_st.stats.executions_lost, (unsigned long long)n);
                 swept_own = 1;
             }
         }
@@ -271,7 +271,7 @@ void *replica_watcher_main(void *arg)
         }
         beats++;
         sweep(c);
-        atomic_fetch_add(&mirror_st.sweeps, 1);
+        atomic_fetch_add(&mirror_st.stats.sweeps, 1);
         if (c->err) {
             mirror_redis_close(MIRROR_CONN_WATCHER, c);
             c = NULL;
