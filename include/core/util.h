@@ -73,4 +73,8 @@ void *xcalloc(size_t n, size_t m);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
+struct cJSON;
+/** Prints `o` as compact JSON and deletes it; the text is malloc'd (out of memory: util_oom). */
+char *util_json_print(struct cJSON *o);
+
 #endif

@@ -359,10 +359,7 @@ static char *meta_json(const exec_t *e, size_t *len)
     cJSON_AddStringToObject(o, "session_id", skey);
     cJSON_AddNumberToObject(o, "timeout_seconds", e->timeout_s);
     cJSON_AddStringToObject(o, "replica", config.replica);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (s == NULL)
-        util_oom();
+    char *s = util_json_print(o);
     *len = strlen(s);
     return s;
 }
@@ -626,37 +623,48 @@ static int read_enqueue(struct read_req *q)
     return 0;
 }
 
-int mirror_read_exec(const char *id, const char *session_id, int with_output, mirror_read_cb cb, void *arg)
+/* A new read request for `session_id` answered to cb(arg); NULL when the mirror is off. */
+static struct read_req *read_req_new(const char *session_id, mirror_read_cb cb, void *arg)
 {
     if (!mirror_st.enabled)
-        return -1;
+        return NULL;
     struct read_req *q = xcalloc(1, sizeof(*q));
-    strlcpy(q->id, id, sizeof(q->id));
     session_key(session_id, q->session_id);
-    q->with_output = with_output;
     q->cb = cb;
     q->arg = arg;
+    return q;
+}
+
+/* Queues `q` (NULL: the mirror is off, -1); frees it when refused. */
+static int read_submit(struct read_req *q)
+{
+    if (q == NULL)
+        return -1;
     int rc = read_enqueue(q);
     if (rc != 0)
         free(q);
     return rc;
 }
 
+int mirror_read_exec(const char *id, const char *session_id, int with_output, mirror_read_cb cb, void *arg)
+{
+    struct read_req *q = read_req_new(session_id, cb, arg);
+    if (q != NULL) {
+        strlcpy(q->id, id, sizeof(q->id));
+        q->with_output = with_output;
+    }
+    return read_submit(q);
+}
+
 /* Queues a read about session `session_id`: its record, or the list of its executions. */
 static int read_session_req(const char *session_id, int record, mirror_read_cb cb, void *arg)
 {
-    if (!mirror_st.enabled)
-        return -1;
-    struct read_req *q = xcalloc(1, sizeof(*q));
-    session_key(session_id, q->session_id);
-    q->session_record = record;
-    q->session_list = !record;
-    q->cb = cb;
-    q->arg = arg;
-    int rc = read_enqueue(q);
-    if (rc != 0)
-        free(q);
-    return rc;
+    struct read_req *q = read_req_new(session_id, cb, arg);
+    if (q != NULL) {
+        q->session_record = record;
+        q->session_list = !record;
+    }
+    return read_submit(q);
 }
 
 int mirror_read_session_record(const char *session_id, mirror_read_cb cb, void *arg)

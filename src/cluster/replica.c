@@ -164,10 +164,7 @@ static char *beat_value(uint64_t started_wall_ms)
     util_iso8601(util_wall_ms(), ts, sizeof(ts));
     cJSON_AddStringToObject(o, "beat_at", ts);
     cJSON_AddNumberToObject(o, "heartbeat_seconds", config.heartbeat);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (s == NULL)
-        util_oom();
+    char *s = util_json_print(o);
     return s;
 }
 

@@ -114,10 +114,7 @@ const event_t *events_append(event_log_t *log, const char *type, cJSON *fields)
             cJSON_AddItemToObject(o, f->string, f); /* keeps f->string (cJSON re-sets the key) */
         }
     }
-    char *json = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (json == NULL)
-        util_oom();
+    char *json = util_json_print(o);
     return store(log, seq, json, strlen(json));
 }
 

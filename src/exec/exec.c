@@ -890,10 +890,7 @@ void exec_list_json(session_t *s, strbuf_t *out)
     if (es != NULL)
         TAILQ_FOREACH(e, &es->execs, session_link)
         cJSON_AddItemToArray(arr, exec_status_json(e));
-    char *text = cJSON_PrintUnformatted(arr);
-    cJSON_Delete(arr);
-    if (text == NULL)
-        util_oom();
+    char *text = util_json_print(arr);
     strbuf_puts(out, text);
     free(text);
 }

@@ -211,12 +211,20 @@ static int respond_health(h2o_req_t *req)
     cJSON *h = cJSON_CreateObject();
     /* public fields: what a load balancer needs, nothing about the deployment */
     health_render(h, config.token[0] != '\0' && auth_ok(req));
-    char *body = cJSON_PrintUnformatted(h);
-    cJSON_Delete(h);
-    if (body == NULL)
-        util_oom();
+    char *body = util_json_print(h);
     http_respond(req, 200, "OK", "application/json", body, strlen(body), NULL);
     return 0;
+}
+
+/* Answers 405 (Allow: GET) unless the request is a GET or HEAD; 1 when it did. */
+static int refused_unless_get(h2o_req_t *req, const char *message)
+{
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+        h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
+        return 0;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
+    http_respond_jsonrpc_error(req, 405, "Method Not Allowed", -32000, message);
+    return 1;
 }
 
 /*
@@ -262,12 +270,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/health"))) {
-        if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
-            !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
-            http_respond_jsonrpc_error(req, 405, "Method Not Allowed", -32000, "Method Not Allowed: /health takes GET");
+        if (refused_unless_get(req, "Method Not Allowed: /health takes GET"))
             return 0;
-        }
         return respond_health(req);
     }
     if (token_len > 0 && !auth_ok(req)) {
@@ -280,12 +284,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/mcp")))
         return mcp_handle(req);
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
-        if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
-            !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
-            http_respond_jsonrpc_error(req, 405, "Method Not Allowed", -32000, "Method Not Allowed: /metrics takes GET");
+        if (refused_unless_get(req, "Method Not Allowed: /metrics takes GET"))
             return 0;
-        }
         strbuf_t b = {0};
         metrics_render(&b);
         size_t len;

@@ -84,8 +84,8 @@ static void fail(mcp_call_t *call, const char *msg)
     reply_json(call, o, 1);
 }
 
-/* {success: false, error} */
-static void fail_success(mcp_call_t *call, const char *msg, int with_was_running)
+/* A control tool's failure (send_stdin, cancel_execution): {success: false, [was_running: false,] error}. */
+static void fail_control(mcp_call_t *call, const char *msg, int with_was_running)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "success", 0);
@@ -100,7 +100,7 @@ static void not_found(mcp_call_t *call, const char *id, int success_shape, int w
     char msg[200];
     snprintf(msg, sizeof(msg), "Execution not found: %.64s", id);
     if (success_shape)
-        fail_success(call, msg, with_was_running);
+        fail_control(call, msg, with_was_running);
     else
         fail(call, msg);
 }
@@ -370,24 +370,50 @@ enum { REMOTE_STATUS, REMOTE_OUTPUT, REMOTE_LIST, REMOTE_STDIN, REMOTE_CANCEL };
 static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id);
 static int valid_exec_id(const char *id);
 
+/*
+ * What a control tool acts on: its arguments checked (`known`, execution_id
+ * and `extra`, read by get_extra), the execution held here. NULL when the
+ * call was answered (bad arguments, not found) or handed to the remote read.
+ */
+static exec_t *control_target(mcp_call_t *call, session_t *s, const cJSON *args, const char *const *known, int kind,
+                              int (*get_extra)(const cJSON *args, void *out, char *err, size_t errlen), void *extra)
+{
+    const char *id;
+    char err[300];
+    int cancel = kind == REMOTE_CANCEL;
+    if (check_known(args, known, err, sizeof(err)) != 0 || get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0 ||
+        get_extra(args, extra, err, sizeof(err)) != 0) {
+        fail_control(call, err, cancel);
+        return NULL;
+    }
+    exec_t *e = exec_find(s, id);
+    if (e == NULL && (!valid_exec_id(id) || ask_remote(call, s, kind, id, NULL) != 0))
+        not_found(call, id, 1, cancel);
+    return e;
+}
+
+/* send_stdin's input_data (required). */
+static int get_input_data(const cJSON *args, void *out, char *err, size_t errlen)
+{
+    return get_string(args, "input_data", 1, (const char **)out, err, errlen);
+}
+
+/* cancel_execution's force (optional). */
+static int get_force(const cJSON *args, void *out, char *err, size_t errlen)
+{
+    return get_bool(args, "force", 0, (int *)out, err, errlen);
+}
+
 static void tool_send_stdin(mcp_call_t *call, session_t *s, const cJSON *args)
 {
     static const char *const known[] = {"execution_id", "input_data", NULL};
-    const char *id, *data;
+    const char *data;
     char err[300];
-    if (check_known(args, known, err, sizeof(err)) != 0 || get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0 ||
-        get_string(args, "input_data", 1, &data, err, sizeof(err)) != 0) {
-        fail_success(call, err, 0);
+    exec_t *e = control_target(call, s, args, known, REMOTE_STDIN, get_input_data, &data);
+    if (e == NULL)
         return;
-    }
-    exec_t *e = exec_find(s, id);
-    if (e == NULL) {
-        if (!valid_exec_id(id) || ask_remote(call, s, REMOTE_STDIN, id, NULL) != 0)
-            not_found(call, id, 1, 0);
-        return;
-    }
     if (exec_send_stdin(e, data, strlen(data), err, sizeof(err)) != 0) {
-        fail_success(call, err, 0);
+        fail_control(call, err, 0);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -398,22 +424,13 @@ static void tool_send_stdin(mcp_call_t *call, session_t *s, const cJSON *args)
 static void tool_cancel_execution(mcp_call_t *call, session_t *s, const cJSON *args)
 {
     static const char *const known[] = {"execution_id", "force", NULL};
-    const char *id;
-    int force;
+    int force = 0;
     char err[300];
-    if (check_known(args, known, err, sizeof(err)) != 0 || get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0 ||
-        get_bool(args, "force", 0, &force, err, sizeof(err)) != 0) {
-        fail_success(call, err, 1);
+    exec_t *e = control_target(call, s, args, known, REMOTE_CANCEL, get_force, &force);
+    if (e == NULL)
         return;
-    }
-    exec_t *e = exec_find(s, id);
-    if (e == NULL) {
-        if (!valid_exec_id(id) || ask_remote(call, s, REMOTE_CANCEL, id, NULL) != 0)
-            not_found(call, id, 1, 1);
-        return;
-    }
     if (exec_cancel(e, force, err, sizeof(err)) != 0) {
-        fail_success(call, err, 1);
+        fail_control(call, err, 1);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -488,7 +505,7 @@ static void remote_control(struct remote_ctx *rc, const cJSON *m)
                  "Execution %s runs on replica %.128s, not on this one (%.128s): send_stdin and cancel_execution "
                  "must reach the replica that runs it (behind nginx, the client's usual replica)",
                  rc->id, cJSON_IsString(rep) ? rep->valuestring : "?", config.replica);
-    fail_success(rc->call, msg, rc->kind == REMOTE_CANCEL);
+    fail_control(rc->call, msg, rc->kind == REMOTE_CANCEL);
 }
 
 /* get_execution_status from the record: the same keys the local answer has. */
