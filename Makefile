@@ -24,7 +24,7 @@ LDLIBS   += $(PKG_LIBS) -pthread
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 SRCS     := $(wildcard src/*.c src/*/*.c)
-HDRS     := $(wildcard include/*/*.h)
+HDRS     := $(wildcard include/*/*.h src/*/*.def)
 OBJS     := $(SRCS:src/%.c=build/rel/%.o)
 ASAN_OBJS:= $(SRCS:src/%.c=build/asan/%.o)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))

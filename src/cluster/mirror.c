@@ -40,6 +40,7 @@
 #include "mcp/tools.h"
 #include "mcp/transport.h"
 #include "core/log.h"
+#include "core/message.h"
 #include "core/metrics.h"
 #include "core/util.h"
 
@@ -559,10 +560,8 @@ void mirror_attach(void)
 /* Messages from the threads, on the loop. */
 static void on_messages(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
 {
-    (void)r;
-    while (!h2o_linklist_is_empty(messages)) {
-        mirror_msg_t *m = H2O_STRUCT_FROM_MEMBER(mirror_msg_t, super.link, messages->next);
-        h2o_linklist_unlink(&m->super.link);
+    MESSAGE_FOREACH(msg, messages) {
+        mirror_msg_t *m = H2O_STRUCT_FROM_MEMBER(mirror_msg_t, super, msg);
         switch (m->kind) {
         case MSG_CONNECTED:
             /* a Redis that comes back may have lost everything (restart without persistence):

@@ -8,6 +8,7 @@
 #include "exec/quota.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/message.h"
 #include "core/util.h"
 
 #include <ftw.h>
@@ -89,10 +90,8 @@ static void scan_free(quota_scan_t *s)
 /* Results, on the loop. */
 static void on_results(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
 {
-    (void)r;
-    while (!h2o_linklist_is_empty(messages)) {
-        quota_scan_t *s = H2O_STRUCT_FROM_MEMBER(quota_scan_t, super.link, messages->next);
-        h2o_linklist_unlink(&s->super.link);
+    MESSAGE_FOREACH(msg, messages) {
+        quota_scan_t *s = H2O_STRUCT_FROM_MEMBER(quota_scan_t, super, msg);
         if (s->cb != NULL)
             s->cb(s->arg, s->bytes);
         scan_free(s);
@@ -129,11 +128,8 @@ void quota_stop(void)
     }
     q.head = q.tail = NULL;
     /* results posted but not yet delivered (the worker is gone: nobody else touches the list) */
-    while (!h2o_linklist_is_empty(&q.receiver._messages)) {
-        quota_scan_t *s = H2O_STRUCT_FROM_MEMBER(quota_scan_t, super.link, q.receiver._messages.next);
-        h2o_linklist_unlink(&s->super.link);
-        scan_free(s);
-    }
+    MESSAGE_FOREACH(msg, &q.receiver._messages)
+        scan_free(H2O_STRUCT_FROM_MEMBER(quota_scan_t, super, msg));
     h2o_multithread_unregister_receiver(q.queue, &q.receiver);
 }
 

@@ -631,66 +631,61 @@ static int parse_network(const cJSON *sec, sandbox_policy_t *p, char *err, size_
     return 0;
 }
 
-/* sandbox_config.filesystem: deny_read, allow_write, deny_write path lists. 0 / -1 with err. */
-static int parse_filesystem(const cJSON *sec, sandbox_policy_t *p, char *err, size_t errlen)
+/* One field of a section: 0, -1 with err, or 1 when the field is unknown. */
+typedef int (*section_field_fn)(const char *k, const cJSON *it, sandbox_policy_t *p, char *err, size_t errlen);
+
+/* Walks sandbox_config.<name> (an object), field by field. 0 / -1 with err. */
+static int parse_section(const char *name, const cJSON *sec, section_field_fn field, sandbox_policy_t *p, char *err,
+                         size_t errlen)
 {
     const cJSON *it;
     if (!cJSON_IsObject(sec)) {
-        snprintf(err, errlen, "sandbox_config.filesystem must be an object");
+        snprintf(err, errlen, "sandbox_config.%s must be an object", name);
         return -1;
     }
     cJSON_ArrayForEach(it, sec)
     {
         char k[64];
         to_snake(it->string, k, sizeof(k));
-        int rc;
-        if (!strcmp(k, "deny_read"))
-            rc = parse_paths("filesystem.deny_read", it, p->deny_read, &p->n_deny_read, err, errlen);
-        else if (!strcmp(k, "allow_write"))
-            rc = parse_paths("filesystem.allow_write", it, p->allow_write, &p->n_allow_write, err, errlen) ||
-                 check_write_roots("allow_write", p->allow_write, p->n_allow_write, err, errlen);
-        else if (!strcmp(k, "deny_write"))
-            rc = parse_paths("filesystem.deny_write", it, p->deny_write, &p->n_deny_write, err, errlen) ||
-                 check_write_roots("deny_write", p->deny_write, p->n_deny_write, err, errlen);
-        else {
-            snprintf(err, errlen, "sandbox_config.filesystem: unknown field '%.60s'", it->string);
-            return -1;
-        }
+        int rc = field(k, it, p, err, errlen);
+        if (rc > 0)
+            snprintf(err, errlen, "sandbox_config.%s: unknown field '%.60s'", name, it->string);
         if (rc != 0)
             return -1;
     }
     return 0;
 }
 
-/* sandbox_config.resource_limits: each under the server's maximum. 0 / -1 with err. */
-static int parse_resource_limits(const cJSON *sec, sandbox_policy_t *p, char *err, size_t errlen)
+/* filesystem: deny_read, allow_write, deny_write path lists (the write ones under --allow-write-root). */
+static int filesystem_field(const char *k, const cJSON *it, sandbox_policy_t *p, char *err, size_t errlen)
 {
-    const cJSON *it;
-    if (!cJSON_IsObject(sec)) {
-        snprintf(err, errlen, "sandbox_config.resource_limits must be an object");
-        return -1;
-    }
-    cJSON_ArrayForEach(it, sec)
-    {
-        char k[64];
-        to_snake(it->string, k, sizeof(k));
-        int rc;
-        if (!strcmp(k, "max_memory_mb"))
-            rc = parse_limit(k, it, config.mem_max_mb, &p->mem_mb, err, errlen);
-        else if (!strcmp(k, "max_cpu_seconds"))
-            rc = parse_limit(k, it, config.cpu_max_s, &p->cpu_s, err, errlen);
-        else if (!strcmp(k, "max_file_size_mb"))
-            rc = parse_limit(k, it, config.fsize_max_mb, &p->fsize_mb, err, errlen);
-        else if (!strcmp(k, "max_processes"))
-            rc = parse_limit(k, it, config.nproc_max, &p->nproc, err, errlen);
-        else {
-            snprintf(err, errlen, "sandbox_config.resource_limits: unknown field '%.60s'", it->string);
-            return -1;
-        }
-        if (rc != 0)
-            return -1;
-    }
-    return 0;
+    if (!strcmp(k, "deny_read"))
+        return parse_paths("filesystem.deny_read", it, p->deny_read, &p->n_deny_read, err, errlen) ? -1 : 0;
+    if (!strcmp(k, "allow_write"))
+        return parse_paths("filesystem.allow_write", it, p->allow_write, &p->n_allow_write, err, errlen) ||
+                       check_write_roots("allow_write", p->allow_write, p->n_allow_write, err, errlen)
+                   ? -1
+                   : 0;
+    if (!strcmp(k, "deny_write"))
+        return parse_paths("filesystem.deny_write", it, p->deny_write, &p->n_deny_write, err, errlen) ||
+                       check_write_roots("deny_write", p->deny_write, p->n_deny_write, err, errlen)
+                   ? -1
+                   : 0;
+    return 1;
+}
+
+/* resource_limits: each under the server's maximum. */
+static int limits_field(const char *k, const cJSON *it, sandbox_policy_t *p, char *err, size_t errlen)
+{
+    if (!strcmp(k, "max_memory_mb"))
+        return parse_limit(k, it, config.mem_max_mb, &p->mem_mb, err, errlen) ? -1 : 0;
+    if (!strcmp(k, "max_cpu_seconds"))
+        return parse_limit(k, it, config.cpu_max_s, &p->cpu_s, err, errlen) ? -1 : 0;
+    if (!strcmp(k, "max_file_size_mb"))
+        return parse_limit(k, it, config.fsize_max_mb, &p->fsize_mb, err, errlen) ? -1 : 0;
+    if (!strcmp(k, "max_processes"))
+        return parse_limit(k, it, config.nproc_max, &p->nproc, err, errlen) ? -1 : 0;
+    return 1;
 }
 
 int sandbox_policy_parse(const cJSON *cfg, sandbox_policy_t *p, char *err, size_t errlen)
@@ -715,9 +710,9 @@ int sandbox_policy_parse(const cJSON *cfg, sandbox_policy_t *p, char *err, size_
         if (!strcmp(key, "network"))
             rc = parse_network(sec, p, err, errlen);
         else if (!strcmp(key, "filesystem"))
-            rc = parse_filesystem(sec, p, err, errlen);
+            rc = parse_section("filesystem", sec, filesystem_field, p, err, errlen);
         else if (!strcmp(key, "resource_limits"))
-            rc = parse_resource_limits(sec, p, err, errlen);
+            rc = parse_section("resource_limits", sec, limits_field, p, err, errlen);
         else {
             snprintf(err, errlen, "sandbox_config: unknown field '%.60s' (known: network, filesystem, resource_limits)",
                      sec->string);

@@ -371,6 +371,20 @@ static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, 
 static int valid_exec_id(const char *id);
 
 /*
+ * Execution `id` of session `s` when held here; otherwise the call is
+ * answered from Redis (another replica's run) or as not found, and NULL.
+ */
+static exec_t *held_or_remote(mcp_call_t *call, session_t *s, const char *id, int kind, const char *last_event_id)
+{
+    exec_t *e = exec_find(s, id);
+    if (e == NULL && (!valid_exec_id(id) || ask_remote(call, s, kind, id, last_event_id) != 0)) {
+        int control = kind == REMOTE_STDIN || kind == REMOTE_CANCEL;
+        not_found(call, id, control, kind == REMOTE_CANCEL);
+    }
+    return e;
+}
+
+/*
  * What a control tool acts on: its arguments checked (`known`, execution_id
  * and `extra`, read by get_extra), the execution held here. NULL when the
  * call was answered (bad arguments, not found) or handed to the remote read.
@@ -386,10 +400,7 @@ static exec_t *control_target(mcp_call_t *call, session_t *s, const cJSON *args,
         fail_control(call, err, cancel);
         return NULL;
     }
-    exec_t *e = exec_find(s, id);
-    if (e == NULL && (!valid_exec_id(id) || ask_remote(call, s, kind, id, NULL) != 0))
-        not_found(call, id, 1, cancel);
-    return e;
+    return held_or_remote(call, s, id, kind, NULL);
 }
 
 /* send_stdin's input_data (required). */
@@ -618,12 +629,9 @@ static void tool_get_execution_status(mcp_call_t *call, session_t *s, const cJSO
         fail(call, err);
         return;
     }
-    exec_t *e = exec_find(s, id);
-    if (e == NULL) {
-        if (!valid_exec_id(id) || ask_remote(call, s, REMOTE_STATUS, id, NULL) != 0)
-            not_found(call, id, 0, 0);
+    exec_t *e = held_or_remote(call, s, id, REMOTE_STATUS, NULL);
+    if (e == NULL)
         return;
-    }
     exec_note_read(e);
     cJSON *o = exec_status_json(e);
     reply_json(call, o, 0);
@@ -654,12 +662,9 @@ static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSO
         fail(call, "'last_event_id' must be a string (an event_id from an earlier result)");
         return;
     }
-    exec_t *e = exec_find(s, id);
-    if (e == NULL) {
-        if (!valid_exec_id(id) || ask_remote(call, s, REMOTE_OUTPUT, id, last) != 0)
-            not_found(call, id, 0, 0);
+    exec_t *e = held_or_remote(call, s, id, REMOTE_OUTPUT, last);
+    if (e == NULL)
         return;
-    }
     if (e->log.released && remote.read_exec != NULL && ask_remote(call, s, REMOTE_OUTPUT, id, last) == 0)
         return; /* released here (--max-retained-bytes): Redis still has the events */
     if (events_resume_index(&e->log, last, err, sizeof(err)) < 0) {
