@@ -208,10 +208,10 @@ static int start_services(h2o_evloop_t *loop, char *err, size_t errlen)
     health_register(exec_health_status, 0);
     health_register(mcp_health, 0);
     health_register(exec_health, 1);
-    health_register(mirror_health, 1);
+    health_register(cluster_health, 1);
     metrics_register_provider(exec_metrics);
     metrics_register_provider(mcp_metrics);
-    metrics_register_provider(mirror_metrics);
+    metrics_register_provider(cluster_metrics);
     if (http_start(loop, err, errlen) != 0) {
         log_error("%s", err);
         return 1;
@@ -222,8 +222,8 @@ static int start_services(h2o_evloop_t *loop, char *err, size_t errlen)
     if (quota_start(queue) != 0)
         log_error("cannot start the workspace quota thread: --workspace-quota-mb is NOT enforced");
     if (config.redis_url[0])
-        mirror_attach();
-    if (mirror_start(queue, err, errlen) != 0) {
+        cluster_attach();
+    if (cluster_start(queue, err, errlen) != 0) {
         log_error("%s", err);
         return 2;
     }
@@ -256,7 +256,7 @@ static void shutdown_rest(h2o_evloop_t *loop, h2o_socket_t *sigsock)
         log_warn("%d workspace removals still running at exit: their directories stay under %s", left,
                  config.workspace_root);
     quota_stop();
-    mirror_stop(grace_left_ms());
+    cluster_stop(grace_left_ms());
     h2o_socket_close(sigsock);
     deadline_close();
     h2o_evloop_run(loop, 0); /* lets h2o free the closed sockets */
@@ -292,7 +292,7 @@ int main(int argc, char **argv)
     log_listening();
     while (1) {
         h2o_evloop_run(loop, shutting_down ? 50 : INT32_MAX);
-        mirror_flush();
+        cluster_flush();
         log_flush();
         if (shutting_down && shutdown_done())
             break;

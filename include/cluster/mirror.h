@@ -1,5 +1,10 @@
 /*
- * mirror: copies executions into Redis from background threads.
+ * mirror: the cluster's public API (cluster_attach/start/flush/stop, its
+ * /metrics and /health figures) and the mirror itself, which copies
+ * executions into Redis from background threads. "cluster" names what a
+ * composition root plugs in (only with REDIS_URL: cluster_attach hands the
+ * exec observer, session hooks, remote reads and session resolver to the
+ * layers below); "mirror" names the copying of executions into Redis.
  *
  * The loop thread hands operations to a writer thread through a queue bounded
  * in bytes (mirror_exec_meta, mirror_exec_event); it never waits on Redis.
@@ -7,8 +12,8 @@
  * capped backoff, and after any loss (queue overflow, a batch lost with the
  * connection) asks the loop to resync the affected executions from memory.
  * A reader thread, with its own connection, answers reads for executions this
- * replica does not hold; answers come back to the loop through h2o's
- * ctx.queue. A third thread, the replica watcher (replica.c), heartbeats.
+ * replica does not hold; answers come back to the loop through the queue
+ * cluster_start is given. A third thread, the replica watcher (replica.c), heartbeats.
  * Every connection is close-on-exec; every timed wait is monotonic. Without
  * REDIS_URL every call here is a no-op.
  */
@@ -45,7 +50,7 @@ int mirror_url_parse(const char *url, mirror_url_t *out, char *err, size_t errle
  * Starts the writer and reader threads when config.redis_url is set; their
  * results come back to the loop through `queue`. 0 / -1 with err (bad URL).
  */
-int mirror_start(h2o_multithread_queue_t *queue, char *err, size_t errlen);
+int cluster_start(h2o_multithread_queue_t *queue, char *err, size_t errlen);
 /**
  * Loop thread: lets the writer drain the queue while Redis answers, and stops
  * the writer, reader and watcher threads, all within `deadline_ms`: when it
@@ -53,13 +58,13 @@ int mirror_start(h2o_multithread_queue_t *queue, char *err, size_t errlen);
  * exit (a connect under way still has its 2 s timeout). Logs how many
  * operations were not written ("N operations not written to Redis").
  */
-void mirror_stop(int deadline_ms);
+void cluster_stop(int deadline_ms);
 /**
  * Plugs the cluster into the server through the interfaces the layers below
  * publish: the exec observer, the session hooks, the tools' remote reads and
  * the session resolver for adoption. Startup, only when REDIS_URL is set.
  */
-void mirror_attach(void);
+void cluster_attach(void);
 /** 1 when REDIS_URL is set. */
 int mirror_enabled(void);
 /** Loop thread: (re)writes execution:{id} (and SADDs it to its session set). */
@@ -67,7 +72,7 @@ void mirror_exec_meta(const struct exec *e);
 /** Loop thread: RPUSHes one event to execution:{id}:output. */
 void mirror_exec_event(const struct exec *e, const event_t *ev);
 /** Loop thread: hands the events staged this loop turn to the writer (once per turn). */
-void mirror_flush(void);
+void cluster_flush(void);
 /** Loop thread: refreshes the TTLs of an execution's keys (a read through the tools). */
 void mirror_exec_touch(const struct exec *e);
 /** Loop thread: the execution is about to be freed: a final resync when Redis may be behind its log. */
@@ -79,9 +84,9 @@ void mirror_session_touch(session_t *s);
 /** Loop thread: deletes the session record (`only_if_mine`: only while it names this replica). */
 void mirror_session_del(const session_t *s, int only_if_mine);
 /** Appends the mirror's metrics (Prometheus text) to `out`. */
-void mirror_metrics(strbuf_t *out);
+void cluster_metrics(strbuf_t *out);
 /** Adds the mirror's state to /health. */
-void mirror_health(cJSON *h);
+void cluster_health(cJSON *h);
 
 /** A read answered by the reader thread, delivered on the loop thread (the mcp remote-read callback). */
 typedef remote_read_cb mirror_read_cb;

@@ -101,8 +101,8 @@ typedef struct exec_request {
     sandbox_policy_t policy;
 } exec_request_t;
 
-/** Creates the manager on first use (info log), or notes its reuse (debug log). */
-void exec_manager_get(void);
+/** Logs the manager's first use (info) or its reuse (debug); it only logs (the manager is static state). */
+void exec_log_manager_use(void);
 /** NULL when runs can be sandboxed, else why not (also in /health). */
 const char *exec_sandbox_error(void);
 /** Starts a run for session `s`. Returns the execution, or NULL with err. */
@@ -125,9 +125,9 @@ void exec_set_observer(const exec_observer_t *o);
 /** A client read `e` through the tools: tells the observer (refreshes the mirrored copy's TTL). */
 void exec_note_read(const exec_t *e);
 /** The execution `id` if it belongs to `s`; NULL otherwise. */
-exec_t *exec_find(session_t *s, const char *id);
+exec_t *exec_find_in_session(session_t *s, const char *id);
 /** The execution `id` whatever its session (for the mirror's resync); NULL when not held. */
-exec_t *exec_lookup(const char *id);
+exec_t *exec_find_any_session(const char *id);
 /** Calls `cb` for every held execution (the mirror's full resync); `cb` may free the execution it is given. */
 void exec_foreach(void (*cb)(exec_t *e, void *arg), void *arg);
 /** 1 while the run has not finished. */

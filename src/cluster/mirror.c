@@ -4,19 +4,19 @@
  * Threads and ownership:
  *  - the loop thread enqueues operations (mirror_exec_*, mirror_session_*),
  *    staged per loop turn and spliced into the writer's queue once a turn
- *    (mirror_flush), and owns the set of "dirty" executions that Redis may
+ *    (cluster_flush), and owns the set of "dirty" executions that Redis may
  *    hold wrongly;
  *  - the writer thread owns its hiredis connection; it takes up to
  *    BATCH_MAX_OPS operations (BATCH_MAX_BYTES) at a time and writes them as
  *    one pipeline (consecutive events of one execution become variadic RPUSHes);
  *  - the reader thread owns another connection and answers cross-replica
  *    reads from its own queue, posting results back to the loop through h2o's
- *    queue the composition root gives mirror_start;
+ *    queue the composition root gives cluster_start;
  *  - the replica watcher (replica.c) owns a third connection: heartbeat and
  *    lost-replica sweeps.
  * Shared: the writer queue (`lock`), the reader queue (`rlock`), atomic
  * counters, and the connections' sockets (mirror_threads.c's conns_lock, so
- * mirror_stop can cut them). When the queue is full an operation is dropped
+ * cluster_stop can cut them). When the queue is full an operation is dropped
  * and its execution marked dirty; when a batch is lost with the connection or
  * refused, the writer posts the batch's execution ids back to the loop, which
  * marks them dirty. Dirty executions are resynced from memory (one MULTI: DEL +
@@ -24,7 +24,7 @@
  * Redis ends up holding exactly what the replica holds. Every timed wait of
  * these threads is on CLOCK_MONOTONIC (clock.h).
  *
- * At shutdown mirror_stop gives the writer until one deadline to drain, then
+ * At shutdown cluster_stop gives the writer until one deadline to drain, then
  * stops the threads by the same deadline, cutting the connections if Redis
  * has not answered by then; what was not written is counted and logged.
  *
@@ -304,13 +304,13 @@ static void mark_dirty_exec(exec_t *e, void *arg)
 
 /*
  * Events are staged on the loop and handed to the writer's queue in one lock
- * per loop turn (mirror_flush), not one per event. Anything else is queued
+ * per loop turn (cluster_flush), not one per event. Anything else is queued
  * directly, after the stage, so the per-execution order is kept.
  */
 #define STAGE_FLUSH_BYTES (256 * 1024)
 #define EVENTS_PER_OP 1024
 
-void mirror_flush(void)
+void cluster_flush(void)
 {
     op_t *dropped = mirror_queue_push_stage(&mirror_st.wq, &loop_st.stage, (size_t)config.mirror_queue_bytes);
     while (dropped != NULL) { /* dropped: their executions are resynced later */
@@ -328,13 +328,13 @@ static void stage_event(op_t *o)
 {
     mirror_stage_add(&loop_st.stage, o);
     if (loop_st.stage.bytes >= STAGE_FLUSH_BYTES)
-        mirror_flush();
+        cluster_flush();
 }
 
 /* Enqueues an op unless the queue is full; returns 0, or -1 (caller marks dirty). */
 static int enqueue(op_t *o)
 {
-    mirror_flush(); /* staged events of this execution go first */
+    cluster_flush(); /* staged events of this execution go first */
     return mirror_queue_push(&mirror_st.wq, o, (size_t)config.mirror_queue_bytes);
 }
 
@@ -406,7 +406,7 @@ static int resync_room(void *arg)
 /* The resync pass's step: a full copy of the execution, when it is still held. */
 static int resync_one(const char *id, void *arg)
 {
-    exec_t *e = exec_lookup(id);
+    exec_t *e = exec_find_any_session(id);
     if (e == NULL)
         return 0;
     return enqueue_resync(e) == 0 ? 1 : -1;
@@ -451,7 +451,7 @@ void mirror_exec_event(const exec_t *e, const event_t *ev)
         loop_st.stage.bytes += o->bytes - before;
         loop_st.stage.events++;
         if (loop_st.stage.bytes >= STAGE_FLUSH_BYTES)
-            mirror_flush();
+            cluster_flush();
         return;
     }
     o = op_new(OP_EVENT, e);
@@ -539,7 +539,7 @@ static void on_session_end(session_t *s, enum session_end_reason why)
         mirror_session_del(s, why == SESSION_EXPIRED);
 }
 
-void mirror_attach(void)
+void cluster_attach(void)
 {
     static const exec_observer_t exec_obs = {.on_meta = mirror_exec_meta,
                                              .on_event = mirror_exec_event,
@@ -690,7 +690,7 @@ static void on_tick(deadline_t *d)
     deadline_arm(d, (uint64_t)config.heartbeat * 500, on_tick);
 }
 
-int mirror_start(h2o_multithread_queue_t *queue, char *err, size_t errlen)
+int cluster_start(h2o_multithread_queue_t *queue, char *err, size_t errlen)
 {
     if (config.redis_url[0] == '\0')
         return 0;
@@ -751,11 +751,11 @@ static size_t queue_drop_locked(void)
  * connections are cut, so a slow or hung Redis cannot hold the exit. Counts
  * and logs the operations that were not written.
  */
-void mirror_stop(int deadline_ms)
+void cluster_stop(int deadline_ms)
 {
     if (!mirror_st.enabled)
         return;
-    mirror_flush();
+    cluster_flush();
     struct timespec until;
     clock_deadline(&until, (uint64_t)deadline_ms);
     uint64_t until_ms = util_now_ms() + (uint64_t)deadline_ms;
@@ -800,7 +800,7 @@ static void metric(strbuf_t *out, const char *name, const char *type, const char
     strbuf_printf(out, "mcp_sandboxd_%s %.17g\n", name, v);
 }
 
-void mirror_metrics(strbuf_t *out)
+void cluster_metrics(strbuf_t *out)
 {
     if (mirror_st.enabled) {
         metrics_family(out, "redis_info", "gauge", "The Redis the mirror writes to, password redacted (always 1).");
@@ -835,7 +835,7 @@ void mirror_metrics(strbuf_t *out)
            "Executions this replica marked failed / \"replica lost\" in Redis.", (double)atomic_load(&mirror_st.stats.executions_lost));
 }
 
-void mirror_health(cJSON *h)
+void cluster_health(cJSON *h)
 {
     if (!mirror_st.enabled) {
         cJSON_AddStringToObject(h, "redis", "disabled");

@@ -8,7 +8,7 @@
  *  - reader: answers reads for executions this replica does not hold, for
  *    the owning session only, and refreshes their TTLs.
  * Every connection (these two and the replica watcher's) is opened by
- * mirror_redis_open: close-on-exec, and registered so that mirror_stop can
+ * mirror_redis_open: close-on-exec, and registered so that cluster_stop can
  * cut it when the shutdown deadline passes.
  */
 #include "core/clock.h"
@@ -44,7 +44,7 @@ static void set_last_error(const char *s)
 }
 
 /*
- * The socket of each thread's connection, so that mirror_stop can cut them
+ * The socket of each thread's connection, so that cluster_stop can cut them
  * (shutdown(2)) when the shutdown deadline passes: hiredis' sync calls block
  * in read/write, and a cut socket makes them fail at once. Under conns_lock,
  * so a socket is never cut after its thread closed it (the number reused).
@@ -151,7 +151,7 @@ static void writer_sleep(int ms)
 {
     pthread_mutex_lock(&mirror_st.wq.lock);
     if (!mirror_st.wq.stopping)
-        clock_cond_wait_ms(&mirror_st.wq.cond, &mirror_st.wq.lock, (uint64_t)ms); /* monotonic: see mirror_start */
+        clock_cond_wait_ms(&mirror_st.wq.cond, &mirror_st.wq.lock, (uint64_t)ms); /* monotonic: see cluster_start */
     pthread_mutex_unlock(&mirror_st.wq.lock);
 }
 
@@ -352,7 +352,7 @@ static void report_lost(op_t *batch, int command_error)
 /*
  * Writer, after a batch of `n` operations failed: drops a broken connection
  * (*c = NULL), has the loop resync the batch's executions, and once stopping
- * (nobody resyncs any more) counts the batch for mirror_stop's report.
+ * (nobody resyncs any more) counts the batch for cluster_stop's report.
  */
 static void batch_failed(redisContext **c, op_t *batch, size_t n, uint64_t *refused_logged_ms)
 {
@@ -389,7 +389,7 @@ void *mirror_writer_main(void *arg)
             int stop = mirror_st.wq.stopping;
             pthread_mutex_unlock(&mirror_st.wq.lock);
             if (stop)
-                break; /* shutting down without a connection: mirror_stop drops what is left */
+                break; /* shutting down without a connection: cluster_stop drops what is left */
             c = mirror_redis_open(MIRROR_CONN_WRITER, err, sizeof(err));
             if (c == NULL) {
                 set_last_error(err);

@@ -65,7 +65,7 @@ const char *exec_status_name(exec_status_t st)
     return status_names[st];
 }
 
-void exec_manager_get(void)
+void exec_log_manager_use(void)
 {
     if (!mgr.initialized) {
         mgr.initialized = 1;
@@ -764,7 +764,7 @@ exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t err
     return e;
 }
 
-exec_t *exec_lookup(const char *id)
+exec_t *exec_find_any_session(const char *id)
 {
     exec_t key;
     if (strlen(id) >= sizeof(key.id))
@@ -780,9 +780,9 @@ void exec_foreach(void (*cb)(exec_t *e, void *arg), void *arg)
     cb(e, arg);
 }
 
-exec_t *exec_find(session_t *s, const char *id)
+exec_t *exec_find_in_session(session_t *s, const char *id)
 {
-    exec_t *e = exec_lookup(id);
+    exec_t *e = exec_find_any_session(id);
     if (e == NULL || strcmp(e->session_id, s->id) != 0)
         return NULL;
     return e;

@@ -376,7 +376,7 @@ static int valid_exec_id(const char *id);
  */
 static exec_t *held_or_remote(mcp_call_t *call, session_t *s, const char *id, int kind, const char *last_event_id)
 {
-    exec_t *e = exec_find(s, id);
+    exec_t *e = exec_find_in_session(s, id);
     if (e == NULL && (!valid_exec_id(id) || ask_remote(call, s, kind, id, last_event_id) != 0)) {
         int control = kind == REMOTE_STDIN || kind == REMOTE_CANCEL;
         not_found(call, id, control, kind == REMOTE_CANCEL);

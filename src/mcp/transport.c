@@ -719,7 +719,7 @@ static int handle_delete(h2o_req_t *req)
 
 int mcp_handle(h2o_req_t *req)
 {
-    exec_manager_get();
+    exec_log_manager_use();
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")))
         return handle_post(req);
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE")))

@@ -191,7 +191,7 @@ static void test_run_completes(void **state)
     assert_int_equal(exec_running(), 0);
     assert_int_equal(seen.metas, 2);
     assert_int_equal(seen.last_status, EXEC_COMPLETED);
-    assert_true(exec_find(&session_a, e->id) == e); /* kept for retention */
+    assert_true(exec_find_in_session(&session_a, e->id) == e); /* kept for retention */
     assert_false(exec_is_active(e));
 }
 
@@ -239,10 +239,10 @@ static void test_spawn_failure_leaves_nothing(void **state)
 static void test_find_checks_the_session(void **state)
 {
     exec_t *e = start(&session_a, "true");
-    assert_true(exec_find(&session_a, e->id) == e);
-    assert_null(exec_find(&session_b, e->id));
-    assert_true(exec_lookup(e->id) == e);
-    assert_null(exec_lookup("no-such-id"));
+    assert_true(exec_find_in_session(&session_a, e->id) == e);
+    assert_null(exec_find_in_session(&session_b, e->id));
+    assert_true(exec_find_any_session(e->id) == e);
+    assert_null(exec_find_any_session("no-such-id"));
     process_ends(e, 0, 0);
 }
 

@@ -128,7 +128,7 @@ int main(void)
     metrics_init();
     metrics_register_provider(exec_metrics);
     metrics_register_provider(mcp_metrics);
-    metrics_register_provider(mirror_metrics);
+    metrics_register_provider(cluster_metrics);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_counts),
         cmocka_unit_test(test_tools_and_executions),
