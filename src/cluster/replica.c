@@ -17,6 +17,7 @@
  */
 #include "core/clock.h"
 #include "core/config.h"
+#include "exec/exec.h"
 #include "core/log.h"
 #include "cluster/mirror_internal.h"
 #include "core/util.h"
@@ -51,6 +52,7 @@ static void wcond_init(void)
  */
 static const char reap_script[] =
     "local id, keep, now, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "local st_running, st_pending, st_failed = ARGV[5], ARGV[6], ARGV[7]\n"
     "if keep == '' and redis.call('EXISTS', KEYS[1]) == 1 then return -1 end\n"
     "local runs = redis.call('HGETALL', KEYS[2])\n"
     "local n = 0\n"
@@ -61,8 +63,8 @@ static const char reap_script[] =
     "    local key = 'execution:' .. eid\n"
     "    local raw = redis.call('GET', key)\n"
     "    local ok, m = pcall(cjson.decode, raw or '')\n"
-    "    if ok and type(m) == 'table' and m.replica == id and (m.status == 'running' or m.status == 'pending') then\n"
-    "      m.status = 'failed'\n"
+    "    if ok and type(m) == 'table' and m.replica == id and (m.status == st_running or m.status == st_pending) then\n"
+    "      m.status = st_failed\n"
     "      m.error_message = 'replica lost'\n"
     "      m.completed_at = now\n"
     "      redis.call('SET', key, cjson.encode(m), 'EX', ttl)\n"
@@ -91,11 +93,14 @@ static long long reap(redisContext *c, const char *id, const char *keep)
     snprintf(rkey, sizeof(rkey), "replica:%s:running", id);
     util_iso8601(util_wall_ms(), ts, sizeof(ts));
     snprintf(ttl, sizeof(ttl), "%d", config.redis_ttl);
-    const char *argv[] = {"EVAL", reap_script, "3", hkey, rkey, "replicas", id, keep, ts, ttl};
-    size_t alen[10];
-    for (int i = 0; i < 10; i++)
+    /* the status names from exec's one table */
+    const char *argv[] = {"EVAL", reap_script, "3", hkey, rkey, "replicas", id, keep, ts, ttl,
+                          exec_status_name(EXEC_RUNNING), exec_status_name(EXEC_PENDING), exec_status_name(EXEC_FAILED)};
+    enum { N_ARGS = sizeof(argv) / sizeof(argv[0]) };
+    size_t alen[N_ARGS];
+    for (int i = 0; i < N_ARGS; i++)
         alen[i] = i == 1 ? sizeof(reap_script) - 1 : strlen(argv[i]);
-    redisReply *r = redisCommandArgv(c, 10, argv, alen);
+    redisReply *r = redisCommandArgv(c, N_ARGS, argv, alen);
     if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
         log_warn("replica watcher: sweeping replica %s failed: %s", id,
                  r == NULL ? c->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");

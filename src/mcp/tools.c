@@ -14,6 +14,7 @@
 #include "core/jsonrpc.h"
 #include "core/log.h"
 #include "mcp/remote.h"
+#include "mcp/output.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -31,7 +32,8 @@
     "\"oom_killed\":{\"type\":\"boolean\"},"                                                                           \
     "\"message\":{\"type\":\"string\"},\"reason\":{\"type\":\"string\"}},\"required\":[\"event_id\",\"type\",\"ts\"]}"
 
-#define STATUS_ENUM "{\"type\":\"string\",\"enum\":[\"pending\",\"running\",\"completed\",\"cancelled\",\"failed\",\"timeout\"]}"
+/* The status enum: tools_init fills it from exec's one status table (exec_status_name). */
+#define STATUS_ENUM "{\"type\":\"string\",\"enum\":\"exec-statuses\"}"
 
 #define RUN_PROPS                                                                                                     \
     "\"command\":{\"type\":\"string\",\"minLength\":1,\"description\":\"Shell command, run with /bin/sh -c\"},"          \
@@ -106,18 +108,34 @@ static void not_found(mcp_call_t *call, const char *id, int success_shape, int w
 }
 
 /* Appends `"key":value` for an execution's output (events from `from`). */
+/* The local events from index `from` on (output_view_t's writer). */
+struct local_events {
+    const event_log_t *log;
+    size_t from;
+};
+
+static void write_local_events(strbuf_t *out, const void *arg)
+{
+    const struct local_events *l = arg;
+    events_write_array(l->log, l->from, out);
+}
+
+/* The output answer's fields from this replica's memory, through the one formatter. */
 static void write_output_fields(strbuf_t *b, exec_t *e, size_t from)
 {
-    strbuf_printf(b, "\"execution_id\":\"%s\",\"status\":\"%s\",\"exit_code\":", e->id, exec_status_name(e->status));
-    if (e->has_exit_code)
-        strbuf_printf(b, "%d", e->exit_code);
-    else
-        strbuf_puts(b, "null");
-    strbuf_puts(b, ",\"output\":");
-    events_write_array(&e->log, from, b);
-    strbuf_printf(b, ",\"dropped_events\":%llu", (unsigned long long)e->log.dropped);
+    char code[16], last[24];
+    snprintf(code, sizeof(code), "%d", e->exit_code);
     if (e->log.count > 0)
-        strbuf_printf(b, ",\"last_event_id\":\"%llu\"", (unsigned long long)events_at(&e->log, e->log.count - 1)->seq);
+        snprintf(last, sizeof(last), "%llu", (unsigned long long)events_at(&e->log, e->log.count - 1)->seq);
+    struct local_events l = {&e->log, from};
+    output_view_t v = {.execution_id = e->id,
+                       .status = exec_status_name(e->status),
+                       .exit_code_json = e->has_exit_code ? code : "null",
+                       .write_events = write_local_events,
+                       .events_arg = &l,
+                       .dropped_events = e->log.dropped,
+                       .last_event_id = e->log.count > 0 ? last : NULL};
+    output_write_fields(b, &v);
 }
 
 /* ---------------------------------------------------------------- argument checks */
@@ -530,33 +548,74 @@ static void remote_status(struct remote_ctx *rc, const cJSON *m)
     reply_json(rc->call, o, 0);
 }
 
-/* get_execution_output from the record and its events (a JSON array, oldest first), after last_event_id. */
+/* Remote events after last_event_id (output_view_t's writer): the events as Redis holds them. */
+struct remote_events {
+    const cJSON *evs;
+    unsigned long long after;
+};
+
+static void write_remote_events(strbuf_t *out, const void *arg)
+{
+    const struct remote_events *r = arg;
+    const cJSON *ev;
+    int first = 1;
+    strbuf_puts(out, "[");
+    cJSON_ArrayForEach(ev, r->evs)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(ev, "event_id");
+        if (!cJSON_IsString(id) || strtoull(id->valuestring, NULL, 10) <= r->after)
+            continue;
+        char *text = cJSON_PrintUnformatted(ev);
+        if (text == NULL)
+            util_oom();
+        if (!first)
+            strbuf_puts(out, ",");
+        strbuf_puts(out, text);
+        free(text);
+        first = 0;
+    }
+    strbuf_puts(out, "]");
+}
+
+/*
+ * get_execution_output from the record and its events (a JSON array, oldest
+ * first), after last_event_id, through the one formatter. The caps evicted
+ * the events before the first one Redis holds (ids are consecutive from 1).
+ */
 static void remote_output(struct remote_ctx *rc, const cJSON *m, const char *events, size_t events_len)
 {
     cJSON *evs = cJSON_ParseWithLength(events, events_len);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "execution_id", rc->id);
-    cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "status");
-    cJSON_AddItemToObject(o, "status", st != NULL ? cJSON_Duplicate(st, 1) : cJSON_CreateString("failed"));
-    cJSON *ec = cJSON_GetObjectItemCaseSensitive(m, "exit_code");
-    cJSON_AddItemToObject(o, "exit_code", ec != NULL ? cJSON_Duplicate(ec, 1) : cJSON_CreateNull());
-    cJSON *out = cJSON_AddArrayToObject(o, "output");
-    unsigned long long after = rc->last_event_id[0] ? strtoull(rc->last_event_id, NULL, 10) : 0;
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "status");
+    const cJSON *ec = cJSON_GetObjectItemCaseSensitive(m, "exit_code");
+    char code[32] = "null", last[32] = "";
+    unsigned long long first_id = 0;
+    if (cJSON_IsNumber(ec))
+        snprintf(code, sizeof(code), "%d", ec->valueint);
     const cJSON *ev;
-    const char *last = NULL;
+    struct remote_events r = {evs, rc->last_event_id[0] ? strtoull(rc->last_event_id, NULL, 10) : 0};
     cJSON_ArrayForEach(ev, evs)
     {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(ev, "event_id");
-        if (!cJSON_IsString(id) || strtoull(id->valuestring, NULL, 10) <= after)
-            continue;
-        cJSON_AddItemToArray(out, cJSON_Duplicate(ev, 1));
-        last = id->valuestring;
+        if (cJSON_IsString(id) && first_id == 0)
+            first_id = strtoull(id->valuestring, NULL, 10);
+        if (cJSON_IsString(id) && strtoull(id->valuestring, NULL, 10) > r.after)
+            snprintf(last, sizeof(last), "%s", id->valuestring);
     }
-    if (last != NULL)
-        cJSON_AddStringToObject(o, "last_event_id", last);
-    cJSON_AddStringToObject(o, "source", "redis");
+    output_view_t v = {.execution_id = rc->id,
+                       .status = cJSON_IsString(st) ? st->valuestring : "failed",
+                       .exit_code_json = code,
+                       .write_events = write_remote_events,
+                       .events_arg = &r,
+                       .dropped_events = first_id > 1 ? first_id - 1 : 0,
+                       .last_event_id = last[0] ? last : NULL,
+                       .source = "redis"};
+    strbuf_t b = {0};
+    strbuf_puts(&b, "{");
+    output_write_fields(&b, &v);
+    strbuf_puts(&b, "}");
+    reply.result(rc->call, b.data, b.len, 0);
+    strbuf_free(&b);
     cJSON_Delete(evs);
-    reply_json(rc->call, o, 0);
 }
 
 /* A remote read answered (remote_read_cb): the tool's answer from what Redis holds. */
@@ -775,6 +834,23 @@ void tools_set_remote(const remote_reader_t *r)
     remote = r != NULL ? *r : (remote_reader_t){0};
 }
 
+/* Replaces every "enum": "exec-statuses" under `node` by the status names, in exec's order. */
+static void fill_status_enums(cJSON *node)
+{
+    for (cJSON *it = node != NULL ? node->child : NULL, *next; it != NULL; it = next) {
+        next = it->next; /* `it` may be replaced (and freed) below */
+        if (it->string != NULL && !strcmp(it->string, "enum") && cJSON_IsString(it) &&
+            !strcmp(it->valuestring, "exec-statuses")) {
+            cJSON *names = cJSON_CreateArray();
+            for (int st = 0; st < EXEC_N_STATUSES; st++)
+                cJSON_AddItemToArray(names, cJSON_CreateString(exec_status_name((exec_status_t)st)));
+            cJSON_ReplaceItemInObjectCaseSensitive(node, "enum", names); /* keeps the key */
+            continue;
+        }
+        fill_status_enums(it);
+    }
+}
+
 int tools_init(void)
 {
     cJSON *res = cJSON_CreateObject();
@@ -793,6 +869,8 @@ int tools_init(void)
             cJSON_Delete(res);
             return -1;
         }
+        fill_status_enums(in);
+        fill_status_enums(out);
         cJSON_AddItemToObject(t, "inputSchema", in);
         cJSON_AddItemToObject(t, "outputSchema", out);
         cJSON *ann = cJSON_AddObjectToObject(t, "annotations");
