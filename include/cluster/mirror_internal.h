@@ -107,9 +107,5 @@ redisContext *mirror_redis_open(int slot, char *err, size_t errlen);
 void mirror_redis_close(int slot, redisContext *c);
 /** Any thread (cluster_stop at the deadline): shuts every connection down, so blocked calls fail now. 1 the first time. */
 int mirror_redis_cut_all(void);
-/** The watcher thread's body (replica.c): heartbeat and lost-replica sweep. */
-void *replica_watcher_main(void *arg);
-/** Loop thread: asks the watcher to stop (it deletes the heartbeat: a clean exit is not a loss). */
-void replica_watcher_signal_stop(void);
 
 #endif

@@ -32,7 +32,9 @@
  * lifecycle; mirror_threads.c the writer and reader threads.
  */
 #include "cluster/mirror.h"
+#include "cluster/keys.h"
 #include "cluster/mirror_internal.h"
+#include "cluster/replica.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/deadline.h"
@@ -59,25 +61,6 @@
 
 /* ---------------------------------------------------------------- URL */
 
-
-/*
- * What Redis holds in place of a session id: its SHA-256 in hex. The id is
- * a bearer capability (another replica adopts a session by it); whoever can
- * read Redis learns only hashes, from which no usable id follows.
- */
-static void session_key(const char *sid, char out[MIRROR_SESSION_KEY_LEN + 1])
-{
-    unsigned char md[32];
-    unsigned int n = 0;
-    if (EVP_Digest(sid, strlen(sid), md, &n, EVP_sha256(), NULL) != 1 || n != sizeof(md))
-        util_oom(); /* no digest: nothing sensible to store */
-    static const char hex[] = "0123456789abcdef";
-    for (unsigned int i = 0; i < n; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
 
 static int hexval(int c)
 {
@@ -356,7 +339,7 @@ static char *meta_json(const exec_t *e, size_t *len)
 {
     cJSON *o = exec_status_json(e);
     char skey[MIRROR_SESSION_KEY_LEN + 1];
-    session_key(e->session_id, skey);
+    keys_session_hash(e->session_id, skey);
     cJSON_AddStringToObject(o, "session_id", skey);
     cJSON_AddNumberToObject(o, "timeout_seconds", e->timeout_s);
     cJSON_AddStringToObject(o, "replica", config.replica);
@@ -370,7 +353,7 @@ static op_t *op_new(enum op_kind kind, const exec_t *e)
     op_t *o = xcalloc(1, sizeof(*o));
     o->kind = kind;
     strlcpy(o->id, e->id, sizeof(o->id));
-    session_key(e->session_id, o->session_id);
+    keys_session_hash(e->session_id, o->session_id);
     o->active = exec_is_active(e);
     o->bytes = OP_OVERHEAD;
     return o;
@@ -491,7 +474,7 @@ void mirror_session_put(session_t *s)
         return;
     op_t *o = xcalloc(1, sizeof(*o));
     o->kind = OP_SESSION_PUT;
-    session_key(s->id, o->id);
+    keys_session_hash(s->id, o->id);
     cJSON *j = cJSON_CreateObject();
     char ts[40];
     util_iso8601(util_wall_ms() - (util_now_ms() - s->created_ms), ts, sizeof(ts));
@@ -525,7 +508,7 @@ void mirror_session_del(const session_t *s, int only_if_mine)
     op_t *o = xcalloc(1, sizeof(*o));
     o->kind = OP_SESSION_DEL;
     o->only_if_mine = only_if_mine;
-    session_key(s->id, o->id);
+    keys_session_hash(s->id, o->id);
     o->bytes = OP_OVERHEAD;
     if (enqueue(o) != 0)
         mirror_op_free(o); /* the record expires with its TTL anyway */
@@ -628,7 +611,7 @@ static struct read_req *read_req_new(const char *session_id, mirror_read_cb cb, 
     if (!mirror_st.enabled)
         return NULL;
     struct read_req *q = xcalloc(1, sizeof(*q));
-    session_key(session_id, q->session_id);
+    keys_session_hash(session_id, q->session_id);
     q->cb = cb;
     q->arg = arg;
     return q;

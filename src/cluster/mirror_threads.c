@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "cluster/keys.h"
 #include "cluster/mirror_internal.h"
 #include "core/util.h"
 
@@ -182,9 +183,9 @@ static void append_fmt(struct pipeline *p, const char *a0, const char *a1, const
 
 static void keys_for(struct pipeline *p, const op_t *o)
 {
-    snprintf(p->key, sizeof(p->key), "execution:%s", o->id);
-    snprintf(p->okey, sizeof(p->okey), "execution:%s:output", o->id);
-    snprintf(p->skey, sizeof(p->skey), "session:%s:executions", o->session_id);
+    keys_execution(p->key, sizeof(p->key), o->id, strlen(o->id));
+    keys_execution_output(p->okey, sizeof(p->okey), o->id, strlen(o->id));
+    keys_session_executions(p->skey, sizeof(p->skey), o->session_id);
 }
 
 /* RPUSHes an op's events (groups of RPUSH_GROUP_MAX values), then LTRIM to `keep` and EXPIRE. */
@@ -232,7 +233,7 @@ static const char session_del_script[] =
 static void append_session_op(struct pipeline *p, const op_t *o)
 {
     char key[96], ttl[16];
-    snprintf(key, sizeof(key), "mcp:session:%s", o->id);
+    keys_session_record(key, sizeof(key), o->id);
     snprintf(ttl, sizeof(ttl), "%d", config.session_ttl);
     if (o->kind == OP_SESSION_PUT) {
         const char *argv[5] = {"SET", key, o->meta, "EX", ttl};
@@ -275,7 +276,7 @@ static int write_batch(redisContext *c, op_t *batch)
     struct pipeline p = {.c = c};
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", config.redis_ttl);
-    snprintf(p.rkey, sizeof(p.rkey), "replica:%s:running", config.replica);
+    keys_replica_running(p.rkey, sizeof(p.rkey), config.replica);
     for (op_t *o = batch; o != NULL; o = o->next) {
         if (o->kind == OP_SESSION_PUT || o->kind == OP_SESSION_DEL) {
             append_session_op(&p, o);
@@ -464,8 +465,8 @@ static int owned_by(const char *json, size_t len, const char *sid)
 static void read_exec(redisContext *c, struct read_req *q, mirror_msg_t *m)
 {
     char key[64], okey[72], ttl[16];
-    snprintf(key, sizeof(key), "execution:%s", q->id);
-    snprintf(okey, sizeof(okey), "execution:%s:output", q->id);
+    keys_execution(key, sizeof(key), q->id, strlen(q->id));
+    keys_execution_output(okey, sizeof(okey), q->id, strlen(q->id));
     snprintf(ttl, sizeof(ttl), "%d", config.redis_ttl);
     redisReply *r = redisCommand(c, "GET %s", key);
     if (r == NULL) {
@@ -504,7 +505,9 @@ static void read_exec(redisContext *c, struct read_req *q, mirror_msg_t *m)
     r = redisCommand(c, "EXPIRE %s %s", okey, ttl);
     if (r != NULL)
         freeReplyObject(r);
-    r = redisCommand(c, "EXPIRE session:%s:executions %s", q->session_id, ttl);
+    char skey[128];
+    keys_session_executions(skey, sizeof(skey), q->session_id);
+    r = redisCommand(c, "EXPIRE %s %s", skey, ttl);
     if (r != NULL)
         freeReplyObject(r);
 }
@@ -542,11 +545,12 @@ static int read_summaries(redisContext *c, const redisReply *r, size_t off, size
                           int *first)
 {
     for (size_t i = off; i < off + k; i++) {
-        const char *id = r->element[i]->str;
-        size_t len = r->element[i]->len;
-        if (redisAppendCommand(c, "GET execution:%b", id, len) != REDIS_OK ||
-            redisAppendCommand(c, "EXPIRE execution:%b %d", id, len, config.redis_ttl) != REDIS_OK ||
-            redisAppendCommand(c, "EXPIRE execution:%b:output %d", id, len, config.redis_ttl) != REDIS_OK)
+        char key[128], okey[136];
+        keys_execution(key, sizeof(key), r->element[i]->str, r->element[i]->len);
+        keys_execution_output(okey, sizeof(okey), r->element[i]->str, r->element[i]->len);
+        if (redisAppendCommand(c, "GET %s", key) != REDIS_OK ||
+            redisAppendCommand(c, "EXPIRE %s %d", key, config.redis_ttl) != REDIS_OK ||
+            redisAppendCommand(c, "EXPIRE %s %d", okey, config.redis_ttl) != REDIS_OK)
             return -1;
     }
     for (size_t i = 0; i < 3 * k; i++) {
@@ -568,7 +572,7 @@ static int read_summaries(redisContext *c, const redisReply *r, size_t off, size
 static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
 {
     char skey[96];
-    snprintf(skey, sizeof(skey), "session:%s:executions", q->session_id);
+    keys_session_executions(skey, sizeof(skey), q->session_id);
     redisReply *r = NULL, *x = NULL;
     if (redisAppendCommand(c, "SMEMBERS %s", skey) != REDIS_OK ||
         redisAppendCommand(c, "EXPIRE %s %d", skey, config.redis_ttl) != REDIS_OK ||
@@ -603,7 +607,9 @@ static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
 /* GET mcp:session:{id}: the record another replica wrote when the session was opened. */
 static void read_session_record(redisContext *c, struct read_req *q, mirror_msg_t *m)
 {
-    redisReply *r = redisCommand(c, "GET mcp:session:%s", q->session_id);
+    char key[128];
+    keys_session_record(key, sizeof(key), q->session_id);
+    redisReply *r = redisCommand(c, "GET %s", key);
     if (r == NULL) {
         m->err = xstrdup(c->errstr);
         return;

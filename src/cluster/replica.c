@@ -19,7 +19,9 @@
 #include "core/config.h"
 #include "exec/exec.h"
 #include "core/log.h"
+#include "cluster/keys.h"
 #include "cluster/mirror_internal.h"
+#include "cluster/replica.h"
 #include "core/util.h"
 
 #include <bsd/string.h>
@@ -52,7 +54,7 @@ static void wcond_init(void)
  */
 static const char reap_script[] =
     "local id, keep, now, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
-    "local st_running, st_pending, st_failed = ARGV[5], ARGV[6], ARGV[7]\n"
+    "local st_running, st_pending, st_failed, exec_prefix = ARGV[5], ARGV[6], ARGV[7], ARGV[8]\n"
     "if keep == '' and redis.call('EXISTS', KEYS[1]) == 1 then return -1 end\n"
     "local runs = redis.call('HGETALL', KEYS[2])\n"
     "local n = 0\n"
@@ -60,7 +62,7 @@ static const char reap_script[] =
     "  local eid, inst = runs[i], runs[i + 1]\n"
     "  if inst ~= keep then\n"
     "    redis.call('HDEL', KEYS[2], eid)\n"
-    "    local key = 'execution:' .. eid\n"
+    "    local key = exec_prefix .. eid\n"
     "    local raw = redis.call('GET', key)\n"
     "    local ok, m = pcall(cjson.decode, raw or '')\n"
     "    if ok and type(m) == 'table' and m.replica == id and (m.status == st_running or m.status == st_pending) then\n"
@@ -89,13 +91,14 @@ static const char reap_script[] =
 static long long reap(redisContext *c, const char *id, const char *keep)
 {
     char hkey[360], rkey[360], ts[40], ttl[16];
-    snprintf(hkey, sizeof(hkey), "replica:%s", id);
-    snprintf(rkey, sizeof(rkey), "replica:%s:running", id);
+    keys_replica(hkey, sizeof(hkey), id);
+    keys_replica_running(rkey, sizeof(rkey), id);
     util_iso8601(util_wall_ms(), ts, sizeof(ts));
     snprintf(ttl, sizeof(ttl), "%d", config.redis_ttl);
     /* the status names from exec's one table */
-    const char *argv[] = {"EVAL", reap_script, "3", hkey, rkey, "replicas", id, keep, ts, ttl,
-                          exec_status_name(EXEC_RUNNING), exec_status_name(EXEC_PENDING), exec_status_name(EXEC_FAILED)};
+    const char *argv[] = {"EVAL", reap_script, "3", hkey, rkey, KEYS_REPLICAS, id, keep, ts, ttl,
+                          exec_status_name(EXEC_RUNNING), exec_status_name(EXEC_PENDING), exec_status_name(EXEC_FAILED),
+                          KEYS_EXECUTION_PREFIX};
     enum { N_ARGS = sizeof(argv) / sizeof(argv[0]) };
     size_t alen[N_ARGS];
     for (int i = 0; i < N_ARGS; i++)
@@ -116,7 +119,7 @@ static long long reap(redisContext *c, const char *id, const char *keep)
 /* Finds replicas whose heartbeat expired and marks their running executions lost. */
 static void sweep(redisContext *c)
 {
-    redisReply *r = redisCommand(c, "SMEMBERS replicas");
+    redisReply *r = redisCommand(c, "SMEMBERS " KEYS_REPLICAS);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         if (r != NULL)
             freeReplyObject(r);
@@ -182,7 +185,7 @@ static int beat(redisContext *c, uint64_t started_wall_ms, int first, int *lapse
 {
     static int with_get = 1; /* SET ... GET needs Redis 6.2; older ones get a plain SET */
     char key[360], ttl[16];
-    snprintf(key, sizeof(key), "replica:%s", config.replica);
+    keys_replica(key, sizeof(key), config.replica);
     snprintf(ttl, sizeof(ttl), "%d", 3 * config.heartbeat);
     char *v = beat_value(started_wall_ms);
     const char *argv[6] = {"SET", key, v, "EX", ttl, "GET"};
@@ -209,7 +212,7 @@ static int beat(redisContext *c, uint64_t started_wall_ms, int first, int *lapse
     if (r->type == REDIS_REPLY_ERROR)
         log_warn("replica watcher: heartbeat refused: %s", r->str);
     freeReplyObject(r);
-    r = redisCommand(c, "SADD replicas %s", config.replica);
+    r = redisCommand(c, "SADD " KEYS_REPLICAS " %s", config.replica);
     if (r == NULL)
         return -1;
     freeReplyObject(r);
