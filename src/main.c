@@ -44,7 +44,7 @@ static int forced_kill;
 
 static void on_session_end(session_t *s, enum session_end_reason why)
 {
-    exec_session_end(s);
+    exec_session_end(&s->exec);
 }
 
 static void on_signal(h2o_socket_t *sock, const char *err)

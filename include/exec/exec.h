@@ -13,7 +13,7 @@
 #include "core/events.h"
 #include "exec/proc.h"
 #include "exec/sandbox.h"
-#include "mcp/session.h"
+#include "exec/owner.h"
 
 #include <bsd/sys/queue.h>
 #include <bsd/sys/tree.h>
@@ -51,7 +51,7 @@ struct exec {
     RB_ENTRY(exec) node;              /**< manager index by id (private) */
     TAILQ_ENTRY(exec) session_link;   /**< owner's list (private) */
     char id[37];                      /**< UUID v4 */
-    char session_id[SESSION_ID_LEN + 1];
+    char session_id[EXEC_OWNER_ID_MAX + 1]; /**< its owner's id (the MCP session's) */
     struct exec_session *owner;       /**< its session's state (run list, workspace): set at start, never NULL;
                                            outlives the session (owner->ended) until its last execution is freed */
     char *command;
@@ -106,7 +106,7 @@ void exec_log_manager_use(void);
 /** NULL when runs can be sandboxed, else why not (also in /health). */
 const char *exec_sandbox_error(void);
 /** Starts a run for session `s`. Returns the execution, or NULL with err. */
-exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t errlen);
+exec_t *exec_start(exec_owner_t *s, const exec_request_t *rq, char *err, size_t errlen);
 /**
  * What an observer (the cluster) learns of executions, on the loop thread:
  * on_meta when its record changes (started, finished), on_event for every
@@ -125,7 +125,7 @@ void exec_set_observer(const exec_observer_t *o);
 /** A client read `e` through the tools: tells the observer (refreshes the mirrored copy's TTL). */
 void exec_note_read(const exec_t *e);
 /** The execution `id` if it belongs to `s`; NULL otherwise. */
-exec_t *exec_find_in_session(session_t *s, const char *id);
+exec_t *exec_find_in_session(exec_owner_t *s, const char *id);
 /** The execution `id` whatever its session (for the mirror's resync); NULL when not held. */
 exec_t *exec_find_any_session(const char *id);
 /** Calls `cb` for every held execution (the mirror's full resync); `cb` may free the execution it is given. */
@@ -148,11 +148,11 @@ void exec_wait(exec_t *e, uint64_t timeout_ms, exec_wait_cb cb, void *arg);
  */
 cJSON *exec_status_json(const exec_t *e);
 /** Appends the session's executions as a JSON array of summaries. */
-void exec_list_json(session_t *s, strbuf_t *out);
+void exec_list_json(exec_owner_t *s, strbuf_t *out);
 /** Status name as the tools report it. */
 const char *exec_status_name(exec_status_t st);
 /** The session ended: kill its runs, drop its executions, remove its workspace. */
-void exec_session_end(session_t *s);
+void exec_session_end(exec_owner_t *s);
 /** Shutdown: cancels every run. Returns how many are still running. */
 size_t exec_shutdown(int force);
 /** Shutdown deadline passed: records runs still alive as cancelled (final events, mirror). */

@@ -10,6 +10,7 @@
 #define MCP_SANDBOXD_SESSION_H
 
 #include "core/deadline.h"
+#include "exec/owner.h"
 
 #include <bsd/sys/tree.h>
 #include <stdint.h>
@@ -27,7 +28,7 @@ struct session {
     uint64_t last_used_ms;           /**< util_now_ms() at the last request */
     deadline_t expiry;               /**< idle expiry (private) */
     uint64_t mirrored_ms;            /**< util_now_ms() when the Redis record was last written (mirror) */
-    void *exec;                      /**< the execution manager's per-session state */
+    exec_owner_t exec;               /**< what the execution manager sees of the session (id, its state) */
 };
 
 /** Why a session ended (passed to the end hook and logged). */

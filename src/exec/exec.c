@@ -15,6 +15,7 @@
 #include "exec/quota.h"
 #include "core/util.h"
 
+#include <bsd/string.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -85,14 +86,14 @@ int exec_is_active(const exec_t *e)
     return e->status == EXEC_PENDING || e->status == EXEC_RUNNING;
 }
 
-static struct exec_session *session_state(session_t *s)
+static struct exec_session *session_state(exec_owner_t *s)
 {
-    if (s->exec == NULL) {
+    if (s->state == NULL) {
         struct exec_session *es = xcalloc(1, sizeof(*es));
         TAILQ_INIT(&es->execs);
-        s->exec = es;
+        s->state = es;
     }
-    return s->exec;
+    return s->state;
 }
 
 /* Carries a change of e's log size into its session's and the server's totals. */
@@ -590,7 +591,7 @@ static void set_limits(exec_t *e, const exec_request_t *rq, proc_spec_t *spec)
  * workspace on its first run. Returns the session's state (cwd resolved), or
  * NULL with err.
  */
-static struct exec_session *exec_admit(session_t *s, const exec_request_t *rq, char *cwd, size_t cwdlen, char *err,
+static struct exec_session *exec_admit(exec_owner_t *s, const exec_request_t *rq, char *cwd, size_t cwdlen, char *err,
                                        size_t errlen)
 {
     const char *why = sandbox_error();
@@ -635,13 +636,13 @@ static struct exec_session *exec_admit(session_t *s, const exec_request_t *rq, c
 }
 
 /* A new pending execution for `s` (not yet in any table). */
-static exec_t *exec_new(session_t *s, const exec_request_t *rq)
+static exec_t *exec_new(exec_owner_t *s, const exec_request_t *rq)
 {
     exec_t *e = xcalloc(1, sizeof(*e));
     do
         util_uuid4(e->id);
     while (RB_FIND(exec_tree, &mgr.all, e) != NULL);
-    memcpy(e->session_id, s->id, sizeof(e->session_id));
+    strlcpy(e->session_id, s->id, sizeof(e->session_id));
     e->command = xstrdup(rq->command);
     e->interactive = rq->interactive;
     e->timeout_s = rq->timeout_s;
@@ -727,7 +728,7 @@ static int exec_launch(exec_t *e, struct exec_session *es, const exec_request_t 
 }
 
 /* The run started: it joins the tables and counts, its timers are armed, the observer hears of it. */
-static void exec_started(exec_t *e, struct exec_session *es, session_t *s)
+static void exec_started(exec_t *e, struct exec_session *es, exec_owner_t *s)
 {
     e->proc_live = 1;
     e->status = EXEC_RUNNING;
@@ -749,7 +750,7 @@ static void exec_started(exec_t *e, struct exec_session *es, session_t *s)
     add_event(e, "ready", NULL);
 }
 
-exec_t *exec_start(session_t *s, const exec_request_t *rq, char *err, size_t errlen)
+exec_t *exec_start(exec_owner_t *s, const exec_request_t *rq, char *err, size_t errlen)
 {
     char cwd[4200];
     struct exec_session *es = exec_admit(s, rq, cwd, sizeof(cwd), err, errlen);
@@ -780,7 +781,7 @@ void exec_foreach(void (*cb)(exec_t *e, void *arg), void *arg)
     cb(e, arg);
 }
 
-exec_t *exec_find_in_session(session_t *s, const char *id)
+exec_t *exec_find_in_session(exec_owner_t *s, const char *id)
 {
     exec_t *e = exec_find_any_session(id);
     if (e == NULL || strcmp(e->session_id, s->id) != 0)
@@ -882,10 +883,10 @@ cJSON *exec_status_json(const exec_t *e)
     return o;
 }
 
-void exec_list_json(session_t *s, strbuf_t *out)
+void exec_list_json(exec_owner_t *s, strbuf_t *out)
 {
     cJSON *arr = cJSON_CreateArray();
-    struct exec_session *es = s->exec;
+    struct exec_session *es = s->state;
     exec_t *e;
     if (es != NULL)
         TAILQ_FOREACH(e, &es->execs, session_link)
@@ -895,12 +896,12 @@ void exec_list_json(session_t *s, strbuf_t *out)
     free(text);
 }
 
-void exec_session_end(session_t *s)
+void exec_session_end(exec_owner_t *s)
 {
-    struct exec_session *es = s->exec;
+    struct exec_session *es = s->state;
     if (es == NULL)
         return;
-    s->exec = NULL;
+    s->state = NULL;
     es->ended = 1;
     exec_t *e, *next;
     for (e = TAILQ_FIRST(&es->execs); e != NULL; e = next) {

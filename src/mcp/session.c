@@ -53,6 +53,8 @@ static void on_expiry(deadline_t *d)
 /* Fills in a new session (its id set) and puts it in the table with its expiry armed. */
 static void session_insert(session_t *s, const char *protocol, const char *client)
 {
+    _Static_assert(SESSION_ID_LEN <= EXEC_OWNER_ID_MAX, "exec stores the whole session id");
+    s->exec.id = s->id;
     strlcpy(s->protocol, protocol, sizeof(s->protocol));
     strlcpy(s->client, client != NULL ? client : "", sizeof(s->client));
     s->created_ms = s->last_used_ms = util_now_ms();

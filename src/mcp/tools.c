@@ -355,7 +355,7 @@ static void run_tool(mcp_call_t *call, session_t *s, const cJSON *args, int asyn
         fail(call, err);
         return;
     }
-    exec_t *e = exec_start(s, &rq, err, sizeof(err));
+    exec_t *e = exec_start(&s->exec, &rq, err, sizeof(err));
     free_run(&rq);
     if (e == NULL) {
         fail(call, err);
@@ -394,7 +394,7 @@ static int valid_exec_id(const char *id);
  */
 static exec_t *held_or_remote(mcp_call_t *call, session_t *s, const char *id, int kind, const char *last_event_id)
 {
-    exec_t *e = exec_find_in_session(s, id);
+    exec_t *e = exec_find_in_session(&s->exec, id);
     if (e == NULL && (!valid_exec_id(id) || ask_remote(call, s, kind, id, last_event_id) != 0)) {
         int control = kind == REMOTE_STDIN || kind == REMOTE_CANCEL;
         not_found(call, id, control, kind == REMOTE_CANCEL);
@@ -486,7 +486,7 @@ static void remote_list(struct remote_ctx *rc, int found, const char *meta, size
     strbuf_t mine = {0};
     session_t *s = session_find(rc->id);
     if (s != NULL)
-        exec_list_json(s, &mine);
+        exec_list_json(&s->exec, &mine);
     else
         strbuf_puts(&mine, "[]");
     /* a failed read may be partial: then only this replica's list, with a warning */
@@ -756,7 +756,7 @@ static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *ar
     }
     strbuf_t b = {0};
     strbuf_puts(&b, "{\"executions\":");
-    exec_list_json(s, &b);
+    exec_list_json(&s->exec, &b);
     strbuf_puts(&b, "}");
     reply.result(call, b.data, b.len, 0);
     strbuf_free(&b);

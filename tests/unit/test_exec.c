@@ -121,7 +121,7 @@ static void obs_free(const exec_t *e) { seen.frees++; }
 
 /* ---------------------------------------------------------------- helpers */
 
-static session_t session_a, session_b;
+static exec_owner_t session_a, session_b;
 
 static int setup(void **state)
 {
@@ -129,10 +129,8 @@ static int setup(void **state)
     memset(&seen, 0, sizeof(seen));
     static const exec_observer_t obs = {obs_meta, obs_event, obs_read, obs_free};
     exec_set_observer(&obs);
-    memset(&session_a, 0, sizeof(session_a));
-    memset(&session_b, 0, sizeof(session_b));
-    strcpy(session_a.id, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
-    strcpy(session_b.id, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    session_a = (exec_owner_t){.id = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    session_b = (exec_owner_t){.id = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"};
     return 0;
 }
 
@@ -144,7 +142,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static exec_t *start(session_t *s, const char *command)
+static exec_t *start(exec_owner_t *s, const char *command)
 {
     exec_request_t rq;
     memset(&rq, 0, sizeof(rq));

@@ -97,7 +97,8 @@ static void test_create(void **state)
     assert_string_equal(s->client, "claude-code");
     assert_true(s->created_ms >= before && s->created_ms <= after);
     assert_int_equal(s->last_used_ms, s->created_ms);
-    assert_null(s->exec);
+    assert_null(s->exec.state);
+    assert_ptr_equal(s->exec.id, s->id);
     assert_int_equal(session_count(), 1);
     assert_true(s->expiry.armed);
     assert_int_equal(deadline_count(), 1);
@@ -250,7 +251,7 @@ static void test_end_without_hook(void **state)
 static void hook_sees_exec(session_t *s, enum session_end_reason why)
 {
     /* the execution manager's state is still attached when the hook runs */
-    assert_ptr_equal(s->exec, (void *)&ended);
+    assert_ptr_equal(s->exec.state, (void *)&ended);
     record_end(s, why);
 }
 
@@ -258,7 +259,7 @@ static void test_end_hook_sees_exec_state(void **state)
 {
     session_setup(3600 * 1000, 10000, hook_sees_exec);
     session_t *s = session_create("p", "c");
-    s->exec = &ended;
+    s->exec.state = (struct exec_session *)&ended;
     session_end(s, SESSION_DELETED);
     assert_int_equal(ended.n, 1);
 }
