@@ -1,6 +1,6 @@
 /*
  * mirror_internal: what the mirror's loop side (mirror.c) and its threads
- * (mirror_threads.c, replica.c) share: the writer queue (queue.h), the
+ * (writer.c, reader.c, replica.c) share: the writer queue (queue.h), the
  * reader's request queue, the atomic stats and the messages the threads post
  * back to the loop.
  */

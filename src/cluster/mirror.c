@@ -15,7 +15,7 @@
  *  - the replica watcher (replica.c) owns a third connection: heartbeat and
  *    lost-replica sweeps.
  * Shared: the writer queue (`lock`), the reader queue (`rlock`), atomic
- * counters, and the connections' sockets (mirror_threads.c's conns_lock, so
+ * counters, and the connections' sockets (writer.c's conns_lock, so
  * cluster_stop can cut them). When the queue is full an operation is dropped
  * and its execution marked dirty; when a batch is lost with the connection or
  * refused, the writer posts the batch's execution ids back to the loop, which
@@ -29,7 +29,7 @@
  * has not answered by then; what was not written is counted and logged.
  *
  * This file holds the URL parser, the queues, the dirty set, resync and the
- * lifecycle; mirror_threads.c the writer and reader threads.
+ * lifecycle; writer.c the writer thread and the connections, reader.c the reader thread.
  */
 #include "cluster/mirror.h"
 #include "cluster/keys.h"
