@@ -23,7 +23,8 @@ CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-
 LDLIBS   += $(PKG_LIBS) -pthread
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-SRCS     := $(wildcard src/*.c)
+SRCS     := $(wildcard src/*.c src/*/*.c)
+HDRS     := $(wildcard include/*/*.h src/*/*.def)
 OBJS     := $(SRCS:src/%.c=build/rel/%.o)
 ASAN_OBJS:= $(SRCS:src/%.c=build/asan/%.o)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
@@ -46,29 +47,34 @@ mcp-sandboxd-asan: $(ASAN_OBJS)
 
 asan: mcp-sandboxd-asan
 
-build/rel/%.o: src/%.c $(wildcard include/*.h) | .deps-ok
+build/rel/%.o: src/%.c $(HDRS) | .deps-ok
 	@mkdir -p $(dir $@)
 	@echo "CC      $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
-build/asan/%.o: src/%.c $(wildcard include/*.h) | .deps-ok
+build/asan/%.o: src/%.c $(HDRS) | .deps-ok
 	@mkdir -p $(dir $@)
 	@echo "CC asan $<"
 	@$(CC) $(CFLAGS) $(SAN) -O1 -c -o $@ $<
 
-# Unit tests include the .c under test (to reach static functions) and link the
-# other sanitizer objects.
-build/unit/%: tests/unit/%.c $(ASAN_OBJS) $(wildcard include/*.h) | .deps-ok
+# Unit tests include the .c under test (to reach static functions). A test
+# with a line "unit-links: core/util core/log ..." links those objects only
+# (and fakes the rest itself, at link level); any other links every other
+# sanitizer object.
+unit_included = $(shell sed -n 's|^.include "../../src/\(.*\)\.c"|\1|p' $(1))
+unit_links = $(shell sed -n 's|^ \* unit-links:||p' $(1))
+build/unit/%: tests/unit/%.c $(ASAN_OBJS) $(HDRS) | .deps-ok
 	@mkdir -p $(dir $@)
 	@echo "UNIT    $@"
 	@$(CC) $(CFLAGS) $(SAN) -O1 -Wno-unused-function -o $@ $< \
-	    $(filter-out build/asan/main.o build/asan/$(patsubst test_%,%,$*).o,$(ASAN_OBJS)) \
+	    $(if $(call unit_links,$<),$(patsubst %,build/asan/%.o,$(call unit_links,$<)),\
+	      $(filter-out build/asan/main.o $(patsubst %,build/asan/%.o,$(call unit_included,$<)),$(ASAN_OBJS))) \
 	    $(LDLIBS) $(CMOCKA_LIBS)
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c): the sources built again with clang,
 # ASan and UBSan and coverage instrumentation. A target that includes a .c
 # (to reach its static functions, as the unit tests do) is linked without that
-# object; FUZZ_LDFLAGS_<target> adds its own link flags.
+# object (found in the layer folders); FUZZ_LDFLAGS_<target> may add link flags.
 FUZZ_CC    ?= clang
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS = $(CFLAGS) -O1 -Wno-unknown-warning-option $(FUZZ_SAN)
@@ -77,14 +83,13 @@ FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 300
 .SECONDARY: $(FUZZ_OBJS)
-FUZZ_LDFLAGS_fuzz_tool_args := -Wl,--wrap=mcp_call_tool_result,--wrap=mcp_call_error,--wrap=mcp_call_alive,--wrap=mcp_call_set_tool
 
-build/fuzz/obj/%.o: src/%.c $(wildcard include/*.h) | .deps-ok
+build/fuzz/obj/%.o: src/%.c $(HDRS) | .deps-ok
 	@mkdir -p $(dir $@)
 	@echo "CC fuzz $<"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS) $(wildcard include/*.h) | .deps-ok
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS) $(HDRS) | .deps-ok
 	@mkdir -p $(dir $@)
 	@echo "FUZZ    $@"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Wno-unused-function -o $@ $< \

@@ -6,21 +6,22 @@
  * accepting, cancel every run (their final events are recorded), answer
  * parked requests, end sessions, flush the Redis mirror, exit 0.
  */
-#include "cgroup.h"
-#include "config.h"
-#include "deadline.h"
-#include "exec.h"
-#include "http.h"
-#include "log.h"
-#include "mcp.h"
-#include "metrics.h"
-#include "mirror.h"
-#include "proc.h"
-#include "quota.h"
-#include "sandbox.h"
-#include "session.h"
-#include "tools.h"
-#include "util.h"
+#include "exec/cgroup.h"
+#include "core/config.h"
+#include "core/deadline.h"
+#include "exec/exec.h"
+#include "http/server.h"
+#include "core/health.h"
+#include "core/log.h"
+#include "mcp/transport.h"
+#include "core/metrics.h"
+#include "cluster/mirror.h"
+#include "exec/proc.h"
+#include "exec/quota.h"
+#include "exec/sandbox.h"
+#include "mcp/session.h"
+#include "mcp/tools.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -36,17 +37,14 @@
 
 extern char **environ;
 
+static h2o_multithread_queue_t *queue; /* see main */
 static int shutting_down;
 static uint64_t shutdown_started;
 static int forced_kill;
 
 static void on_session_end(session_t *s, enum session_end_reason why)
 {
-    exec_session_end(s);
-    /* a record outlives a shutdown so another replica can adopt the session; an expired one
-     * is dropped only while it still names this replica (another may have adopted it) */
-    if (why != SESSION_SHUTDOWN)
-        mirror_session_del(s, why == SESSION_EXPIRED);
+    exec_session_end(&s->exec);
 }
 
 static void on_signal(h2o_socket_t *sock, const char *err)
@@ -102,16 +100,42 @@ static int grace_left_ms(void)
     return spent < grace ? (int)(grace - spent) : 0;
 }
 
-int main(int argc, char **argv)
+/* REDIS_URL parses, and host-network runs cannot reach a Redis without a password. -1 to go on, or 2. */
+static int redis_url_check(char *err, size_t errlen)
 {
-    char err[512], *out = xmalloc(16384); /* --help text */
-    int rc = config_parse(&config, argc, argv, environ, err, sizeof(err), out, 16384);
-    if (rc == CONFIG_EXIT) {
-        fputs(out, stdout);
-        free(out);
-        return 0;
+    mirror_url_t url;
+    if (config.redis_url[0] == '\0')
+        return -1;
+    if (mirror_url_parse(config.redis_url, &url, err, errlen) != 0) {
+        fprintf(stderr, "mcp-sandboxd: REDIS_URL: %s\n", err);
+        return 2;
     }
+    /* host-network runs reach every service on this host's loopback and network, Redis included */
+    if (config.allow_network && !url.unix_socket && url.password[0] == '\0') {
+        fprintf(stderr, "mcp-sandboxd: --allow-network with REDIS_URL at %s:%d without a password: runs with network mode "
+                        "'host' could connect to that Redis, read every execution and session record and take sessions "
+                        "over. Set a password (redis://:PASSWORD@host:port) or use a unix socket (unix:///path), which "
+                        "runs cannot reach\n", url.host, url.port);
+        return 2;
+    }
+    return -1;
+}
+
+/*
+ * Reads the configuration and checks what must hold before anything starts:
+ * the log, pid_max against the limits, the cgroup mode (before any thread: on
+ * cgroup v2 the server moves itself into a leaf), REDIS_URL. Returns -1 to go
+ * on, or the exit status (0 after --help/--version).
+ */
+static int startup_checks(int argc, char **argv, char *err, size_t errlen)
+{
+    char *out = xmalloc(16384); /* --help text */
+    int rc = config_parse(&config, argc, argv, environ, err, errlen, out, 16384);
+    if (rc == CONFIG_EXIT)
+        fputs(out, stdout);
     free(out);
+    if (rc == CONFIG_EXIT)
+        return 0;
     if (rc == CONFIG_ERROR) {
         fprintf(stderr, "mcp-sandboxd: %s\n", err);
         return 2;
@@ -120,43 +144,35 @@ int main(int argc, char **argv)
         fprintf(stderr, "mcp-sandboxd: --log-file %s: %s\n", config.log_file, strerror(errno));
         return 2;
     }
-    if (cgroup_check_pid_max(config.max_concurrent, config.nproc_max, "/proc/sys/kernel/pid_max", err, sizeof(err)) != 0) {
+    if (cgroup_check_pid_max(config.max_concurrent, config.nproc_max, "/proc/sys/kernel/pid_max", err, errlen) != 0) {
         fprintf(stderr, "mcp-sandboxd: %s\n", err);
         log_error("%s", err);
         log_flush();
         return 2;
     }
-    /* before any thread starts: on cgroup v2 the server moves itself into a leaf cgroup */
-    if (cgroup_setup(config.cgroup_root, "/proc/self/cgroup", config.replica, !config.cgroups, err, sizeof(err)) ==
+    if (cgroup_setup(config.cgroup_root, "/proc/self/cgroup", config.replica, !config.cgroups, err, errlen) ==
         CGROUP_NONE)
         log_warn("cgroups: none (%s): per-run limits fall back to rlimits (memory and CPU per process, no tmpfs "
                  "accounting, no atomic kill)", err);
     else
         log_info("cgroups: %s, a cgroup per run under the server's own", cgroup_mode_name());
-    mirror_url_t url;
-    if (config.redis_url[0] && mirror_url_parse(config.redis_url, &url, err, sizeof(err)) != 0) {
-        fprintf(stderr, "mcp-sandboxd: REDIS_URL: %s\n", err);
-        return 2;
-    }
-    /* host-network runs reach every service on this host's loopback and network, Redis included */
-    if (config.allow_network && config.redis_url[0] && !url.unix_socket && url.password[0] == '\0') {
-        fprintf(stderr, "mcp-sandboxd: --allow-network with REDIS_URL at %s:%d without a password: runs with network mode "
-                        "'host' could connect to that Redis, read every execution and session record and take sessions "
-                        "over. Set a password (redis://:PASSWORD@host:port) or use a unix socket (unix:///path), which "
-                        "runs cannot reach\n", url.host, url.port);
-        return 2;
-    }
+    return redis_url_check(err, errlen);
+}
 
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
-    sigaddset(&sigs, SIGCHLD);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+/*
+ * Process-wide setup: signals arrive through a signalfd (blocked here), as
+ * many descriptors as the hard limit allows, orphaned sandbox inits come back
+ * to be reaped, inherited descriptors become close-on-exec.
+ */
+static void process_setup(sigset_t *sigs)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGHUP);
+    sigaddset(sigs, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-
-    /* as many connections and pipes as the hard limit allows */
     struct rlimit nofile;
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
         nofile.rlim_cur = nofile.rlim_max;
@@ -168,37 +184,55 @@ int main(int argc, char **argv)
      * the server holds is close-on-exec (runs also close everything above their own fds) */
     if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
         log_warn("cannot mark inherited descriptors close-on-exec: %s", strerror(errno));
-    metrics_init();
-    h2o_evloop_t *loop = h2o_evloop_create();
+}
+
+/*
+ * The composition: every module gets the loop (or the queue worker threads
+ * answer through) and the interfaces of the others: tools answer through the
+ * transport, /health and /metrics take each module's figures, and with
+ * REDIS_URL the cluster plugs into exec, sessions and tools. 0, or the exit status.
+ */
+static int start_services(h2o_evloop_t *loop, char *err, size_t errlen)
+{
+    /* worker threads (quota, Redis) -> loop; kept for the process' life, as h2o's own context queue was */
+    queue = h2o_multithread_create_queue(loop);
+    proc_init(loop);
+    cgroup_set_loop(loop);
+    tools_set_reply(&mcp_tools_reply);
     if (deadline_init(loop) != 0 || tools_init() != 0) {
         log_error("startup failed: %s", strerror(errno));
         return 1;
     }
     session_setup((uint64_t)config.session_ttl * 1000, (size_t)config.max_sessions, on_session_end);
-    if (http_start(loop, err, sizeof(err)) != 0) {
+    /* /health and /metrics: each module's figures, in this order */
+    health_register(exec_health_status, 0);
+    health_register(mcp_health, 0);
+    health_register(exec_health, 1);
+    health_register(cluster_health, 1);
+    metrics_register_provider(exec_metrics);
+    metrics_register_provider(mcp_metrics);
+    metrics_register_provider(cluster_metrics);
+    if (http_start(loop, err, errlen) != 0) {
         log_error("%s", err);
-        log_flush();
         return 1;
     }
     cgroup_sweep_leftovers(); /* runs an earlier instance left (after a SIGKILL of the server) */
     if (sandbox_init() != 0)
         log_error("sandbox unavailable, every run will fail until this is fixed: %s", sandbox_error());
-    if (quota_start() != 0)
+    if (quota_start(queue) != 0)
         log_error("cannot start the workspace quota thread: --workspace-quota-mb is NOT enforced");
-    if (mirror_start(err, sizeof(err)) != 0) {
+    if (config.redis_url[0])
+        cluster_attach();
+    if (cluster_start(queue, err, errlen) != 0) {
         log_error("%s", err);
-        log_flush();
         return 2;
     }
-    int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sfd < 0) { /* without it no child is reaped and SIGTERM is ignored: do not serve */
-        log_error("signalfd: %s", strerror(errno));
-        log_flush();
-        return 1;
-    }
-    h2o_socket_t *sigsock = h2o_evloop_socket_create(loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
-    h2o_socket_read_start(sigsock, on_signal);
+    return 0;
+}
 
+/* The startup line, and a warning when anyone who reaches the port can run commands. */
+static void log_listening(void)
+{
     log_info("mcp-sandboxd %s listening on http://%s:%d/mcp (auth %s, isolation %s, replica %s)", MCP_SANDBOXD_VERSION,
              config.host, config.port, config.token[0] ? "bearer token" : "none (loopback use only)",
              config.isolation_none ? "NONE" : "bwrap", config.replica);
@@ -206,14 +240,11 @@ int main(int argc, char **argv)
         strcmp(config.host, "::1") != 0)
         log_warn("listening on %s without --token: anyone who can reach this port can run commands", config.host);
     log_flush();
+}
 
-    while (1) {
-        h2o_evloop_run(loop, shutting_down ? 50 : INT32_MAX);
-        mirror_flush();
-        log_flush();
-        if (shutting_down && shutdown_done())
-            break;
-    }
+/* After the loop: ends what is left within what remains of the shutdown grace, then frees. */
+static void shutdown_rest(h2o_evloop_t *loop, h2o_socket_t *sigsock)
+{
     if (exec_running() > 0)
         exec_abandon_all();
     session_end_all();
@@ -225,7 +256,7 @@ int main(int argc, char **argv)
         log_warn("%d workspace removals still running at exit: their directories stay under %s", left,
                  config.workspace_root);
     quota_stop();
-    mirror_stop(grace_left_ms());
+    cluster_stop(grace_left_ms());
     h2o_socket_close(sigsock);
     deadline_close();
     h2o_evloop_run(loop, 0); /* lets h2o free the closed sockets */
@@ -234,5 +265,38 @@ int main(int argc, char **argv)
     tools_free();
     sandbox_cleanup();
     config_free(&config);
+}
+
+int main(int argc, char **argv)
+{
+    char err[512];
+    int rc = startup_checks(argc, argv, err, sizeof(err));
+    if (rc >= 0)
+        return rc;
+    sigset_t sigs;
+    process_setup(&sigs);
+    metrics_init();
+    h2o_evloop_t *loop = h2o_evloop_create();
+    if ((rc = start_services(loop, err, sizeof(err))) != 0) {
+        log_flush();
+        return rc;
+    }
+    int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) { /* without it no child is reaped and SIGTERM is ignored: do not serve */
+        log_error("signalfd: %s", strerror(errno));
+        log_flush();
+        return 1;
+    }
+    h2o_socket_t *sigsock = h2o_evloop_socket_create(loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(sigsock, on_signal);
+    log_listening();
+    while (1) {
+        h2o_evloop_run(loop, shutting_down ? 50 : INT32_MAX);
+        cluster_flush();
+        log_flush();
+        if (shutting_down && shutdown_done())
+            break;
+    }
+    shutdown_rest(loop, sigsock);
     return 0;
 }

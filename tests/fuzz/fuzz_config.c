@@ -14,7 +14,7 @@
  *     non-empty, trimmed entries;
  *   - config_free releases every list (LeakSanitizer checks it).
  */
-#include "config.h"
+#include "core/config.h"
 
 #include <ctype.h>
 #include <stdint.h>

@@ -15,8 +15,8 @@
  *     future or already dropped, and otherwise the array it gives holds
  *     exactly the events with ids above it, in order.
  */
-#include "events.h"
-#include "util.h"
+#include "core/events.h"
+#include "core/util.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>

@@ -27,10 +27,12 @@
  * hex digits; when the request is valid UTF-8, so is everything answered.
  * Sessions are ended after each input (session_end_all).
  */
-#include "../../src/http.c"
+#include "../../src/http/server.c"
 
-#include "events.h"
-#include "tools.h"
+#include "core/events.h"
+#include "mcp/tools.h"
+#include "exec/cgroup.h"
+#include "exec/proc.h"
 
 #include <ctype.h>
 #include <fcntl.h>
@@ -52,7 +54,7 @@
 
 static void on_session_end(session_t *s, enum session_end_reason why)
 {
-    exec_session_end(s);
+    exec_session_end(&s->exec);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -68,6 +70,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     signal(SIGPIPE, SIG_IGN);
     log_open("/dev/null", LOG_DEBUG); /* every log line is formatted, none is kept */
     h2o_evloop_t *loop = h2o_evloop_create();
+    proc_init(loop); /* the composition main.c makes, without the cluster */
+    cgroup_set_loop(loop);
+    tools_set_reply(&mcp_tools_reply);
     if (deadline_init(loop) != 0 || tools_init() != 0)
         abort();
     session_setup((uint64_t)config.session_ttl * 1000, (size_t)config.max_sessions, on_session_end);

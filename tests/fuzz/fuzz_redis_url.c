@@ -10,8 +10,8 @@
  *     last '@' (the credentials, which may hold '@') replaced by "***", and a
  *     smaller buffer gets a NUL-terminated prefix of it.
  */
-#include "config.h"
-#include "mirror.h"
+#include "core/config.h"
+#include "cluster/mirror.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -25,11 +25,11 @@
  *     granted, passes each environment variable as one --setenv, ends with "/bin/sh -c <script>" whose last line is the
  *     command, and hands over at most SANDBOX_MAX_FDS descriptors.
  */
-#include "../../src/tools.c"
+#include "../../src/mcp/tools.c"
 
-#include "deadline.h"
-#include "log.h"
-#include "session.h"
+#include "core/deadline.h"
+#include "core/log.h"
+#include "mcp/session.h"
 
 #include <stdint.h>
 #include <unistd.h>
@@ -44,7 +44,7 @@
 
 #define WORKSPACE "/tmp/mcp-sandboxd-fuzz/ws"
 
-/* ---------------------------------------------------------------- the call, wrapped (-Wl,--wrap) */
+/* ---------------------------------------------------------------- the call, answered through a fake tools_reply_t */
 
 static struct answer {
     int count;          /* answers given */
@@ -55,7 +55,7 @@ static struct answer {
 static int the_call;    /* its address is the opaque mcp_call_t */
 #define CALL ((mcp_call_t *)&the_call)
 
-void __wrap_mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, int is_error)
+static void fake_result(mcp_call_t *call, const char *structured, size_t len, int is_error)
 {
     CHECK(call == CALL);
     CHECK(structured != NULL && strlen(structured) == len);
@@ -74,19 +74,19 @@ void __wrap_mcp_call_tool_result(mcp_call_t *call, const char *structured, size_
     ans.is_error = is_error;
 }
 
-void __wrap_mcp_call_error(mcp_call_t *call, int code, const char *message)
+static void fake_error(mcp_call_t *call, int code, const char *message)
 {
     CHECK(call == CALL && message != NULL);
     ans.count++;
     ans.rpc_error = code;
 }
 
-void __wrap_mcp_call_set_tool(mcp_call_t *call, const char *tool)
+static void fake_set_tool(mcp_call_t *call, const char *tool)
 {
     CHECK(call == CALL && tool != NULL);
 }
 
-int __wrap_mcp_call_alive(const mcp_call_t *call)
+static int fake_alive(const mcp_call_t *call)
 {
     return 1;
 }
@@ -298,6 +298,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     config.max_concurrent = 0; /* nothing may be spawned: execute_code stops at the limit */
     log_open("/dev/null", LOG_DEBUG);
+    static const tools_reply_t fake = {fake_result, fake_error, fake_alive, fake_set_tool};
+    tools_set_reply(&fake);
     if (deadline_init(h2o_evloop_create()) != 0 || tools_init() != 0)
         abort();
     session_setup(3600 * 1000, 16, NULL);

@@ -533,6 +533,8 @@ describe('a restarted server reads runs of its previous life from Redis', () => 
     assert.equal(out.exit_code, 4);
     assert.deepEqual(out.output, firstRun.output);
     assert.equal(out.last_event_id, firstRun.last_event_id);
+    // the same formatter as a local read: dropped_events is there (none were dropped)
+    assert.equal(out.dropped_events, firstRun.dropped_events);
 
     const tail = await call(c1, 'get_execution_output', { execution_id: id, last_event_id: '3' });
     assert.deepEqual(tail.output, firstRun.output.filter((e) => Number(e.event_id) > 3));

@@ -6,7 +6,7 @@
  * and the pid_max check. mkdir/rmdir are swapped for versions that create and
  * delete the files the kernel would; no real cgroup is touched.
  */
-#include "../../src/cgroup.c"
+#include "../../src/exec/cgroup.c"
 
 #include <stdarg.h>
 #include <stddef.h>

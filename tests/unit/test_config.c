@@ -3,8 +3,8 @@
  * range and format errors, --help / --version, lists, cross-checks and the
  * redacted Redis URL.
  */
-#include "../../src/config.c"
-#include "util.h"
+#include "../../src/core/config.c"
+#include "core/util.h"
 
 #include <stdarg.h>
 #include <stddef.h>

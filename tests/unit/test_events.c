@@ -4,7 +4,7 @@
  * UTF-8 repair, flush at EOF and the JSON array writer; what an event costs
  * (held at its exact size, counted with its overhead), compaction and release.
  */
-#include "../../src/events.c"
+#include "../../src/core/events.c"
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -2,7 +2,7 @@
  * Unit tests for src/jsonrpc.c: message classification, id serialization and
  * the result / error writers (checked by parsing their output back with cJSON).
  */
-#include "../../src/jsonrpc.c"
+#include "../../src/core/jsonrpc.c"
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -2,7 +2,7 @@
  * Unit tests for src/mcp.c: what a tool result becomes in the JSON-RPC answer,
  * up to one too large to escape.
  */
-#include "../../src/mcp.c"
+#include "../../src/mcp/transport.c"
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -2,7 +2,7 @@
  * Unit tests for src/quota.c's measurement (quota_measure): allocated blocks
  * summed, each entry at least 4 KiB, symlinks not followed, a missing path -1.
  */
-#include "../../src/quota.c"
+#include "../../src/exec/quota.c"
 
 #include <fcntl.h>
 #include <stdarg.h>

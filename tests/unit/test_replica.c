@@ -4,7 +4,7 @@
  * (through the injectable clock reader) and the heartbeat period still ends
  * on time, because every deadline is taken and waited on CLOCK_MONOTONIC.
  */
-#include "../../src/replica.c"
+#include "../../src/cluster/replica.c"
 
 #include <errno.h>
 #include <stdarg.h>

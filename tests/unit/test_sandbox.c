@@ -3,7 +3,7 @@
  * server defaults, snake_case and camelCase keys, unknown fields, limits
  * against the caps, path checks and the network rules.
  */
-#include "../../src/sandbox.c"
+#include "../../src/exec/sandbox.c"
 
 #include <stdarg.h>
 #include <stddef.h>

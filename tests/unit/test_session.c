@@ -3,7 +3,7 @@
  * end), the cap, the end hook, and idle expiry driven by a real event loop
  * through deadline.c's timerfd.
  */
-#include "../../src/session.c"
+#include "../../src/mcp/session.c"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -97,7 +97,8 @@ static void test_create(void **state)
     assert_string_equal(s->client, "claude-code");
     assert_true(s->created_ms >= before && s->created_ms <= after);
     assert_int_equal(s->last_used_ms, s->created_ms);
-    assert_null(s->exec);
+    assert_null(s->exec.state);
+    assert_ptr_equal(s->exec.id, s->id);
     assert_int_equal(session_count(), 1);
     assert_true(s->expiry.armed);
     assert_int_equal(deadline_count(), 1);
@@ -250,7 +251,7 @@ static void test_end_without_hook(void **state)
 static void hook_sees_exec(session_t *s, enum session_end_reason why)
 {
     /* the execution manager's state is still attached when the hook runs */
-    assert_ptr_equal(s->exec, (void *)&ended);
+    assert_ptr_equal(s->exec.state, (void *)&ended);
     record_end(s, why);
 }
 
@@ -258,7 +259,7 @@ static void test_end_hook_sees_exec_state(void **state)
 {
     session_setup(3600 * 1000, 10000, hook_sees_exec);
     session_t *s = session_create("p", "c");
-    s->exec = &ended;
+    s->exec.state = (struct exec_session *)&ended;
     session_end(s, SESSION_DELETED);
     assert_int_equal(ended.n, 1);
 }
@@ -274,6 +275,41 @@ static void test_id_valid(void **state)
     assert_false(session_id_valid("0123456789ABCDEF0123456789abcdef"));  /* upper case is not ours */
     assert_false(session_id_valid("0123456789abcdef0123456789abcde*"));
     assert_false(session_id_valid("../../../../etc/passwd-0123456789a"));
+}
+
+/* What the observer (the cluster) saw, in order: 'c'reate, 't'ouch, 'e'nd (with the reason's digit). */
+static char seen[32];
+static void seen_add(char c)
+{
+    size_t n = strlen(seen);
+    if (n + 1 < sizeof(seen))
+        seen[n] = c;
+}
+static void hook_create(session_t *s) { seen_add('c'); }
+static void hook_touch(session_t *s) { seen_add('t'); }
+static void hook_end(session_t *s, enum session_end_reason why)
+{
+    assert_null(session_find(s->id)); /* out of the table already, not yet freed */
+    seen_add('e');
+    seen_add((char)('0' + why));
+}
+
+/* The observer's hooks fire on create, adopt, touch and end, in that order; without hooks nothing is called. */
+static void test_observer_hooks(void **state)
+{
+    static const session_hooks_t hooks = {hook_create, hook_touch, hook_end};
+    memset(seen, 0, sizeof(seen));
+    session_set_hooks(&hooks);
+    session_t *s = session_create("2025-06-18", "c");
+    session_touch(s);
+    session_end(s, SESSION_EXPIRED);
+    s = session_adopt("00112233445566778899aabbccddeeff", "2025-06-18", NULL);
+    session_end(s, SESSION_SHUTDOWN);
+    session_set_hooks(NULL);
+    s = session_create("2025-06-18", "c");
+    session_touch(s);
+    session_end(s, SESSION_DELETED);
+    assert_string_equal(seen, "cte1ce2");
 }
 
 static void test_adopt(void **state)
@@ -425,6 +461,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_end_hook_sees_exec_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_id_valid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_observer_hooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_expiry, setup, teardown),

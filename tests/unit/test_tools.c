@@ -2,7 +2,7 @@
  * Unit tests for src/tools.c: the checks on a tool's arguments that need no
  * running execution.
  */
-#include "../../src/tools.c"
+#include "../../src/mcp/tools.c"
 
 #include <stdarg.h>
 #include <stddef.h>

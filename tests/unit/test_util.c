@@ -1,7 +1,7 @@
 /*
  * Unit tests for src/util.c: strbuf, JSON string escaping, clocks, random ids.
  */
-#include "../../src/util.c"
+#include "../../src/core/util.c"
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -4,7 +4,7 @@
  * starting a thread per workspace. pthread_create is interposed (this
  * executable's definition wins over libc's) to count the threads started.
  */
-#include "sandbox.h"
+#include "exec/sandbox.h"
 
 #include <dirent.h>
 #include <dlfcn.h>

@@ -1,0 +1,43 @@
+/*
+ * keys: every Redis key name the cluster uses, in one place, and the hash
+ * that stands for a session id in them (Redis never holds a raw session id:
+ * it is a bearer capability; whoever reads Redis learns only its SHA-256).
+ *
+ *   execution:{id}              the execution's record (JSON)
+ *   execution:{id}:output       its events, oldest first (a list)
+ *   session:{key}:executions    the set of a session's execution ids
+ *   mcp:session:{key}           the session record (adoption)
+ *   replica:{id}                a replica's heartbeat
+ *   replica:{id}:running        its running executions (id -> process instance)
+ *   replicas                    the set of replica ids
+ *
+ * Each writer fills a caller's buffer (strlcpy semantics: cut, never overrun).
+ */
+#ifndef MCP_SANDBOXD_KEYS_H
+#define MCP_SANDBOXD_KEYS_H
+
+#include "cluster/queue.h"
+
+#include <stddef.h>
+
+/** The prefix of an execution's keys (the replica sweep's Lua script builds them from it). */
+#define KEYS_EXECUTION_PREFIX "execution:"
+/** The set of replica ids. */
+#define KEYS_REPLICAS "replicas"
+
+/** The session key: SHA-256 of the session id, in hex. */
+void keys_session_hash(const char *session_id, char out[MIRROR_SESSION_KEY_LEN + 1]);
+/** execution:{id} (`id_len` bytes of `id`). */
+void keys_execution(char *buf, size_t len, const char *id, size_t id_len);
+/** execution:{id}:output. */
+void keys_execution_output(char *buf, size_t len, const char *id, size_t id_len);
+/** session:{key}:executions. */
+void keys_session_executions(char *buf, size_t len, const char *session_key);
+/** mcp:session:{key}. */
+void keys_session_record(char *buf, size_t len, const char *session_key);
+/** replica:{id}. */
+void keys_replica(char *buf, size_t len, const char *replica_id);
+/** replica:{id}:running. */
+void keys_replica_running(char *buf, size_t len, const char *replica_id);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * remote: the interface through which mcp reads what this replica does not
+ * hold (executions and session records another replica wrote). The cluster
+ * implements it and hands it to tools_set_remote() and
+ * mcp_set_session_resolver() at startup; without REDIS_URL nobody does, and
+ * mcp answers from local state alone. Loop thread only.
+ */
+#ifndef MCP_SANDBOXD_REMOTE_H
+#define MCP_SANDBOXD_REMOTE_H
+
+#include <stddef.h>
+
+/**
+ * A remote read's answer, delivered on the loop thread: found=0 when absent
+ * (or owned by another session); `err` non-NULL when the store could not be
+ * read. meta_json / events_json are JSON texts (events_json may be NULL).
+ */
+typedef void (*remote_read_cb)(void *arg, int found, const char *meta_json, size_t meta_len, const char *events_json,
+                               size_t events_len, const char *err);
+
+/**
+ * A remote read: starts it and returns 0 (cb runs later, exactly once), -1
+ * when there is nothing to ask (stopping), -2 when too many reads wait.
+ */
+typedef struct remote_reader {
+    /** Execution `id` of `session_id`, with its events when `with_output`. */
+    int (*read_exec)(const char *id, const char *session_id, int with_output, remote_read_cb cb, void *arg);
+    /** The executions of `session_id` (meta_json is a JSON array of summaries). */
+    int (*read_session)(const char *session_id, remote_read_cb cb, void *arg);
+    /** The session resolver for adoption: the record of `session_id` (id, protocol, client, replica). */
+    int (*read_session_record)(const char *session_id, remote_read_cb cb, void *arg);
+} remote_reader_t;
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * session: the table of live MCP sessions (Mcp-Session-Id -> session).
+ *
+ * A session is created by `initialize`, touched by every request that names
+ * it, and ends on DELETE, on idle expiry (config.session_ttl) or at shutdown.
+ * Ending a session runs the end hook (the execution manager kills the
+ * session's runs and removes its workspace). Loop thread only.
+ */
+#ifndef MCP_SANDBOXD_SESSION_H
+#define MCP_SANDBOXD_SESSION_H
+
+#include "core/deadline.h"
+#include "exec/owner.h"
+
+#include <bsd/sys/tree.h>
+#include <stdint.h>
+
+#define SESSION_ID_LEN 32 /**< hex characters: 128 random bits */
+
+typedef struct session session_t;
+
+struct session {
+    RB_ENTRY(session) node;          /**< table link (private) */
+    char id[SESSION_ID_LEN + 1];     /**< the Mcp-Session-Id value */
+    char protocol[16];               /**< negotiated protocol version */
+    char client[64];                 /**< clientInfo.name, for logs */
+    uint64_t created_ms;             /**< util_now_ms() at initialize */
+    uint64_t last_used_ms;           /**< util_now_ms() at the last request */
+    deadline_t expiry;               /**< idle expiry (private) */
+    uint64_t mirrored_ms;            /**< util_now_ms() when the Redis record was last written (mirror) */
+    exec_owner_t exec;               /**< what the execution manager sees of the session (id, its state) */
+};
+
+/** Why a session ended (passed to the end hook and logged). */
+enum session_end_reason { SESSION_DELETED, SESSION_EXPIRED, SESSION_SHUTDOWN };
+
+/** Called when a session ends, before it is freed. */
+typedef void (*session_end_hook)(session_t *s, enum session_end_reason why);
+
+/**
+ * What an observer (the cluster) learns of sessions, on the loop thread:
+ * on_create after a session is created or adopted here, on_touch when a
+ * request used it, on_end after the end hook, before it is freed.
+ */
+typedef struct session_hooks {
+    void (*on_create)(session_t *s);
+    void (*on_touch)(session_t *s);
+    void (*on_end)(session_t *s, enum session_end_reason why);
+} session_hooks_t;
+
+/** Sets the observer's hooks (NULL: none). One observer; startup only. */
+void session_set_hooks(const session_hooks_t *h);
+/** Sets the idle TTL, the cap on live sessions and the end hook. */
+void session_setup(uint64_t ttl_ms, size_t max_sessions, session_end_hook hook);
+/** Creates a session with a fresh random id; NULL when the cap is reached. */
+session_t *session_create(const char *protocol, const char *client);
+/** 1 when `id` has the shape of a session id (32 lowercase hex characters). */
+int session_id_valid(const char *id);
+/**
+ * Takes over a session another replica opened (its record was found in Redis):
+ * same id, protocol and client. NULL when the id is malformed, already held
+ * here, or the cap is reached.
+ */
+session_t *session_adopt(const char *id, const char *protocol, const char *client);
+/** Finds a live session by id (any string; NULL when unknown). */
+session_t *session_find(const char *id);
+/** Marks the session as used now (postpones expiry) and tells the observer. */
+void session_touch(session_t *s);
+/** Ends and frees the session. */
+void session_end(session_t *s, enum session_end_reason why);
+/** Ends every session (shutdown). */
+void session_end_all(void);
+/** Number of live sessions. */
+size_t session_count(void);
+
+#endif

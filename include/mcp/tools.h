@@ -1,0 +1,48 @@
+/*
+ * tools: the tool catalogue (names, descriptions, input and output schemas)
+ * and tools/call dispatch: arguments are checked here, then handed to the
+ * execution manager. Loop thread only.
+ */
+#ifndef MCP_SANDBOXD_TOOLS_H
+#define MCP_SANDBOXD_TOOLS_H
+
+#include "mcp/session.h"
+#include "mcp/remote.h"
+
+#include <cjson/cJSON.h>
+
+/** The request a tool answers (opaque; the transport's). */
+typedef struct mcp_call mcp_call_t;
+
+/**
+ * How a tool answers its call: the transport implements it (and a test or a
+ * fuzz target its own). result: `structured` is the result's JSON object,
+ * NUL-terminated at `len`; error: a JSON-RPC error; both consume the call.
+ * alive: 1 while the call can still be answered. set_tool: names the tool
+ * the call runs (a static catalogue string) so its outcome is counted.
+ */
+typedef struct tools_reply {
+    void (*result)(mcp_call_t *call, const char *structured, size_t len, int is_error);
+    void (*error)(mcp_call_t *call, int code, const char *message);
+    int (*alive)(const mcp_call_t *call);
+    void (*set_tool)(mcp_call_t *call, const char *tool);
+} tools_reply_t;
+
+/** Sets how tools answer (startup, before the first call). */
+void tools_set_reply(const tools_reply_t *r);
+/** Sets the reads of executions other replicas hold (NULL: local state only). Startup only. */
+void tools_set_remote(const remote_reader_t *r);
+/** Builds the cached tools/list result. 0 / -1. */
+int tools_init(void);
+/** Frees the cache. */
+void tools_free(void);
+/** The tools/list result (JSON text, owned by tools). */
+const char *tools_list_json(size_t *len);
+/**
+ * Runs tool `name` for `s` with `args` (an object). Returns 0 when the tool
+ * exists (the call is then answered now or later), -1 when it does not (the
+ * caller answers -32602 and still owns the call).
+ */
+int tools_call(mcp_call_t *call, session_t *s, const char *name, const cJSON *args);
+
+#endif

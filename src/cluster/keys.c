@@ -1,0 +1,53 @@
+/*
+ * keys: see keys.h.
+ */
+#include "cluster/keys.h"
+#include "core/util.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+void keys_session_hash(const char *sid, char out[MIRROR_SESSION_KEY_LEN + 1])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    if (EVP_Digest(sid, strlen(sid), md, &n, EVP_sha256(), NULL) != 1 || n != sizeof(md))
+        util_oom(); /* no digest: nothing sensible to store */
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned int i = 0; i < n; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void keys_execution(char *buf, size_t len, const char *id, size_t id_len)
+{
+    snprintf(buf, len, KEYS_EXECUTION_PREFIX "%.*s", (int)id_len, id);
+}
+
+void keys_execution_output(char *buf, size_t len, const char *id, size_t id_len)
+{
+    snprintf(buf, len, KEYS_EXECUTION_PREFIX "%.*s:output", (int)id_len, id);
+}
+
+void keys_session_executions(char *buf, size_t len, const char *session_key)
+{
+    snprintf(buf, len, "session:%s:executions", session_key);
+}
+
+void keys_session_record(char *buf, size_t len, const char *session_key)
+{
+    snprintf(buf, len, "mcp:session:%s", session_key);
+}
+
+void keys_replica(char *buf, size_t len, const char *replica_id)
+{
+    snprintf(buf, len, "replica:%s", replica_id);
+}
+
+void keys_replica_running(char *buf, size_t len, const char *replica_id)
+{
+    snprintf(buf, len, "replica:%s:running", replica_id);
+}

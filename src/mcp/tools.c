@@ -1,0 +1,911 @@
+/*
+ * tools: the seven execution tools, compatible with srt-mcp-server.
+ *
+ * Each handler checks its arguments (unknown ones are refused by name), calls
+ * the execution manager and answers with structuredContent plus the same JSON
+ * as text. Failures are tool results with isError: {error, status: "failed"}
+ * for the execute/status/output tools, {success: false, error} for send_stdin
+ * and cancel_execution. Waiting calls park on the execution (exec_wait) and
+ * answer when it ends or at the wait deadline.
+ */
+#include "mcp/tools.h"
+#include "core/config.h"
+#include "exec/exec.h"
+#include "core/jsonrpc.h"
+#include "core/log.h"
+#include "mcp/remote.h"
+#include "mcp/output.h"
+#include "core/util.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EVENT_SCHEMA                                                                                                  \
+    "{\"type\":\"object\",\"properties\":{\"event_id\":{\"type\":\"string\"},\"type\":{\"type\":\"string\",\"enum\":"   \
+    "[\"ready\",\"stdout\",\"stderr\",\"exit\",\"timeout\",\"cancelled\",\"error\",\"resource_limit\"]},"              \
+    "\"ts\":{\"type\":\"string\"},\"data\":{\"type\":\"string\"},\"partial\":{\"type\":\"boolean\"},"                   \
+    "\"code\":{\"type\":\"integer\"},\"duration_ms\":{\"type\":\"number\"},\"timeout_seconds\":{\"type\":\"integer\"},"  \
+    "\"cpu_ms\":{\"type\":\"number\"},\"peak_memory_bytes\":{\"type\":[\"number\",\"null\"]},"                     \
+    "\"oom_killed\":{\"type\":\"boolean\"},"                                                                           \
+    "\"message\":{\"type\":\"string\"},\"reason\":{\"type\":\"string\"}},\"required\":[\"event_id\",\"type\",\"ts\"]}"
+
+/* The status enum: tools_init fills it from exec's one status table (exec_status_name). */
+#define STATUS_ENUM "{\"type\":\"string\",\"enum\":\"exec-statuses\"}"
+
+#define RUN_PROPS                                                                                                     \
+    "\"command\":{\"type\":\"string\",\"minLength\":1,\"description\":\"Shell command, run with /bin/sh -c\"},"          \
+    "\"timeout_seconds\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"Kill the run after this many seconds\"},"  \
+    "\"interactive\":{\"type\":\"boolean\",\"default\":false,\"description\":\"Keep stdin open for send_stdin\"},"       \
+    "\"working_directory\":{\"type\":\"string\",\"description\":\"Relative to the session workspace, or absolute\"},"   \
+    "\"environment\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},"                             \
+    "\"description\":\"Extra environment variables\"},"                                                               \
+    "\"sandbox_config\":{\"type\":\"object\",\"description\":\"network {mode}, filesystem {deny_read, allow_write, "     \
+    "deny_write}, resource_limits {max_memory_mb, max_cpu_seconds, max_file_size_mb, max_processes}\"}"
+
+#define ERR_PROPS "\"error\":{\"type\":\"string\"}"
+#define TOOLS_MAX_ARG (128 * 1024 - 256) /* MAX_ARG_STRLEN, less the sandbox's own prefix */
+#define TOOLS_MAX_ENV (1024 * 1024)      /* well inside ARG_MAX with the bwrap arguments */
+
+typedef void (*tool_fn)(mcp_call_t *call, session_t *s, const cJSON *args);
+
+struct tool {
+    const char *name;
+    const char *title;
+    const char *description;
+    const char *input_schema;
+    const char *output_schema;
+    int read_only;
+    tool_fn fn;
+};
+
+/* ---------------------------------------------------------------- results */
+
+static tools_reply_t reply; /* how calls are answered (tools_set_reply) */
+static remote_reader_t remote; /* reads of what other replicas hold; all NULL without a cluster */
+static void reply_json(mcp_call_t *call, cJSON *o, int is_error)
+{
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (text == NULL) { /* cJSON prints at most INT_MAX bytes: a huge result is an error, not an abort */
+        reply.error(call, JSONRPC_INTERNAL_ERROR, "This result is too large to print as JSON");
+        return;
+    }
+    reply.result(call, text, strlen(text), is_error);
+    free(text);
+}
+
+/* {error, status: "failed"} */
+static void fail(mcp_call_t *call, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    cJSON_AddStringToObject(o, "status", "failed");
+    reply_json(call, o, 1);
+}
+
+/* A control tool's failure (send_stdin, cancel_execution): {success: false, [was_running: false,] error}. */
+static void fail_control(mcp_call_t *call, const char *msg, int with_was_running)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", 0);
+    if (with_was_running)
+        cJSON_AddBoolToObject(o, "was_running", 0);
+    cJSON_AddStringToObject(o, "error", msg);
+    reply_json(call, o, 1);
+}
+
+static void not_found(mcp_call_t *call, const char *id, int success_shape, int with_was_running)
+{
+    char msg[200];
+    snprintf(msg, sizeof(msg), "Execution not found: %.64s", id);
+    if (success_shape)
+        fail_control(call, msg, with_was_running);
+    else
+        fail(call, msg);
+}
+
+/* Appends `"key":value` for an execution's output (events from `from`). */
+/* The local events from index `from` on (output_view_t's writer). */
+struct local_events {
+    const event_log_t *log;
+    size_t from;
+};
+
+static void write_local_events(strbuf_t *out, const void *arg)
+{
+    const struct local_events *l = arg;
+    events_write_array(l->log, l->from, out);
+}
+
+/* The output answer's fields from this replica's memory, through the one formatter. */
+static void write_output_fields(strbuf_t *b, exec_t *e, size_t from)
+{
+    char code[16], last[24];
+    snprintf(code, sizeof(code), "%d", e->exit_code);
+    if (e->log.count > 0)
+        snprintf(last, sizeof(last), "%llu", (unsigned long long)events_at(&e->log, e->log.count - 1)->seq);
+    struct local_events l = {&e->log, from};
+    output_view_t v = {.execution_id = e->id,
+                       .status = exec_status_name(e->status),
+                       .exit_code_json = e->has_exit_code ? code : "null",
+                       .write_events = write_local_events,
+                       .events_arg = &l,
+                       .dropped_events = e->log.dropped,
+                       .last_event_id = e->log.count > 0 ? last : NULL};
+    output_write_fields(b, &v);
+}
+
+/* ---------------------------------------------------------------- argument checks */
+
+/* Refuses arguments not in `allowed` (NULL-terminated). */
+static int check_known(const cJSON *args, const char *const *allowed, char *err, size_t errlen)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, args)
+    {
+        int ok = 0;
+        for (int i = 0; allowed[i] != NULL; i++)
+            if (!strcmp(it->string, allowed[i]))
+                ok = 1;
+        if (!ok) {
+            snprintf(err, errlen, "Unknown argument '%.60s'", it->string);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Reads an optional boolean; -1 with err when present and not a boolean. */
+static int get_bool(const cJSON *args, const char *name, int def, int *out, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, name);
+    if (v == NULL || cJSON_IsNull(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsBool(v)) {
+        snprintf(err, errlen, "'%s' must be a boolean", name);
+        return -1;
+    }
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+/* Reads a required (or optional, when def != NULL) string. */
+static int get_string(const cJSON *args, const char *name, int required, const char **out, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, name);
+    if (v == NULL || cJSON_IsNull(v)) {
+        if (required) {
+            snprintf(err, errlen, "Missing required argument '%s'", name);
+            return -1;
+        }
+        *out = NULL;
+        return 0;
+    }
+    if (!cJSON_IsString(v)) {
+        snprintf(err, errlen, "'%s' must be a string", name);
+        return -1;
+    }
+    *out = v->valuestring;
+    return 0;
+}
+
+static int valid_env_name(const char *k)
+{
+    if (!(isalpha((unsigned char)k[0]) || k[0] == '_'))
+        return 0;
+    for (const char *p = k; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '_'))
+            return 0;
+    return strlen(k) < 256;
+}
+
+/* Checks execute_code's arguments into `rq`. */
+static int parse_run(const cJSON *args, int with_wait, exec_request_t *rq, int *wait, char *err, size_t errlen)
+{
+    static const char *const known[] = {"command", "timeout_seconds", "interactive", "working_directory",
+                                         "environment", "sandbox_config", "wait_for_completion", NULL};
+    memset(rq, 0, sizeof(*rq));
+    if (check_known(args, known, err, errlen) != 0)
+        return -1;
+    if (!with_wait && cJSON_GetObjectItemCaseSensitive(args, "wait_for_completion") != NULL) {
+        snprintf(err, errlen, "Unknown argument 'wait_for_completion' (execute_code_async never waits)");
+        return -1;
+    }
+    if (get_string(args, "command", 1, &rq->command, err, errlen) != 0)
+        return -1;
+    if (rq->command[0] == '\0') {
+        snprintf(err, errlen, "'command' must not be empty");
+        return -1;
+    }
+    /* the kernel takes at most 128 KiB per argument (MAX_ARG_STRLEN); the command is one */
+    if (strlen(rq->command) > TOOLS_MAX_ARG) {
+        snprintf(err, errlen, "'command' is %zu bytes; the limit is %d (one exec argument): write long scripts to a file first",
+                 strlen(rq->command), TOOLS_MAX_ARG);
+        return -1;
+    }
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(args, "timeout_seconds");
+    rq->timeout_s = config.timeout;
+    if (t != NULL && !cJSON_IsNull(t)) {
+        if (!cJSON_IsNumber(t) || t->valuedouble != floor(t->valuedouble) || t->valuedouble < 1 ||
+            t->valuedouble > config.max_timeout) {
+            snprintf(err, errlen, "'timeout_seconds' must be an integer between 1 and %d (the server's --max-timeout)",
+                     config.max_timeout);
+            return -1;
+        }
+        rq->timeout_s = (int)t->valuedouble;
+    }
+    if (get_bool(args, "interactive", 0, &rq->interactive, err, errlen) != 0 ||
+        get_string(args, "working_directory", 0, &rq->working_directory, err, errlen) != 0 ||
+        get_bool(args, "wait_for_completion", 1, wait, err, errlen) != 0)
+        return -1;
+    const cJSON *env = cJSON_GetObjectItemCaseSensitive(args, "environment");
+    if (env != NULL && !cJSON_IsNull(env)) {
+        if (!cJSON_IsObject(env)) {
+            snprintf(err, errlen, "'environment' must be an object of string values");
+            return -1;
+        }
+        int n = cJSON_GetArraySize(env);
+        if (n > 256) {
+            snprintf(err, errlen, "'environment' may hold at most 256 variables");
+            return -1;
+        }
+        rq->env = xcalloc((size_t)n + 1, sizeof(char *));
+        size_t env_bytes = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, env)
+        {
+            if (!valid_env_name(it->string)) {
+                snprintf(err, errlen, "environment: '%.60s' is not a valid variable name", it->string);
+                return -1;
+            }
+            if (!cJSON_IsString(it)) {
+                snprintf(err, errlen, "environment: the value of '%.60s' must be a string", it->string);
+                return -1;
+            }
+            env_bytes += strlen(it->valuestring) + strlen(it->string) + 2;
+            if (strlen(it->valuestring) > TOOLS_MAX_ARG || env_bytes > TOOLS_MAX_ENV) {
+                snprintf(err, errlen, "environment: too large ('%.60s'): at most %d bytes per value and %d in all",
+                         it->string, TOOLS_MAX_ARG, TOOLS_MAX_ENV);
+                return -1;
+            }
+            strbuf_t kv = {0};
+            strbuf_printf(&kv, "%s=%s", it->string, it->valuestring);
+            rq->env[rq->n_env++] = strbuf_steal(&kv, NULL);
+        }
+    }
+    return sandbox_policy_parse(cJSON_GetObjectItemCaseSensitive(args, "sandbox_config"), &rq->policy, err, errlen);
+}
+
+static void free_run(exec_request_t *rq)
+{
+    for (size_t i = 0; i < rq->n_env; i++)
+        free(rq->env[i]);
+    free(rq->env);
+    sandbox_policy_free(&rq->policy);
+}
+
+/* ---------------------------------------------------------------- waiting */
+
+enum wait_kind { WAIT_EXECUTE, WAIT_OUTPUT };
+
+struct wait_ctx {
+    mcp_call_t *call;
+    enum wait_kind kind;
+    char last_event_id[32];
+};
+
+/* with_message: 0 none, 1 the wait deadline passed, 2 the call was not parked (EXEC_MAX_WAITERS). */
+static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id, int with_message)
+{
+    char err[300];
+    long from = events_resume_index(&e->log, last_event_id, err, sizeof(err));
+    if (from < 0) {
+        fail(call, err);
+        return;
+    }
+    exec_note_read(e);
+    strbuf_t b = {0};
+    strbuf_puts(&b, "{");
+    write_output_fields(&b, e, (size_t)from);
+    if (with_message == 1 && exec_is_active(e))
+        strbuf_printf(&b, ",\"message\":\"Still running after the %d s wait limit; poll get_execution_output with last_event_id\"",
+                      config.wait_deadline);
+    else if (with_message == 2 && exec_is_active(e))
+        strbuf_printf(&b, ",\"message\":\"Still running; %d requests already wait on this execution, so this one did not: "
+                          "poll get_execution_output with last_event_id\"",
+                      EXEC_MAX_WAITERS);
+    strbuf_puts(&b, "}");
+    reply.result(call, b.data, b.len, 0);
+    strbuf_free(&b);
+}
+
+static void on_wait_done(void *arg, exec_t *e, int finished)
+{
+    struct wait_ctx *w = arg;
+    if (!reply.alive(w->call))
+        log_debug("answering a parked call whose client went away");
+    answer_output(w->call, e, w->kind == WAIT_OUTPUT ? w->last_event_id : NULL, finished < 0 ? 2 : 1);
+    free(w);
+}
+
+static void park(mcp_call_t *call, exec_t *e, enum wait_kind kind, const char *last_event_id)
+{
+    struct wait_ctx *w = xcalloc(1, sizeof(*w));
+    w->call = call;
+    w->kind = kind;
+    if (last_event_id != NULL)
+        snprintf(w->last_event_id, sizeof(w->last_event_id), "%s", last_event_id);
+    exec_wait(e, (uint64_t)config.wait_deadline * 1000, on_wait_done, w);
+}
+
+/* ---------------------------------------------------------------- handlers */
+
+static void run_tool(mcp_call_t *call, session_t *s, const cJSON *args, int async)
+{
+    exec_request_t rq;
+    int wait = 1;
+    char err[512];
+    if (parse_run(args, !async, &rq, &wait, err, sizeof(err)) != 0) {
+        free_run(&rq);
+        fail(call, err);
+        return;
+    }
+    exec_t *e = exec_start(&s->exec, &rq, err, sizeof(err));
+    free_run(&rq);
+    if (e == NULL) {
+        fail(call, err);
+        return;
+    }
+    if (!async && wait) {
+        park(call, e, WAIT_EXECUTE, NULL);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "execution_id", e->id);
+    cJSON_AddStringToObject(o, "status", "running");
+    if (!async)
+        cJSON_AddStringToObject(o, "message", "Execution started; follow it with get_execution_output");
+    reply_json(call, o, 0);
+}
+
+static void tool_execute_code(mcp_call_t *call, session_t *s, const cJSON *args)
+{
+    run_tool(call, s, args, 0);
+}
+
+static void tool_execute_code_async(mcp_call_t *call, session_t *s, const cJSON *args)
+{
+    run_tool(call, s, args, 1);
+}
+
+/* What a read from Redis answers, for an execution this replica does not hold. */
+enum { REMOTE_STATUS, REMOTE_OUTPUT, REMOTE_LIST, REMOTE_STDIN, REMOTE_CANCEL };
+static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id);
+static int valid_exec_id(const char *id);
+
+/*
+ * Execution `id` of session `s` when held here; otherwise the call is
+ * answered from Redis (another replica's run) or as not found, and NULL.
+ */
+static exec_t *held_or_remote(mcp_call_t *call, session_t *s, const char *id, int kind, const char *last_event_id)
+{
+    exec_t *e = exec_find_in_session(&s->exec, id);
+    if (e == NULL && (!valid_exec_id(id) || ask_remote(call, s, kind, id, last_event_id) != 0)) {
+        int control = kind == REMOTE_STDIN || kind == REMOTE_CANCEL;
+        not_found(call, id, control, kind == REMOTE_CANCEL);
+    }
+    return e;
+}
+
+/*
+ * What a control tool acts on: its arguments checked (`known`, execution_id
+ * and `extra`, read by get_extra), the execution held here. NULL when the
+ * call was answered (bad arguments, not found) or handed to the remote read.
+ */
+static exec_t *control_target(mcp_call_t *call, session_t *s, const cJSON *args, const char *const *known, int kind,
+                              int (*get_extra)(const cJSON *args, void *out, char *err, size_t errlen), void *extra)
+{
+    const char *id;
+    char err[300];
+    int cancel = kind == REMOTE_CANCEL;
+    if (check_known(args, known, err, sizeof(err)) != 0 || get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0 ||
+        get_extra(args, extra, err, sizeof(err)) != 0) {
+        fail_control(call, err, cancel);
+        return NULL;
+    }
+    return held_or_remote(call, s, id, kind, NULL);
+}
+
+/* send_stdin's input_data (required). */
+static int get_input_data(const cJSON *args, void *out, char *err, size_t errlen)
+{
+    return get_string(args, "input_data", 1, (const char **)out, err, errlen);
+}
+
+/* cancel_execution's force (optional). */
+static int get_force(const cJSON *args, void *out, char *err, size_t errlen)
+{
+    return get_bool(args, "force", 0, (int *)out, err, errlen);
+}
+
+static void tool_send_stdin(mcp_call_t *call, session_t *s, const cJSON *args)
+{
+    static const char *const known[] = {"execution_id", "input_data", NULL};
+    const char *data;
+    char err[300];
+    exec_t *e = control_target(call, s, args, known, REMOTE_STDIN, get_input_data, &data);
+    if (e == NULL)
+        return;
+    if (exec_send_stdin(e, data, strlen(data), err, sizeof(err)) != 0) {
+        fail_control(call, err, 0);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", 1);
+    reply_json(call, o, 0);
+}
+
+static void tool_cancel_execution(mcp_call_t *call, session_t *s, const cJSON *args)
+{
+    static const char *const known[] = {"execution_id", "force", NULL};
+    int force = 0;
+    char err[300];
+    exec_t *e = control_target(call, s, args, known, REMOTE_CANCEL, get_force, &force);
+    if (e == NULL)
+        return;
+    if (exec_cancel(e, force, err, sizeof(err)) != 0) {
+        fail_control(call, err, 1);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", 1);
+    cJSON_AddBoolToObject(o, "was_running", 1);
+    reply_json(call, o, 0);
+}
+
+/* ---- answers from Redis for executions this replica does not hold */
+
+struct remote_ctx {
+    mcp_call_t *call;
+    int kind; /* REMOTE_* */
+    char id[64];
+    char last_event_id[32];
+};
+
+static const char *status_keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", "exit_code",
+                                    "error_message", NULL};
+
+/* list_executions: this replica's executions (fresher) plus those only Redis knows. */
+static void remote_list(struct remote_ctx *rc, int found, const char *meta, size_t meta_len, const char *rerr)
+{
+    strbuf_t mine = {0};
+    session_t *s = session_find(rc->id);
+    if (s != NULL)
+        exec_list_json(&s->exec, &mine);
+    else
+        strbuf_puts(&mine, "[]");
+    /* a failed read may be partial: then only this replica's list, with a warning */
+    cJSON *list = cJSON_Parse(mine.data), *remote = found && rerr == NULL ? cJSON_ParseWithLength(meta, meta_len) : NULL;
+    strbuf_free(&mine);
+    if (rerr != NULL)
+        log_warn("redis list for session %.8s failed: %s", rc->id, rerr);
+    cJSON *it;
+    cJSON_ArrayForEach(it, remote)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        int dup = 0;
+        const cJSON *m;
+        cJSON_ArrayForEach(m, list)
+        {
+            const cJSON *mid = cJSON_GetObjectItemCaseSensitive(m, "id");
+            if (cJSON_IsString(id) && cJSON_IsString(mid) && !strcmp(id->valuestring, mid->valuestring))
+                dup = 1;
+        }
+        if (!dup)
+            cJSON_AddItemToArray(list, cJSON_Duplicate(it, 1));
+    }
+    cJSON_Delete(remote);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "executions", list);
+    if (rerr != NULL) {
+        char w[300];
+        snprintf(w, sizeof(w), "Redis could not be read (%s): executions of other replicas are missing", rerr);
+        cJSON_AddStringToObject(o, "warning", w);
+    }
+    reply_json(rc->call, o, 0);
+}
+
+/* send_stdin / cancel_execution on another replica's run: stdin and signals need the process, which only it has. */
+static void remote_control(struct remote_ctx *rc, const cJSON *m)
+{
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "status");
+    const cJSON *rep = cJSON_GetObjectItemCaseSensitive(m, "replica");
+    const char *status = cJSON_IsString(st) ? st->valuestring : "unknown";
+    char msg[512];
+    if (strcmp(status, "running") != 0 && strcmp(status, "pending") != 0)
+        snprintf(msg, sizeof(msg), "Execution %s already completed (status: %s)", rc->id, status);
+    else
+        snprintf(msg, sizeof(msg),
+                 "Execution %s runs on replica %.128s, not on this one (%.128s): send_stdin and cancel_execution "
+                 "must reach the replica that runs it (behind nginx, the client's usual replica)",
+                 rc->id, cJSON_IsString(rep) ? rep->valuestring : "?", config.replica);
+    fail_control(rc->call, msg, rc->kind == REMOTE_CANCEL);
+}
+
+/* get_execution_status from the record: the same keys the local answer has. */
+static void remote_status(struct remote_ctx *rc, const cJSON *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; status_keys[i] != NULL; i++) {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(m, status_keys[i]);
+        cJSON_AddItemToObject(o, status_keys[i], v != NULL ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+    }
+    reply_json(rc->call, o, 0);
+}
+
+/* Remote events after last_event_id (output_view_t's writer): the events as Redis holds them. */
+struct remote_events {
+    const cJSON *evs;
+    unsigned long long after;
+};
+
+static void write_remote_events(strbuf_t *out, const void *arg)
+{
+    const struct remote_events *r = arg;
+    const cJSON *ev;
+    int first = 1;
+    strbuf_puts(out, "[");
+    cJSON_ArrayForEach(ev, r->evs)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(ev, "event_id");
+        if (!cJSON_IsString(id) || strtoull(id->valuestring, NULL, 10) <= r->after)
+            continue;
+        char *text = cJSON_PrintUnformatted(ev);
+        if (text == NULL)
+            util_oom();
+        if (!first)
+            strbuf_puts(out, ",");
+        strbuf_puts(out, text);
+        free(text);
+        first = 0;
+    }
+    strbuf_puts(out, "]");
+}
+
+/*
+ * get_execution_output from the record and its events (a JSON array, oldest
+ * first), after last_event_id, through the one formatter. The caps evicted
+ * the events before the first one Redis holds (ids are consecutive from 1).
+ */
+static void remote_output(struct remote_ctx *rc, const cJSON *m, const char *events, size_t events_len)
+{
+    cJSON *evs = cJSON_ParseWithLength(events, events_len);
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "status");
+    const cJSON *ec = cJSON_GetObjectItemCaseSensitive(m, "exit_code");
+    char code[32] = "null", last[32] = "";
+    unsigned long long first_id = 0;
+    if (cJSON_IsNumber(ec))
+        snprintf(code, sizeof(code), "%d", ec->valueint);
+    const cJSON *ev;
+    struct remote_events r = {evs, rc->last_event_id[0] ? strtoull(rc->last_event_id, NULL, 10) : 0};
+    cJSON_ArrayForEach(ev, evs)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(ev, "event_id");
+        if (cJSON_IsString(id) && first_id == 0)
+            first_id = strtoull(id->valuestring, NULL, 10);
+        if (cJSON_IsString(id) && strtoull(id->valuestring, NULL, 10) > r.after)
+            snprintf(last, sizeof(last), "%s", id->valuestring);
+    }
+    output_view_t v = {.execution_id = rc->id,
+                       .status = cJSON_IsString(st) ? st->valuestring : "failed",
+                       .exit_code_json = code,
+                       .write_events = write_remote_events,
+                       .events_arg = &r,
+                       .dropped_events = first_id > 1 ? first_id - 1 : 0,
+                       .last_event_id = last[0] ? last : NULL,
+                       .source = "redis"};
+    strbuf_t b = {0};
+    strbuf_puts(&b, "{");
+    output_write_fields(&b, &v);
+    strbuf_puts(&b, "}");
+    reply.result(rc->call, b.data, b.len, 0);
+    strbuf_free(&b);
+    cJSON_Delete(evs);
+}
+
+/* A remote read answered (remote_read_cb): the tool's answer from what Redis holds. */
+static void on_remote(void *arg, int found, const char *meta, size_t meta_len, const char *events, size_t events_len,
+                      const char *rerr)
+{
+    struct remote_ctx *rc = arg;
+    int control = rc->kind == REMOTE_STDIN || rc->kind == REMOTE_CANCEL;
+    cJSON *m = NULL;
+    if (rc->kind == REMOTE_LIST) {
+        remote_list(rc, found, meta, meta_len, rerr);
+    } else if (!found) {
+        if (rerr != NULL)
+            log_warn("redis read for %s failed: %s", rc->id, rerr);
+        not_found(rc->call, rc->id, control, rc->kind == REMOTE_CANCEL);
+    } else if ((m = cJSON_ParseWithLength(meta, meta_len)) == NULL) {
+        fail(rc->call, "Execution record in Redis is not valid JSON");
+    } else if (control) {
+        remote_control(rc, m);
+    } else if (rc->kind == REMOTE_STATUS) {
+        remote_status(rc, m);
+    } else {
+        remote_output(rc, m, events, events_len);
+    }
+    cJSON_Delete(m);
+    free(rc);
+}
+
+static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id)
+{
+    struct remote_ctx *rc = xcalloc(1, sizeof(*rc));
+    rc->call = call;
+    rc->kind = kind;
+    snprintf(rc->id, sizeof(rc->id), "%s", id);
+    if (last_event_id != NULL)
+        snprintf(rc->last_event_id, sizeof(rc->last_event_id), "%s", last_event_id);
+    int r = remote.read_exec != NULL ? remote.read_exec(id, s->id, kind == REMOTE_OUTPUT, on_remote, rc) : -1;
+    if (r == 0)
+        return 0;
+    free(rc);
+    if (r == -2) {
+        fail(call, "This execution is not held by this replica and too many Redis reads are waiting; try again");
+        return 0;
+    }
+    return -1;
+}
+
+/* Longest execution id read from Redis: the mirror's id buffers are char[40]
+ * (a UUID takes 36), so a 40-character id would be cut, not looked up. */
+#define EXEC_ID_MAX 39
+
+/* An id worth a Redis read: 1 to EXEC_ID_MAX hex digits and dashes. */
+static int valid_exec_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > EXEC_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(isxdigit((unsigned char)id[i]) || id[i] == '-'))
+            return 0;
+    return 1;
+}
+
+static void tool_get_execution_status(mcp_call_t *call, session_t *s, const cJSON *args)
+{
+    static const char *const known[] = {"execution_id", NULL};
+    const char *id;
+    char err[300];
+    if (check_known(args, known, err, sizeof(err)) != 0 || get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0) {
+        fail(call, err);
+        return;
+    }
+    exec_t *e = held_or_remote(call, s, id, REMOTE_STATUS, NULL);
+    if (e == NULL)
+        return;
+    exec_note_read(e);
+    cJSON *o = exec_status_json(e);
+    reply_json(call, o, 0);
+}
+
+static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSON *args)
+{
+    static const char *const known[] = {"execution_id", "wait", "last_event_id", NULL};
+    const char *id, *last = NULL;
+    int wait;
+    char err[300], lastbuf[32];
+    if (check_known(args, known, err, sizeof(err)) != 0 || get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0 ||
+        get_bool(args, "wait", 0, &wait, err, sizeof(err)) != 0) {
+        fail(call, err);
+        return;
+    }
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(args, "last_event_id");
+    if (cJSON_IsString(l) && strlen(l->valuestring) >= sizeof(lastbuf)) {
+        fail(call, "'last_event_id' is too long: event ids are decimal numbers of at most 20 digits");
+        return;
+    }
+    if (cJSON_IsString(l))
+        last = l->valuestring;
+    else if (cJSON_IsNumber(l) && l->valuedouble >= 0 && l->valuedouble == floor(l->valuedouble)) {
+        snprintf(lastbuf, sizeof(lastbuf), "%.0f", l->valuedouble);
+        last = lastbuf;
+    } else if (l != NULL && !cJSON_IsNull(l)) {
+        fail(call, "'last_event_id' must be a string (an event_id from an earlier result)");
+        return;
+    }
+    exec_t *e = held_or_remote(call, s, id, REMOTE_OUTPUT, last);
+    if (e == NULL)
+        return;
+    if (e->log.released && remote.read_exec != NULL && ask_remote(call, s, REMOTE_OUTPUT, id, last) == 0)
+        return; /* released here (--max-retained-bytes): Redis still has the events */
+    if (events_resume_index(&e->log, last, err, sizeof(err)) < 0) {
+        fail(call, err);
+        return;
+    }
+    if (wait && exec_is_active(e)) {
+        park(call, e, WAIT_OUTPUT, last);
+        return;
+    }
+    answer_output(call, e, last, 0);
+}
+
+static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *args)
+{
+    static const char *const known[] = {NULL};
+    char err[300];
+    if (check_known(args, known, err, sizeof(err)) != 0) {
+        fail(call, err);
+        return;
+    }
+    if (remote.read_session != NULL) {
+        struct remote_ctx *rc = xcalloc(1, sizeof(*rc));
+        rc->call = call;
+        rc->kind = REMOTE_LIST;
+        snprintf(rc->id, sizeof(rc->id), "%s", s->id);
+        if (remote.read_session(s->id, on_remote, rc) == 0)
+            return;
+        free(rc); /* busy or stopping: this replica's list alone */
+    }
+    strbuf_t b = {0};
+    strbuf_puts(&b, "{\"executions\":");
+    exec_list_json(&s->exec, &b);
+    strbuf_puts(&b, "}");
+    reply.result(call, b.data, b.len, 0);
+    strbuf_free(&b);
+}
+
+static const struct tool tools[] = {
+    {"execute_code", "Run a command in the sandbox",
+     "Run a shell command inside an isolated bubblewrap sandbox (no network, read-only host, writable session workspace). "
+     "Waits for it to finish (up to the server's wait limit) unless wait_for_completion is false, and returns its exit code "
+     "and output events.",
+     "{\"type\":\"object\",\"properties\":{" RUN_PROPS ",\"wait_for_completion\":{\"type\":\"boolean\",\"default\":true}},"
+     "\"required\":[\"command\"],\"additionalProperties\":false}",
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ","
+     "\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"output\":{\"type\":\"array\",\"items\":" EVENT_SCHEMA "},"
+     "\"dropped_events\":{\"type\":\"integer\"},\"last_event_id\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"}," ERR_PROPS
+     "},\"required\":[\"status\"]}",
+     0, tool_execute_code},
+    {"execute_code_async", "Start a command in the sandbox",
+     "Start a shell command inside the sandbox and return its execution_id at once; follow it with get_execution_output, "
+     "feed it with send_stdin (interactive runs) and stop it with cancel_execution.",
+     "{\"type\":\"object\",\"properties\":{" RUN_PROPS "},\"required\":[\"command\"],\"additionalProperties\":false}",
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM "," ERR_PROPS
+     "},\"required\":[\"status\"]}",
+     0, tool_execute_code_async},
+    {"send_stdin", "Send input to a run",
+     "Write input_data to the stdin of a running interactive execution (a newline is appended when missing).",
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"input_data\":{\"type\":\"string\"}},"
+     "\"required\":[\"execution_id\",\"input_data\"],\"additionalProperties\":false}",
+     "{\"type\":\"object\",\"properties\":{\"success\":{\"type\":\"boolean\"}," ERR_PROPS "},\"required\":[\"success\"]}", 0,
+     tool_send_stdin},
+    {"cancel_execution", "Cancel a run",
+     "Stop a running execution and everything it started: SIGTERM, then SIGKILL after a grace period (at once with force).",
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"force\":{\"type\":\"boolean\",\"default\":false}},"
+     "\"required\":[\"execution_id\"],\"additionalProperties\":false}",
+     "{\"type\":\"object\",\"properties\":{\"success\":{\"type\":\"boolean\"},\"was_running\":{\"type\":\"boolean\"}," ERR_PROPS
+     "},\"required\":[\"success\"]}",
+     0, tool_cancel_execution},
+    {"list_executions", "List this session's runs", "List the executions started by this MCP session.",
+     "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
+     "{\"type\":\"object\",\"properties\":{\"executions\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+     "\"id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ",\"command\":{\"type\":\"string\"},\"interactive\":{\"type\":\"boolean\"},"
+     "\"started_at\":{\"type\":\"string\"},\"completed_at\":{\"type\":[\"string\",\"null\"]}}}}," ERR_PROPS "}}",
+     1, tool_list_executions},
+    {"get_execution_status", "Status of a run", "Status, exit code and timestamps of an execution.",
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}},\"required\":[\"execution_id\"],"
+     "\"additionalProperties\":false}",
+     "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ",\"command\":{\"type\":\"string\"},"
+     "\"interactive\":{\"type\":\"boolean\"},\"started_at\":{\"type\":\"string\"},\"completed_at\":{\"type\":[\"string\",\"null\"]},"
+     "\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"error_message\":{\"type\":[\"string\",\"null\"]}," ERR_PROPS
+     "},\"required\":[\"status\"]}",
+     1, tool_get_execution_status},
+    {"get_execution_output", "Output of a run",
+     "Output events of an execution; with last_event_id only the events after it; with wait, first wait for the run to end "
+     "(up to the server's wait limit).",
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"wait\":{\"type\":\"boolean\",\"default\":false},"
+     "\"last_event_id\":{\"type\":\"string\"}},\"required\":[\"execution_id\"],\"additionalProperties\":false}",
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ","
+     "\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"output\":{\"type\":\"array\",\"items\":" EVENT_SCHEMA "},"
+     "\"dropped_events\":{\"type\":\"integer\"},\"last_event_id\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"},"
+     "\"source\":{\"type\":\"string\"}," ERR_PROPS "},\"required\":[\"status\"]}",
+     1, tool_get_execution_output},
+};
+#define N_TOOLS (sizeof(tools) / sizeof(tools[0]))
+
+static char *list_json;
+static size_t list_len;
+
+void tools_set_reply(const tools_reply_t *r)
+{
+    reply = *r;
+}
+
+void tools_set_remote(const remote_reader_t *r)
+{
+    remote = r != NULL ? *r : (remote_reader_t){0};
+}
+
+/* Replaces every "enum": "exec-statuses" under `node` by the status names, in exec's order. */
+static void fill_status_enums(cJSON *node)
+{
+    for (cJSON *it = node != NULL ? node->child : NULL, *next; it != NULL; it = next) {
+        next = it->next; /* `it` may be replaced (and freed) below */
+        if (it->string != NULL && !strcmp(it->string, "enum") && cJSON_IsString(it) &&
+            !strcmp(it->valuestring, "exec-statuses")) {
+            cJSON *names = cJSON_CreateArray();
+            for (int st = 0; st < EXEC_N_STATUSES; st++)
+                cJSON_AddItemToArray(names, cJSON_CreateString(exec_status_name((exec_status_t)st)));
+            cJSON_ReplaceItemInObjectCaseSensitive(node, "enum", names); /* keeps the key */
+            continue;
+        }
+        fill_status_enums(it);
+    }
+}
+
+int tools_init(void)
+{
+    cJSON *res = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(res, "tools");
+    for (size_t i = 0; i < N_TOOLS; i++) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "name", tools[i].name);
+        cJSON_AddStringToObject(t, "title", tools[i].title);
+        cJSON_AddStringToObject(t, "description", tools[i].description);
+        cJSON *in = cJSON_Parse(tools[i].input_schema), *out = cJSON_Parse(tools[i].output_schema);
+        if (in == NULL || out == NULL) {
+            log_error("tool %s: schema is not valid JSON", tools[i].name);
+            cJSON_Delete(in);
+            cJSON_Delete(out);
+            cJSON_Delete(t);
+            cJSON_Delete(res);
+            return -1;
+        }
+        fill_status_enums(in);
+        fill_status_enums(out);
+        cJSON_AddItemToObject(t, "inputSchema", in);
+        cJSON_AddItemToObject(t, "outputSchema", out);
+        cJSON *ann = cJSON_AddObjectToObject(t, "annotations");
+        cJSON_AddBoolToObject(ann, "readOnlyHint", tools[i].read_only);
+        cJSON_AddBoolToObject(ann, "destructiveHint", 0);
+        cJSON_AddBoolToObject(ann, "openWorldHint", 0);
+        cJSON_AddItemToArray(arr, t);
+    }
+    list_json = cJSON_PrintUnformatted(res);
+    cJSON_Delete(res);
+    if (list_json == NULL)
+        return -1;
+    list_len = strlen(list_json);
+    return 0;
+}
+
+void tools_free(void)
+{
+    free(list_json);
+    list_json = NULL;
+}
+
+const char *tools_list_json(size_t *len)
+{
+    *len = list_len;
+    return list_json;
+}
+
+int tools_call(mcp_call_t *call, session_t *s, const char *name, const cJSON *args)
+{
+    for (size_t i = 0; i < N_TOOLS; i++)
+        if (!strcmp(tools[i].name, name)) {
+            reply.set_tool(call, tools[i].name);
+            tools[i].fn(call, s, args);
+            return 0;
+        }
+    return -1;
+}
