@@ -58,7 +58,7 @@ port=$(free_port)
 url="http://127.0.0.1:$port/mcp"
 echo "== mcp-sandboxd $("$BIN" --version 2>/dev/null || true) on 127.0.0.1:$port ($(nproc) CPUs, kernel $(uname -r), $("$BWRAP" --version))"
 "$BIN" --host 127.0.0.1 --port "$port" --log-level warn --workspace-root "$tmp/ws" \
-    --max-concurrent 64 --max-per-session 64 --max-processes 256 >"$tmp/sandboxd.log" 2>&1 &
+    --max-concurrent 64 --max-per-session 64 --max-processes 256 --processes 128 >"$tmp/sandboxd.log" 2>&1 &
 spid=$!
 pids+=("$spid")
 health=""

@@ -65,7 +65,7 @@ base="http://127.0.0.1:$port"
 url="$base/mcp"
 echo "== mcp-sandboxd $("$BIN" --version 2>/dev/null || true) on 127.0.0.1:$port ($(nproc) CPUs, shared; kernel $(uname -r); open-file limit $(ulimit -n))"
 "$BIN" --host 127.0.0.1 --port "$port" --log-level warn --workspace-root "$tmp/ws" \
-    --max-concurrent 100 --max-per-session 100 --max-processes 256 --max-sessions 10000 >"$tmp/sandboxd.log" 2>&1 &
+    --max-concurrent 100 --max-per-session 100 --max-processes 256 --processes 128 --max-sessions 10000 >"$tmp/sandboxd.log" 2>&1 &
 spid=$!
 pids+=("$spid")
 health=""
