@@ -1,0 +1,142 @@
+/*
+ * Unit tests for egress.c (issue 14): domain patterns, the operator's
+ * ceiling, deny over allow, and the address checks after resolution.
+ */
+#include "../../src/exec/egress.c"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+static h2o_loop_t *loop;
+
+/* Sets up the module as main() would, with `ceiling` (NULL: none given) and opened ranges. */
+static void setup(const char *ceiling, const char *cidr)
+{
+    char *c[1] = {(char *)ceiling}, *o[1] = {(char *)cidr}, *pins[1] = {"pinned.test=127.0.0.2"};
+    char err[256];
+    egress_settings_t s = {c, ceiling != NULL, o, cidr != NULL, pins, 1, 4, "127.0.0.1", 8080, "10.1.2.3", 6379};
+    assert_int_equal(egress_init(loop, &s, err, sizeof(err)), 0);
+}
+
+/* A policy from comma-free entries; "-name" is a denial. */
+static egress_policy_t *policy(const char *const *entries)
+{
+    egress_policy_t *p = NULL;
+    char err[256];
+    for (int i = 0; entries[i] != NULL; i++)
+        assert_int_equal(egress_policy_add(&p, entries[i][0] == '-', entries[i] + (entries[i][0] == '-'), err, sizeof(err)), 0);
+    return p;
+}
+
+static void test_patterns(void **state)
+{
+    setup(NULL, NULL);
+    static const char *const e[] = {"pypi.org", "*.pythonhosted.org", "registry.npmjs.org:443", "-evil.pythonhosted.org", NULL};
+    egress_policy_t *p = policy(e);
+    assert_null(egress_decide_name(p, "pypi.org", 443));
+    assert_null(egress_decide_name(p, "PyPI.org.", 80)); /* case and the root dot do not matter */
+    assert_null(egress_decide_name(p, "files.pythonhosted.org", 443));
+    assert_string_equal(egress_decide_name(p, "pythonhosted.org", 443), "not allowed"); /* the wildcard is below only */
+    assert_string_equal(egress_decide_name(p, "xpythonhosted.org", 443), "not allowed");
+    assert_string_equal(egress_decide_name(p, "evil.pythonhosted.org", 443), "denied"); /* deny wins */
+    assert_null(egress_decide_name(p, "registry.npmjs.org", 443));
+    assert_string_equal(egress_decide_name(p, "registry.npmjs.org", 80), "not allowed"); /* port rule */
+    assert_string_equal(egress_decide_name(p, "pypi.org.evil.com", 443), "not allowed");
+    assert_string_equal(egress_decide_name(p, "", 443), "not allowed");
+    egress_policy_free(p);
+    char err[256];
+    egress_policy_t *q = NULL;
+    assert_int_equal(egress_policy_add(&q, 0, "a b", err, sizeof(err)), -1);
+    assert_int_equal(egress_policy_add(&q, 0, "x.com:0", err, sizeof(err)), -1);
+    assert_int_equal(egress_policy_add(&q, 0, "*.", err, sizeof(err)), -1);
+    assert_int_equal(egress_policy_add(&q, 0, "[::1", err, sizeof(err)), -1);
+    assert_int_equal(egress_policy_add(&q, 0, "a..b", err, sizeof(err)), -1); /* empty labels never match */
+    assert_int_equal(egress_policy_add(&q, 0, ".a", err, sizeof(err)), -1);
+    assert_int_equal(egress_policy_add(&q, 0, "root.example.", err, sizeof(err)), 0);
+    assert_null(egress_decide_name(q, "root.example", 80)); /* the root dot is dropped on both sides */
+    assert_int_equal(egress_policy_add(&q, 0, "[2001:db8::1]:443", err, sizeof(err)), 0);
+    assert_null(egress_decide_name(q, "2001:db8::1", 443));
+    egress_policy_free(q);
+}
+
+static void test_ceiling(void **state)
+{
+    setup("*.example.com", NULL);
+    char err[256];
+    egress_policy_t *p = NULL;
+    assert_int_equal(egress_policy_add(&p, 0, "a.example.com", err, sizeof(err)), 0);
+    assert_int_equal(egress_policy_add(&p, 0, "*.b.example.com", err, sizeof(err)), 0);
+    assert_int_equal(egress_policy_add(&p, 0, "*.example.com:443", err, sizeof(err)), 0);
+    assert_int_equal(egress_policy_add(&p, 0, "example.org", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "--egress-domains"));
+    assert_int_equal(egress_policy_add(&p, 0, "*", err, sizeof(err)), -1);
+    assert_int_equal(egress_policy_add(&p, 0, "example.com", err, sizeof(err)), -1); /* the wildcard is below only */
+    assert_int_equal(egress_policy_add(&p, 1, "anything.org", err, sizeof(err)), 0); /* denials are never too wide */
+    egress_policy_free(p);
+    setup("example.com:443", NULL);
+    p = NULL;
+    assert_int_equal(egress_policy_add(&p, 0, "example.com", err, sizeof(err)), -1); /* any port is wider than 443 */
+    assert_int_equal(egress_policy_add(&p, 0, "example.com:443", err, sizeof(err)), 0);
+    assert_string_equal(egress_decide_name(p, "example.com", 80), "ceiling");
+    egress_policy_free(p);
+}
+
+/* egress_address_ok() for a numeric address and port. */
+static int ok(const char *addr, int port)
+{
+    struct sockaddr_storage ss;
+    assert_int_equal(egress_numeric_addr(addr, port, &ss), 0);
+    return egress_address_ok((struct sockaddr *)&ss);
+}
+
+static void test_addresses(void **state)
+{
+    setup(NULL, "127.0.0.2/32");
+    assert_true(ok("93.184.216.34", 443));
+    assert_true(ok("2606:2800:220:1:248:1893:25c8:1946", 443));
+    static const char *const refused[] = {"127.0.0.1", "127.0.0.3", "10.0.0.1", "172.16.5.5", "172.31.255.255",
+                                          "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1",
+                                          "::1", "::", "fe80::1", "fc00::1", "fd00:ec2::254", "::ffff:127.0.0.1",
+                                          "::ffff:10.0.0.1", NULL};
+    for (int i = 0; refused[i] != NULL; i++)
+        if (ok(refused[i], 80))
+            fail_msg("%s was not refused", refused[i]);
+    assert_true(ok("172.32.0.1", 80));
+    assert_true(ok("127.0.0.2", 80));        /* opened by --egress-allow-cidr */
+    assert_false(ok("10.1.2.3", 6379));      /* Redis, whatever is opened */
+    assert_true(ok("8.8.8.8", 8080));
+    setup(NULL, "0.0.0.0/0");
+    assert_false(ok("127.0.0.1", 8080));     /* the server's own listener stays closed */
+    assert_false(ok("10.1.2.3", 6379));
+    assert_true(ok("10.1.2.3", 6380));
+    struct sockaddr_storage ss;
+    assert_int_equal(egress_pinned("PINNED.test", 443, &ss), 0);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 443);
+    assert_int_equal(egress_pinned("other.test", 443, &ss), -1);
+}
+
+static void test_bad_settings(void **state)
+{
+    char *bad[1] = {"10.0.0.0/33"}, *pin[1] = {"name=not-an-address"}, err[256];
+    egress_settings_t s = {NULL, 0, bad, 1, NULL, 0, 4, NULL, 0, NULL, 0};
+    assert_int_equal(egress_init(loop, &s, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "--egress-allow-cidr"));
+    egress_settings_t t = {NULL, 0, NULL, 0, pin, 1, 4, NULL, 0, NULL, 0};
+    assert_int_equal(egress_init(loop, &t, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "--egress-resolve"));
+}
+
+int main(void)
+{
+    loop = h2o_evloop_create();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_patterns),
+        cmocka_unit_test(test_ceiling),
+        cmocka_unit_test(test_addresses),
+        cmocka_unit_test(test_bad_settings),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
