@@ -52,7 +52,7 @@ static struct {
     int ready;                   /* the channel exists */
     LIST_HEAD(, dns_watch) watches;
     deadline_t ares_timer;       /* c-ares's next retransmission or timeout */
-    int in_flight;               /* lookups c-ares holds (answered or not) */
+    int in_flight;               /* lookups not yet freed (c-ares's answer or its delivery pending) */
     int max_lookups;
     int timeout_ms;
 } dns;
@@ -169,6 +169,7 @@ static void lookup_deliver(egress_lookup_t *l)
 {
     if (l->cb != NULL)
         l->cb(l->arg, l->status, l->addrs, l->n);
+    dns.in_flight--;
     free(l);
 }
 
@@ -182,7 +183,6 @@ static void on_lookup_deliver(deadline_t *d)
 static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 {
     egress_lookup_t *l = arg;
-    dns.in_flight--;
     if (status == ARES_SUCCESS && res != NULL)
         for (struct ares_addrinfo_node *a = res->nodes; a != NULL && l->n < EGRESS_DNS_MAX_ADDRS; a = a->ai_next)
             if (a->ai_addrlen <= sizeof(l->addrs[0]))
@@ -192,6 +192,7 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
     l->status = l->n > 0 ? EGRESS_DNS_OK : EGRESS_DNS_FAILED;
     if (status == ARES_EDESTRUCTION) { /* the server is exiting: nobody waits */
         deadline_cancel(&l->timer);
+        dns.in_flight--;
         free(l);
     } else if (l->in_call) { /* the caller does not hold the lookup yet */
         deadline_arm(&l->timer, 0, on_lookup_deliver);

@@ -1,8 +1,12 @@
 /*
  * Unit tests for egress.c (issue 14): domain patterns, the operator's
- * ceiling, deny over allow, and the address checks after resolution.
+ * ceiling, deny over allow, and the address checks after resolution; and
+ * egress_dns.c's c-ares lookups on a real loop (/etc/hosts answers, the cap
+ * on lookups in flight, cancellation).
+ * unit-links: core/util core/log core/config core/clock core/deadline core/metrics exec/egress_proxy exec/egress_dns
  */
 #include "../../src/exec/egress.c"
+#include "core/deadline.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +21,7 @@ static void setup(const char *ceiling, const char *cidr)
 {
     char *c[1] = {(char *)ceiling}, *o[1] = {(char *)cidr}, *pins[1] = {"pinned.test=127.0.0.2"};
     char err[256];
-    egress_settings_t s = {c, ceiling != NULL, o, cidr != NULL, pins, 1, 4, "127.0.0.1", 8080, "10.1.2.3", 6379};
+    egress_settings_t s = {c, ceiling != NULL, o, cidr != NULL, pins, 1, 4, 1, 5, "127.0.0.1", 8080, "10.1.2.3", 6379};
     assert_int_equal(egress_init(loop, &s, err, sizeof(err)), 0);
 }
 
@@ -121,22 +125,83 @@ static void test_addresses(void **state)
 static void test_bad_settings(void **state)
 {
     char *bad[1] = {"10.0.0.0/33"}, *pin[1] = {"name=not-an-address"}, err[256];
-    egress_settings_t s = {NULL, 0, bad, 1, NULL, 0, 4, NULL, 0, NULL, 0};
+    egress_settings_t s = {NULL, 0, bad, 1, NULL, 0, 4, 1, 5, NULL, 0, NULL, 0};
     assert_int_equal(egress_init(loop, &s, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "--egress-allow-cidr"));
-    egress_settings_t t = {NULL, 0, NULL, 0, pin, 1, 4, NULL, 0, NULL, 0};
+    egress_settings_t t = {NULL, 0, NULL, 0, pin, 1, 4, 1, 5, NULL, 0, NULL, 0};
     assert_int_equal(egress_init(loop, &t, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "--egress-resolve"));
+}
+
+/* ---------------------------------------------------------------- egress_dns.c (c-ares) */
+
+static struct {
+    int calls, status, n;
+    struct sockaddr_storage first;
+} answer;
+
+static void on_answer(void *arg, int status, const struct sockaddr_storage *addrs, int n)
+{
+    answer.calls++;
+    answer.status = status;
+    answer.n = n;
+    if (n > 0)
+        answer.first = addrs[0];
+}
+
+/* Runs the loop until `done` holds (the answers come from c-ares on the loop). */
+static void run_until(const int *done)
+{
+    for (int i = 0; i < 200 && !*done; i++)
+        h2o_evloop_run(loop, 50);
+}
+
+static void test_dns_hosts_file(void **state)
+{
+    setup(NULL, NULL); /* --egress-max-lookups 1 */
+    memset(&answer, 0, sizeof(answer));
+    egress_lookup_t *l = egress_dns_lookup("localhost", 8080, on_answer, NULL);
+    assert_non_null(l);
+    assert_int_equal(answer.calls, 0); /* never answered inside the call */
+    assert_null(egress_dns_lookup("localhost", 80, on_answer, NULL)); /* the cap: one in flight */
+    run_until(&answer.calls);
+    assert_int_equal(answer.calls, 1);
+    assert_int_equal(answer.status, EGRESS_DNS_OK);
+    assert_true(answer.n >= 1);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&answer.first)->sin_port), 8080);
+    assert_false(egress_address_ok((struct sockaddr *)&answer.first)); /* loopback is refused */
+    assert_int_equal(egress_dns_in_flight(), 0);
+}
+
+static void test_dns_cancel(void **state)
+{
+    setup(NULL, NULL);
+    memset(&answer, 0, sizeof(answer));
+    egress_lookup_t *l = egress_dns_lookup("localhost", 443, on_answer, NULL);
+    assert_non_null(l);
+    egress_dns_cancel(l);
+    int none = 0;
+    for (int i = 0; i < 5; i++)
+        h2o_evloop_run(loop, 10);
+    run_until(&none);
+    assert_int_equal(answer.calls, 0);
+    assert_int_equal(egress_dns_in_flight(), 0);
+    assert_non_null(egress_dns_lookup("localhost", 443, on_answer, NULL)); /* the slot came back */
+    run_until(&answer.calls);
+    assert_int_equal(answer.status, EGRESS_DNS_OK);
 }
 
 int main(void)
 {
     loop = h2o_evloop_create();
+    deadline_init((h2o_evloop_t *)loop);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_patterns),
         cmocka_unit_test(test_ceiling),
         cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_bad_settings),
+        cmocka_unit_test(test_dns_hosts_file),
+        cmocka_unit_test(test_dns_cancel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
