@@ -285,6 +285,7 @@ static void shutdown_rest(h2o_evloop_t *loop, h2o_socket_t *sigsock)
                  config.workspace_root);
     quota_stop();
     cluster_stop(grace_left_ms());
+    egress_cleanup(); /* the c-ares channel: its watched sockets close before the loop's last pass */
     h2o_socket_close(sigsock);
     deadline_close();
     h2o_evloop_run(loop, 0); /* lets h2o free the closed sockets */
@@ -292,7 +293,6 @@ static void shutdown_rest(h2o_evloop_t *loop, h2o_socket_t *sigsock)
     log_close();
     tools_free();
     sandbox_cleanup();
-    egress_cleanup();
     config_free(&config);
 }
 

@@ -3,9 +3,13 @@
  * ceiling, deny over allow, and the address checks after resolution; and
  * egress_dns.c's c-ares lookups on a real loop (/etc/hosts answers, the cap
  * on lookups in flight, cancellation).
- * unit-links: core/util core/log core/config core/clock core/deadline core/metrics exec/egress_proxy exec/egress_dns
+ * A fake DNS server on a loopback UDP port (watched by the same loop) answers
+ * or stays silent, so the c-ares socket path and the timeouts are exercised
+ * without the host's resolver.
+ * unit-links: core/util core/log core/config core/clock core/deadline core/metrics exec/egress_proxy
  */
 #include "../../src/exec/egress.c"
+#include "../../src/exec/egress_dns.c"
 #include "core/deadline.h"
 
 #include <stdarg.h>
@@ -21,7 +25,7 @@ static void setup(const char *ceiling, const char *cidr)
 {
     char *c[1] = {(char *)ceiling}, *o[1] = {(char *)cidr}, *pins[1] = {"pinned.test=127.0.0.2"};
     char err[256];
-    egress_settings_t s = {c, ceiling != NULL, o, cidr != NULL, pins, 1, 4, 1, 5, "127.0.0.1", 8080, "10.1.2.3", 6379};
+    egress_settings_t s = {c, ceiling != NULL, o, cidr != NULL, pins, 1, 4, 1, 1, "127.0.0.1", 8080, "10.1.2.3", 6379};
     assert_int_equal(egress_init(loop, &s, err, sizeof(err)), 0);
 }
 
@@ -180,15 +184,110 @@ static void test_dns_cancel(void **state)
     egress_lookup_t *l = egress_dns_lookup("localhost", 443, on_answer, NULL);
     assert_non_null(l);
     egress_dns_cancel(l);
-    int none = 0;
-    for (int i = 0; i < 5; i++)
-        h2o_evloop_run(loop, 10);
-    run_until(&none);
+    for (int i = 0; i < 200 && egress_dns_in_flight() > 0; i++)
+        h2o_evloop_run(loop, 50);
     assert_int_equal(answer.calls, 0);
     assert_int_equal(egress_dns_in_flight(), 0);
     assert_non_null(egress_dns_lookup("localhost", 443, on_answer, NULL)); /* the slot came back */
     run_until(&answer.calls);
     assert_int_equal(answer.status, EGRESS_DNS_OK);
+}
+
+/* The fake DNS server: A queries get 198.51.100.7 (when answering), others no data. */
+static struct {
+    int answering;
+    int queries;
+    int port;
+    h2o_socket_t *sock;
+} fake_dns;
+
+/* A query arrived at the fake server: answer it from the question (or not). */
+static void on_fake_dns(h2o_socket_t *sock, const char *err)
+{
+    unsigned char q[512], r[600];
+    struct sockaddr_storage from;
+    socklen_t fl = sizeof(from);
+    ssize_t n = recvfrom(h2o_socket_get_fd(sock), q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
+    if (n < 17)
+        return;
+    fake_dns.queries++;
+    if (!fake_dns.answering)
+        return;
+    size_t o = 12;
+    while (o < (size_t)n && q[o] != 0)
+        o += q[o] + 1;
+    size_t qend = o + 5; /* the root label, QTYPE, QCLASS */
+    if (qend > (size_t)n)
+        return;
+    int qtype = q[o + 1] << 8 | q[o + 2];
+    memcpy(r, q, qend);
+    r[2] = 0x81, r[3] = 0x80;                   /* a response, recursion available, NOERROR */
+    r[6] = 0, r[7] = qtype == 1;                /* one answer for A */
+    r[8] = r[9] = r[10] = r[11] = 0;
+    size_t len = qend;
+    if (qtype == 1) {
+        static const unsigned char a[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 51, 100, 7};
+        memcpy(r + len, a, sizeof(a));
+        len += sizeof(a);
+    }
+    sendto(h2o_socket_get_fd(sock), r, len, 0, (struct sockaddr *)&from, fl);
+}
+
+/* Starts the fake DNS server and makes it c-ares's only server. */
+static void fake_dns_start(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sin);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+    fake_dns.port = ntohs(sin.sin_port);
+    h2o_socket_t *sock = h2o_evloop_socket_create((h2o_evloop_t *)loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(sock, on_fake_dns);
+    fake_dns.sock = sock;
+    char csv[64];
+    snprintf(csv, sizeof(csv), "127.0.0.1:%d", fake_dns.port);
+    assert_int_equal(ares_set_servers_ports_csv(dns.channel, csv), ARES_SUCCESS);
+}
+
+static void test_dns_server_answer(void **state)
+{
+    setup(NULL, NULL);
+    fake_dns_start();
+    fake_dns.answering = 1;
+    memset(&answer, 0, sizeof(answer));
+    assert_non_null(egress_dns_lookup("fake.invalid", 443, on_answer, NULL));
+    run_until(&answer.calls);
+    assert_int_equal(answer.status, EGRESS_DNS_OK);
+    assert_int_equal(answer.n, 1);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&answer.first;
+    assert_int_equal(ntohl(sin->sin_addr.s_addr), 0xc6336407); /* 198.51.100.7 */
+    assert_int_equal(ntohs(sin->sin_port), 443);
+    assert_true(fake_dns.queries >= 1);
+    assert_true(egress_address_ok((struct sockaddr *)sin)); /* a documentation range, not refused */
+}
+
+static void test_dns_timeout(void **state)
+{
+    setup(NULL, NULL); /* --egress-resolve-timeout 1 */
+    fake_dns.answering = 0;
+    fake_dns.queries = 0;
+    memset(&answer, 0, sizeof(answer));
+    assert_non_null(egress_dns_lookup("silent.invalid", 80, on_answer, NULL));
+    run_until(&answer.calls);
+    assert_int_equal(answer.calls, 1);
+    assert_int_equal(answer.status, EGRESS_DNS_TIMEOUT);
+    assert_true(fake_dns.queries >= 1);
+    /* the slot is held until c-ares itself gives up (its tries take longer than our deadline) */
+    assert_int_equal(egress_dns_in_flight(), 1);
+    assert_null(egress_dns_lookup("other.invalid", 80, on_answer, NULL));
+    int gone = 0;
+    for (int i = 0; i < 200 && !gone; i++) {
+        h2o_evloop_run(loop, 50);
+        gone = egress_dns_in_flight() == 0;
+    }
+    assert_true(gone);
+    assert_int_equal(answer.calls, 1); /* c-ares's late failure reached nobody */
 }
 
 int main(void)
@@ -202,6 +301,13 @@ int main(void)
         cmocka_unit_test(test_bad_settings),
         cmocka_unit_test(test_dns_hosts_file),
         cmocka_unit_test(test_dns_cancel),
+        cmocka_unit_test(test_dns_server_answer),
+        cmocka_unit_test(test_dns_timeout),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    if (fake_dns.sock != NULL)
+        h2o_socket_close(fake_dns.sock);
+    egress_cleanup(); /* the channel and its watches */
+    h2o_evloop_run(loop, 0); /* h2o frees the closed sockets */
+    return failed;
 }
