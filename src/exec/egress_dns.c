@@ -96,21 +96,6 @@ static void dns_want_write(dns_watch_t *w)
     }
 }
 
-/* A watched socket is writable (a TCP connect or query): c-ares writes, then asks again if it must. */
-static void on_dns_writable(h2o_socket_t *sock, const char *err)
-{
-    dns_watch_t *w = sock->data;
-    ares_socket_t fd = w->fd;
-    w->write_pending = 0;
-    if (w->want_write)
-        ares_process_fd(dns.channel, ARES_SOCKET_BAD, fd);
-    dns_watch_t *still;
-    LIST_FOREACH(still, &dns.watches, link)
-        if (still == w)
-            dns_want_write(w);
-    dns_rearm();
-}
-
 /* The watch of c-ares's fd, or NULL. */
 static dns_watch_t *watch_find(ares_socket_t fd)
 {
@@ -119,6 +104,19 @@ static dns_watch_t *watch_find(ares_socket_t fd)
         if (w->fd == fd)
             return w;
     return NULL;
+}
+
+/* A watched socket is writable (a TCP connect or query): c-ares writes, then asks again if it must. */
+static void on_dns_writable(h2o_socket_t *sock, const char *err)
+{
+    dns_watch_t *w = sock->data;
+    ares_socket_t fd = w->fd;
+    w->write_pending = 0;
+    if (w->want_write)
+        ares_process_fd(dns.channel, ARES_SOCKET_BAD, fd);
+    if ((w = watch_find(fd)) != NULL) /* c-ares may have closed it meanwhile */
+        dns_want_write(w);
+    dns_rearm();
 }
 
 /* ARES_OPT_SOCK_STATE_CB: c-ares opened, changed interest on, or is about to close `fd`. */
