@@ -2,7 +2,7 @@
 VERSION  := 0.4.0
 .DEFAULT_GOAL := all
 CC       ?= gcc
-PKGS     := libh2o-evloop hiredis libcjson libbsd libseccomp libssl libcrypto
+PKGS     := libh2o-evloop hiredis libcjson libbsd libseccomp libssl libcrypto libcares
 # pkg-config runs only after scripts/deps.sh installed the packages: the flags
 # live in build/pkg.mk, which depends on .deps-ok. Make builds an included
 # makefile first and then restarts, so the very first `make run` on a machine
@@ -32,18 +32,24 @@ UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 
 .PHONY: all asan run test unit integration integration-asan bench bench-load soak deps clean cluster cluster-down fuzz fuzz-smoke fuzz-build
-all: mcp-sandboxd
+all: mcp-sandboxd mcp-sandboxd-bridge
 
 deps: .deps-ok
 .deps-ok: scripts/deps.sh
 	./scripts/deps.sh
 	@touch $@
 
-mcp-sandboxd: $(OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+# the server finds the egress bridge (issue 14) next to its own binary: both are built together
+mcp-sandboxd: $(OBJS) mcp-sandboxd-bridge
+	$(CC) $(CFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
-mcp-sandboxd-asan: $(ASAN_OBJS)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+mcp-sandboxd-asan: $(ASAN_OBJS) mcp-sandboxd-bridge
+	$(CC) $(CFLAGS) $(SAN) -o $@ $(ASAN_OBJS) $(LDLIBS)
+
+# runs inside the sandbox before seccomp: libc only, no sanitizer, and static, so that
+# no LD_PRELOAD / LD_LIBRARY_PATH of the run's environment loads code before the filter
+mcp-sandboxd-bridge: bridge/mcp-sandboxd-bridge.c Makefile
+	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Werror -static -o $@ $<
 
 asan: mcp-sandboxd-asan
 
@@ -137,4 +143,4 @@ soak: mcp-sandboxd
 	./scripts/soak.sh $(DURATION)
 
 clean:
-	rm -rf build mcp-sandboxd mcp-sandboxd-asan
+	rm -rf build mcp-sandboxd mcp-sandboxd-asan mcp-sandboxd-bridge

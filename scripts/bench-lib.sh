@@ -28,6 +28,23 @@ free_port() {
     fi
 }
 
+# Starts BIN on 127.0.0.1:PORT with the workspace root under $tmp, its log in
+# $tmp/sandboxd.log and the extra flags given; sets $spid and $base and waits
+# for /health. Usage: start_sandboxd BIN PORT [FLAG...]
+start_sandboxd() {
+    local bin=$1 port=$2
+    shift 2
+    base="http://127.0.0.1:$port"
+    "$bin" --host 127.0.0.1 --port "$port" --log-level warn --workspace-root "$tmp/ws" "$@" >"$tmp/sandboxd.log" 2>&1 &
+    spid=$!
+    pids+=("$spid")
+    for _ in $(seq 1 300); do
+        kill -0 "$spid" 2>/dev/null || { echo "server exited during startup:"; tail -20 "$tmp/sandboxd.log"; exit 1; }
+        curl -fsS --max-time 2 "$base/health" 2>/dev/null | grep -q '"status":"ok"' && return 0
+        sleep 0.05
+    done
+}
+
 # Stops one process we started and forgets it.
 stop_pid() {
     local p=$1 keep=() q

@@ -29,22 +29,12 @@ bench_init retained
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 metric() { curl -fsS --max-time 5 "$base/metrics" | sed -nE "s/^mcp_sandboxd_$1 ([0-9.e+]+)$/\1/p"; }
 
-port=$(free_port)
-base="http://127.0.0.1:$port"
 flags=()
 # every run's output stays: the caps are set above what the runs produce
 if "$BIN" --help 2>&1 | grep -q -- --max-retained-bytes; then
     flags=(--max-retained-bytes 64G --max-retained-bytes-total 64G)
 fi
-"$BIN" --host 127.0.0.1 --port "$port" --log-level warn --workspace-root "$tmp/ws" \
-    --max-output-bytes "$MAX_OUTPUT" "${flags[@]+"${flags[@]}"}" >"$tmp/sandboxd.log" 2>&1 &
-spid=$!
-pids+=("$spid")
-for _ in $(seq 1 300); do
-    kill -0 "$spid" 2>/dev/null || { echo "server exited during startup:"; tail -20 "$tmp/sandboxd.log"; exit 1; }
-    curl -fsS --max-time 2 "$base/health" 2>/dev/null | grep -q '"status":"ok"' && break
-    sleep 0.05
-done
+start_sandboxd "$BIN" "$(free_port)" --max-output-bytes "$MAX_OUTPUT" "${flags[@]+"${flags[@]}"}"
 echo "== $("$BIN" --version) ($BIN), $RUNS runs of $LINES lines x $LINE bytes, --max-output-bytes $MAX_OUTPUT"
 
 # warm-up: one small run, so the base RSS includes the execution machinery

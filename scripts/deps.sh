@@ -3,7 +3,7 @@
 # benchmark. Idempotent: packages already present are not reinstalled.
 set -euo pipefail
 PKGS=(build-essential pkg-config libh2o-evloop-dev libhiredis-dev libcjson-dev
-      libbsd-dev libssl-dev libseccomp-dev libcmocka-dev bubblewrap
+      libbsd-dev libssl-dev libseccomp-dev libcmocka-dev libc-ares-dev bubblewrap
       redis-server redis-tools nginx wrk nodejs npm curl procps util-linux
       systemd # systemd: systemd-analyze/systemd-sysusers check systemd/ (not run as init)
       clang libclang-rt-dev) # clang: the libFuzzer targets (tests/fuzz)

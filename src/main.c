@@ -9,6 +9,7 @@
 #include "exec/cgroup.h"
 #include "core/config.h"
 #include "core/deadline.h"
+#include "exec/egress.h"
 #include "exec/exec.h"
 #include "http/server.h"
 #include "core/health.h"
@@ -187,6 +188,31 @@ static void process_setup(sigset_t *sigs)
 }
 
 /*
+ * egress (issue 14): the proxy's settings; the server's own listener and the
+ * Redis address are never reachable through it. 0, or -1 (logged).
+ */
+static int egress_setup(h2o_evloop_t *loop)
+{
+    char err[512];
+    mirror_url_t url = {0};
+    if (config.redis_url[0] && mirror_url_parse(config.redis_url, &url, err, sizeof(err)) != 0)
+        url.host[0] = '\0'; /* refused earlier by redis_url_check */
+    egress_settings_t s = {config.egress_domains, config.n_egress_domains, config.egress_allow_cidr,
+                           config.n_egress_allow_cidr, config.egress_resolve, config.n_egress_resolve,
+                           config.egress_max_connections, config.egress_max_lookups,
+                           config.egress_resolve_timeout, config.host, config.port,
+                           config.redis_url[0] && !url.unix_socket ? url.host : NULL, url.port};
+    if (egress_init(loop, &s, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    if (egress_bridge_path() == NULL)
+        log_warn("egress: mcp-sandboxd-bridge not found next to the server binary: runs asking for allowed_domains "
+                 "will be refused");
+    return 0;
+}
+
+/*
  * The composition: every module gets the loop (or the queue worker threads
  * answer through) and the interfaces of the others: tools answer through the
  * transport, /health and /metrics take each module's figures, and with
@@ -217,6 +243,8 @@ static int start_services(h2o_evloop_t *loop, char *err, size_t errlen)
         return 1;
     }
     cgroup_sweep_leftovers(); /* runs an earlier instance left (after a SIGKILL of the server) */
+    if (egress_setup(loop) != 0) /* egress (issue 14); registers its /metrics provider */
+        return 2;
     if (sandbox_init() != 0)
         log_error("sandbox unavailable, every run will fail until this is fixed: %s", sandbox_error());
     if (quota_start(queue) != 0)
@@ -257,6 +285,7 @@ static void shutdown_rest(h2o_evloop_t *loop, h2o_socket_t *sigsock)
                  config.workspace_root);
     quota_stop();
     cluster_stop(grace_left_ms());
+    egress_cleanup(); /* the c-ares channel: its watched sockets close before the loop's last pass */
     h2o_socket_close(sigsock);
     deadline_close();
     h2o_evloop_run(loop, 0); /* lets h2o free the closed sockets */

@@ -66,6 +66,16 @@ typedef struct config {
     int64_t mirror_queue_bytes;   /**< mirror queue cap */
     char replica[320];            /**< replica id (--replica-id) recorded in Redis, default hostname:port */
     int heartbeat;                /**< seconds between heartbeats (replica:{id} lives 3 of them) */
+    /* egress (issue 14) */
+    char *egress_domains[CONFIG_MAX_LIST];    /**< --egress-domains: the ceiling of allowed_domains (empty: "*") */
+    int n_egress_domains;
+    char *egress_allow_cidr[CONFIG_MAX_LIST]; /**< --egress-allow-cidr: refused ranges opened */
+    int n_egress_allow_cidr;
+    char *egress_resolve[CONFIG_MAX_LIST];    /**< --egress-resolve NAME=ADDR pins */
+    int n_egress_resolve;
+    int egress_max_connections;   /**< open proxy connections per run */
+    int egress_max_lookups;       /**< DNS lookups in flight (all runs) */
+    int egress_resolve_timeout;   /**< seconds one lookup may take */
 } config_t;
 
 /** The process-wide configuration, filled by config_parse(). */

@@ -75,6 +75,7 @@ struct exec {
     proc_t proc;
     int proc_live;                    /**< proc spawned and not yet released */
     cgroup_run_t cgroup;              /**< the run's cgroup (inactive without cgroups) */
+    struct egress_run *egress;        /**< the run's proxy endpoint (allowed_domains), NULL: none */
     deadline_t cpu_timer;             /**< with a cgroup: re-checks the run's CPU budget */
     uint64_t cpu_budget_ns;           /**< max_cpu_seconds of the whole run, with a cgroup */
     int cpu_exceeded;                 /**< the server ended the run for its CPU budget */

@@ -23,6 +23,9 @@
 /** What one run may do. */
 typedef struct sandbox_policy {
     int network_host;                         /**< share the host network (needs --allow-network) */
+    struct egress_policy *egress;             /**< allowed/denied domains (issue 14), NULL: no network */
+    int egress_fd;                            /**< with egress: the bridge's end of the run's proxy channel
+                                                   (set by the caller of sandbox_build, which dups it) */
     char *deny_read[SANDBOX_MAX_PATHS];       /**< paths hidden from the run */
     int n_deny_read;
     char *allow_write[SANDBOX_MAX_PATHS];     /**< host paths made writable */

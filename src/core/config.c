@@ -81,6 +81,28 @@ static int parse_number(const char *s, int with_suffix, int64_t *out)
     return 0;
 }
 
+/* The list options in order: their index (for the flags that replace a list) and count field. */
+static const size_t list_offsets[] = {OFF(allowed_origins), OFF(deny_read), OFF(allow_write_root),
+                                      OFF(egress_domains), OFF(egress_allow_cidr), OFF(egress_resolve)};
+#define N_LISTS ((int)(sizeof(list_offsets) / sizeof(list_offsets[0])))
+
+/* The index of the list option at `off`. */
+static int list_index(size_t off)
+{
+    for (int i = 0; i < N_LISTS; i++)
+        if (list_offsets[i] == off)
+            return i;
+    return 0;
+}
+
+/* The count field of the list option at `off`. */
+static int *list_count(config_t *cfg, size_t off)
+{
+    int *counts[] = {&cfg->n_allowed_origins, &cfg->n_deny_read, &cfg->n_allow_write_root,
+                     &cfg->n_egress_domains, &cfg->n_egress_allow_cidr, &cfg->n_egress_resolve};
+    return counts[list_index(off)];
+}
+
 static void list_free(char **list, int *n)
 {
     for (int i = 0; i < *n; i++) {
@@ -175,9 +197,7 @@ static int apply(config_t *cfg, const struct option_def *o, const char *value, c
         }
         return 0;
     case OPT_LIST: {
-        int *n = o->off == OFF(allowed_origins) ? &cfg->n_allowed_origins
-                 : o->off == OFF(deny_read)     ? &cfg->n_deny_read
-                                                : &cfg->n_allow_write_root;
+        int *n = list_count(cfg, o->off);
         int r = list_add((char **)base, n, value);
         if (r != 0) {
             if (r == -2)
@@ -288,7 +308,7 @@ static const struct option_def *find_flag(const char *arg, const char **value)
  */
 static int apply_flags(config_t *cfg, int argc, char **argv, char *err, size_t errlen, char *out, size_t outlen)
 {
-    int lists_from_flags[3] = {0, 0, 0};
+    int lists_from_flags[N_LISTS] = {0};
     for (int a = 1; a < argc; a++) {
         const char *value;
         const struct option_def *o = find_flag(argv[a], &value);
@@ -314,7 +334,7 @@ static int apply_flags(config_t *cfg, int argc, char **argv, char *err, size_t e
             value = argv[++a];
         }
         if (o->type == OPT_LIST) {
-            int k = o->off == OFF(allowed_origins) ? 0 : o->off == OFF(deny_read) ? 1 : 2;
+            int k = list_index(o->off);
             if (!lists_from_flags[k]) /* flags replace what the environment said */
                 apply(cfg, o, "", o->flag, err, errlen);
             lists_from_flags[k] = 1;
@@ -393,6 +413,9 @@ void config_free(config_t *cfg)
     list_free(cfg->allowed_origins, &cfg->n_allowed_origins);
     list_free(cfg->deny_read, &cfg->n_deny_read);
     list_free(cfg->allow_write_root, &cfg->n_allow_write_root);
+    list_free(cfg->egress_domains, &cfg->n_egress_domains);
+    list_free(cfg->egress_allow_cidr, &cfg->n_egress_allow_cidr);
+    list_free(cfg->egress_resolve, &cfg->n_egress_resolve);
 }
 
 void config_redacted_redis_url(const char *url, char *buf, size_t len)

@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "exec/egress.h"
 #include "exec/quota.h"
 #include "core/util.h"
 
@@ -188,6 +189,7 @@ static void exec_free(exec_t *e)
         TAILQ_REMOVE(&e->owner->execs, e, session_link);
     if (e->proc_live)
         proc_release(&e->proc);
+    egress_run_close(e->egress); /* egress (issue 14) */
     cgroup_run_release(&e->cgroup);
     events_free(&e->log);
     free(e->command);
@@ -456,6 +458,8 @@ static void on_final_scan(void *arg, int64_t bytes)
 static void on_proc_exit(void *arg, const proc_exit_t *x)
 {
     exec_t *e = arg;
+    egress_run_close(e->egress); /* egress (issue 14): the endpoint and its connections end with the run */
+    e->egress = NULL;
     if (!e->final_scanned && e->owner != NULL && e->owner->workspace[0]) {
         e->exit_info = *x;
         e->final_scan = quota_scan(e->owner->workspace, on_final_scan, e);
@@ -655,12 +659,49 @@ static exec_t *exec_new(exec_owner_t *s, const exec_request_t *rq)
     return e;
 }
 
-/* Frees an execution that never started (exec_new's, its cgroup released). */
+/* Frees an execution that never started (exec_new's, its cgroup released), with its proxy endpoint. */
 static void exec_discard(exec_t *e)
 {
+    egress_run_close(e->egress);
     events_free(&e->log);
     free(e->command);
     free(e);
+}
+
+/* ---------------------------------------------------------------- egress (issue 14) */
+
+/* A connection of the run was refused: the model reads why in the run's output (and Redis). */
+static void on_egress_denied(void *arg, const char *host, int port, const char *reason)
+{
+    exec_t *e = arg;
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "host", host);
+    cJSON_AddNumberToObject(f, "port", port);
+    cJSON_AddStringToObject(f, "reason", reason);
+    add_event(e, "network_denied", f);
+}
+
+/* A run with allowed_domains gets its proxy endpoint; *fd the bridge's end. 0, or -1 with err. */
+static int egress_begin(exec_t *e, const exec_request_t *rq, int *fd, char *err, size_t errlen)
+{
+    *fd = -1;
+    if (rq->policy.egress == NULL)
+        return 0;
+    if (config.isolation_none) {
+        snprintf(err, errlen, "sandbox_config.network.allowed_domains needs the bwrap sandbox (--isolation none has no network isolation)");
+        return -1;
+    }
+    e->egress = egress_run_start(rq->policy.egress, on_egress_denied, e, fd, err, errlen);
+    return e->egress != NULL ? 0 : -1;
+}
+
+/* Closes the descriptors exec_launch holds (the seccomp filter, the bridge's channel end); -1: none. */
+static void close_launch_fds(int sfd, int egress_fd)
+{
+    if (sfd >= 0)
+        close(sfd);
+    if (egress_fd >= 0)
+        close(egress_fd);
 }
 
 /* Starts the child: the proc spec from the built bwrap arguments and the run's limits. 0, or -1 with err. */
@@ -696,15 +737,20 @@ static int exec_launch(exec_t *e, struct exec_session *es, const exec_request_t 
                        size_t errlen)
 {
     sandbox_argv_t argv, envp;
-    int sfd = config.isolation_none ? -1 : sandbox_seccomp_fd(rq->policy.network_host);
+    int egress_fd; /* egress (issue 14): the bridge's end of the run's proxy channel */
+    if (egress_begin(e, rq, &egress_fd, err, errlen) != 0)
+        return -1;
+    int sfd = config.isolation_none ? -1 : sandbox_seccomp_fd(rq->policy.network_host || e->egress != NULL);
     if (!config.isolation_none && sfd < 0) {
         snprintf(err, errlen, "cannot prepare the seccomp filter: %s", strerror(errno));
+        close_launch_fds(-1, egress_fd);
         return -1;
     }
     cgroup_limits_t lim = {(uint64_t)rq->policy.mem_mb << 20, rq->policy.nproc + CGROUP_PIDS_OVERHEAD, config.cpu_percent};
     sandbox_policy_t policy = rq->policy; /* a shallow copy (paths shared) carrying the session's identity */
     policy.uid = es->uid;
     policy.gid = es->gid;
+    policy.egress_fd = egress_fd;
     int made = cgroup_run_create(&e->cgroup, e->id, &lim, err, errlen) == 0;
     if (!made || sandbox_build(&policy, es->workspace, cwd, rq->command, rq->env, rq->n_env, 4, 3, &argv, &envp) != 0) {
         if (made) { /* the cgroup was made (or not needed): the arguments could not be */
@@ -713,13 +759,11 @@ static int exec_launch(exec_t *e, struct exec_session *es, const exec_request_t 
             sandbox_argv_free(&envp);
             cgroup_run_release(&e->cgroup);
         }
-        if (sfd >= 0)
-            close(sfd);
+        close_launch_fds(sfd, egress_fd);
         return -1;
     }
     int rc = spawn_child(e, es, rq, cwd, sfd, &argv, &envp, err, errlen);
-    if (sfd >= 0)
-        close(sfd);
+    close_launch_fds(sfd, egress_fd);
     sandbox_argv_free(&argv);
     sandbox_argv_free(&envp);
     if (rc != 0)

@@ -18,6 +18,7 @@
  * remounted read-only once every mount under them is in place.
  */
 #include "exec/sandbox.h"
+#include "exec/egress.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -166,7 +167,7 @@ static int open_nofollow(const char *path)
 }
 
 static void hide_path(sandbox_argv_t *a, const char *path, int once);
-static int seal_args(sandbox_argv_t *a);
+static int seal_args(sandbox_argv_t *a, int bridge_seccomp);
 
 /* Bytes of each tmpfs that hides a directory: it only ever holds mount points. */
 #define HIDE_TMPFS_BYTES "65536"
@@ -331,6 +332,62 @@ static void build_mounts(const sandbox_policy_t *p, const char *workspace, sandb
         hide_path(argv, p->deny_read[i], 0);
 }
 
+/* ---------------------------------------------------------------- egress (issue 14) */
+
+/* The fd number (in the child) of the run's proxy channel, for the bridge's argv. */
+static char egress_chan[16];
+
+/*
+ * The bridge program bound read-only into the sandbox and the run's proxy
+ * channel passed as a child fd (both among argv->fds). 0, or -1 (errno).
+ */
+static int egress_mounts(const sandbox_policy_t *p, sandbox_argv_t *argv)
+{
+    const char *bridge = egress_bridge_path();
+    if (bridge == NULL || argv->n_fds + 4 > SANDBOX_MAX_FDS) {
+        errno = ENOENT;
+        return -1;
+    }
+    int bfd = open(bridge, O_PATH | O_CLOEXEC);
+    int cfd = bfd >= 0 ? fcntl(p->egress_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (cfd < 0) {
+        if (bfd >= 0)
+            close(bfd);
+        return -1;
+    }
+    char num[16];
+    snprintf(num, sizeof(num), "%d", SANDBOX_FIRST_BIND_FD + argv->n_fds);
+    argv->fds[argv->n_fds++] = bfd;
+    argv_push3(argv, "--ro-bind-fd", num, EGRESS_BRIDGE_SANDBOX_PATH);
+    snprintf(egress_chan, sizeof(egress_chan), "%d", SANDBOX_FIRST_BIND_FD + argv->n_fds);
+    argv->fds[argv->n_fds++] = cfd;
+    return 0;
+}
+
+/* The proxy variables every HTTP client, pip, npm and git understand. */
+static void egress_env(sandbox_argv_t *argv)
+{
+    static const char *const vars[][2] = {
+        {"HTTP_PROXY", "http://127.0.0.1:3128"}, {"HTTPS_PROXY", "http://127.0.0.1:3128"},
+        {"http_proxy", "http://127.0.0.1:3128"}, {"https_proxy", "http://127.0.0.1:3128"},
+        {"ALL_PROXY", "socks5h://127.0.0.1:1080"}, {"all_proxy", "socks5h://127.0.0.1:1080"},
+        {"NO_PROXY", "localhost,127.0.0.1,::1"}, {"no_proxy", "localhost,127.0.0.1,::1"}};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        argv_push3(argv, "--setenv", vars[i][0], vars[i][1]);
+}
+
+/* The run's seccomp filter: bwrap installs it; with egress the bridge does, after handing over its listeners. */
+static void filter_args(const sandbox_policy_t *p, int seccomp_fd, sandbox_argv_t *argv)
+{
+    char num[16];
+    if (p->egress != NULL) {
+        egress_env(argv);
+    } else if (seccomp_fd >= 0) {
+        snprintf(num, sizeof(num), "%d", seccomp_fd);
+        argv_push2(argv, "--seccomp", num);
+    }
+}
+
 /* Where the run's script appears inside the sandbox (a read-only file in bwrap's /dev). */
 #define SCRIPT_PATH "/dev/.mcp-sandboxd-run"
 
@@ -370,6 +427,8 @@ int sandbox_build(const sandbox_policy_t *p, const char *workspace, const char *
     argv_push2(argv, "--hostname", "sandbox");
     argv_push2(argv, "--cap-drop", "ALL");
     build_mounts(p, workspace, argv);
+    if (p->egress != NULL && egress_mounts(p, argv) != 0)
+        return -1; /* errno set */
     /*
      * max_processes is set inside the sandbox, not on bwrap: RLIMIT_NPROC
      * counts every process of the sandbox user on the host, but inside the
@@ -406,13 +465,10 @@ int sandbox_build(const sandbox_policy_t *p, const char *workspace, const char *
         key[kl] = '\0';
         argv_push3(argv, "--setenv", key, eq + 1);
     }
-    if (seccomp_fd >= 0) {
-        snprintf(num, sizeof(num), "%d", seccomp_fd);
-        argv_push2(argv, "--seccomp", num);
-    }
+    filter_args(p, seccomp_fd, argv);
     snprintf(num, sizeof(num), "%d", status_fd);
     argv_push2(argv, "--json-status-fd", num);
-    return seal_args(argv);
+    return seal_args(argv, p->egress != NULL ? seccomp_fd : -1);
 }
 
 /*
@@ -420,7 +476,7 @@ int sandbox_build(const sandbox_policy_t *p, const char *workspace, const char *
  * argv the host sees is `bwrap --args N -- /bin/sh SCRIPT_PATH` (bwrap takes
  * the command from its real argv only). The full list stays in `args` for tests.
  */
-static int seal_args(sandbox_argv_t *a)
+static int seal_args(sandbox_argv_t *a, int bridge_seccomp)
 {
     int fd = args_memfd(a);
     if (fd < 0)
@@ -434,7 +490,12 @@ static int seal_args(sandbox_argv_t *a)
     a->fds[a->n_fds++] = fd;
     argv_push(a, bwrap_path);
     argv_push2(a, "--args", num);
-    argv_push3(a, "--", "/bin/sh", SCRIPT_PATH);
+    argv_push(a, "--");
+    if (bridge_seccomp >= 0) { /* egress: the bridge runs first (listeners, then seccomp, then exec) */
+        snprintf(num, sizeof(num), "%d", bridge_seccomp);
+        argv_push3(a, EGRESS_BRIDGE_SANDBOX_PATH, egress_chan, num);
+    }
+    argv_push2(a, "/bin/sh", SCRIPT_PATH);
     return 0;
 }
 
@@ -599,7 +660,44 @@ static int parse_network_mode(const cJSON *it, sandbox_policy_t *p, char *err, s
     return 0;
 }
 
-/* sandbox_config.network: mode; domain lists only when empty (not supported yet). 0 / -1 with err. */
+/* egress (issue 14): allowed_domains / denied_domains, an array of patterns, into p->egress. 0 / -1. */
+static int parse_domains(const cJSON *it, int deny, sandbox_policy_t *p, char *err, size_t errlen)
+{
+    const cJSON *d;
+    char why[300];
+    if (!cJSON_IsArray(it)) {
+        snprintf(err, errlen, "sandbox_config.network.%.40s must be an array of domain names", it->string);
+        return -1;
+    }
+    cJSON_ArrayForEach(d, it)
+    {
+        if (!cJSON_IsString(d) || egress_policy_add(&p->egress, deny, d->valuestring, why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "sandbox_config.network.%.40s: %s", it->string,
+                     cJSON_IsString(d) ? why : "entries must be strings");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* egress (issue 14): lists only mean something without a mode; no allowed name means no network. 0 / -1. */
+static int network_domains_check(const cJSON *net, sandbox_policy_t *p, char *err, size_t errlen)
+{
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(net, "mode");
+    if (egress_policy_any_allowed(p->egress) && mode != NULL) {
+        snprintf(err, errlen, "sandbox_config.network: allowed_domains cannot be combined with mode '%s' "
+                              "(leave mode out to reach only the allowed domains)",
+                 p->network_host ? "host" : "none");
+        return -1;
+    }
+    if (!egress_policy_any_allowed(p->egress)) { /* only denials, or empty lists: no network, as before */
+        egress_policy_free(p->egress);
+        p->egress = NULL;
+    }
+    return 0;
+}
+
+/* sandbox_config.network: mode, or allowed_domains / denied_domains (issue 14). 0 / -1 with err. */
 static int parse_network(const cJSON *sec, sandbox_policy_t *p, char *err, size_t errlen)
 {
     const cJSON *it;
@@ -616,19 +714,15 @@ static int parse_network(const cJSON *sec, sandbox_policy_t *p, char *err, size_
         if (!strcmp(k, "mode")) {
             if (parse_network_mode(it, p, err, errlen) != 0)
                 return -1;
-        } else if (!strcmp(k, "allowed_domains") || !strcmp(k, "denied_domains") || !strcmp(k, "allow_domains") ||
-                   !strcmp(k, "domains")) {
-            if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 0)
-                continue;
-            snprintf(err, errlen, "sandbox_config.network.%s: domain allow-lists are not supported yet; "
-                                  "use mode 'none' or (where allowed) 'host'", it->string);
-            return -1;
+        } else if (!strcmp(k, "allowed_domains") || !strcmp(k, "denied_domains")) {
+            if (parse_domains(it, k[0] == 'd', p, err, errlen) != 0)
+                return -1;
         } else {
             snprintf(err, errlen, "sandbox_config.network: unknown field '%.60s'", it->string);
             return -1;
         }
     }
-    return 0;
+    return network_domains_check(sec, p, err, errlen);
 }
 
 /* One field of a section: 0, -1 with err, or 1 when the field is unknown. */
@@ -726,6 +820,7 @@ int sandbox_policy_parse(const cJSON *cfg, sandbox_policy_t *p, char *err, size_
 
 void sandbox_policy_free(sandbox_policy_t *p)
 {
+    egress_policy_free(p->egress);
     for (int i = 0; i < p->n_deny_read; i++)
         free(p->deny_read[i]);
     for (int i = 0; i < p->n_allow_write; i++)

@@ -316,18 +316,29 @@ static void test_network_mode_values(void **state)
     refused("{\"network\":{\"mode\":null}}", "network.mode", NULL);
 }
 
-static void test_allowed_domains_refused(void **state)
+static void test_allowed_domains(void **state)
 {
-    refused("{\"network\":{\"allowed_domains\":[\"example.com\"]}}", "allowed_domains", "not supported");
-    refused("{\"network\":{\"allowedDomains\":[\"example.com\"]}}", "allowedDomains", "not supported");
-    refused("{\"network\":{\"mode\":\"none\",\"denied_domains\":[\"evil.example\"]}}", "denied_domains", NULL);
-    refused("{\"network\":{\"allowed_domains\":\"example.com\"}}", "allowed_domains", NULL);
-    /* refused even where host networking is allowed */
-    config.allow_network = 1;
-    refused("{\"network\":{\"mode\":\"host\",\"allowed_domains\":[\"example.com\"]}}", "allowed_domains", NULL);
-    config.allow_network = 0;
-    /* an empty list asks for nothing */
+    /* issue 14: snake_case and camelCase lists become the run's egress policy */
+    assert_int_equal(parse("{\"network\":{\"allowed_domains\":[\"example.com\",\"*.pypi.org:443\"]}}"), 0);
+    assert_non_null(pol.egress);
+    assert_null(egress_decide_name(pol.egress, "files.pypi.org", 443));
+    assert_int_equal(parse("{\"network\":{\"allowedDomains\":[\"example.com\"],\"deniedDomains\":[\"x.example.com\"]}}"), 0);
+    assert_non_null(pol.egress);
+    assert_string_equal(egress_decide_name(pol.egress, "x.example.com", 80), "denied");
+    assert_string_equal(egress_decide_name(pol.egress, "example.org", 80), "not allowed");
+    /* denials alone, or empty lists, ask for no network (as before) */
+    assert_int_equal(parse("{\"network\":{\"mode\":\"none\",\"denied_domains\":[\"evil.example\"]}}"), 0);
+    assert_null(pol.egress);
     assert_int_equal(parse("{\"network\":{\"mode\":\"none\",\"allowed_domains\":[]}}"), 0);
+    assert_null(pol.egress);
+    refused("{\"network\":{\"allowed_domains\":\"example.com\"}}", "allowed_domains", "array");
+    refused("{\"network\":{\"allowed_domains\":[1]}}", "allowed_domains", "strings");
+    refused("{\"network\":{\"allowed_domains\":[\"exa mple.com\"]}}", "allowed_domains", "not a domain pattern");
+    refused("{\"network\":{\"allowed_domains\":[\"example.com:99999\"]}}", "allowed_domains", NULL);
+    refused("{\"network\":{\"mode\":\"none\",\"allowed_domains\":[\"example.com\"]}}", "mode 'none'", NULL);
+    config.allow_network = 1;
+    refused("{\"network\":{\"mode\":\"host\",\"allowed_domains\":[\"example.com\"]}}", "mode 'host'", NULL);
+    config.allow_network = 0;
 }
 
 /* ---------------------------------------------------------------- policy -> bwrap mounts */
@@ -489,7 +500,7 @@ int main(void)
         T(test_failed_parse_is_freeable),
         T(test_network_host),
         T(test_network_mode_values),
-        T(test_allowed_domains_refused),
+        T(test_allowed_domains),
         T(test_build_policy_cannot_reexpose_hidden_paths),
         T(test_write_roots),
     };
