@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "big_input.h"
+
 #include <sys/mman.h>
 
 /* A reply with one slot that stays unsent (pending 2), and its call. */
@@ -51,18 +53,8 @@ static void test_tool_result_ok(void **state)
  */
 static void test_tool_result_too_large(void **state)
 {
-    const size_t chunk = 1 << 20, n = STRBUF_JSON_MAX / 6 + chunk;
-    size_t span = (n + chunk - 1) / chunk * chunk;
-    int fd = memfd_create("mcp-result", 0);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, (off_t)chunk), 0);
-    char *one = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    assert_true(one != MAP_FAILED);
-    memset(one, 0x01, chunk);
-    char *base = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    assert_true(base != MAP_FAILED);
-    for (size_t off = 0; off < span; off += chunk)
-        assert_true(mmap(base + off, chunk, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0) == base + off);
+    const size_t n = STRBUF_JSON_MAX / 6 + (1 << 20);
+    const char *base = big_input(n, 0x01);
 
     mcp_reply_t *r;
     mcp_call_t *call = new_call(&r);
@@ -77,9 +69,7 @@ static void test_tool_result_too_large(void **state)
     assert_non_null(strstr(cJSON_GetObjectItemCaseSensitive(err, "message")->valuestring, "would exceed 1 GiB"));
     cJSON_Delete(j);
     reply_free(r);
-    munmap(base, span);
-    munmap(one, chunk);
-    close(fd);
+    big_input_free(base, n);
 }
 
 int main(void)

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "big_input.h"
+
 #include <ctype.h>
 #include <sys/mman.h>
 
@@ -203,18 +205,8 @@ static void test_json_escaped_len_exact(void **state)
  */
 static void test_json_utf8_refuses_oversized(void **state)
 {
-    const size_t chunk = 1 << 20, n = STRBUF_JSON_MAX / 6 + chunk;
-    size_t span = (n + chunk - 1) / chunk * chunk;
-    int fd = memfd_create("json-bound", 0);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, (off_t)chunk), 0);
-    char *one = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    assert_true(one != MAP_FAILED);
-    memset(one, 0x01, chunk);
-    char *base = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    assert_true(base != MAP_FAILED);
-    for (size_t off = 0; off < span; off += chunk)
-        assert_true(mmap(base + off, chunk, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0) == base + off);
+    const size_t n = STRBUF_JSON_MAX / 6 + (1 << 20);
+    const char *base = big_input(n, 0x01);
     assert_true(util_json_escaped_len(base, n) > STRBUF_JSON_MAX);
     strbuf_t b = {0};
     assert_int_equal(strbuf_json_utf8(&b, base, n), -1);
@@ -230,9 +222,7 @@ static void test_json_utf8_refuses_oversized(void **state)
     size_t fits = (STRBUF_JSON_MAX - 2) / 6;
     assert_int_equal(util_json_escaped_len(base, fits), 2 + 6 * fits);
     strbuf_free(&b);
-    munmap(base, span);
-    munmap(one, chunk);
-    close(fd);
+    big_input_free(base, n);
 }
 
 static void test_alloc_wrappers(void **state)
