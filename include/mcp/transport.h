@@ -55,6 +55,9 @@ int mcp_handle(h2o_req_t *req);
  * also sent serialized as a text block; `is_error` sets isError. Consumes the call.
  */
 void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, int is_error);
+/** Answers a tools/call with `text` as its text content (NULL: the structured JSON, as mcp_call_tool_result). */
+void mcp_call_tool_result_text(mcp_call_t *call, const char *structured, size_t len, const char *text, size_t text_len,
+                               int is_error);
 /** Names the tool a tools/call runs (a static catalogue string), so its outcome is counted. */
 void mcp_call_set_tool(mcp_call_t *call, const char *tool);
 /** Answers any call with a JSON-RPC error. Consumes the call. */

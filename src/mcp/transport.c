@@ -153,6 +153,12 @@ void mcp_call_set_tool(mcp_call_t *call, const char *tool)
 
 void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, int is_error)
 {
+    mcp_call_tool_result_text(call, structured, len, NULL, 0, is_error);
+}
+
+void mcp_call_tool_result_text(mcp_call_t *call, const char *structured, size_t len, const char *text, size_t text_len,
+                               int is_error)
+{
     if (call->tool != NULL)
         metrics_tool(call->tool, is_error ? "error" : "ok");
     strbuf_t clean = {0};
@@ -163,10 +169,20 @@ void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, 
     }
     strbuf_t res = {0};
     strbuf_puts(&res, "{\"content\":[{\"type\":\"text\",\"text\":");
-    if (strbuf_json_utf8(&res, structured, len) != 0) { /* NUL-terminated JSON, checked (or repaired) above */
+    strbuf_t clean_text = {0};
+    if (text == NULL) {
+        text = structured;
+        text_len = len;
+    } else if (util_utf8_valid_len(text, text_len) != text_len) {
+        util_utf8_sanitize(text, text_len, &clean_text);
+        text = clean_text.data;
+        text_len = clean_text.len;
+    }
+    if (strbuf_json_utf8(&res, text, text_len) != 0) { /* NUL-terminated JSON, checked (or repaired) above */
         /* the text copy of a huge result would pass STRBUF_JSON_MAX: an error, not an abort */
         strbuf_free(&res);
         strbuf_free(&clean);
+        strbuf_free(&clean_text);
         jsonrpc_write_error(&call->reply->slots[call->slot], call->id_json, JSONRPC_INTERNAL_ERROR,
                             "This result would exceed 1 GiB as JSON text: ask for less output at a time "
                             "(get_execution_output with last_event_id)");
@@ -179,6 +195,7 @@ void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, 
     call_result(call, res.data, res.len);
     strbuf_free(&res);
     strbuf_free(&clean);
+    strbuf_free(&clean_text);
 }
 
 void mcp_call_error(mcp_call_t *call, int code, const char *message)
@@ -226,6 +243,7 @@ static const h2o_iovec_t *header_value(h2o_req_t *req, const char *name)
 
 /* The transport's answers to tools (tools_set_reply at startup). */
 const tools_reply_t mcp_tools_reply = {.result = mcp_call_tool_result,
+                                       .result_text = mcp_call_tool_result_text,
                                        .error = mcp_call_error,
                                        .alive = mcp_call_alive,
                                        .set_tool = mcp_call_set_tool};
