@@ -22,7 +22,7 @@ enum kind { K_OUT, K_ERR, K_READY, K_OTHER };
 /* One event, as the formatter sees it. */
 struct item {
     const output_event_t *ev;
-    unsigned char kind, partial;
+    unsigned char kind, partial, esc; /* esc: a stdout line written with a leading '\' */
     size_t data_len; /* line events: the data's bytes */
     size_t note_len; /* other events: the text note's bytes */
 };
@@ -53,6 +53,12 @@ static void note_text(const cJSON *o, const char *type, strbuf_t *out)
     strbuf_puts(out, "\n");
 }
 
+/* A stdout line whose first byte could pass for a marker gets a '\' before it. */
+static int needs_escape(const char *data)
+{
+    return data[0] == '!' || data[0] == '~' || data[0] == '\\';
+}
+
 /* Parses one event into `it`; `dur` gets the exit event's duration_ms. */
 static void scan_item(const output_event_t *ev, struct item *it, double *dur)
 {
@@ -65,6 +71,7 @@ static void scan_item(const output_event_t *ev, struct item *it, double *dur)
     if (it->kind <= K_ERR && cJSON_IsString(data)) {
         it->data_len = strlen(data->valuestring);
         it->partial = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "partial"));
+        it->esc = it->kind == K_OUT && needs_escape(data->valuestring);
     } else if (it->kind == K_OTHER) {
         strbuf_t n = {0};
         note_text(o, t, &n);
@@ -77,12 +84,6 @@ static void scan_item(const output_event_t *ev, struct item *it, double *dur)
     cJSON_Delete(o);
 }
 
-/* A stdout line whose first byte could pass for a marker gets a '\' before it. */
-static int needs_escape(const char *data)
-{
-    return data[0] == '!' || data[0] == '~' || data[0] == '\\';
-}
-
 /* What an event costs in the text (its line as written) or in structuredContent (its JSON and a comma). */
 static size_t cost(const struct item *it, int structured)
 {
@@ -92,7 +93,7 @@ static size_t cost(const struct item *it, int structured)
         return it->note_len;
     if (it->kind == K_READY)
         return 0;
-    return it->data_len + (it->partial ? 0 : 1) + (it->kind == K_ERR ? 2 : 1); /* an escape counted for every stdout line */
+    return it->data_len + (it->partial ? 0 : 1) + (it->kind == K_ERR ? 2 : it->esc); /* continuation pieces counted as new lines: an upper bound */
 }
 
 /* Counts what a plan leaves out (sel[front + cut_on .. back)) and what the cut took. */
