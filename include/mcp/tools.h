@@ -30,6 +30,10 @@ typedef struct tools_reply {
     void (*error)(mcp_call_t *call, int code, const char *message);
     int (*alive)(const mcp_call_t *call);
     void (*set_tool)(mcp_call_t *call, const char *tool);
+    /** notifications/progress for a call that carried a progress token (may be NULL). */
+    void (*progress)(mcp_call_t *call, double progress, const char *message);
+    /** 1 when the call asked for progress (may be NULL: never). */
+    int (*wants_progress)(const mcp_call_t *call);
 } tools_reply_t;
 
 /** Sets how tools answer (startup, before the first call). */

@@ -19,6 +19,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,7 +320,58 @@ struct wait_ctx {
     enum wait_kind kind;
     char last_event_id[32];
     output_query_t q;
+    exec_t *e;             /* alive while parked: the waiter holds it until on_wait_done */
+    deadline_t tick;       /* progress: every PROGRESS_TICK_MS while the call asked for it */
+    uint64_t sent_events;  /* events so far at the last notification */
+    uint64_t sent_ms;      /* when it was sent */
 };
+
+#define PROGRESS_TICK_MS 1000   /* at most one notification a second while output arrives */
+#define PROGRESS_IDLE_MS 4000   /* and one at least this often without output (under the 5 s promised) */
+#define PROGRESS_MESSAGE_MAX 200
+
+/* The latest output line of `e` (its last stdout/stderr event among the last few), cut to 200 characters. */
+static void latest_line(const exec_t *e, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    for (size_t k = 0; k < 16 && k < e->log.count; k++) {
+        const event_t *ev = events_at(&e->log, e->log.count - 1 - k);
+        cJSON *o = cJSON_ParseWithLength(ev->json, ev->len);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type"), *d = cJSON_GetObjectItemCaseSensitive(o, "data");
+        int line = cJSON_IsString(t) && (!strcmp(t->valuestring, "stdout") || !strcmp(t->valuestring, "stderr"));
+        if (line && cJSON_IsString(d)) {
+            size_t n = 0, chars = 0;
+            while (d->valuestring[n] != '\0' && n + 4 < outlen && chars < PROGRESS_MESSAGE_MAX) {
+                n++; /* whole UTF-8 characters only */
+                while (((unsigned char)d->valuestring[n] & 0xC0) == 0x80)
+                    n++;
+                chars++;
+            }
+            memcpy(out, d->valuestring, n);
+            out[n] = '\0';
+        }
+        cJSON_Delete(o);
+        if (line)
+            return;
+    }
+}
+
+/* The progress tick of a parked call: notifications/progress when output arrived, or when it has been quiet a while. */
+static void on_progress_tick(deadline_t *d)
+{
+    struct wait_ctx *w = (struct wait_ctx *)((char *)d - offsetof(struct wait_ctx, tick));
+    if (!reply.alive(w->call))
+        return; /* the client closed the stream: no more ticks; the run goes on */
+    uint64_t events = w->e->log.next_seq - 1, now = util_now_ms();
+    if (events != w->sent_events || now - w->sent_ms >= PROGRESS_IDLE_MS) {
+        char msg[PROGRESS_MESSAGE_MAX * 4 + 8];
+        latest_line(w->e, msg, sizeof(msg));
+        reply.progress(w->call, (double)events, msg[0] ? msg : NULL);
+        w->sent_events = events;
+        w->sent_ms = now;
+    }
+    deadline_arm(&w->tick, PROGRESS_TICK_MS, on_progress_tick);
+}
 
 /* with_message: 0 none, 1 the wait deadline passed, 2 the call was not parked (EXEC_MAX_WAITERS). */
 static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id, int with_message, const output_query_t *q)
@@ -350,6 +402,7 @@ static void on_wait_done(void *arg, exec_t *e, int finished)
     struct wait_ctx *w = arg;
     if (!reply.alive(w->call))
         log_debug("answering a parked call whose client went away");
+    deadline_cancel(&w->tick);
     answer_output(w->call, e, w->kind == WAIT_OUTPUT ? w->last_event_id : NULL, finished < 0 ? 2 : 1, &w->q);
     output_query_free(&w->q);
     free(w);
@@ -365,6 +418,11 @@ static void park(mcp_call_t *call, exec_t *e, enum wait_kind kind, const char *l
         snprintf(w->last_event_id, sizeof(w->last_event_id), "%s", last_event_id);
     w->q = *q;
     q->grep = NULL;
+    w->e = e;
+    if (reply.wants_progress != NULL && reply.wants_progress(call)) {
+        w->sent_ms = util_now_ms();
+        deadline_arm(&w->tick, PROGRESS_TICK_MS, on_progress_tick);
+    }
     exec_wait(e, (uint64_t)config.wait_deadline * 1000, on_wait_done, w);
 }
 

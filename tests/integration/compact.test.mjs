@@ -195,3 +195,47 @@ describe('head/tail/grep from Redis on another replica', () => {
     assert.equal(bad.isError, true);
   });
 });
+
+describe('progress while waiting (notifications/progress over SSE)', () => {
+  let server, client;
+  before(async () => {
+    server = await startServer({});
+    ({ client } = await connect(server));
+  });
+  after(async () => {
+    await client?.close();
+    await server?.stop();
+  });
+
+  test('the SDK client gets progress and its 2 s timeout is reset on a 6 s run; the result follows', async () => {
+    const seen = [];
+    const cmd = 'i=0; while [ $i -lt 12 ]; do echo "line $i"; i=$((i+1)); sleep 0.5; done';
+    const res = await client.callTool({ name: 'execute_code', arguments: { command: cmd } }, undefined, {
+      timeout: 2000, resetTimeoutOnProgress: true, onprogress: (p) => seen.push(p),
+    });
+    assert.equal(res.structuredContent.status, 'completed');
+    assert.match(res.content[0].text, /line 11\n/);
+    assert.ok(seen.length >= 3, `${seen.length} notifications`);
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i].progress >= seen[i - 1].progress);
+    assert.ok(seen.some((p) => /^line \d+$/.test(p.message)), JSON.stringify(seen));
+  });
+
+  test('a quiet run still gets progress (at least every 5 s): a 5 s timeout survives a 7 s sleep', async () => {
+    const seen = [];
+    const res = await client.callTool({ name: 'execute_code', arguments: { command: 'echo start; sleep 7; echo end' } }, undefined, {
+      timeout: 5000, resetTimeoutOnProgress: true, onprogress: (p) => seen.push(p),
+    });
+    assert.equal(res.structuredContent.status, 'completed');
+    assert.ok(seen.length >= 1);
+  });
+
+  test('without a progress token nothing changes: the answer is one JSON body', async () => {
+    const r = await raw(server, {
+      headers: { 'mcp-session-id': client.transport?.sessionId ?? (await connect(server)).transport.sessionId, 'mcp-protocol-version': '2025-06-18' },
+      body: { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'execute_code', arguments: { command: 'sleep 2; echo ok' } } },
+    });
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get ? r.headers.get('content-type') : r.headers['content-type'], /application\/json/);
+    assert.match(r.json.result.content[0].text, /\nok\n$/);
+  });
+});
