@@ -360,8 +360,10 @@ static void latest_line(const exec_t *e, char *out, size_t outlen)
 static void on_progress_tick(deadline_t *d)
 {
     struct wait_ctx *w = (struct wait_ctx *)((char *)d - offsetof(struct wait_ctx, tick));
-    if (!reply.alive(w->call))
-        return; /* the client closed the stream: no more ticks; the run goes on */
+    if (!reply.alive(w->call)) { /* the client closed the stream: the wait ends (w is freed), the run goes on */
+        exec_wait_end(w->e, w);
+        return;
+    }
     uint64_t events = w->e->log.next_seq - 1, now = util_now_ms();
     if (events != w->sent_events || now - w->sent_ms >= PROGRESS_IDLE_MS) {
         char msg[PROGRESS_MESSAGE_MAX * 4 + 8];

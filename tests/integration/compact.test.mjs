@@ -3,7 +3,7 @@
 // and from Redis on another replica, a bad regex, --text-format json.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, connect, raw, startRedis, startServer, waitFor } from './helpers.mjs';
+import { call, connect, metric, raw, startRedis, startServer, waitFor } from './helpers.mjs';
 
 const DEF = { defaultBudget: true }; // the server's default budget, not the helpers' whole-output one
 const text = (r) => r._result.content[0].text;
@@ -237,5 +237,28 @@ describe('progress while waiting (notifications/progress over SSE)', () => {
     assert.equal(r.status, 200);
     assert.match(r.headers.get ? r.headers.get('content-type') : r.headers['content-type'], /application\/json/);
     assert.match(r.json.result.content[0].text, /\nok\n$/);
+  });
+
+  test('the client closing the stream ends the wait, not the run', async () => {
+    const { client: c2, transport } = await connect(server);
+    const start = await call(c2, 'execute_code', { command: 'i=0; while [ $i -lt 40 ]; do echo tick $i; i=$((i+1)); sleep 0.5; done', wait_for_completion: false });
+    const ac = new AbortController();
+    const res = await fetch(server.url, {
+      method: 'POST', signal: ac.signal,
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': transport.sessionId, 'mcp-protocol-version': '2025-06-18' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'get_execution_output', arguments: { execution_id: start.execution_id, wait: true }, _meta: { progressToken: 'p-9' } } }),
+    });
+    assert.match(res.headers.get('content-type'), /text\/event-stream/);
+    const reader = res.body.getReader();
+    let got = '';
+    while (!got.includes('notifications/progress')) got += new TextDecoder().decode((await reader.read()).value);
+    assert.match(got, /"progressToken":"p-9"/);
+    assert.equal(await metric(server, 'requests_waiting'), 1);
+    ac.abort();
+    await waitFor(async () => (await metric(server, 'requests_waiting')) === 0, { what: 'the wait ended' });
+    const st = await call(c2, 'get_execution_status', { execution_id: start.execution_id });
+    assert.equal(st.status, 'running', 'the run goes on');
+    await call(c2, 'cancel_execution', { execution_id: start.execution_id, force: true });
+    await c2.close();
   });
 });
