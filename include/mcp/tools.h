@@ -25,11 +25,11 @@ typedef struct mcp_call mcp_call_t;
  */
 typedef struct tools_reply {
     void (*result)(mcp_call_t *call, const char *structured, size_t len, int is_error);
-    void (*result_text)(mcp_call_t *call, const char *structured, size_t len, const char *text, size_t text_len,
-                        int is_error);
     void (*error)(mcp_call_t *call, int code, const char *message);
     int (*alive)(const mcp_call_t *call);
     void (*set_tool)(mcp_call_t *call, const char *tool);
+    void (*result_text)(mcp_call_t *call, const char *structured, size_t len, const char *text, size_t text_len,
+                        int is_error);
     /** notifications/progress for a call that carried a progress token (may be NULL). */
     void (*progress)(mcp_call_t *call, double progress, const char *message);
     /** 1 when the call asked for progress (may be NULL: never). */

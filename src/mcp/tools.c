@@ -421,7 +421,7 @@ static void park(mcp_call_t *call, exec_t *e, enum wait_kind kind, const char *l
     w->q = *q;
     q->grep = NULL;
     w->e = e;
-    if (reply.wants_progress != NULL && reply.wants_progress(call)) {
+    if (reply.wants_progress != NULL && reply.progress != NULL && reply.wants_progress(call)) {
         w->sent_ms = util_now_ms();
         deadline_arm(&w->tick, PROGRESS_TICK_MS, on_progress_tick);
     }
