@@ -231,10 +231,12 @@ static int parse_run(const cJSON *args, int with_wait, exec_request_t *rq, int *
     memset(rq, 0, sizeof(*rq));
     if (check_known(args, known, err, errlen) != 0)
         return -1;
-    if (!with_wait && (cJSON_GetObjectItemCaseSensitive(args, "wait_for_completion") != NULL ||
-                       cJSON_GetObjectItemCaseSensitive(args, "max_output_chars") != NULL)) {
-        snprintf(err, errlen, "Unknown argument '%s' (execute_code_async never waits or answers with output)",
-                 cJSON_GetObjectItemCaseSensitive(args, "max_output_chars") != NULL ? "max_output_chars" : "wait_for_completion");
+    if (!with_wait && cJSON_GetObjectItemCaseSensitive(args, "wait_for_completion") != NULL) {
+        snprintf(err, errlen, "Unknown argument 'wait_for_completion' (execute_code_async never waits)");
+        return -1;
+    }
+    if (!with_wait && cJSON_GetObjectItemCaseSensitive(args, "max_output_chars") != NULL) {
+        snprintf(err, errlen, "Unknown argument 'max_output_chars' (execute_code_async answers without output)");
         return -1;
     }
     if (get_string(args, "command", 1, &rq->command, err, errlen) != 0)
