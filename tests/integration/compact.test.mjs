@@ -155,6 +155,32 @@ describe('--text-format json', () => {
   });
 });
 
+// With BASE_BIN (the start commit's / 0.4.0's binary, built elsewhere), the
+// text of --text-format json is compared with what that binary sends for the
+// same run (timestamps, ids and timings normalised). Skipped without it.
+describe('--text-format json against 0.4.0', { skip: !process.env.BASE_BIN && 'BASE_BIN not set' }, () => {
+  const norm = (t) => t.replace(/"ts":"[^"]*"/g, '"ts":"T"').replace(/"execution_id":"[^"]*"/g, '"execution_id":"X"')
+    .replace(/"(duration_ms|cpu_ms|peak_memory_bytes)":[0-9.e+]+/g, '"$1":0');
+  async function texts(bin, args) {
+    const saved = process.env.SANDBOXD_BIN;
+    process.env.SANDBOXD_BIN = bin;
+    const h = await import(`./helpers.mjs?bin=${encodeURIComponent(bin)}`); // helpers read SANDBOXD_BIN when loaded
+    process.env.SANDBOXD_BIN = saved;
+    const server = await h.startServer({ args });
+    const { client } = await h.connect(server);
+    const r = await client.callTool({ name: 'execute_code', arguments: { command: 'seq 1 5; echo e >&2; printf "a\\377b"' } });
+    const g = await client.callTool({ name: 'get_execution_output', arguments: { execution_id: r.structuredContent.execution_id, last_event_id: '3' } });
+    await client.close();
+    await server.stop();
+    return [norm(r.content[0].text), norm(g.content[0].text)];
+  }
+  test('execute_code and get_execution_output texts are 0.4.0\'s', async () => {
+    const base = await texts(process.env.BASE_BIN, []);
+    const now = await texts(process.env.SANDBOXD_BIN || new URL('../../mcp-sandboxd', import.meta.url).pathname, ['--text-format', 'json']);
+    assert.deepEqual(now, base);
+  });
+});
+
 describe('head/tail/grep from Redis on another replica', () => {
   let redis, a, b, client, transport;
   before(async () => {
