@@ -120,7 +120,7 @@ async function startServerOnce({ args = [], env = {}, token } = {}) {
   }
   const log = () => { try { return readFileSync(logFile, 'utf8'); } catch { return ''; } };
   return {
-    port, base, url: new URL(`${base}/mcp`), proc, logFile, dir, log,
+    port, base, url: new URL(`${base}/mcp`), proc, logFile, dir, log, maxResultChars: WHOLE_OUTPUT,
     stderr: () => stderr,
     exited,
     // SIGTERM, wait for exit; returns { code, signal }. Fails loudly on sanitizer reports.
@@ -144,6 +144,7 @@ export async function connect(server, { token, name = 'integration-test' } = {})
   if (token) opts.requestInit = { headers: { Authorization: `Bearer ${token}` } };
   const transport = new StreamableHTTPClientTransport(server.url, opts);
   const client = new Client({ name, version: '1.0.0' });
+  client.maxResultChars = server.maxResultChars; // startServer's servers allow whole outputs
   await client.connect(transport);
   return { client, transport };
 }
@@ -158,7 +159,7 @@ const OUTPUT_TOOLS = new Set(['execute_code', 'get_execution_output']);
 export async function call(client, name, args = {}, opts = {}) {
   const { defaultBudget, ...rest } = opts;
   if (OUTPUT_TOOLS.has(name) && !defaultBudget && args && typeof args === 'object' && !('max_output_chars' in args))
-    args = { ...args, max_output_chars: WHOLE_OUTPUT };
+    args = { ...args, max_output_chars: client.maxResultChars ?? 1000000 }; // a server not started here: its default ceiling
   opts = rest;
   const res = await client.callTool({ name, arguments: args }, undefined, { timeout: 120000, ...opts });
   return { ...res.structuredContent, _result: res };
