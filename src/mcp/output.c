@@ -48,8 +48,11 @@ static void note_text(const cJSON *o, const char *type, strbuf_t *out)
         strbuf_printf(out, " (%s)", reason->valuestring);
     if (cJSON_IsNumber(secs))
         strbuf_printf(out, " after %d s", secs->valueint);
-    if (cJSON_IsString(msg))
-        strbuf_printf(out, ": %s", msg->valuestring);
+    if (cJSON_IsString(msg)) { /* one line: a message's own newlines must not pass for output lines */
+        strbuf_puts(out, ": ");
+        for (const char *c = msg->valuestring; *c; c++)
+            strbuf_append(out, *c == '\n' || *c == '\r' ? " " : c, 1);
+    }
     strbuf_puts(out, "\n");
 }
 

@@ -72,11 +72,12 @@ static void test_markers_and_joined_pieces(void **state)
     line(0, "~ looks like a note", 0);
     line(0, "ab", 1);
     line(0, "cd", 0);
+    add("error", "\"message\":\"two\\nlines\"");
     add("exit", "\"code\":0,\"duration_ms\":12");
     output_query_t q = {.max_chars = 20000};
     strbuf_t st = {0}, text = {0};
     render(&q, &st, &text);
-    assert_string_equal(body(&text), "plain\n! oops\n\\! looks like stderr\n\\~ looks like a note\nabcd\n");
+    assert_string_equal(body(&text), "plain\n! oops\n\\! looks like stderr\n\\~ looks like a note\nabcd\n~ error: two lines\n");
     assert_non_null(strstr(text.data, " duration_ms=12 "));
     assert_non_null(strstr(text.data, " lines_shown=5 lines_omitted=0"));
     assert_null(strstr(st.data, "truncated"));
