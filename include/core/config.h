@@ -50,6 +50,8 @@ typedef struct config {
     int retention;                /**< seconds a finished execution is kept */
     int wait_deadline;            /**< seconds a parked wait may last */
     int max_events;               /**< events kept per execution */
+    int max_result_chars;         /**< ceiling on max_output_chars (--max-result-chars) */
+    int text_json;                /**< --text-format json: output results' text is their JSON (0.4.0) */
     int64_t max_output_bytes;     /**< event bytes kept per execution */
     int64_t max_retained_session; /**< output bytes a session's runs may retain (finished runs released first) */
     int64_t max_retained_total;   /**< output bytes all runs may retain (finished runs released first) */

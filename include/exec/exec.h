@@ -142,6 +142,8 @@ int exec_cancel(exec_t *e, int force, char *err, size_t errlen);
  * With EXEC_MAX_WAITERS already parked on `e`, cb runs at once with finished=-1: the caller answers without waiting.
  */
 void exec_wait(exec_t *e, uint64_t timeout_ms, exec_wait_cb cb, void *arg);
+/** Ends the wait parked with `arg` now (its cb runs with finished=0), e.g. its client went away; the run goes on. */
+void exec_wait_end(exec_t *e, void *arg);
 /**
  * The execution's status as a JSON object: id, status, command, interactive,
  * started_at, completed_at, exit_code, error_message (what get_execution_status

@@ -20,12 +20,20 @@ typedef struct mcp_call mcp_call_t;
  * NUL-terminated at `len`; error: a JSON-RPC error; both consume the call.
  * alive: 1 while the call can still be answered. set_tool: names the tool
  * the call runs (a static catalogue string) so its outcome is counted.
+ * result_text (may be NULL: then result): a result whose text content is
+ * `text` (the compact output) instead of the structured JSON.
  */
 typedef struct tools_reply {
     void (*result)(mcp_call_t *call, const char *structured, size_t len, int is_error);
     void (*error)(mcp_call_t *call, int code, const char *message);
     int (*alive)(const mcp_call_t *call);
     void (*set_tool)(mcp_call_t *call, const char *tool);
+    void (*result_text)(mcp_call_t *call, const char *structured, size_t len, const char *text, size_t text_len,
+                        int is_error);
+    /** notifications/progress for a call that carried a progress token (may be NULL). */
+    void (*progress)(mcp_call_t *call, double progress, const char *message);
+    /** 1 when the call asked for progress (may be NULL: never). */
+    int (*wants_progress)(const mcp_call_t *call);
 } tools_reply_t;
 
 /** Sets how tools answer (startup, before the first call). */

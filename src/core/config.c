@@ -20,7 +20,7 @@
 
 config_t config;
 
-enum opt_type { OPT_INT, OPT_SIZE, OPT_STR, OPT_SECRET, OPT_BOOL, OPT_LIST, OPT_LEVEL, OPT_ISOLATION, OPT_HELP, OPT_VERSION };
+enum opt_type { OPT_INT, OPT_SIZE, OPT_STR, OPT_SECRET, OPT_BOOL, OPT_LIST, OPT_LEVEL, OPT_ISOLATION, OPT_TEXT_FORMAT, OPT_HELP, OPT_VERSION };
 
 struct option_def {
     const char *flag;     /* "--port" */
@@ -193,6 +193,14 @@ static int apply(config_t *cfg, const struct option_def *o, const char *value, c
             *(int *)base = 1;
         else {
             snprintf(err, errlen, "%s: expected bwrap or none, got '%.64s'", source, value);
+            return -1;
+        }
+        return 0;
+    case OPT_TEXT_FORMAT:
+        if (!strcmp(value, "compact") || !strcmp(value, "json"))
+            *(int *)base = !strcmp(value, "json");
+        else {
+            snprintf(err, errlen, "%s: expected compact or json, got '%.64s'", source, value);
             return -1;
         }
         return 0;

@@ -900,6 +900,20 @@ void exec_wait(exec_t *e, uint64_t timeout_ms, exec_wait_cb cb, void *arg)
     deadline_arm(&w->deadline, timeout_ms, on_wait_deadline);
 }
 
+void exec_wait_end(exec_t *e, void *arg)
+{
+    exec_waiter_t *w;
+    TAILQ_FOREACH(w, &e->waiters, link)
+        if (w->arg == arg) {
+            deadline_cancel(&w->deadline);
+            TAILQ_REMOVE(&e->waiters, w, link);
+            e->n_waiters--;
+            w->cb(w->arg, e, 0);
+            free(w);
+            return;
+        }
+}
+
 cJSON *exec_status_json(const exec_t *e)
 {
     cJSON *o = cJSON_CreateObject();

@@ -90,3 +90,107 @@ void http_respond_jsonrpc_error(h2o_req_t *req, int status, const char *reason, 
     char *body = strbuf_steal(&b, &len);
     http_respond(req, status, reason, "application/json", body, len, NULL);
 }
+
+/*
+ * A response that stays open (SSE): a generator with one send in flight at a
+ * time (h2o 2.2.5), further data queued until proceed. The stream object is
+ * freed when both its owner ended it and h2o disposed the request (or at
+ * once when the request died first).
+ */
+struct http_stream {
+    h2o_generator_t gen; /* first: h2o hands it back to proceed/stop */
+    h2o_req_t *req;      /* NULL once the request died */
+    strbuf_t queued, inflight;
+    int sending, ended, final_sent;
+};
+
+struct stream_guard {
+    http_stream_t *s;
+};
+
+/* Sends what is queued (and the end when asked for), if no send is in flight. */
+static void stream_flush(http_stream_t *s)
+{
+    if (s->req == NULL || s->sending || s->final_sent || (s->queued.len == 0 && !s->ended))
+        return;
+    strbuf_free(&s->inflight);
+    s->inflight = s->queued;
+    s->queued = (strbuf_t){0};
+    h2o_iovec_t buf = h2o_iovec_init(s->inflight.data, s->inflight.len);
+    s->sending = 1;
+    s->final_sent = s->ended;
+    h2o_send(s->req, &buf, buf.len > 0 ? 1 : 0, s->ended ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void stream_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    http_stream_t *s = (http_stream_t *)g;
+    s->sending = 0;
+    stream_flush(s);
+}
+
+static void stream_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    ((http_stream_t *)g)->sending = 0;
+}
+
+/* The request's pool is going: the stream can no longer send; freed here if its owner is done with it. */
+static void on_stream_dispose(void *p)
+{
+    http_stream_t *s = ((struct stream_guard *)p)->s;
+    s->req = NULL;
+    if (s->ended) {
+        strbuf_free(&s->queued);
+        strbuf_free(&s->inflight);
+        free(s);
+    }
+}
+
+http_stream_t *http_stream_start(h2o_req_t *req, const char *content_type, const char *session_id)
+{
+    http_stream_t *s = xcalloc(1, sizeof(*s));
+    s->gen.proceed = stream_proceed;
+    s->gen.stop = stream_stop;
+    s->req = req;
+    struct stream_guard *g = h2o_mem_alloc_shared(&req->pool, sizeof(*g), on_stream_dispose);
+    g->s = s;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
+    if (session_id != NULL)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("mcp-session-id"), 0, NULL, session_id,
+                              strlen(session_id));
+    access_log(req, 200, session_id);
+    metrics_http(req->method.base, req->method.len, 200);
+    h2o_start_response(req, &s->gen);
+    return s;
+}
+
+int http_stream_send(http_stream_t *s, const char *data, size_t len)
+{
+    if (s->req == NULL)
+        return -1;
+    strbuf_append(&s->queued, data, len);
+    stream_flush(s);
+    return 0;
+}
+
+void http_stream_end(http_stream_t *s, const char *data, size_t len)
+{
+    if (s->req != NULL && len > 0)
+        strbuf_append(&s->queued, data, len);
+    s->ended = 1;
+    if (s->req == NULL) { /* the request died first: nobody else will free it */
+        strbuf_free(&s->queued);
+        strbuf_free(&s->inflight);
+        free(s);
+        return;
+    }
+    stream_flush(s);
+}
+
+int http_stream_alive(const http_stream_t *s)
+{
+    return s->req != NULL;
+}

@@ -269,9 +269,35 @@ static int host_is_loopback(const char *host)
     return 0;
 }
 
+/* mcp's streams are respond.c's http streams (mcp names the type, http defines it). */
+static mcp_stream_t *stream_start(h2o_req_t *req, const char *content_type, const char *session_id)
+{
+    return (mcp_stream_t *)http_stream_start(req, content_type, session_id);
+}
+
+static int stream_send(mcp_stream_t *s, const char *data, size_t len)
+{
+    return http_stream_send((http_stream_t *)s, data, len);
+}
+
+static void stream_end(mcp_stream_t *s, const char *data, size_t len)
+{
+    http_stream_end((http_stream_t *)s, data, len);
+}
+
+static int stream_alive(const mcp_stream_t *s)
+{
+    return http_stream_alive((const http_stream_t *)s);
+}
+
 int http_start(h2o_evloop_t *loop, char *err, size_t errlen)
 {
-    static const mcp_responder_t responder = {.respond = http_respond, .respond_error = http_respond_jsonrpc_error};
+    static const mcp_responder_t responder = {.respond = http_respond,
+                                              .respond_error = http_respond_jsonrpc_error,
+                                              .stream_start = stream_start,
+                                              .stream_send = stream_send,
+                                              .stream_end = stream_end,
+                                              .stream_alive = stream_alive};
     mcp_set_responder(&responder);
     health_register(health_public, 0);
     health_register(health_details, 1);

@@ -19,6 +19,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,17 @@
     "deny_write}, resource_limits {max_memory_mb, max_cpu_seconds, max_file_size_mb, max_processes}\"}"
 
 #define ERR_PROPS "\"error\":{\"type\":\"string\"}"
+
+#define BUDGET_PROP                                                                                                   \
+    "\"max_output_chars\":{\"type\":\"integer\",\"minimum\":200,\"default\":20000,\"description\":\"Budget of the "      \
+    "result: the first and last lines are kept, what is left out is named in truncated\"}"
+
+#define OUTPUT_PROPS                                                                                                  \
+    "\"truncated\":{\"type\":\"object\",\"properties\":{\"omitted_events\":{\"type\":\"integer\"},"                   \
+    "\"omitted_bytes\":{\"type\":\"integer\"},\"first_omitted_event_id\":{\"type\":\"string\"},"                       \
+    "\"last_omitted_event_id\":{\"type\":\"string\"},\"hint\":{\"type\":\"string\"}}},"                                 \
+    "\"selection\":{\"type\":\"object\",\"properties\":{\"lines\":{\"type\":\"integer\"},"                           \
+    "\"grep_stopped_at_event_id\":{\"type\":\"string\"}}}"
 #define TOOLS_MAX_ARG (128 * 1024 - 256) /* MAX_ARG_STRLEN, less the sandbox's own prefix */
 #define TOOLS_MAX_ENV (1024 * 1024)      /* well inside ARG_MAX with the bwrap arguments */
 
@@ -107,35 +119,42 @@ static void not_found(mcp_call_t *call, const char *id, int success_shape, int w
         fail(call, msg);
 }
 
-/* Appends `"key":value` for an execution's output (events from `from`). */
-/* The local events from index `from` on (output_view_t's writer). */
-struct local_events {
-    const event_log_t *log;
-    size_t from;
-};
-
-static void write_local_events(strbuf_t *out, const void *arg)
+/* Answers with an output result: structuredContent and its text (compact, or the JSON itself). */
+static void reply_output(mcp_call_t *call, const output_view_t *v, const output_query_t *q)
 {
-    const struct local_events *l = arg;
-    events_write_array(l->log, l->from, out);
+    strbuf_t st = {0}, text = {0};
+    output_render(v, q, &st, &text);
+    if (reply.result_text != NULL)
+        reply.result_text(call, st.data, st.len, text.data, text.len, 0);
+    else
+        reply.result(call, st.data, st.len, 0);
+    strbuf_free(&st);
+    strbuf_free(&text);
 }
 
-/* The output answer's fields from this replica's memory, through the one formatter. */
-static void write_output_fields(strbuf_t *b, exec_t *e, size_t from)
+/* The output answer from this replica's memory (events from index `from`), through the one formatter. */
+static void reply_local_output(mcp_call_t *call, exec_t *e, size_t from, const char *message, const output_query_t *q)
 {
     char code[16], last[24];
     snprintf(code, sizeof(code), "%d", e->exit_code);
     if (e->log.count > 0)
         snprintf(last, sizeof(last), "%llu", (unsigned long long)events_at(&e->log, e->log.count - 1)->seq);
-    struct local_events l = {&e->log, from};
+    size_t n = from < e->log.count ? e->log.count - from : 0;
+    output_event_t *evs = xcalloc(n + 1, sizeof(*evs));
+    for (size_t i = 0; i < n; i++) {
+        const event_t *ev = events_at(&e->log, from + i);
+        evs[i] = (output_event_t){ev->seq, ev->json, ev->len};
+    }
     output_view_t v = {.execution_id = e->id,
                        .status = exec_status_name(e->status),
                        .exit_code_json = e->has_exit_code ? code : "null",
-                       .write_events = write_local_events,
-                       .events_arg = &l,
+                       .events = evs,
+                       .n_events = n,
                        .dropped_events = e->log.dropped,
-                       .last_event_id = e->log.count > 0 ? last : NULL};
-    output_write_fields(b, &v);
+                       .last_event_id = e->log.count > 0 ? last : NULL,
+                       .message = message};
+    reply_output(call, &v, q);
+    free(evs);
 }
 
 /* ---------------------------------------------------------------- argument checks */
@@ -208,12 +227,16 @@ static int valid_env_name(const char *k)
 static int parse_run(const cJSON *args, int with_wait, exec_request_t *rq, int *wait, char *err, size_t errlen)
 {
     static const char *const known[] = {"command", "timeout_seconds", "interactive", "working_directory",
-                                         "environment", "sandbox_config", "wait_for_completion", NULL};
+                                         "environment", "sandbox_config", "wait_for_completion", "max_output_chars", NULL};
     memset(rq, 0, sizeof(*rq));
     if (check_known(args, known, err, errlen) != 0)
         return -1;
     if (!with_wait && cJSON_GetObjectItemCaseSensitive(args, "wait_for_completion") != NULL) {
         snprintf(err, errlen, "Unknown argument 'wait_for_completion' (execute_code_async never waits)");
+        return -1;
+    }
+    if (!with_wait && cJSON_GetObjectItemCaseSensitive(args, "max_output_chars") != NULL) {
+        snprintf(err, errlen, "Unknown argument 'max_output_chars' (execute_code_async answers without output)");
         return -1;
     }
     if (get_string(args, "command", 1, &rq->command, err, errlen) != 0)
@@ -293,35 +316,89 @@ static void free_run(exec_request_t *rq)
 
 enum wait_kind { WAIT_EXECUTE, WAIT_OUTPUT };
 
+/* A parked call: what it answers with when the wait ends (its query's regex lives here). */
 struct wait_ctx {
     mcp_call_t *call;
     enum wait_kind kind;
     char last_event_id[32];
+    output_query_t q;
+    exec_t *e;             /* alive while parked: the waiter holds it until on_wait_done */
+    deadline_t tick;       /* progress: every PROGRESS_TICK_MS while the call asked for it */
+    uint64_t sent_events;  /* events so far at the last notification */
+    uint64_t sent_ms;      /* when it was sent */
 };
 
-/* with_message: 0 none, 1 the wait deadline passed, 2 the call was not parked (EXEC_MAX_WAITERS). */
-static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id, int with_message)
+#define PROGRESS_TICK_MS 1000   /* at most one notification a second while output arrives */
+#define PROGRESS_IDLE_MS 4000   /* and one at least this often without output (under the 5 s promised) */
+#define PROGRESS_MESSAGE_MAX 200
+
+/* The latest output line of `e` (its last stdout/stderr event among the last few), cut to 200 characters. */
+static void latest_line(const exec_t *e, char *out, size_t outlen)
 {
-    char err[300];
+    out[0] = '\0';
+    for (size_t k = 0; k < 16 && k < e->log.count; k++) {
+        const event_t *ev = events_at(&e->log, e->log.count - 1 - k);
+        cJSON *o = cJSON_ParseWithLength(ev->json, ev->len);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type"), *d = cJSON_GetObjectItemCaseSensitive(o, "data");
+        int line = cJSON_IsString(t) && (!strcmp(t->valuestring, "stdout") || !strcmp(t->valuestring, "stderr"));
+        if (line && cJSON_IsString(d)) {
+            size_t n = 0, chars = 0;
+            while (d->valuestring[n] != '\0' && n + 4 < outlen && chars < PROGRESS_MESSAGE_MAX) {
+                n++; /* whole UTF-8 characters only */
+                while (((unsigned char)d->valuestring[n] & 0xC0) == 0x80)
+                    n++;
+                chars++;
+            }
+            memcpy(out, d->valuestring, n);
+            out[n] = '\0';
+        }
+        cJSON_Delete(o);
+        if (line)
+            return;
+    }
+}
+
+/* The progress tick of a parked call: notifications/progress when output arrived, or when it has been quiet a while. */
+static void on_progress_tick(deadline_t *d)
+{
+    struct wait_ctx *w = (struct wait_ctx *)((char *)d - offsetof(struct wait_ctx, tick));
+    if (!reply.alive(w->call)) { /* the client closed the stream: the wait ends (w is freed), the run goes on */
+        exec_wait_end(w->e, w);
+        return;
+    }
+    uint64_t events = w->e->log.next_seq - 1, now = util_now_ms();
+    if (events != w->sent_events || now - w->sent_ms >= PROGRESS_IDLE_MS) {
+        char msg[PROGRESS_MESSAGE_MAX * 4 + 8];
+        latest_line(w->e, msg, sizeof(msg));
+        reply.progress(w->call, (double)events, msg[0] ? msg : NULL);
+        w->sent_events = events;
+        w->sent_ms = now;
+    }
+    deadline_arm(&w->tick, PROGRESS_TICK_MS, on_progress_tick);
+}
+
+/* with_message: 0 none, 1 the wait deadline passed, 2 the call was not parked (EXEC_MAX_WAITERS). */
+static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id, int with_message, const output_query_t *q)
+{
+    char err[300], msg[300];
     long from = events_resume_index(&e->log, last_event_id, err, sizeof(err));
     if (from < 0) {
         fail(call, err);
         return;
     }
     exec_note_read(e);
-    strbuf_t b = {0};
-    strbuf_puts(&b, "{");
-    write_output_fields(&b, e, (size_t)from);
-    if (with_message == 1 && exec_is_active(e))
-        strbuf_printf(&b, ",\"message\":\"Still running after the %d s wait limit; poll get_execution_output with last_event_id\"",
-                      config.wait_deadline);
-    else if (with_message == 2 && exec_is_active(e))
-        strbuf_printf(&b, ",\"message\":\"Still running; %d requests already wait on this execution, so this one did not: "
-                          "poll get_execution_output with last_event_id\"",
-                      EXEC_MAX_WAITERS);
-    strbuf_puts(&b, "}");
-    reply.result(call, b.data, b.len, 0);
-    strbuf_free(&b);
+    const char *message = NULL;
+    if (with_message == 1 && exec_is_active(e)) {
+        snprintf(msg, sizeof(msg), "Still running after the %d s wait limit; poll get_execution_output with last_event_id",
+                 config.wait_deadline);
+        message = msg;
+    } else if (with_message == 2 && exec_is_active(e)) {
+        snprintf(msg, sizeof(msg), "Still running; %d requests already wait on this execution, so this one did not: "
+                                   "poll get_execution_output with last_event_id",
+                 EXEC_MAX_WAITERS);
+        message = msg;
+    }
+    reply_local_output(call, e, (size_t)from, message, q);
 }
 
 static void on_wait_done(void *arg, exec_t *e, int finished)
@@ -329,17 +406,27 @@ static void on_wait_done(void *arg, exec_t *e, int finished)
     struct wait_ctx *w = arg;
     if (!reply.alive(w->call))
         log_debug("answering a parked call whose client went away");
-    answer_output(w->call, e, w->kind == WAIT_OUTPUT ? w->last_event_id : NULL, finished < 0 ? 2 : 1);
+    deadline_cancel(&w->tick);
+    answer_output(w->call, e, w->kind == WAIT_OUTPUT ? w->last_event_id : NULL, finished < 0 ? 2 : 1, &w->q);
+    output_query_free(&w->q);
     free(w);
 }
 
-static void park(mcp_call_t *call, exec_t *e, enum wait_kind kind, const char *last_event_id)
+/* Parks the call on `e`; the wait context takes over `q` (and its compiled regex). */
+static void park(mcp_call_t *call, exec_t *e, enum wait_kind kind, const char *last_event_id, output_query_t *q)
 {
     struct wait_ctx *w = xcalloc(1, sizeof(*w));
     w->call = call;
     w->kind = kind;
     if (last_event_id != NULL)
         snprintf(w->last_event_id, sizeof(w->last_event_id), "%s", last_event_id);
+    w->q = *q;
+    q->grep = NULL;
+    w->e = e;
+    if (reply.wants_progress != NULL && reply.progress != NULL && reply.wants_progress(call)) {
+        w->sent_ms = util_now_ms();
+        deadline_arm(&w->tick, PROGRESS_TICK_MS, on_progress_tick);
+    }
     exec_wait(e, (uint64_t)config.wait_deadline * 1000, on_wait_done, w);
 }
 
@@ -348,9 +435,10 @@ static void park(mcp_call_t *call, exec_t *e, enum wait_kind kind, const char *l
 static void run_tool(mcp_call_t *call, session_t *s, const cJSON *args, int async)
 {
     exec_request_t rq;
+    output_query_t q;
     int wait = 1;
     char err[512];
-    if (parse_run(args, !async, &rq, &wait, err, sizeof(err)) != 0) {
+    if (parse_run(args, !async, &rq, &wait, err, sizeof(err)) != 0 || output_query_parse(args, &q, err, sizeof(err)) != 0) {
         free_run(&rq);
         fail(call, err);
         return;
@@ -362,7 +450,7 @@ static void run_tool(mcp_call_t *call, session_t *s, const cJSON *args, int asyn
         return;
     }
     if (!async && wait) {
-        park(call, e, WAIT_EXECUTE, NULL);
+        park(call, e, WAIT_EXECUTE, NULL, &q);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -385,17 +473,19 @@ static void tool_execute_code_async(mcp_call_t *call, session_t *s, const cJSON 
 
 /* What a read from Redis answers, for an execution this replica does not hold. */
 enum { REMOTE_STATUS, REMOTE_OUTPUT, REMOTE_LIST, REMOTE_STDIN, REMOTE_CANCEL };
-static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id);
+static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id,
+                      output_query_t *q);
 static int valid_exec_id(const char *id);
 
 /*
  * Execution `id` of session `s` when held here; otherwise the call is
  * answered from Redis (another replica's run) or as not found, and NULL.
  */
-static exec_t *held_or_remote(mcp_call_t *call, session_t *s, const char *id, int kind, const char *last_event_id)
+static exec_t *held_or_remote(mcp_call_t *call, session_t *s, const char *id, int kind, const char *last_event_id,
+                              output_query_t *q)
 {
     exec_t *e = exec_find_in_session(&s->exec, id);
-    if (e == NULL && (!valid_exec_id(id) || ask_remote(call, s, kind, id, last_event_id) != 0)) {
+    if (e == NULL && (!valid_exec_id(id) || ask_remote(call, s, kind, id, last_event_id, q) != 0)) {
         int control = kind == REMOTE_STDIN || kind == REMOTE_CANCEL;
         not_found(call, id, control, kind == REMOTE_CANCEL);
     }
@@ -418,7 +508,7 @@ static exec_t *control_target(mcp_call_t *call, session_t *s, const cJSON *args,
         fail_control(call, err, cancel);
         return NULL;
     }
-    return held_or_remote(call, s, id, kind, NULL);
+    return held_or_remote(call, s, id, kind, NULL, NULL);
 }
 
 /* send_stdin's input_data (required). */
@@ -475,6 +565,7 @@ struct remote_ctx {
     int kind; /* REMOTE_* */
     char id[64];
     char last_event_id[32];
+    output_query_t q; /* REMOTE_OUTPUT: what to answer with (its regex owned here) */
 };
 
 static const char *status_keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", "exit_code",
@@ -548,35 +639,6 @@ static void remote_status(struct remote_ctx *rc, const cJSON *m)
     reply_json(rc->call, o, 0);
 }
 
-/* Remote events after last_event_id (output_view_t's writer): the events as Redis holds them. */
-struct remote_events {
-    const cJSON *evs;
-    unsigned long long after;
-};
-
-static void write_remote_events(strbuf_t *out, const void *arg)
-{
-    const struct remote_events *r = arg;
-    const cJSON *ev;
-    int first = 1;
-    strbuf_puts(out, "[");
-    cJSON_ArrayForEach(ev, r->evs)
-    {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(ev, "event_id");
-        if (!cJSON_IsString(id) || strtoull(id->valuestring, NULL, 10) <= r->after)
-            continue;
-        char *text = cJSON_PrintUnformatted(ev);
-        if (text == NULL)
-            util_oom();
-        if (!first)
-            strbuf_puts(out, ",");
-        strbuf_puts(out, text);
-        free(text);
-        first = 0;
-    }
-    strbuf_puts(out, "]");
-}
-
 /*
  * get_execution_output from the record and its events (a JSON array, oldest
  * first), after last_event_id, through the one formatter. The caps evicted
@@ -588,33 +650,38 @@ static void remote_output(struct remote_ctx *rc, const cJSON *m, const char *eve
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "status");
     const cJSON *ec = cJSON_GetObjectItemCaseSensitive(m, "exit_code");
     char code[32] = "null", last[32] = "";
-    unsigned long long first_id = 0;
+    unsigned long long first_id = 0, after = rc->last_event_id[0] ? strtoull(rc->last_event_id, NULL, 10) : 0;
     if (cJSON_IsNumber(ec))
         snprintf(code, sizeof(code), "%d", ec->valueint);
+    size_t n = 0, cap = (size_t)cJSON_GetArraySize(evs);
+    output_event_t *out = xcalloc(cap + 1, sizeof(*out));
     const cJSON *ev;
-    struct remote_events r = {evs, rc->last_event_id[0] ? strtoull(rc->last_event_id, NULL, 10) : 0};
     cJSON_ArrayForEach(ev, evs)
     {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(ev, "event_id");
+        unsigned long long seq = cJSON_IsString(id) ? strtoull(id->valuestring, NULL, 10) : 0;
         if (cJSON_IsString(id) && first_id == 0)
-            first_id = strtoull(id->valuestring, NULL, 10);
-        if (cJSON_IsString(id) && strtoull(id->valuestring, NULL, 10) > r.after)
-            snprintf(last, sizeof(last), "%s", id->valuestring);
+            first_id = seq;
+        if (!cJSON_IsString(id) || seq <= after || n >= cap)
+            continue;
+        snprintf(last, sizeof(last), "%s", id->valuestring);
+        char *text = cJSON_PrintUnformatted(ev);
+        if (text == NULL)
+            util_oom();
+        out[n++] = (output_event_t){seq, text, strlen(text)};
     }
     output_view_t v = {.execution_id = rc->id,
                        .status = cJSON_IsString(st) ? st->valuestring : "failed",
                        .exit_code_json = code,
-                       .write_events = write_remote_events,
-                       .events_arg = &r,
+                       .events = out,
+                       .n_events = n,
                        .dropped_events = first_id > 1 ? first_id - 1 : 0,
                        .last_event_id = last[0] ? last : NULL,
                        .source = "redis"};
-    strbuf_t b = {0};
-    strbuf_puts(&b, "{");
-    output_write_fields(&b, &v);
-    strbuf_puts(&b, "}");
-    reply.result(rc->call, b.data, b.len, 0);
-    strbuf_free(&b);
+    reply_output(rc->call, &v, &rc->q);
+    for (size_t i = 0; i < n; i++)
+        free((char *)out[i].json);
+    free(out);
     cJSON_Delete(evs);
 }
 
@@ -641,10 +708,13 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
         remote_output(rc, m, events, events_len);
     }
     cJSON_Delete(m);
+    output_query_free(&rc->q);
     free(rc);
 }
 
-static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id)
+/* Asks Redis for execution `id`; the read takes over `q` (REMOTE_OUTPUT) when it starts. */
+static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id,
+                      output_query_t *q)
 {
     struct remote_ctx *rc = xcalloc(1, sizeof(*rc));
     rc->call = call;
@@ -652,9 +722,14 @@ static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, 
     snprintf(rc->id, sizeof(rc->id), "%s", id);
     if (last_event_id != NULL)
         snprintf(rc->last_event_id, sizeof(rc->last_event_id), "%s", last_event_id);
+    if (q != NULL)
+        rc->q = *q;
     int r = remote.read_exec != NULL ? remote.read_exec(id, s->id, kind == REMOTE_OUTPUT, on_remote, rc) : -1;
-    if (r == 0)
+    if (r == 0) {
+        if (q != NULL)
+            q->grep = NULL; /* the read owns it now */
         return 0;
+    }
     free(rc);
     if (r == -2) {
         fail(call, "This execution is not held by this replica and too many Redis reads are waiting; try again");
@@ -688,7 +763,7 @@ static void tool_get_execution_status(mcp_call_t *call, session_t *s, const cJSO
         fail(call, err);
         return;
     }
-    exec_t *e = held_or_remote(call, s, id, REMOTE_STATUS, NULL);
+    exec_t *e = held_or_remote(call, s, id, REMOTE_STATUS, NULL, NULL);
     if (e == NULL)
         return;
     exec_note_read(e);
@@ -696,45 +771,56 @@ static void tool_get_execution_status(mcp_call_t *call, session_t *s, const cJSO
     reply_json(call, o, 0);
 }
 
+/* get_execution_output's last_event_id (a string, or a whole number): 0 with *last set (NULL: absent), or -1 with err. */
+static int get_last_event_id(const cJSON *args, const char **last, char *buf, size_t buflen, char *err, size_t errlen)
+{
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(args, "last_event_id");
+    *last = NULL;
+    if (cJSON_IsString(l) && strlen(l->valuestring) >= buflen) {
+        snprintf(err, errlen, "'last_event_id' is too long: event ids are decimal numbers of at most 20 digits");
+        return -1;
+    }
+    if (cJSON_IsString(l)) {
+        *last = l->valuestring;
+    } else if (cJSON_IsNumber(l) && l->valuedouble >= 0 && l->valuedouble == floor(l->valuedouble)) {
+        snprintf(buf, buflen, "%.0f", l->valuedouble);
+        *last = buf;
+    } else if (l != NULL && !cJSON_IsNull(l)) {
+        snprintf(err, errlen, "'last_event_id' must be a string (an event_id from an earlier result)");
+        return -1;
+    }
+    return 0;
+}
+
 static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSON *args)
 {
-    static const char *const known[] = {"execution_id", "wait", "last_event_id", NULL};
+    static const char *const known[] = {"execution_id", "wait", "last_event_id", "max_output_chars", "head", "tail", "grep",
+                                        NULL};
     const char *id, *last = NULL;
     int wait;
     char err[300], lastbuf[32];
+    output_query_t q = {0};
     if (check_known(args, known, err, sizeof(err)) != 0 || get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0 ||
-        get_bool(args, "wait", 0, &wait, err, sizeof(err)) != 0) {
+        get_bool(args, "wait", 0, &wait, err, sizeof(err)) != 0 ||
+        get_last_event_id(args, &last, lastbuf, sizeof(lastbuf), err, sizeof(err)) != 0 ||
+        output_query_parse(args, &q, err, sizeof(err)) != 0) {
+        output_query_free(&q);
         fail(call, err);
         return;
     }
-    const cJSON *l = cJSON_GetObjectItemCaseSensitive(args, "last_event_id");
-    if (cJSON_IsString(l) && strlen(l->valuestring) >= sizeof(lastbuf)) {
-        fail(call, "'last_event_id' is too long: event ids are decimal numbers of at most 20 digits");
-        return;
-    }
-    if (cJSON_IsString(l))
-        last = l->valuestring;
-    else if (cJSON_IsNumber(l) && l->valuedouble >= 0 && l->valuedouble == floor(l->valuedouble)) {
-        snprintf(lastbuf, sizeof(lastbuf), "%.0f", l->valuedouble);
-        last = lastbuf;
-    } else if (l != NULL && !cJSON_IsNull(l)) {
-        fail(call, "'last_event_id' must be a string (an event_id from an earlier result)");
-        return;
-    }
-    exec_t *e = held_or_remote(call, s, id, REMOTE_OUTPUT, last);
-    if (e == NULL)
-        return;
-    if (e->log.released && remote.read_exec != NULL && ask_remote(call, s, REMOTE_OUTPUT, id, last) == 0)
-        return; /* released here (--max-retained-bytes): Redis still has the events */
-    if (events_resume_index(&e->log, last, err, sizeof(err)) < 0) {
+    exec_t *e = held_or_remote(call, s, id, REMOTE_OUTPUT, last, &q);
+    if (e != NULL && e->log.released && remote.read_exec != NULL && ask_remote(call, s, REMOTE_OUTPUT, id, last, &q) == 0)
+        e = NULL; /* released here (--max-retained-bytes): Redis still has the events */
+    else if (e != NULL && events_resume_index(&e->log, last, err, sizeof(err)) < 0) {
         fail(call, err);
-        return;
+        e = NULL;
+    } else if (e != NULL && wait && exec_is_active(e)) {
+        park(call, e, WAIT_OUTPUT, last, &q);
+        e = NULL;
     }
-    if (wait && exec_is_active(e)) {
-        park(call, e, WAIT_OUTPUT, last);
-        return;
-    }
-    answer_output(call, e, last, 0);
+    if (e != NULL)
+        answer_output(call, e, last, 0, &q);
+    output_query_free(&q);
 }
 
 static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *args)
@@ -767,12 +853,13 @@ static const struct tool tools[] = {
      "Run a shell command inside an isolated bubblewrap sandbox (no network, read-only host, writable session workspace). "
      "Waits for it to finish (up to the server's wait limit) unless wait_for_completion is false, and returns its exit code "
      "and output events.",
-     "{\"type\":\"object\",\"properties\":{" RUN_PROPS ",\"wait_for_completion\":{\"type\":\"boolean\",\"default\":true}},"
+     "{\"type\":\"object\",\"properties\":{" RUN_PROPS ",\"wait_for_completion\":{\"type\":\"boolean\",\"default\":true},"
+     BUDGET_PROP "},"
      "\"required\":[\"command\"],\"additionalProperties\":false}",
      "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ","
      "\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"output\":{\"type\":\"array\",\"items\":" EVENT_SCHEMA "},"
      "\"dropped_events\":{\"type\":\"integer\"},\"last_event_id\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"}," ERR_PROPS
-     "},\"required\":[\"status\"]}",
+     "," OUTPUT_PROPS "},\"required\":[\"status\"]}",
      0, tool_execute_code},
     {"execute_code_async", "Start a command in the sandbox",
      "Start a shell command inside the sandbox and return its execution_id at once; follow it with get_execution_output, "
@@ -809,14 +896,17 @@ static const struct tool tools[] = {
      "},\"required\":[\"status\"]}",
      1, tool_get_execution_status},
     {"get_execution_output", "Output of a run",
-     "Output events of an execution; with last_event_id only the events after it; with wait, first wait for the run to end "
-     "(up to the server's wait limit).",
+     "Output events of an execution; with last_event_id only the events after it; head, tail and grep select lines; "
+     "with wait, first wait for the run to end (up to the server's wait limit). The result keeps to max_output_chars.",
      "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"wait\":{\"type\":\"boolean\",\"default\":false},"
-     "\"last_event_id\":{\"type\":\"string\"}},\"required\":[\"execution_id\"],\"additionalProperties\":false}",
+     "\"last_event_id\":{\"type\":\"string\"}," BUDGET_PROP ",\"head\":{\"type\":\"integer\",\"minimum\":1,\"description\":"
+     "\"Only the first N lines\"},\"tail\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"Only the last N lines\"},"
+     "\"grep\":{\"type\":\"string\",\"description\":\"Only the lines matching this POSIX extended regular expression\"}},"
+     "\"required\":[\"execution_id\"],\"additionalProperties\":false}",
      "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ","
      "\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"output\":{\"type\":\"array\",\"items\":" EVENT_SCHEMA "},"
      "\"dropped_events\":{\"type\":\"integer\"},\"last_event_id\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"},"
-     "\"source\":{\"type\":\"string\"}," ERR_PROPS "},\"required\":[\"status\"]}",
+     "\"source\":{\"type\":\"string\"}," ERR_PROPS "," OUTPUT_PROPS "},\"required\":[\"status\"]}",
      1, tool_get_execution_output},
 };
 #define N_TOOLS (sizeof(tools) / sizeof(tools[0]))

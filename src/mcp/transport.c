@@ -44,6 +44,8 @@ struct mcp_reply {
     int n_slots;
     strbuf_t *slots;             /* one response per call */
     size_t bytes;                /* result bytes held in slots (batch cap) */
+    int sse_ok;                  /* the client accepts text/event-stream (progress may open a stream) */
+    mcp_stream_t *stream;        /* the open SSE stream once a progress notification was sent */
     char session_id[SESSION_ID_LEN + 1]; /* set on the initialize response */
 };
 
@@ -52,6 +54,7 @@ struct mcp_call {
     int slot;
     char *id_json;
     const char *tool;            /* tools/call: the catalogue name (for metrics) */
+    char *progress_token;        /* tools/call: params._meta.progressToken as JSON, or NULL */
 };
 
 static mcp_responder_t responder; /* the HTTP server's (mcp_set_responder) */
@@ -82,6 +85,8 @@ static void on_guard_dispose(void *p)
 
 static void reply_free(mcp_reply_t *r)
 {
+    if (r->stream != NULL) /* the client went away after progress: the stream frees itself */
+        responder.stream_end(r->stream, NULL, 0);
     for (int i = 0; i < r->n_slots; i++)
         strbuf_free(&r->slots[i]);
     free(r->slots);
@@ -119,7 +124,11 @@ static void reply_send(mcp_reply_t *r)
             strbuf_puts(&body, "]");
         size_t len;
         char *data = strbuf_steal(&body, &len);
-        if (!any) {
+        if (r->stream != NULL) { /* progress opened the stream: the result is its last event */
+            responder.stream_end(r->stream, data, len);
+            r->stream = NULL;
+            free(data);
+        } else if (!any) {
             free(data);
             responder.respond(r->req, 202, "Accepted", NULL, NULL, 0, r->session_id[0] ? r->session_id : NULL);
         } else {
@@ -139,6 +148,7 @@ static void reply_done_one(mcp_reply_t *r)
 static void call_finish(mcp_call_t *call)
 {
     mcp_reply_t *r = call->reply;
+    free(call->progress_token);
     free(call->id_json);
     free(call);
     reply_done_one(r);
@@ -153,6 +163,12 @@ void mcp_call_set_tool(mcp_call_t *call, const char *tool)
 
 void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, int is_error)
 {
+    mcp_call_tool_result_text(call, structured, len, NULL, 0, is_error);
+}
+
+void mcp_call_tool_result_text(mcp_call_t *call, const char *structured, size_t len, const char *text, size_t text_len,
+                               int is_error)
+{
     if (call->tool != NULL)
         metrics_tool(call->tool, is_error ? "error" : "ok");
     strbuf_t clean = {0};
@@ -163,10 +179,20 @@ void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, 
     }
     strbuf_t res = {0};
     strbuf_puts(&res, "{\"content\":[{\"type\":\"text\",\"text\":");
-    if (strbuf_json_utf8(&res, structured, len) != 0) { /* NUL-terminated JSON, checked (or repaired) above */
+    strbuf_t clean_text = {0};
+    if (text == NULL) {
+        text = structured;
+        text_len = len;
+    } else if (util_utf8_valid_len(text, text_len) != text_len) {
+        util_utf8_sanitize(text, text_len, &clean_text);
+        text = clean_text.data;
+        text_len = clean_text.len;
+    }
+    if (strbuf_json_utf8(&res, text, text_len) != 0) { /* NUL-terminated JSON, checked (or repaired) above */
         /* the text copy of a huge result would pass STRBUF_JSON_MAX: an error, not an abort */
         strbuf_free(&res);
         strbuf_free(&clean);
+        strbuf_free(&clean_text);
         jsonrpc_write_error(&call->reply->slots[call->slot], call->id_json, JSONRPC_INTERNAL_ERROR,
                             "This result would exceed 1 GiB as JSON text: ask for less output at a time "
                             "(get_execution_output with last_event_id)");
@@ -179,6 +205,7 @@ void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, 
     call_result(call, res.data, res.len);
     strbuf_free(&res);
     strbuf_free(&clean);
+    strbuf_free(&clean_text);
 }
 
 void mcp_call_error(mcp_call_t *call, int code, const char *message)
@@ -209,7 +236,39 @@ static void call_result(mcp_call_t *call, const char *result, size_t len)
 
 int mcp_call_alive(const mcp_call_t *call)
 {
-    return call->reply->req != NULL;
+    return call->reply->req != NULL && (call->reply->stream == NULL || responder.stream_alive(call->reply->stream));
+}
+
+int mcp_call_wants_progress(const mcp_call_t *call)
+{
+    const mcp_reply_t *r = call->reply;
+    return call->progress_token != NULL && !r->batch && r->sse_ok && r->req != NULL && responder.stream_start != NULL;
+}
+
+/*
+ * Sends notifications/progress for a call that carried a progress token:
+ * the first one turns the answer into an SSE stream (the result follows on it).
+ */
+void mcp_call_progress(mcp_call_t *call, double progress, const char *message)
+{
+    mcp_reply_t *r = call->reply;
+    if (!mcp_call_wants_progress(call) || (r->stream != NULL && !responder.stream_alive(r->stream)))
+        return;
+    if (r->stream == NULL) {
+        r->stream = responder.stream_start(r->req, "text/event-stream", r->session_id[0] ? r->session_id : NULL);
+        r->sse = 1;
+    }
+    strbuf_t b = {0};
+    strbuf_printf(&b, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":"
+                      "{\"progressToken\":%s,\"progress\":%.0f",
+                  call->progress_token, progress);
+    if (message != NULL) {
+        strbuf_puts(&b, ",\"message\":");
+        strbuf_json_cstr(&b, message);
+    }
+    strbuf_puts(&b, "}}\n\n");
+    responder.stream_send(r->stream, b.data, b.len);
+    strbuf_free(&b);
 }
 
 void mcp_set_responder(const mcp_responder_t *r)
@@ -226,6 +285,9 @@ static const h2o_iovec_t *header_value(h2o_req_t *req, const char *name)
 
 /* The transport's answers to tools (tools_set_reply at startup). */
 const tools_reply_t mcp_tools_reply = {.result = mcp_call_tool_result,
+                                       .progress = mcp_call_progress,
+                                       .wants_progress = mcp_call_wants_progress,
+                                       .result_text = mcp_call_tool_result_text,
                                        .error = mcp_call_error,
                                        .alive = mcp_call_alive,
                                        .set_tool = mcp_call_set_tool};
@@ -259,7 +321,7 @@ static int iov_eq(const h2o_iovec_t *v, const char *s)
     return v->len == l && strncasecmp(v->base, s, l) == 0;
 }
 
-/* Decides from Accept whether we may answer JSON (1), only SSE (2), or neither (0). */
+/* Decides from Accept whether we may answer JSON (1), only SSE (2), or neither (0); | 4 when JSON and SSE both are. */
 static int accept_kind(h2o_req_t *req)
 {
     const h2o_iovec_t *acc = header_value(req, "accept");
@@ -288,7 +350,7 @@ static int accept_kind(h2o_req_t *req)
         else if (iov_eq(&type, "text/event-stream") || iov_eq(&type, "text/*"))
             sse = 1;
     }
-    return json ? 1 : sse ? 2 : 0;
+    return (json ? 1 : sse ? 2 : 0) | (json && sse ? 4 : 0);
 }
 
 static int content_type_is_json(h2o_req_t *req)
@@ -357,6 +419,10 @@ static void do_tools_call(mcp_call_t *call, session_t *s, const cJSON *params)
         return;
     }
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta"); /* both eras carry it here */
+    const cJSON *token = cJSON_IsObject(meta) ? cJSON_GetObjectItemCaseSensitive(meta, "progressToken") : NULL;
+    if ((cJSON_IsString(token) && strlen(token->valuestring) <= 256) || cJSON_IsNumber(token))
+        call->progress_token = cJSON_PrintUnformatted(token);
     cJSON *empty = NULL;
     if (args == NULL || cJSON_IsNull(args)) {
         args = empty = cJSON_CreateObject();
@@ -644,6 +710,7 @@ static void post_run(h2o_req_t *req, const cJSON *body, int batch, int n, int ki
     mcp_reply_t *r = xcalloc(1, sizeof(*r));
     r->req = req;
     r->sse = kind == 2;
+    r->sse_ok = kind == 2 || (kind & 4);
     r->batch = batch;
     r->n_slots = n;
     r->slots = xcalloc((size_t)n, sizeof(strbuf_t));

@@ -408,6 +408,9 @@ describe('bad-input corpus', { timeout: 180000 }, () => {
       if (prop === 'environment') return "'environment' must be an object of string values";
       if (prop === 'sandbox_config') return 'sandbox_config must be an object';
       if (prop === 'last_event_id') return "'last_event_id' must be a string (an event_id from an earlier result)";
+      if (prop === 'max_output_chars') return "'max_output_chars' must be an integer between 200 and";
+      if (prop === 'head' || prop === 'tail') return `'${prop}' must be an integer between 1 and 10000000`;
+      if (prop === 'grep') return "'grep' must be a non-empty POSIX extended regular expression";
       if (type === 'boolean') return `'${prop}' must be a boolean`;
       return `'${prop}' must be a string`;
     };

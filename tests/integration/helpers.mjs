@@ -87,7 +87,7 @@ async function startServerOnce({ args = [], env = {}, token } = {}) {
   const lf = fullArgs.lastIndexOf('--log-file');
   const effectiveLog = fullArgs[lf + 1]; // a test may name its own log file
   const proc = spawn(BIN, fullArgs, {
-    env: { PATH: process.env.PATH, ASAN_OPTIONS: process.env.ASAN_OPTIONS || '', UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || '', ...env },
+    env: { PATH: process.env.PATH, SANDBOX_MAX_RESULT_CHARS: String(WHOLE_OUTPUT), ASAN_OPTIONS: process.env.ASAN_OPTIONS || '', UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -120,7 +120,7 @@ async function startServerOnce({ args = [], env = {}, token } = {}) {
   }
   const log = () => { try { return readFileSync(logFile, 'utf8'); } catch { return ''; } };
   return {
-    port, base, url: new URL(`${base}/mcp`), proc, logFile, dir, log,
+    port, base, url: new URL(`${base}/mcp`), proc, logFile, dir, log, maxResultChars: WHOLE_OUTPUT,
     stderr: () => stderr,
     exited,
     // SIGTERM, wait for exit; returns { code, signal }. Fails loudly on sanitizer reports.
@@ -144,12 +144,23 @@ export async function connect(server, { token, name = 'integration-test' } = {})
   if (token) opts.requestInit = { headers: { Authorization: `Bearer ${token}` } };
   const transport = new StreamableHTTPClientTransport(server.url, opts);
   const client = new Client({ name, version: '1.0.0' });
+  client.maxResultChars = server.maxResultChars; // startServer's servers allow whole outputs
   await client.connect(transport);
   return { client, transport };
 }
 
+// Output results are bounded by max_output_chars (default 20,000, issue 15);
+// tests written for whole outputs ask for the server's default ceiling
+// unless they name a budget (or pass opts.defaultBudget to test the default).
+export const WHOLE_OUTPUT = 100000000; // the servers below allow it (SANDBOX_MAX_RESULT_CHARS)
+const OUTPUT_TOOLS = new Set(['execute_code', 'get_execution_output']);
+
 // Calls a tool and returns its structuredContent (and the raw result).
 export async function call(client, name, args = {}, opts = {}) {
+  const { defaultBudget, ...rest } = opts;
+  if (OUTPUT_TOOLS.has(name) && !defaultBudget && args && typeof args === 'object' && !('max_output_chars' in args))
+    args = { ...args, max_output_chars: client.maxResultChars ?? 1000000 }; // a server not started here: its default ceiling
+  opts = rest;
   const res = await client.callTool({ name, arguments: args }, undefined, { timeout: 120000, ...opts });
   return { ...res.structuredContent, _result: res };
 }

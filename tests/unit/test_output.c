@@ -1,0 +1,215 @@
+/*
+ * Unit tests for src/mcp/output.c: the compact text (markers, escapes,
+ * joined pieces), the budget at its edges with exact `truncated` figures, a
+ * huge line cut, head/tail/grep selection and --text-format json. Events are
+ * written by hand as the event log holds them.
+ *
+ * unit-links: core/util core/config core/log
+ */
+#include "../../src/mcp/output.c"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#define MAX_EV 4096
+
+static output_event_t evs[MAX_EV];
+static char *jsons[MAX_EV];
+static size_t n_evs;
+
+/* Appends an event of `type` with `extra` JSON members (may be ""). */
+static void add(const char *type, const char *extra)
+{
+    char buf[200000];
+    size_t id = n_evs + 1;
+    snprintf(buf, sizeof(buf), "{\"event_id\":\"%zu\",\"type\":\"%s\",\"ts\":\"t\"%s%s}", id, type, extra[0] ? "," : "", extra);
+    jsons[n_evs] = xstrdup(buf);
+    evs[n_evs] = (output_event_t){id, jsons[n_evs], strlen(jsons[n_evs])};
+    n_evs++;
+}
+
+/* A stdout (or stderr) line event with `data` (no JSON escapes in it). */
+static void line(int err, const char *data, int partial)
+{
+    char *extra = xmalloc(strlen(data) + 40);
+    sprintf(extra, "\"data\":\"%s\"%s", data, partial ? ",\"partial\":true" : "");
+    add(err ? "stderr" : "stdout", extra);
+    free(extra);
+}
+
+static int teardown(void **state)
+{
+    for (size_t i = 0; i < n_evs; i++)
+        free(jsons[i]);
+    n_evs = 0;
+    return 0;
+}
+
+/* Renders the events with query `q`; the text and structured JSON go to the buffers. */
+static void render(const output_query_t *q, strbuf_t *st, strbuf_t *text)
+{
+    output_view_t v = {.execution_id = "x", .status = "completed", .exit_code_json = "0", .events = evs,
+                       .n_events = n_evs, .last_event_id = "1"};
+    output_render(&v, q, st, text);
+}
+
+/* The text after its header line. */
+static const char *body(const strbuf_t *text)
+{
+    const char *nl = strchr(text->data, '\n');
+    return nl != NULL ? nl + 1 : "";
+}
+
+static void test_markers_and_joined_pieces(void **state)
+{
+    add("ready", "");
+    line(0, "plain", 0);
+    line(1, "oops", 0);
+    line(0, "! looks like stderr", 0);
+    line(0, "~ looks like a note", 0);
+    line(0, "ab", 1);
+    line(0, "cd", 0);
+    add("error", "\"message\":\"two\\nlines\"");
+    add("exit", "\"code\":0,\"duration_ms\":12");
+    output_query_t q = {.max_chars = 20000};
+    strbuf_t st = {0}, text = {0};
+    render(&q, &st, &text);
+    assert_string_equal(body(&text), "plain\n! oops\n\\! looks like stderr\n\\~ looks like a note\nabcd\n~ error: two lines\n");
+    assert_non_null(strstr(text.data, " duration_ms=12 "));
+    assert_non_null(strstr(text.data, " lines_shown=5 lines_omitted=0"));
+    assert_null(strstr(st.data, "truncated"));
+    strbuf_free(&st);
+    strbuf_free(&text);
+}
+
+/* 1000 lines of 4 digits cost 5000 characters of text: the edge of a budget of 5000 + OUTPUT_ENVELOPE. */
+static void thousand_lines(void)
+{
+    char d[16];
+    for (int i = 1000; i < 2000; i++) {
+        snprintf(d, sizeof(d), "%d", i);
+        line(0, d, 0);
+    }
+}
+
+static void test_budget_edges(void **state)
+{
+    thousand_lines();
+    output_query_t q = {.max_chars = 5000 + OUTPUT_ENVELOPE};
+    strbuf_t st = {0}, text = {0};
+    render(&q, &st, &text);
+    assert_non_null(strstr(text.data, "lines_shown=1000 lines_omitted=0"));
+    strbuf_free(&st);
+    strbuf_free(&text);
+    q.max_chars--;
+    render(&q, &st, &text);
+    assert_non_null(strstr(text.data, "lines_shown=999 lines_omitted=1"));
+    /* front: 499 lines (2495 of 2499), back: 500 lines: event 500 ("1499") is the one left out */
+    assert_non_null(strstr(text.data, "~ [omitted: 1 events (1 lines, 4 bytes), event ids 500..500;"));
+    assert_null(strstr(body(&text), "\n1499\n"));
+    assert_non_null(strstr(body(&text), "\n1498\n~ [omitted: 1 events"));
+    strbuf_free(&st);
+    strbuf_free(&text);
+}
+
+static void test_structured_truncated_figures(void **state)
+{
+    thousand_lines();
+    output_query_t q = {.max_chars = 20000};
+    strbuf_t st = {0}, text = {0};
+    render(&q, &st, &text);
+    assert_true(st.len <= 20000);
+    cJSON *o = cJSON_Parse(st.data);
+    const cJSON *t = cJSON_GetObjectItem(o, "truncated"), *out = cJSON_GetObjectItem(o, "output");
+    int shown = cJSON_GetArraySize(out);
+    int omitted = cJSON_GetObjectItem(t, "omitted_events")->valueint;
+    assert_int_equal(shown + omitted, 1000);
+    unsigned long first = strtoul(cJSON_GetObjectItem(t, "first_omitted_event_id")->valuestring, NULL, 10);
+    unsigned long last = strtoul(cJSON_GetObjectItem(t, "last_omitted_event_id")->valuestring, NULL, 10);
+    assert_int_equal(last - first + 1, omitted);
+    assert_int_equal(cJSON_GetObjectItem(t, "omitted_bytes")->valueint, 4 * omitted);
+    cJSON_Delete(o);
+    strbuf_free(&st);
+    strbuf_free(&text);
+}
+
+static void test_huge_line_cut(void **state)
+{
+    char *big = xmalloc(65537);
+    memset(big, 'a', 65536);
+    big[65536] = '\0';
+    line(0, big, 1);
+    line(0, big, 0);
+    free(big);
+    output_query_t q = {.max_chars = 2000};
+    strbuf_t st = {0}, text = {0};
+    render(&q, &st, &text);
+    assert_true(text.len <= 2000);
+    assert_true(st.len <= 2000);
+    assert_non_null(strstr(text.data, "more bytes of this line omitted]"));
+    cJSON *o = cJSON_Parse(st.data);
+    const cJSON *t = cJSON_GetObjectItem(o, "truncated");
+    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "output"), 0);
+    size_t shown = strlen(cJSON_GetObjectItem(first, "data")->valuestring);
+    assert_int_equal(shown + (size_t)cJSON_GetObjectItem(t, "omitted_bytes")->valuedouble, 2 * 65536);
+    cJSON_Delete(o);
+    strbuf_free(&st);
+    strbuf_free(&text);
+}
+
+static void test_head_tail_grep(void **state)
+{
+    thousand_lines();
+    add("exit", "\"code\":0,\"duration_ms\":1");
+    output_query_t q = {.max_chars = 20000, .tail = 2};
+    strbuf_t st = {0}, text = {0};
+    render(&q, &st, &text);
+    assert_string_equal(body(&text), "1998\n1999\n");
+    strbuf_free(&st);
+    strbuf_free(&text);
+    q = (output_query_t){.max_chars = 20000, .head = 2};
+    render(&q, &st, &text);
+    assert_string_equal(body(&text), "1000\n1001\n");
+    assert_non_null(strstr(st.data, "\"type\":\"exit\"")); /* the exit event stays */
+    strbuf_free(&st);
+    strbuf_free(&text);
+    regex_t re;
+    assert_int_equal(regcomp(&re, "^1(00|99)[05]$", REG_EXTENDED | REG_NOSUB), 0);
+    q = (output_query_t){.max_chars = 20000, .grep = &re};
+    render(&q, &st, &text);
+    assert_string_equal(body(&text), "1000\n1005\n1990\n1995\n");
+    assert_non_null(strstr(st.data, "\"selection\":{\"lines\":4}"));
+    regfree(&re);
+    strbuf_free(&st);
+    strbuf_free(&text);
+}
+
+static void test_text_json(void **state)
+{
+    line(0, "x", 0);
+    output_query_t q = {.max_chars = 20000, .text_json = 1};
+    strbuf_t st = {0}, text = {0};
+    render(&q, &st, &text);
+    assert_int_equal(st.len, text.len);
+    assert_memory_equal(st.data, text.data, st.len);
+    assert_string_equal(st.data, "{\"execution_id\":\"x\",\"status\":\"completed\",\"exit_code\":0,\"output\":[{\"event_id\":\"1\","
+                                 "\"type\":\"stdout\",\"ts\":\"t\",\"data\":\"x\"}],\"dropped_events\":0,\"last_event_id\":\"1\"}");
+    strbuf_free(&st);
+    strbuf_free(&text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_markers_and_joined_pieces, teardown),
+        cmocka_unit_test_teardown(test_budget_edges, teardown),
+        cmocka_unit_test_teardown(test_structured_truncated_figures, teardown),
+        cmocka_unit_test_teardown(test_huge_line_cut, teardown),
+        cmocka_unit_test_teardown(test_head_tail_grep, teardown),
+        cmocka_unit_test_teardown(test_text_json, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
