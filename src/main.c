@@ -19,6 +19,7 @@
 #include "exec/proc.h"
 #include "exec/quota.h"
 #include "exec/sandbox.h"
+#include "mcp/principal.h"
 #include "mcp/session.h"
 #include "mcp/tools.h"
 #include "core/util.h"
@@ -47,6 +48,18 @@ static void on_session_end(session_t *s, enum session_end_reason why)
     exec_session_end(&s->exec);
 }
 
+/* SIGHUP: rereads the tokens file; a bad file keeps the principals in force. */
+static void reload_principals(void)
+{
+    char err[512];
+    if (config.tokens_file[0] == '\0')
+        return;
+    if (principal_reload(err, sizeof(err)) != 0)
+        log_error("tokens file not reloaded, the previous principals stay: %s", err);
+    else
+        log_info("tokens file reloaded: %zu principals", principal_count());
+}
+
 static void on_signal(h2o_socket_t *sock, const char *err)
 {
     struct signalfd_siginfo si;
@@ -59,6 +72,7 @@ static void on_signal(h2o_socket_t *sock, const char *err)
                 log_error("cannot reopen the log file: %s", strerror(errno));
             else
                 log_info("log file reopened");
+            reload_principals();
         } else if (!shutting_down) {
             log_info("%s received: shutting down (grace %d s)", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", config.shutdown_grace);
             shutting_down = 1;
@@ -156,6 +170,10 @@ static int startup_checks(int argc, char **argv, char *err, size_t errlen)
                  "accounting, no atomic kill)", err);
     else
         log_info("cgroups: %s, a cgroup per run under the server's own", cgroup_mode_name());
+    if (principal_load(config.token, config.tokens_file, err, errlen) != 0) {
+        fprintf(stderr, "mcp-sandboxd: --tokens-file: %s\n", err);
+        return 2;
+    }
     return redis_url_check(err, errlen);
 }
 
@@ -263,6 +281,7 @@ static void shutdown_rest(h2o_evloop_t *loop, h2o_socket_t *sigsock)
     log_info("shutdown complete");
     log_close();
     tools_free();
+    principal_free();
     sandbox_cleanup();
     config_free(&config);
 }

@@ -11,6 +11,8 @@
  *   replica:{id}:running        its running executions (id -> process instance)
  *   replicas                    the set of replica ids
  *
+ * With --redis-prefix P, every key is P followed by the name above
+ * (P"execution:{id}", P"replicas"...); without it the names are as listed.
  * Each writer fills a caller's buffer (strlcpy semantics: cut, never overrun).
  */
 #ifndef MCP_SANDBOXD_KEYS_H
@@ -35,6 +37,10 @@ void keys_execution_output(char *buf, size_t len, const char *id, size_t id_len)
 void keys_session_executions(char *buf, size_t len, const char *session_key);
 /** mcp:session:{key}. */
 void keys_session_record(char *buf, size_t len, const char *session_key);
+/** The set of replica ids, prefixed. */
+void keys_replicas(char *buf, size_t len);
+/** The prefix of an execution's keys, prefixed (for the replica sweep's script). */
+void keys_execution_prefix(char *buf, size_t len);
 /** replica:{id}. */
 void keys_replica(char *buf, size_t len, const char *replica_id);
 /** replica:{id}:running. */

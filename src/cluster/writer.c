@@ -158,7 +158,7 @@ static void writer_sleep(int ms)
 struct pipeline {
     redisContext *c;
     int pending;          /* replies to read */
-    char key[64], okey[72], skey[96], rkey[360];
+    char key[160], okey[168], skey[192], rkey[448];
 };
 
 static void append_argv(struct pipeline *p, int argc, const char **argv, const size_t *lens)
@@ -229,7 +229,7 @@ static const char session_del_script[] =
 /* SET / conditional DEL of mcp:session:{key} (key: SHA-256 hex of the session id). */
 static void append_session_op(struct pipeline *p, const op_t *o)
 {
-    char key[96], ttl[16];
+    char key[192], ttl[16];
     keys_session_record(key, sizeof(key), o->id);
     snprintf(ttl, sizeof(ttl), "%d", config.session_ttl);
     if (o->kind == OP_SESSION_PUT) {

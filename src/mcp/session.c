@@ -51,10 +51,13 @@ static void on_expiry(deadline_t *d)
 }
 
 /* Fills in a new session (its id set) and puts it in the table with its expiry armed. */
-static void session_insert(session_t *s, const char *protocol, const char *client)
+static void session_insert(session_t *s, const char *protocol, const char *client, const char *principal)
 {
     _Static_assert(SESSION_ID_LEN <= EXEC_OWNER_ID_MAX, "exec stores the whole session id");
+    _Static_assert(PRINCIPAL_NAME_MAX <= EXEC_OWNER_ID_MAX, "exec stores the whole principal name");
     s->exec.id = s->id;
+    strlcpy(s->principal, principal != NULL ? principal : "", sizeof(s->principal));
+    s->exec.tenant = s->principal[0] != '\0' ? s->principal : s->id;
     strlcpy(s->protocol, protocol, sizeof(s->protocol));
     strlcpy(s->client, client != NULL ? client : "", sizeof(s->client));
     s->created_ms = s->last_used_ms = util_now_ms();
@@ -63,16 +66,31 @@ static void session_insert(session_t *s, const char *protocol, const char *clien
     deadline_arm(&s->expiry, ttl_ms, on_expiry);
 }
 
-session_t *session_create(const char *protocol, const char *client)
+size_t session_count_principal(const char *principal)
 {
-    if (n_sessions >= max_sessions)
+    size_t n = 0;
+    session_t *s;
+    RB_FOREACH(s, session_tree, &sessions)
+    n += !strcmp(s->principal, principal != NULL ? principal : "");
+    return n;
+}
+
+int session_usable(const session_t *s, const char *principal)
+{
+    return !strcmp(s->principal, principal != NULL ? principal : "");
+}
+
+session_t *session_create(const char *protocol, const char *client, const char *principal, size_t per_principal)
+{
+    if (n_sessions >= max_sessions || (per_principal > 0 && session_count_principal(principal) >= per_principal))
         return NULL;
     session_t *s = xcalloc(1, sizeof(*s));
     do
         util_random_hex(s->id, SESSION_ID_LEN / 2);
     while (RB_FIND(session_tree, &sessions, s) != NULL);
-    session_insert(s, protocol, client);
-    log_info("session %.8s created (client %s, protocol %s)", s->id, s->client[0] ? s->client : "-", s->protocol);
+    session_insert(s, protocol, client, principal);
+    log_info("session %.8s created (client %s, protocol %s, principal %s)", s->id, s->client[0] ? s->client : "-",
+             s->protocol, s->principal[0] ? s->principal : "-");
     if (hooks.on_create != NULL)
         hooks.on_create(s);
     return s;
@@ -87,13 +105,13 @@ int session_id_valid(const char *id)
     return n == SESSION_ID_LEN;
 }
 
-session_t *session_adopt(const char *id, const char *protocol, const char *client)
+session_t *session_adopt(const char *id, const char *protocol, const char *client, const char *principal)
 {
     if (!session_id_valid(id) || n_sessions >= max_sessions || session_find(id) != NULL)
         return NULL;
     session_t *s = xcalloc(1, sizeof(*s));
     memcpy(s->id, id, SESSION_ID_LEN + 1);
-    session_insert(s, protocol, client);
+    session_insert(s, protocol, client, principal);
     if (hooks.on_create != NULL)
         hooks.on_create(s); /* the record now names this replica */
     return s;

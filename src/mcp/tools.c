@@ -394,7 +394,7 @@ static int valid_exec_id(const char *id);
  */
 static exec_t *held_or_remote(mcp_call_t *call, session_t *s, const char *id, int kind, const char *last_event_id)
 {
-    exec_t *e = exec_find_in_session(&s->exec, id);
+    exec_t *e = exec_find_for_tenant(s->exec.tenant, id);
     if (e == NULL && (!valid_exec_id(id) || ask_remote(call, s, kind, id, last_event_id) != 0)) {
         int control = kind == REMOTE_STDIN || kind == REMOTE_CANCEL;
         not_found(call, id, control, kind == REMOTE_CANCEL);
@@ -473,7 +473,7 @@ static void tool_cancel_execution(mcp_call_t *call, session_t *s, const cJSON *a
 struct remote_ctx {
     mcp_call_t *call;
     int kind; /* REMOTE_* */
-    char id[64];
+    char id[EXEC_OWNER_ID_MAX + 1]; /* the execution id, or the tenant for REMOTE_LIST */
     char last_event_id[32];
 };
 
@@ -484,16 +484,12 @@ static const char *status_keys[] = {"id", "status", "command", "interactive", "s
 static void remote_list(struct remote_ctx *rc, int found, const char *meta, size_t meta_len, const char *rerr)
 {
     strbuf_t mine = {0};
-    session_t *s = session_find(rc->id);
-    if (s != NULL)
-        exec_list_json(&s->exec, &mine);
-    else
-        strbuf_puts(&mine, "[]");
+    exec_list_json_tenant(rc->id, &mine); /* rc->id: the tenant */
     /* a failed read may be partial: then only this replica's list, with a warning */
     cJSON *list = cJSON_Parse(mine.data), *remote = found && rerr == NULL ? cJSON_ParseWithLength(meta, meta_len) : NULL;
     strbuf_free(&mine);
     if (rerr != NULL)
-        log_warn("redis list for session %.8s failed: %s", rc->id, rerr);
+        log_warn("redis list for %.8s failed: %s", rc->id, rerr);
     cJSON *it;
     cJSON_ArrayForEach(it, remote)
     {
@@ -652,7 +648,7 @@ static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, 
     snprintf(rc->id, sizeof(rc->id), "%s", id);
     if (last_event_id != NULL)
         snprintf(rc->last_event_id, sizeof(rc->last_event_id), "%s", last_event_id);
-    int r = remote.read_exec != NULL ? remote.read_exec(id, s->id, kind == REMOTE_OUTPUT, on_remote, rc) : -1;
+    int r = remote.read_exec != NULL ? remote.read_exec(id, s->exec.tenant, kind == REMOTE_OUTPUT, on_remote, rc) : -1;
     if (r == 0)
         return 0;
     free(rc);
@@ -749,14 +745,14 @@ static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *ar
         struct remote_ctx *rc = xcalloc(1, sizeof(*rc));
         rc->call = call;
         rc->kind = REMOTE_LIST;
-        snprintf(rc->id, sizeof(rc->id), "%s", s->id);
-        if (remote.read_session(s->id, on_remote, rc) == 0)
+        snprintf(rc->id, sizeof(rc->id), "%s", s->exec.tenant);
+        if (remote.read_session(s->exec.tenant, on_remote, rc) == 0)
             return;
         free(rc); /* busy or stopping: this replica's list alone */
     }
     strbuf_t b = {0};
     strbuf_puts(&b, "{\"executions\":");
-    exec_list_json(&s->exec, &b);
+    exec_list_json_tenant(s->exec.tenant, &b);
     strbuf_puts(&b, "}");
     reply.result(call, b.data, b.len, 0);
     strbuf_free(&b);
@@ -794,7 +790,7 @@ static const struct tool tools[] = {
      "{\"type\":\"object\",\"properties\":{\"success\":{\"type\":\"boolean\"},\"was_running\":{\"type\":\"boolean\"}," ERR_PROPS
      "},\"required\":[\"success\"]}",
      0, tool_cancel_execution},
-    {"list_executions", "List this session's runs", "List the executions started by this MCP session.",
+    {"list_executions", "List your runs", "List the executions started with your token (without auth: by this MCP session).",
      "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
      "{\"type\":\"object\",\"properties\":{\"executions\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
      "\"id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ",\"command\":{\"type\":\"string\"},\"interactive\":{\"type\":\"boolean\"},"
