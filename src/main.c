@@ -21,6 +21,7 @@
 #include "exec/sandbox.h"
 #include "mcp/principal.h"
 #include "mcp/session.h"
+#include "mcp/workspace.h"
 #include "mcp/tools.h"
 #include "core/util.h"
 
@@ -42,11 +43,6 @@ static h2o_multithread_queue_t *queue; /* see main */
 static int shutting_down;
 static uint64_t shutdown_started;
 static int forced_kill;
-
-static void on_session_end(session_t *s, enum session_end_reason why)
-{
-    exec_session_end(&s->exec);
-}
 
 /* SIGHUP: rereads the tokens file; a bad file keeps the principals in force. */
 static void reload_principals(void)
@@ -221,7 +217,8 @@ static int start_services(h2o_evloop_t *loop, char *err, size_t errlen)
         log_error("startup failed: %s", strerror(errno));
         return 1;
     }
-    session_setup((uint64_t)config.session_ttl * 1000, (size_t)config.max_sessions, on_session_end);
+    session_setup((uint64_t)config.session_ttl * 1000, (size_t)config.max_sessions, NULL);
+    workspace_setup((uint64_t)config.workspace_ttl * 1000, (size_t)config.max_workspaces_principal);
     /* /health and /metrics: each module's figures, in this order */
     health_register(exec_health_status, 0);
     health_register(mcp_health, 0);
@@ -266,6 +263,7 @@ static void shutdown_rest(h2o_evloop_t *loop, h2o_socket_t *sigsock)
     if (exec_running() > 0)
         exec_abandon_all();
     session_end_all();
+    workspace_end_all();
     int drain_ms = grace_left_ms() < 2000 ? grace_left_ms() : 2000; /* the shutdown deadline binds */
     if (cgroup_drain(drain_ms, proc_reap_children) > 0)
         log_warn("%zu run cgroups still busy at exit: the next start removes them", cgroup_pending_removals());

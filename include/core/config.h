@@ -27,6 +27,8 @@ typedef struct config {
     char tokens_file[1024];       /**< principals file (--tokens-file), "" = none */
     int max_concurrent_principal; /**< running executions per principal, 0 = no per-principal cap */
     int max_sessions_principal;   /**< live sessions per principal, 0 = no per-principal cap */
+    int workspace_ttl;            /**< idle seconds before an unpinned workspace expires */
+    int max_workspaces_principal; /**< unpinned workspaces per principal, 0 = no cap */
     char redis_prefix[64];        /**< put before every Redis key ("" = none) */
     char redis_url[1024];         /**< REDIS_URL, "" = memory only; never logged as-is */
     int max_concurrent;           /**< running executions in the whole server */

@@ -130,8 +130,8 @@ void exec_note_read(const exec_t *e);
 exec_t *exec_find_in_session(exec_owner_t *s, const char *id);
 /** The execution `id` if it belongs to `tenant` (a principal, or a session without auth); NULL otherwise. */
 exec_t *exec_find_for_tenant(const char *tenant, const char *id);
-/** Appends the tenant's executions as a JSON array of summaries. */
-void exec_list_json_tenant(const char *tenant, strbuf_t *out);
+/** Appends the tenant's executions (of owner `owner_id` only, when not NULL) as a JSON array of summaries. */
+void exec_list_json_tenant(const char *tenant, const char *owner_id, strbuf_t *out);
 /** Running executions of `tenant`. */
 size_t exec_running_tenant(const char *tenant);
 /** The execution `id` whatever its session (for the mirror's resync); NULL when not held. */

@@ -17,6 +17,7 @@ typedef struct exec_owner {
     const char *id;             /**< at most EXEC_OWNER_ID_MAX characters */
     const char *tenant;         /**< who owns its runs: the principal's name, or `id` without auth (at most
                                      EXEC_OWNER_ID_MAX characters); runs are found by tenant, not by owner */
+    const char *principal;      /**< the principal's name for logs, NULL without auth */
     struct exec_session *state; /**< exec's per-owner state, NULL until its first run (exec's to manage) */
 } exec_owner_t;
 

@@ -3,15 +3,15 @@
  *
  * A session is created by `initialize`, touched by every request that names
  * it, and ends on DELETE, on idle expiry (config.session_ttl) or at shutdown.
- * Ending a session runs the end hook (the execution manager kills the
- * session's runs and removes its workspace). Loop thread only.
+ * Ending a session runs the end hook, then ends its default workspace
+ * (its runs are stopped, its files removed). Loop thread only.
  */
 #ifndef MCP_SANDBOXD_SESSION_H
 #define MCP_SANDBOXD_SESSION_H
 
 #include "core/deadline.h"
-#include "exec/owner.h"
 #include "mcp/principal.h"
+#include "mcp/workspace.h"
 
 #include <bsd/sys/tree.h>
 #include <stdint.h>
@@ -30,7 +30,8 @@ struct session {
     uint64_t last_used_ms;           /**< util_now_ms() at the last request */
     deadline_t expiry;               /**< idle expiry (private) */
     uint64_t mirrored_ms;            /**< util_now_ms() when the Redis record was last written (mirror) */
-    exec_owner_t exec;               /**< what the execution manager sees of the session (id, its state) */
+    const char *tenant;              /**< who owns what it creates: `principal`, or `id` without auth */
+    workspace_t *ws;                 /**< its default workspace (pinned: ends with the session) */
 };
 
 /** Why a session ended (passed to the end hook and logged). */

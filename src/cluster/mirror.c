@@ -343,6 +343,7 @@ static char *meta_json(const exec_t *e, size_t *len)
     cJSON_AddStringToObject(o, "session_id", skey);
     if (strcmp(e->tenant, e->session_id) != 0)
         cJSON_AddStringToObject(o, "principal", e->tenant);
+    cJSON_AddStringToObject(o, "workspace_id", e->session_id); /* the owner's id: the workspace handle */
     cJSON_AddNumberToObject(o, "timeout_seconds", e->timeout_s);
     cJSON_AddStringToObject(o, "replica", config.replica);
     char *s = util_json_print(o);

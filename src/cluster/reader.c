@@ -94,7 +94,7 @@ static void summary_append(strbuf_t *b, int *first, const redisReply *g, const c
     if (g->type != REDIS_REPLY_STRING || !owned_by(g->str, g->len, sid))
         return;
     cJSON *meta = cJSON_ParseWithLength(g->str, g->len), *o = cJSON_CreateObject();
-    static const char *keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", NULL};
+    static const char *keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", "workspace_id", NULL};
     for (int k = 0; keys[k] != NULL; k++) {
         cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, keys[k]);
         cJSON_AddItemToObject(o, keys[k], v != NULL ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());

@@ -754,8 +754,8 @@ static void exec_started(exec_t *e, struct exec_session *es, exec_owner_t *s)
         arm_cpu_timer(e, e->cpu_budget_ns); /* the first check of the CPU budget */
     if (quota_enabled() && !es->quota_timer.armed && es->scan == NULL)
         deadline_arm(&es->quota_timer, QUOTA_PERIOD_MS, on_quota_timer);
-    log_info("execution %s started for session %.8s, principal %s (timeout %ds%s)", e->id, s->id,
-             strcmp(e->tenant, s->id) != 0 ? e->tenant : "-", e->timeout_s, e->interactive ? ", interactive" : "");
+    log_info("execution %s started in workspace %s, principal %s (timeout %ds%s)", e->id, s->id,
+             s->principal != NULL ? s->principal : "-", e->timeout_s, e->interactive ? ", interactive" : "");
     notify_meta(e);
     add_event(e, "ready", NULL);
 }
@@ -822,12 +822,12 @@ static int by_start(const void *a, const void *b)
     return x->start_seq < y->start_seq ? -1 : x->start_seq > y->start_seq;
 }
 
-void exec_list_json_tenant(const char *tenant, strbuf_t *out)
+void exec_list_json_tenant(const char *tenant, const char *owner_id, strbuf_t *out)
 {
     exec_t **v = xcalloc(mgr.held + 1, sizeof(*v)), *e;
     size_t n = 0;
     RB_FOREACH(e, exec_tree, &mgr.all)
-    if (n < mgr.held && !strcmp(e->tenant, tenant))
+    if (n < mgr.held && !strcmp(e->tenant, tenant) && (owner_id == NULL || !strcmp(e->session_id, owner_id)))
         v[n++] = e;
     qsort(v, n, sizeof(*v), by_start);
     cJSON *arr = cJSON_CreateArray();

@@ -53,11 +53,12 @@ static void on_expiry(deadline_t *d)
 /* Fills in a new session (its id set) and puts it in the table with its expiry armed. */
 static void session_insert(session_t *s, const char *protocol, const char *client, const char *principal)
 {
-    _Static_assert(SESSION_ID_LEN <= EXEC_OWNER_ID_MAX, "exec stores the whole session id");
+    _Static_assert(SESSION_ID_LEN <= EXEC_OWNER_ID_MAX, "exec stores the whole session id as a tenant");
     _Static_assert(PRINCIPAL_NAME_MAX <= EXEC_OWNER_ID_MAX, "exec stores the whole principal name");
-    s->exec.id = s->id;
     strlcpy(s->principal, principal != NULL ? principal : "", sizeof(s->principal));
-    s->exec.tenant = s->principal[0] != '\0' ? s->principal : s->id;
+    s->tenant = s->principal[0] != '\0' ? s->principal : s->id;
+    char err[200];
+    s->ws = workspace_create(s->tenant, s->principal[0] ? s->principal : NULL, 1, err, sizeof(err)); /* pinned: never refused */
     strlcpy(s->protocol, protocol, sizeof(s->protocol));
     strlcpy(s->client, client != NULL ? client : "", sizeof(s->client));
     s->created_ms = s->last_used_ms = util_now_ms();
@@ -142,6 +143,7 @@ void session_end(session_t *s, enum session_end_reason why)
     n_sessions--;
     if (end_hook != NULL)
         end_hook(s, why);
+    workspace_end(s->ws);
     if (hooks.on_end != NULL)
         hooks.on_end(s, why);
     free(s);

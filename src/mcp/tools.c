@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "mcp/remote.h"
 #include "mcp/output.h"
+#include "mcp/workspace.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -43,9 +44,12 @@
     "\"environment\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},"                             \
     "\"description\":\"Extra environment variables\"},"                                                               \
     "\"sandbox_config\":{\"type\":\"object\",\"description\":\"network {mode}, filesystem {deny_read, allow_write, "     \
-    "deny_write}, resource_limits {max_memory_mb, max_cpu_seconds, max_file_size_mb, max_processes}\"}"
+    "deny_write}, resource_limits {max_memory_mb, max_cpu_seconds, max_file_size_mb, max_processes}\"}," WS_PROP
 
 #define ERR_PROPS "\"error\":{\"type\":\"string\"}"
+#define WS_PROP                                                                                                       \
+    "\"workspace_id\":{\"type\":\"string\",\"description\":\"A workspace handle (w-...) from an earlier result; "        \
+    "default: the session's workspace\"}"
 #define TOOLS_MAX_ARG (128 * 1024 - 256) /* MAX_ARG_STRLEN, less the sandbox's own prefix */
 #define TOOLS_MAX_ENV (1024 * 1024)      /* well inside ARG_MAX with the bwrap arguments */
 
@@ -208,7 +212,7 @@ static int valid_env_name(const char *k)
 static int parse_run(const cJSON *args, int with_wait, exec_request_t *rq, int *wait, char *err, size_t errlen)
 {
     static const char *const known[] = {"command", "timeout_seconds", "interactive", "working_directory",
-                                         "environment", "sandbox_config", "wait_for_completion", NULL};
+                                         "environment", "sandbox_config", "wait_for_completion", "workspace_id", NULL};
     memset(rq, 0, sizeof(*rq));
     if (check_known(args, known, err, errlen) != 0)
         return -1;
@@ -300,7 +304,8 @@ struct wait_ctx {
 };
 
 /* with_message: 0 none, 1 the wait deadline passed, 2 the call was not parked (EXEC_MAX_WAITERS). */
-static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id, int with_message)
+/* with_workspace: execute_code's answer, which names the workspace the run went to. */
+static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id, int with_message, int with_workspace)
 {
     char err[300];
     long from = events_resume_index(&e->log, last_event_id, err, sizeof(err));
@@ -312,6 +317,8 @@ static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id
     strbuf_t b = {0};
     strbuf_puts(&b, "{");
     write_output_fields(&b, e, (size_t)from);
+    if (with_workspace)
+        strbuf_printf(&b, ",\"workspace_id\":\"%s\"", e->session_id); /* the owner's id: the workspace handle */
     if (with_message == 1 && exec_is_active(e))
         strbuf_printf(&b, ",\"message\":\"Still running after the %d s wait limit; poll get_execution_output with last_event_id\"",
                       config.wait_deadline);
@@ -329,7 +336,8 @@ static void on_wait_done(void *arg, exec_t *e, int finished)
     struct wait_ctx *w = arg;
     if (!reply.alive(w->call))
         log_debug("answering a parked call whose client went away");
-    answer_output(w->call, e, w->kind == WAIT_OUTPUT ? w->last_event_id : NULL, finished < 0 ? 2 : 1);
+    answer_output(w->call, e, w->kind == WAIT_OUTPUT ? w->last_event_id : NULL, finished < 0 ? 2 : 1,
+                  w->kind == WAIT_EXECUTE);
     free(w);
 }
 
@@ -345,6 +353,29 @@ static void park(mcp_call_t *call, exec_t *e, enum wait_kind kind, const char *l
 
 /* ---------------------------------------------------------------- handlers */
 
+/* The optional workspace_id argument: 0 with *id (NULL when absent), -1 with err when not a string. */
+static int get_workspace_id(const cJSON *args, const char **id, char *err, size_t errlen)
+{
+    return get_string(args, "workspace_id", 0, id, err, errlen);
+}
+
+/*
+ * The workspace a run goes to: the caller's `workspace_id` (its tenant's),
+ * else the session's default; a caller without one (no session: the
+ * 2026-07-28 era) gets a new workspace. NULL with err.
+ */
+static workspace_t *run_workspace(session_t *s, const char *wsid, char *err, size_t errlen)
+{
+    workspace_t *w = NULL;
+    if (wsid != NULL && (w = workspace_find(s->tenant, wsid)) == NULL)
+        snprintf(err, errlen, "Workspace not found: %.64s", wsid);
+    else if (wsid == NULL && (w = s->ws) == NULL)
+        w = workspace_create(s->tenant, s->principal[0] ? s->principal : NULL, 0, err, errlen);
+    if (w != NULL)
+        workspace_touch(w);
+    return w;
+}
+
 static void run_tool(mcp_call_t *call, session_t *s, const cJSON *args, int async)
 {
     exec_request_t rq;
@@ -355,7 +386,9 @@ static void run_tool(mcp_call_t *call, session_t *s, const cJSON *args, int asyn
         fail(call, err);
         return;
     }
-    exec_t *e = exec_start(&s->exec, &rq, err, sizeof(err));
+    const char *wsid = NULL;
+    workspace_t *w = get_workspace_id(args, &wsid, err, sizeof(err)) == 0 ? run_workspace(s, wsid, err, sizeof(err)) : NULL;
+    exec_t *e = w != NULL ? exec_start(&w->exec, &rq, err, sizeof(err)) : NULL;
     free_run(&rq);
     if (e == NULL) {
         fail(call, err);
@@ -368,6 +401,7 @@ static void run_tool(mcp_call_t *call, session_t *s, const cJSON *args, int asyn
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "execution_id", e->id);
     cJSON_AddStringToObject(o, "status", "running");
+    cJSON_AddStringToObject(o, "workspace_id", w->id);
     if (!async)
         cJSON_AddStringToObject(o, "message", "Execution started; follow it with get_execution_output");
     reply_json(call, o, 0);
@@ -385,17 +419,32 @@ static void tool_execute_code_async(mcp_call_t *call, session_t *s, const cJSON 
 
 /* What a read from Redis answers, for an execution this replica does not hold. */
 enum { REMOTE_STATUS, REMOTE_OUTPUT, REMOTE_LIST, REMOTE_STDIN, REMOTE_CANCEL };
-static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id);
+static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id,
+                      const char *wsid);
 static int valid_exec_id(const char *id);
 
 /*
  * Execution `id` of session `s` when held here; otherwise the call is
  * answered from Redis (another replica's run) or as not found, and NULL.
  */
-static exec_t *held_or_remote(mcp_call_t *call, session_t *s, const char *id, int kind, const char *last_event_id)
+static exec_t *held_or_remote(mcp_call_t *call, session_t *s, const char *id, int kind, const char *last_event_id,
+                              const cJSON *args)
 {
-    exec_t *e = exec_find_for_tenant(s->exec.tenant, id);
-    if (e == NULL && (!valid_exec_id(id) || ask_remote(call, s, kind, id, last_event_id) != 0)) {
+    const char *wsid = NULL;
+    char err[200];
+    if (get_workspace_id(args, &wsid, err, sizeof(err)) != 0) {
+        if (kind == REMOTE_STDIN || kind == REMOTE_CANCEL)
+            fail_control(call, err, kind == REMOTE_CANCEL);
+        else
+            fail(call, err);
+        return NULL;
+    }
+    exec_t *e = exec_find_for_tenant(s->tenant, id);
+    if (e != NULL && wsid != NULL && strcmp(e->session_id, wsid) != 0) { /* held here, in another workspace */
+        not_found(call, id, kind == REMOTE_STDIN || kind == REMOTE_CANCEL, kind == REMOTE_CANCEL);
+        return NULL;
+    }
+    if (e == NULL && (!valid_exec_id(id) || ask_remote(call, s, kind, id, last_event_id, wsid) != 0)) {
         int control = kind == REMOTE_STDIN || kind == REMOTE_CANCEL;
         not_found(call, id, control, kind == REMOTE_CANCEL);
     }
@@ -418,7 +467,7 @@ static exec_t *control_target(mcp_call_t *call, session_t *s, const cJSON *args,
         fail_control(call, err, cancel);
         return NULL;
     }
-    return held_or_remote(call, s, id, kind, NULL);
+    return held_or_remote(call, s, id, kind, NULL, args);
 }
 
 /* send_stdin's input_data (required). */
@@ -435,7 +484,7 @@ static int get_force(const cJSON *args, void *out, char *err, size_t errlen)
 
 static void tool_send_stdin(mcp_call_t *call, session_t *s, const cJSON *args)
 {
-    static const char *const known[] = {"execution_id", "input_data", NULL};
+    static const char *const known[] = {"execution_id", "input_data", "workspace_id", NULL};
     const char *data;
     char err[300];
     exec_t *e = control_target(call, s, args, known, REMOTE_STDIN, get_input_data, &data);
@@ -452,7 +501,7 @@ static void tool_send_stdin(mcp_call_t *call, session_t *s, const cJSON *args)
 
 static void tool_cancel_execution(mcp_call_t *call, session_t *s, const cJSON *args)
 {
-    static const char *const known[] = {"execution_id", "force", NULL};
+    static const char *const known[] = {"execution_id", "force", "workspace_id", NULL};
     int force = 0;
     char err[300];
     exec_t *e = control_target(call, s, args, known, REMOTE_CANCEL, get_force, &force);
@@ -475,16 +524,24 @@ struct remote_ctx {
     int kind; /* REMOTE_* */
     char id[EXEC_OWNER_ID_MAX + 1]; /* the execution id, or the tenant for REMOTE_LIST */
     char last_event_id[32];
+    char workspace_id[WORKSPACE_ID_LEN + 2]; /* the caller's workspace filter ("" = none; longer = no match) */
 };
 
 static const char *status_keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", "exit_code",
                                     "error_message", NULL};
 
+/* Does the record (or summary) `m` say it ran in workspace `wsid`? */
+static int in_workspace(const cJSON *m, const char *wsid)
+{
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(m, "workspace_id");
+    return cJSON_IsString(w) && !strcmp(w->valuestring, wsid);
+}
+
 /* list_executions: this replica's executions (fresher) plus those only Redis knows. */
 static void remote_list(struct remote_ctx *rc, int found, const char *meta, size_t meta_len, const char *rerr)
 {
     strbuf_t mine = {0};
-    exec_list_json_tenant(rc->id, &mine); /* rc->id: the tenant */
+    exec_list_json_tenant(rc->id, rc->workspace_id[0] ? rc->workspace_id : NULL, &mine); /* rc->id: the tenant */
     /* a failed read may be partial: then only this replica's list, with a warning */
     cJSON *list = cJSON_Parse(mine.data), *remote = found && rerr == NULL ? cJSON_ParseWithLength(meta, meta_len) : NULL;
     strbuf_free(&mine);
@@ -494,7 +551,7 @@ static void remote_list(struct remote_ctx *rc, int found, const char *meta, size
     cJSON_ArrayForEach(it, remote)
     {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        int dup = 0;
+        int dup = rc->workspace_id[0] != '\0' && !in_workspace(it, rc->workspace_id);
         const cJSON *m;
         cJSON_ArrayForEach(m, list)
         {
@@ -502,8 +559,11 @@ static void remote_list(struct remote_ctx *rc, int found, const char *meta, size
             if (cJSON_IsString(id) && cJSON_IsString(mid) && !strcmp(id->valuestring, mid->valuestring))
                 dup = 1;
         }
-        if (!dup)
-            cJSON_AddItemToArray(list, cJSON_Duplicate(it, 1));
+        if (!dup) {
+            cJSON *copy = cJSON_Duplicate(it, 1);
+            cJSON_DeleteItemFromObjectCaseSensitive(copy, "workspace_id"); /* the same fields as the local summaries */
+            cJSON_AddItemToArray(list, copy);
+        }
     }
     cJSON_Delete(remote);
     cJSON *o = cJSON_CreateObject();
@@ -629,6 +689,8 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
         not_found(rc->call, rc->id, control, rc->kind == REMOTE_CANCEL);
     } else if ((m = cJSON_ParseWithLength(meta, meta_len)) == NULL) {
         fail(rc->call, "Execution record in Redis is not valid JSON");
+    } else if (rc->workspace_id[0] != '\0' && !in_workspace(m, rc->workspace_id)) {
+        not_found(rc->call, rc->id, control, rc->kind == REMOTE_CANCEL);
     } else if (control) {
         remote_control(rc, m);
     } else if (rc->kind == REMOTE_STATUS) {
@@ -640,15 +702,17 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
     free(rc);
 }
 
-static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id)
+static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id,
+                      const char *wsid)
 {
     struct remote_ctx *rc = xcalloc(1, sizeof(*rc));
     rc->call = call;
     rc->kind = kind;
     snprintf(rc->id, sizeof(rc->id), "%s", id);
+    snprintf(rc->workspace_id, sizeof(rc->workspace_id), "%s", wsid != NULL ? wsid : "");
     if (last_event_id != NULL)
         snprintf(rc->last_event_id, sizeof(rc->last_event_id), "%s", last_event_id);
-    int r = remote.read_exec != NULL ? remote.read_exec(id, s->exec.tenant, kind == REMOTE_OUTPUT, on_remote, rc) : -1;
+    int r = remote.read_exec != NULL ? remote.read_exec(id, s->tenant, kind == REMOTE_OUTPUT, on_remote, rc) : -1;
     if (r == 0)
         return 0;
     free(rc);
@@ -677,14 +741,14 @@ static int valid_exec_id(const char *id)
 
 static void tool_get_execution_status(mcp_call_t *call, session_t *s, const cJSON *args)
 {
-    static const char *const known[] = {"execution_id", NULL};
+    static const char *const known[] = {"execution_id", "workspace_id", NULL};
     const char *id;
     char err[300];
     if (check_known(args, known, err, sizeof(err)) != 0 || get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0) {
         fail(call, err);
         return;
     }
-    exec_t *e = held_or_remote(call, s, id, REMOTE_STATUS, NULL);
+    exec_t *e = held_or_remote(call, s, id, REMOTE_STATUS, NULL, args);
     if (e == NULL)
         return;
     exec_note_read(e);
@@ -694,7 +758,7 @@ static void tool_get_execution_status(mcp_call_t *call, session_t *s, const cJSO
 
 static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSON *args)
 {
-    static const char *const known[] = {"execution_id", "wait", "last_event_id", NULL};
+    static const char *const known[] = {"execution_id", "wait", "last_event_id", "workspace_id", NULL};
     const char *id, *last = NULL;
     int wait;
     char err[300], lastbuf[32];
@@ -717,10 +781,10 @@ static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSO
         fail(call, "'last_event_id' must be a string (an event_id from an earlier result)");
         return;
     }
-    exec_t *e = held_or_remote(call, s, id, REMOTE_OUTPUT, last);
+    exec_t *e = held_or_remote(call, s, id, REMOTE_OUTPUT, last, args);
     if (e == NULL)
         return;
-    if (e->log.released && remote.read_exec != NULL && ask_remote(call, s, REMOTE_OUTPUT, id, last) == 0)
+    if (e->log.released && remote.read_exec != NULL && ask_remote(call, s, REMOTE_OUTPUT, id, last, NULL) == 0)
         return; /* released here (--max-retained-bytes): Redis still has the events */
     if (events_resume_index(&e->log, last, err, sizeof(err)) < 0) {
         fail(call, err);
@@ -730,14 +794,15 @@ static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSO
         park(call, e, WAIT_OUTPUT, last);
         return;
     }
-    answer_output(call, e, last, 0);
+    answer_output(call, e, last, 0, 0);
 }
 
 static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *args)
 {
-    static const char *const known[] = {NULL};
+    static const char *const known[] = {"workspace_id", NULL};
     char err[300];
-    if (check_known(args, known, err, sizeof(err)) != 0) {
+    const char *wsid = NULL;
+    if (check_known(args, known, err, sizeof(err)) != 0 || get_workspace_id(args, &wsid, err, sizeof(err)) != 0) {
         fail(call, err);
         return;
     }
@@ -745,14 +810,15 @@ static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *ar
         struct remote_ctx *rc = xcalloc(1, sizeof(*rc));
         rc->call = call;
         rc->kind = REMOTE_LIST;
-        snprintf(rc->id, sizeof(rc->id), "%s", s->exec.tenant);
-        if (remote.read_session(s->exec.tenant, on_remote, rc) == 0)
+        snprintf(rc->id, sizeof(rc->id), "%s", s->tenant);
+        snprintf(rc->workspace_id, sizeof(rc->workspace_id), "%s", wsid != NULL ? wsid : "");
+        if (remote.read_session(s->tenant, on_remote, rc) == 0)
             return;
         free(rc); /* busy or stopping: this replica's list alone */
     }
     strbuf_t b = {0};
     strbuf_puts(&b, "{\"executions\":");
-    exec_list_json_tenant(s->exec.tenant, &b);
+    exec_list_json_tenant(s->tenant, wsid, &b);
     strbuf_puts(&b, "}");
     reply.result(call, b.data, b.len, 0);
     strbuf_free(&b);
@@ -767,37 +833,37 @@ static const struct tool tools[] = {
      "\"required\":[\"command\"],\"additionalProperties\":false}",
      "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ","
      "\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"output\":{\"type\":\"array\",\"items\":" EVENT_SCHEMA "},"
-     "\"dropped_events\":{\"type\":\"integer\"},\"last_event_id\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"}," ERR_PROPS
-     "},\"required\":[\"status\"]}",
+     "\"dropped_events\":{\"type\":\"integer\"},\"last_event_id\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"},"
+     "\"workspace_id\":{\"type\":\"string\"}," ERR_PROPS "},\"required\":[\"status\"]}",
      0, tool_execute_code},
     {"execute_code_async", "Start a command in the sandbox",
      "Start a shell command inside the sandbox and return its execution_id at once; follow it with get_execution_output, "
      "feed it with send_stdin (interactive runs) and stop it with cancel_execution.",
      "{\"type\":\"object\",\"properties\":{" RUN_PROPS "},\"required\":[\"command\"],\"additionalProperties\":false}",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM "," ERR_PROPS
-     "},\"required\":[\"status\"]}",
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ","
+     "\"workspace_id\":{\"type\":\"string\"}," ERR_PROPS "},\"required\":[\"status\"]}",
      0, tool_execute_code_async},
     {"send_stdin", "Send input to a run",
      "Write input_data to the stdin of a running interactive execution (a newline is appended when missing).",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"input_data\":{\"type\":\"string\"}},"
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}," WS_PROP ",\"input_data\":{\"type\":\"string\"}},"
      "\"required\":[\"execution_id\",\"input_data\"],\"additionalProperties\":false}",
      "{\"type\":\"object\",\"properties\":{\"success\":{\"type\":\"boolean\"}," ERR_PROPS "},\"required\":[\"success\"]}", 0,
      tool_send_stdin},
     {"cancel_execution", "Cancel a run",
      "Stop a running execution and everything it started: SIGTERM, then SIGKILL after a grace period (at once with force).",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"force\":{\"type\":\"boolean\",\"default\":false}},"
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}," WS_PROP ",\"force\":{\"type\":\"boolean\",\"default\":false}},"
      "\"required\":[\"execution_id\"],\"additionalProperties\":false}",
      "{\"type\":\"object\",\"properties\":{\"success\":{\"type\":\"boolean\"},\"was_running\":{\"type\":\"boolean\"}," ERR_PROPS
      "},\"required\":[\"success\"]}",
      0, tool_cancel_execution},
     {"list_executions", "List your runs", "List the executions started with your token (without auth: by this MCP session).",
-     "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
+     "{\"type\":\"object\",\"properties\":{" WS_PROP "},\"additionalProperties\":false}",
      "{\"type\":\"object\",\"properties\":{\"executions\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
      "\"id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ",\"command\":{\"type\":\"string\"},\"interactive\":{\"type\":\"boolean\"},"
      "\"started_at\":{\"type\":\"string\"},\"completed_at\":{\"type\":[\"string\",\"null\"]}}}}," ERR_PROPS "}}",
      1, tool_list_executions},
     {"get_execution_status", "Status of a run", "Status, exit code and timestamps of an execution.",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}},\"required\":[\"execution_id\"],"
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}," WS_PROP "},\"required\":[\"execution_id\"],"
      "\"additionalProperties\":false}",
      "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ",\"command\":{\"type\":\"string\"},"
      "\"interactive\":{\"type\":\"boolean\"},\"started_at\":{\"type\":\"string\"},\"completed_at\":{\"type\":[\"string\",\"null\"]},"
@@ -807,7 +873,7 @@ static const struct tool tools[] = {
     {"get_execution_output", "Output of a run",
      "Output events of an execution; with last_event_id only the events after it; with wait, first wait for the run to end "
      "(up to the server's wait limit).",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"wait\":{\"type\":\"boolean\",\"default\":false},"
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}," WS_PROP ",\"wait\":{\"type\":\"boolean\",\"default\":false},"
      "\"last_event_id\":{\"type\":\"string\"}},\"required\":[\"execution_id\"],\"additionalProperties\":false}",
      "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ","
      "\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"output\":{\"type\":\"array\",\"items\":" EVENT_SCHEMA "},"

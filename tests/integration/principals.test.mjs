@@ -107,11 +107,40 @@ describe('principals on one server', () => {
     await b.close();
   });
 
+  test('workspace handles: returned by the run tools, usable from another session of the same principal', async () => {
+    const first = await oneShot(server, ALICE, 'execute_code', { command: 'echo kept > note.txt' });
+    assert.match(first.workspace_id, /^w-[0-9a-f]{32}$/);
+    const ws = first.workspace_id;
+    const async = await oneShot(server, ALICE, 'execute_code_async', { command: 'cat note.txt', workspace_id: ws });
+    assert.equal(async.workspace_id, ws);
+    const out = await oneShot(server, ALICE, 'get_execution_output', { execution_id: async.execution_id, workspace_id: ws, wait: true });
+    assert.ok(out.output.some((e) => e.type === 'stdout' && e.data.includes('kept')), 'the file is in the named workspace');
+    const elsewhere = await oneShot(server, ALICE, 'execute_code', { command: 'test -e note.txt; echo $?' });
+    assert.notEqual(elsewhere.workspace_id, ws, 'a new session without workspace_id gets its own default');
+    const filtered = await oneShot(server, ALICE, 'list_executions', { workspace_id: ws });
+    assert.deepEqual(filtered.executions.map((e) => e.id).sort(), [first.execution_id, async.execution_id].sort());
+    // the execution named with another workspace of the same principal is not found
+    const wrong = await oneShot(server, ALICE, 'get_execution_status', { execution_id: async.execution_id, workspace_id: elsewhere.workspace_id });
+    assert.match(wrong.error, /Execution not found/);
+    // another principal: alice's workspace is exactly an unknown one, on every tool that takes it
+    const bobRun = await oneShot(server, BOB, 'execute_code', { command: 'cat note.txt', workspace_id: ws });
+    const bobUnknown = await oneShot(server, BOB, 'execute_code', { command: 'cat note.txt', workspace_id: 'w-' + '0'.repeat(32) });
+    assert.deepEqual(shape(bobRun, ws), shape(bobUnknown, 'w-' + '0'.repeat(32)));
+    assert.match(bobRun.error, /^Workspace not found: /);
+    const bobAsync = await oneShot(server, BOB, 'execute_code_async', { command: 'true', workspace_id: ws });
+    assert.match(bobAsync.error, /^Workspace not found: /);
+    assert.deepEqual((await oneShot(server, BOB, 'list_executions', { workspace_id: ws })).executions, []);
+    for (const name of ['get_execution_status', 'get_execution_output', 'cancel_execution']) {
+      const r = await oneShot(server, BOB, name, { execution_id: async.execution_id, workspace_id: ws });
+      assert.match(r.error, /Execution not found/, name);
+    }
+  });
+
   test('the principal is in the logs, the tokens are not', async () => {
     await oneShot(server, BOB, 'execute_code', { command: 'true' });
     const log = server.log();
     assert.match(log, /session [0-9a-f]{8} created \(client [^,]+, protocol [^,]+, principal bob\)/);
-    assert.match(log, /execution [0-9a-f-]{36} started for session [0-9a-f]{8}, principal bob/);
+    assert.match(log, /execution [0-9a-f-]{36} started in workspace w-[0-9a-f]{32}, principal bob/);
     assert.ok(!log.includes(ALICE) && !log.includes(BOB));
   });
 

@@ -97,8 +97,11 @@ static void test_create(void **state)
     assert_string_equal(s->client, "claude-code");
     assert_true(s->created_ms >= before && s->created_ms <= after);
     assert_int_equal(s->last_used_ms, s->created_ms);
-    assert_null(s->exec.state);
-    assert_ptr_equal(s->exec.id, s->id);
+    assert_non_null(s->ws);
+    assert_null(s->ws->exec.state);
+    assert_ptr_equal(s->ws->exec.id, s->ws->id);
+    assert_int_equal(strlen(s->ws->id), WORKSPACE_ID_LEN);
+    assert_true(s->ws->pinned);
     assert_int_equal(session_count(), 1);
     assert_true(s->expiry.armed);
     assert_int_equal(deadline_count(), 1);
@@ -251,7 +254,8 @@ static void test_end_without_hook(void **state)
 static void hook_sees_exec(session_t *s, enum session_end_reason why)
 {
     /* the execution manager's state is still attached when the hook runs */
-    assert_ptr_equal(s->exec.state, (void *)&ended);
+    assert_ptr_equal(s->ws->exec.state, (void *)&ended);
+    s->ws->exec.state = NULL; /* not exec's: the workspace's end must not free it */
     record_end(s, why);
 }
 
@@ -259,7 +263,7 @@ static void test_end_hook_sees_exec_state(void **state)
 {
     session_setup(3600 * 1000, 10000, hook_sees_exec);
     session_t *s = session_create("p", "c", NULL, 0);
-    s->exec.state = (struct exec_session *)&ended;
+    s->ws->exec.state = (struct exec_session *)&ended;
     session_end(s, SESSION_DELETED);
     assert_int_equal(ended.n, 1);
 }
@@ -378,7 +382,10 @@ static void test_max_sessions_per_principal(void **state)
     assert_true(session_usable(a1, "alice"));
     assert_false(session_usable(a1, "bob"));
     assert_false(session_usable(a1, NULL));
-    assert_string_equal(a1->exec.tenant, "alice");
+    assert_string_equal(a1->tenant, "alice");
+    assert_string_equal(a1->ws->tenant, "alice");
+    assert_ptr_equal(workspace_find("alice", a1->ws->id), a1->ws);
+    assert_null(workspace_find("bob", a1->ws->id)); /* another tenant's: as unknown */
     session_end(a1, SESSION_DELETED);
     assert_non_null(session_create("p", "c", "alice", 2));
 }
@@ -441,6 +448,35 @@ static void test_idle_expiry(void **state)
     assert_int_equal(deadline_count(), 0);
 }
 
+static int no_workspace_left(void)
+{
+    return workspace_count() == 0;
+}
+
+/* Workspace handles: the per-tenant cap on unpinned ones, and their idle expiry (--workspace-ttl). */
+static void test_workspace_cap_and_expiry(void **state)
+{
+    char err[200];
+    workspace_setup(60, 2);
+    workspace_t *a = workspace_create("alice", "alice", 0, err, sizeof(err));
+    workspace_t *b = workspace_create("alice", "alice", 0, err, sizeof(err));
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_not_equal(a->id, b->id);
+    assert_memory_equal(a->id, "w-", 2);
+    assert_null(workspace_create("alice", "alice", 0, err, sizeof(err)));
+    assert_non_null(strstr(err, "--max-workspaces-per-principal"));
+    assert_non_null(workspace_create("alice", "alice", 1, err, sizeof(err))); /* pinned ones are not counted */
+    assert_int_equal(workspace_count_tenant("alice"), 2);
+    workspace_end_all();
+    a = workspace_create("bob", "bob", 0, err, sizeof(err));
+    uint64_t start = util_now_ms();
+    assert_true(run_loop_until(no_workspace_left, 3000));
+    assert_true(util_now_ms() - start >= 55);
+    assert_int_equal(deadline_count(), 0);
+    workspace_setup(3600 * 1000, 0);
+}
+
 static void test_touch_postpones_expiry(void **state)
 {
     session_setup(250, 100, record_end);
@@ -484,6 +520,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_observer_hooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_sessions_per_principal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workspace_cap_and_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_touch_postpones_expiry, setup, teardown),
