@@ -1,11 +1,13 @@
 /*
  * keys: every Redis key name the cluster uses, in one place, and the hash
- * that stands for a session id in them (Redis never holds a raw session id:
+ * that stands for an owner (principal or session id) in them (Redis never holds a raw session id:
  * it is a bearer capability; whoever reads Redis learns only its SHA-256).
  *
  *   execution:{id}              the execution's record (JSON)
  *   execution:{id}:output       its events, oldest first (a list)
- *   session:{key}:executions    the set of a session's execution ids
+ *   session:{key}:executions    the set of an owner's execution ids (key: SHA-256 of the
+ *                               principal's name, or of the session id without auth)
+ *   workspace:{id}:executions   the set of a workspace's execution ids
  *   mcp:session:{key}           the session record (adoption)
  *   replica:{id}                a replica's heartbeat
  *   replica:{id}:running        its running executions (id -> process instance)
@@ -35,6 +37,8 @@ void keys_execution(char *buf, size_t len, const char *id, size_t id_len);
 void keys_execution_output(char *buf, size_t len, const char *id, size_t id_len);
 /** session:{key}:executions. */
 void keys_session_executions(char *buf, size_t len, const char *session_key);
+/** workspace:{id}:executions. */
+void keys_workspace_executions(char *buf, size_t len, const char *workspace_id);
 /** mcp:session:{key}. */
 void keys_session_record(char *buf, size_t len, const char *session_key);
 /** The set of replica ids, prefixed. */

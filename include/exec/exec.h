@@ -53,6 +53,7 @@ struct exec {
     char id[37];                      /**< UUID v4 */
     char session_id[EXEC_OWNER_ID_MAX + 1]; /**< its owner's id (the MCP session's) */
     char tenant[EXEC_OWNER_ID_MAX + 1];     /**< who may use it: its owner's tenant (principal name, or session id) */
+    int tenant_is_principal;          /**< `tenant` is a principal's name (else a session id: never to be shown) */
     struct exec_session *owner;       /**< its session's state (run list, workspace): set at start, never NULL;
                                            outlives the session (owner->ended) until its last execution is freed */
     char *command;

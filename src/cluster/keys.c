@@ -53,6 +53,11 @@ void keys_replica_running(char *buf, size_t len, const char *replica_id)
     snprintf(buf, len, "%sreplica:%s:running", config.redis_prefix, replica_id);
 }
 
+void keys_workspace_executions(char *buf, size_t len, const char *workspace_id)
+{
+    snprintf(buf, len, "%sworkspace:%s:executions", config.redis_prefix, workspace_id);
+}
+
 void keys_replicas(char *buf, size_t len)
 {
     snprintf(buf, len, "%s" KEYS_REPLICAS, config.redis_prefix);

@@ -341,7 +341,7 @@ static char *meta_json(const exec_t *e, size_t *len)
     char skey[MIRROR_SESSION_KEY_LEN + 1];
     keys_session_hash(e->tenant, skey); /* the owner key: whoever may read it (principal, or session) */
     cJSON_AddStringToObject(o, "session_id", skey);
-    if (strcmp(e->tenant, e->session_id) != 0)
+    if (e->tenant_is_principal)
         cJSON_AddStringToObject(o, "principal", e->tenant);
     cJSON_AddStringToObject(o, "workspace_id", e->session_id); /* the owner's id: the workspace handle */
     cJSON_AddNumberToObject(o, "timeout_seconds", e->timeout_s);
@@ -357,6 +357,7 @@ static op_t *op_new(enum op_kind kind, const exec_t *e)
     o->kind = kind;
     strlcpy(o->id, e->id, sizeof(o->id));
     keys_session_hash(e->tenant, o->session_id);
+    strlcpy(o->workspace_id, e->session_id, sizeof(o->workspace_id)); /* the owner's id: the workspace handle */
     o->active = exec_is_active(e);
     o->bytes = OP_OVERHEAD;
     return o;

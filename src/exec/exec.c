@@ -652,6 +652,7 @@ static exec_t *exec_new(exec_owner_t *s, const exec_request_t *rq)
     while (RB_FIND(exec_tree, &mgr.all, e) != NULL);
     strlcpy(e->session_id, s->id, sizeof(e->session_id));
     strlcpy(e->tenant, s->tenant != NULL ? s->tenant : s->id, sizeof(e->tenant));
+    e->tenant_is_principal = s->principal != NULL;
     e->command = xstrdup(rq->command);
     e->interactive = rq->interactive;
     e->timeout_s = rq->timeout_s;

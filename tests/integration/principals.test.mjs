@@ -210,6 +210,8 @@ describe('principals across two replicas through Redis, keys under --redis-prefi
     }, { what: 'the record in Redis' });
     const rec = JSON.parse(await redis.cli('GET', `t13:execution:${id}`));
     assert.equal(rec.principal, 'alice');
+    assert.equal(rec.workspace_id, done.workspace_id);
+    assert.equal(await redis.cli('SISMEMBER', `t13:workspace:${done.workspace_id}:executions`, id), '1');
     assert.equal(await redis.cli('EXISTS', `execution:${id}`), '0', 'no key outside the prefix');
     const keys = (await redis.cli('KEYS', '*')).split('\n').filter(Boolean);
     assert.ok(keys.length > 0 && keys.every((k) => k.startsWith('t13:')), keys.join(' '));
@@ -219,6 +221,10 @@ describe('principals across two replicas through Redis, keys under --redis-prefi
     assert.ok(out.output.some((e) => e.type === 'stdout' && e.data.includes('across')));
     const list = await oneShot(r2, ALICE, 'list_executions', {});
     assert.ok(list.executions.some((e) => e.id === id), 'alice lists it on r2 from another session');
+    const inWs = await oneShot(r2, ALICE, 'list_executions', { workspace_id: done.workspace_id });
+    assert.deepEqual(inWs.executions.map((e) => e.id), [id], 'the workspace filter applies to what Redis holds');
+    const remoteWrongWs = await oneShot(r2, ALICE, 'get_execution_status', { execution_id: id, workspace_id: 'w-' + '1'.repeat(32) });
+    assert.match(remoteWrongWs.error, /Execution not found/);
     for (const name of ['get_execution_status', 'get_execution_output', 'cancel_execution']) {
       const theirs = await oneShot(r2, BOB, name, { execution_id: id });
       const unknown = await oneShot(r2, BOB, name, { execution_id: NOWHERE });
