@@ -42,12 +42,8 @@ void session_set_hooks(const session_hooks_t *h)
 static void on_expiry(deadline_t *d)
 {
     session_t *s = (session_t *)((char *)d - offsetof(session_t, expiry));
-    uint64_t now = util_now_ms();
-    if (s->last_used_ms + ttl_ms > now) {
-        deadline_arm(&s->expiry, s->last_used_ms + ttl_ms - now, on_expiry);
-        return;
-    }
-    session_end(s, SESSION_EXPIRED);
+    if (!deadline_idle_rearm(&s->expiry, s->last_used_ms, ttl_ms, on_expiry))
+        session_end(s, SESSION_EXPIRED);
 }
 
 /* Fills in a new session (its id set) and puts it in the table with its expiry armed. */

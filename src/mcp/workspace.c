@@ -36,11 +36,8 @@ void workspace_setup(uint64_t ttl, size_t per_tenant)
 static void on_expiry(deadline_t *d)
 {
     workspace_t *w = (workspace_t *)((char *)d - offsetof(workspace_t, expiry));
-    uint64_t now = util_now_ms();
-    if (w->last_used_ms + ttl_ms > now) {
-        deadline_arm(&w->expiry, w->last_used_ms + ttl_ms - now, on_expiry);
+    if (deadline_idle_rearm(&w->expiry, w->last_used_ms, ttl_ms, on_expiry))
         return;
-    }
     log_info("workspace %s expired (idle %llu s): its runs are stopped and its files removed", w->id,
              (unsigned long long)(ttl_ms / 1000));
     workspace_end(w);
