@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { call, connect, raw, rawSession, startRedis, startServer, waitFor } from './helpers.mjs';
+import { call, connect, raw, rawSession, sessionKey, startRedis, startServer, waitFor } from './helpers.mjs';
 
 const ALICE = 'alice-token-0123456789abcdef';
 const BOB = 'bob-token-0123456789abcdefgh';
@@ -231,5 +231,21 @@ describe('principals across two replicas through Redis, keys under --redis-prefi
       assert.deepEqual(shape(theirs, id), shape(unknown, NOWHERE), name);
     }
     assert.ok(!(await oneShot(r2, BOB, 'list_executions', {})).executions.some((e) => e.id === id));
+  });
+
+  test('a session opened on one replica is adopted on the other by its principal only', async () => {
+    const sid = await rawSession(r1, { headers: { authorization: `Bearer ${ALICE}` } });
+    await waitFor(async () => (await redis.cli('EXISTS', `t13:mcp:session:${sessionKey(sid)}`)) === '1', { what: 'the session record' });
+    const rec = JSON.parse(await redis.cli('GET', `t13:mcp:session:${sessionKey(sid)}`));
+    assert.equal(rec.principal, 'alice');
+    const list = { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'list_executions', arguments: {} } };
+    const hdr = (tok, id) => ({ authorization: `Bearer ${tok}`, 'mcp-session-id': id, 'mcp-protocol-version': '2025-06-18' });
+    const bobs = await raw(r2, { headers: hdr(BOB, sid), body: list });
+    const unknown = await raw(r2, { headers: hdr(BOB, 'e'.repeat(32)), body: list });
+    assert.equal(bobs.status, 404);
+    assert.deepEqual(bobs.json, unknown.json);
+    const alices = await raw(r2, { headers: hdr(ALICE, sid), body: list });
+    assert.equal(alices.status, 200);
+    assert.match(r2.log(), new RegExp(`session ${sid.slice(0, 8)} adopted from replica r1`));
   });
 });
