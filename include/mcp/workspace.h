@@ -44,8 +44,14 @@ void workspace_setup(uint64_t ttl_ms, size_t per_tenant);
 workspace_t *workspace_create(const char *tenant, const char *principal, int pinned, char *err, size_t errlen);
 /** The workspace `id` of `tenant`; NULL when unknown or another tenant's (the same answer). */
 workspace_t *workspace_find(const char *tenant, const char *id);
-/** Marks it used now (postpones its idle expiry). */
+/** Marks it used now by its handle, from outside its session if pinned (postpones its idle expiry). */
 void workspace_touch(workspace_t *w);
+/**
+ * Unpins a session's default workspace when its session expires while the
+ * workspace is still used through its handle: it then lives on, and expires,
+ * as any other workspace (--workspace-ttl after its last use).
+ */
+void workspace_release(workspace_t *w);
 /** Ends it: stops its runs, removes its files, frees it. */
 void workspace_end(workspace_t *w);
 /** Ends every workspace (shutdown). */

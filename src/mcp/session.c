@@ -139,7 +139,12 @@ void session_end(session_t *s, enum session_end_reason why)
     n_sessions--;
     if (end_hook != NULL)
         end_hook(s, why);
-    workspace_end(s->ws);
+    /* a workspace used by handle since the session's last request (a client that opens a
+     * session per call, polling its runs) outlives the expiry; otherwise it ends with the session */
+    if (why == SESSION_EXPIRED && s->ws->last_used_ms > s->last_used_ms)
+        workspace_release(s->ws);
+    else
+        workspace_end(s->ws);
     if (hooks.on_end != NULL)
         hooks.on_end(s, why);
     free(s);

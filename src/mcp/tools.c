@@ -371,8 +371,8 @@ static workspace_t *run_workspace(session_t *s, const char *wsid, char *err, siz
         snprintf(err, errlen, "Workspace not found: %.64s", wsid);
     else if (wsid == NULL && (w = s->ws) == NULL)
         w = workspace_create(s->tenant, s->principal[0] ? s->principal : NULL, 0, err, errlen);
-    if (w != NULL)
-        workspace_touch(w);
+    if (w != NULL && w != s->ws)
+        workspace_touch(w); /* the session's own default is used as long as the session is */
     return w;
 }
 
@@ -440,6 +440,9 @@ static exec_t *held_or_remote(mcp_call_t *call, session_t *s, const char *id, in
         return NULL;
     }
     exec_t *e = exec_find_for_tenant(s->tenant, id);
+    workspace_t *w = e != NULL ? workspace_find(s->tenant, e->session_id) : NULL;
+    if (w != NULL && w != s->ws)
+        workspace_touch(w); /* followed from another session: in use by handle (session.c) */
     if (e != NULL && wsid != NULL && strcmp(e->session_id, wsid) != 0) { /* held here, in another workspace */
         not_found(call, id, kind == REMOTE_STDIN || kind == REMOTE_CANCEL, kind == REMOTE_CANCEL);
         return NULL;

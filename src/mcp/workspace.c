@@ -96,6 +96,15 @@ void workspace_touch(workspace_t *w)
     w->last_used_ms = util_now_ms();
 }
 
+void workspace_release(workspace_t *w)
+{
+    w->pinned = 0;
+    log_info("workspace %s outlives its session: it is used by handle; it expires %llu s after its last use", w->id,
+             (unsigned long long)(ttl_ms / 1000));
+    if (!deadline_idle_rearm(&w->expiry, w->last_used_ms, ttl_ms, on_expiry))
+        workspace_end(w);
+}
+
 void workspace_end(workspace_t *w)
 {
     deadline_cancel(&w->expiry);

@@ -158,6 +158,39 @@ describe('principals on one server', () => {
   });
 });
 
+describe('a session that expires while its runs are followed from other sessions', () => {
+  let server;
+  before(async () => {
+    ({ server } = await withTokens([`alice:${ALICE}`], ['--session-ttl', '1']));
+  });
+  after(async () => { await server?.stop(); });
+
+  test('its workspace outlives it while used by handle; an unused one ends with its session', async () => {
+    const { client: a, transport: ta } = await connect(server, { token: ALICE });
+    const run = await call(a, 'execute_code_async', { command: 'cat', interactive: true });
+    const sidA = ta.sessionId;
+    const { client: idle, transport: ti } = await connect(server, { token: ALICE });
+    const idleRun = await call(idle, 'execute_code_async', { command: 'cat', interactive: true });
+    // followed from a new session after A's last request
+    const polled = await oneShot(server, ALICE, 'get_execution_status', { execution_id: run.execution_id });
+    assert.equal(polled.status, 'running');
+    await waitFor(() => server.log().includes(`session ${sidA.slice(0, 8)} expired`) &&
+      server.log().includes(`session ${ti.sessionId.slice(0, 8)} expired`), { what: 'both sessions expired' });
+    assert.match(server.log(), new RegExp(`workspace ${run.workspace_id} outlives its session`));
+    assert.equal((await oneShot(server, ALICE, 'send_stdin', { execution_id: run.execution_id, input_data: 'still here' })).success, true);
+    const out = await oneShot(server, ALICE, 'get_execution_output', { execution_id: run.execution_id });
+    await waitFor(async () => (await oneShot(server, ALICE, 'get_execution_output', { execution_id: run.execution_id })).output
+      .some((e) => e.type === 'stdout' && e.data.includes('still here')), { what: 'the echo' });
+    assert.equal(out.status, 'running');
+    // the run nobody followed ended with its session, as before
+    const gone = await oneShot(server, ALICE, 'get_execution_status', { execution_id: idleRun.execution_id });
+    assert.match(gone.error ?? gone.status, /not found|cancelled|failed/);
+    await oneShot(server, ALICE, 'cancel_execution', { execution_id: run.execution_id, force: true });
+    await a.close().catch(() => {});
+    await idle.close().catch(() => {});
+  });
+});
+
 describe('per-principal quotas', () => {
   let server;
   before(async () => {
