@@ -32,6 +32,18 @@ async function oneShot(server, token, name, args) {
 // The answer to `tool` on `id`, with the id itself replaced, so that two ids' answers compare.
 const shape = (r, id) => JSON.parse(JSON.stringify({ ...r, _result: undefined }).replaceAll(id, 'ID'));
 
+// A raw list_executions in session `sid` with `tok`'s bearer.
+const list = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'list_executions', arguments: {} } };
+const hdr = (tok, sid) => ({ authorization: `Bearer ${tok}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' });
+
+// `tok` presenting session `sid` gets exactly what an unknown session id gets: 404.
+async function assertSessionUnknownTo(server, tok, sid) {
+  const theirs = await raw(server, { headers: hdr(tok, sid), body: list });
+  const unknown = await raw(server, { headers: hdr(tok, 'f'.repeat(32)), body: list });
+  assert.equal(theirs.status, 404);
+  assert.deepEqual(theirs.json, unknown.json);
+}
+
 async function withTokens(lines, args = []) {
   const dir = (await import('node:fs')).mkdtempSync(path.join((await import('node:os')).tmpdir(), 'sandboxd-tokens-'));
   const file = tokensFile(dir, lines);
@@ -91,12 +103,7 @@ describe('principals on one server', () => {
 
     // alice's session id in bob's hands is an unknown session
     const sidA = await rawSession(server, { headers: { authorization: `Bearer ${ALICE}` } });
-    const list = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'list_executions', arguments: {} } };
-    const hdr = (tok, sid) => ({ authorization: `Bearer ${tok}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' });
-    const theirs = await raw(server, { headers: hdr(BOB, sidA), body: list });
-    const unknown = await raw(server, { headers: hdr(BOB, 'f'.repeat(32)), body: list });
-    assert.equal(theirs.status, 404);
-    assert.deepEqual(theirs.json, unknown.json);
+    await assertSessionUnknownTo(server, BOB, sidA);
     const del = await raw(server, { method: 'DELETE', headers: hdr(BOB, sidA) });
     assert.equal(del.status, 404);
     const mine = await raw(server, { headers: hdr(ALICE, sidA), body: list });
@@ -192,12 +199,13 @@ describe('a session that expires while its runs are followed from other sessions
 });
 
 describe('per-principal quotas', () => {
-  let server;
+  let server, flood;
   before(async () => {
-    ({ server } = await withTokens([`alice:${ALICE}`, `bob:${BOB}`],
-      ['--max-concurrent-per-principal', '1', '--max-per-session', '5', '--max-sessions-per-principal', '5', '--max-sessions', '100']));
+    // one server per quota: the session-per-call helper opens a session for every call
+    ({ server } = await withTokens([`alice:${ALICE}`, `bob:${BOB}`], ['--max-concurrent-per-principal', '1', '--max-per-session', '5']));
+    ({ server: flood } = await withTokens([`alice:${ALICE}`, `bob:${BOB}`], ['--max-sessions-per-principal', '5', '--max-sessions', '100']));
   });
-  after(async () => { await server?.stop(); });
+  after(async () => { await server?.stop(); await flood?.stop(); });
 
   test('--max-concurrent-per-principal counts runs of every session of the principal', async () => {
     const first = await oneShot(server, ALICE, 'execute_code_async', { command: 'cat', interactive: true });
@@ -212,13 +220,13 @@ describe('per-principal quotas', () => {
   });
 
   test('a session flood by one principal leaves the other able to connect', async () => {
-    const init = (tok) => raw(server, { headers: { authorization: `Bearer ${tok}` }, body: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'flood', version: '1' } } } });
+    const init = (tok) => raw(flood, { headers: { authorization: `Bearer ${tok}` }, body: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'flood', version: '1' } } } });
     const answers = await Promise.all(Array.from({ length: 40 }, () => init(ALICE)));
     const opened = answers.filter((r) => r.headers.get('mcp-session-id')).length;
     assert.ok(opened <= 5, `alice opened ${opened} sessions`);
     const refused = answers.find((r) => !r.headers.get('mcp-session-id'));
     assert.match(refused.json.error.message, /--max-sessions-per-principal/);
-    const { client } = await connect(server, { token: BOB });
+    const { client } = await connect(flood, { token: BOB });
     assert.equal((await call(client, 'execute_code', { command: 'echo ok' })).exit_code, 0);
     await client.close();
   });
@@ -271,12 +279,7 @@ describe('principals across two replicas through Redis, keys under --redis-prefi
     await waitFor(async () => (await redis.cli('EXISTS', `t13:mcp:session:${sessionKey(sid)}`)) === '1', { what: 'the session record' });
     const rec = JSON.parse(await redis.cli('GET', `t13:mcp:session:${sessionKey(sid)}`));
     assert.equal(rec.principal, 'alice');
-    const list = { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'list_executions', arguments: {} } };
-    const hdr = (tok, id) => ({ authorization: `Bearer ${tok}`, 'mcp-session-id': id, 'mcp-protocol-version': '2025-06-18' });
-    const bobs = await raw(r2, { headers: hdr(BOB, sid), body: list });
-    const unknown = await raw(r2, { headers: hdr(BOB, 'e'.repeat(32)), body: list });
-    assert.equal(bobs.status, 404);
-    assert.deepEqual(bobs.json, unknown.json);
+    await assertSessionUnknownTo(r2, BOB, sid);
     const alices = await raw(r2, { headers: hdr(ALICE, sid), body: list });
     assert.equal(alices.status, 200);
     assert.match(r2.log(), new RegExp(`session ${sid.slice(0, 8)} adopted from replica r1`));
