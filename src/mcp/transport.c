@@ -322,7 +322,9 @@ static const char *instructions =
     "Runs shell commands inside a bubblewrap sandbox. execute_code runs a command and waits for it "
     "(or returns at once with wait_for_completion=false); execute_code_async starts it; poll with "
     "get_execution_output (pass last_event_id to get only new events), feed interactive runs with send_stdin, "
-    "stop them with cancel_execution. Each session has its own writable workspace, kept across its runs.";
+    "stop them with cancel_execution. Each session has its own writable workspace, kept across its runs; "
+    "execute_code returns its workspace_id, which any later call (from any session with the same token) may pass "
+    "to run there again.";
 
 static void do_initialize(mcp_call_t *call, mcp_reply_t *r, const cJSON *params)
 {
@@ -334,8 +336,9 @@ static void do_initialize(mcp_call_t *call, mcp_reply_t *r, const cJSON *params)
     const char *version = mcp_protocol_negotiate(pv->valuestring);
     const cJSON *ci = cJSON_GetObjectItemCaseSensitive(params, "clientInfo");
     const cJSON *cname = cJSON_IsObject(ci) ? cJSON_GetObjectItemCaseSensitive(ci, "name") : NULL;
+    /* without auth each session is its own owner: the per-principal cap has nobody to count */
     session_t *s = session_create(version, cJSON_IsString(cname) ? cname->valuestring : NULL, r->principal,
-                                  (size_t)config.max_sessions_principal);
+                                  r->principal[0] != '\0' ? (size_t)config.max_sessions_principal : 0);
     if (s == NULL) {
         mcp_call_error(call, JSONRPC_INTERNAL_ERROR,
                        session_count() >= (size_t)config.max_sessions
