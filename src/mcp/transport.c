@@ -240,6 +240,8 @@ void mcp_metrics(strbuf_t *out)
 {
     metrics_gauge(out, "sessions", "Live MCP sessions held by this replica.", (double)session_count());
     metrics_gauge(out, "requests_waiting", "HTTP requests parked waiting for an answer.", (double)n_inflight);
+    metrics_gauge(out, "workspaces", "Live workspaces (sessions' defaults and handles) held by this replica.",
+                  (double)workspace_count());
 }
 
 void mcp_health(cJSON *h)

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { call, connect, raw, rawSession, sessionKey, startRedis, startServer, waitFor } from './helpers.mjs';
+import { call, connect, metric, raw, rawSession, sessionKey, startRedis, startServer, waitFor } from './helpers.mjs';
 
 const ALICE = 'alice-token-0123456789abcdef';
 const BOB = 'bob-token-0123456789abcdefgh';
@@ -184,6 +184,7 @@ describe('a session that expires while its runs are followed from other sessions
     await waitFor(() => server.log().includes(`session ${sidA.slice(0, 8)} expired`) &&
       server.log().includes(`session ${ti.sessionId.slice(0, 8)} expired`), { what: 'both sessions expired' });
     assert.match(server.log(), new RegExp(`workspace ${run.workspace_id} outlives its session`));
+    assert.ok(await metric(server, 'workspaces', { token: ALICE }) >= 1, 'the released workspace is counted');
     assert.equal((await oneShot(server, ALICE, 'send_stdin', { execution_id: run.execution_id, input_data: 'still here' })).success, true);
     const out = await oneShot(server, ALICE, 'get_execution_output', { execution_id: run.execution_id });
     await waitFor(async () => (await oneShot(server, ALICE, 'get_execution_output', { execution_id: run.execution_id })).output
