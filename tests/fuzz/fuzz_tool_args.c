@@ -303,7 +303,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (deadline_init(h2o_evloop_create()) != 0 || tools_init() != 0)
         abort();
     session_setup(3600 * 1000, 16, NULL);
-    session = session_create("2025-06-18", "fuzz");
+    session = session_create("2025-06-18", "fuzz", NULL, 0);
     return session == NULL ? -1 : 0;
 }
 
