@@ -11,14 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-RB_HEAD(session_tree, session);
-
-static int session_cmp(session_t *a, session_t *b)
-{
-    return strcmp(a->id, b->id);
-}
-
-RB_GENERATE(session_tree, session, node, session_cmp)
+UTIL_ID_TREE(session_tree, session)
 
 static struct session_tree sessions = RB_INITIALIZER(&sessions);
 static size_t n_sessions;

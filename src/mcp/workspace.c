@@ -13,14 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-RB_HEAD(workspace_tree, workspace);
-
-static int workspace_cmp(workspace_t *a, workspace_t *b)
-{
-    return strcmp(a->id, b->id);
-}
-
-RB_GENERATE(workspace_tree, workspace, node, workspace_cmp)
+UTIL_ID_TREE(workspace_tree, workspace)
 
 static struct workspace_tree workspaces = RB_INITIALIZER(&workspaces);
 static size_t n_workspaces;
