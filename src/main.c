@@ -20,7 +20,9 @@
 #include "exec/proc.h"
 #include "exec/quota.h"
 #include "exec/sandbox.h"
+#include "mcp/principal.h"
 #include "mcp/session.h"
+#include "mcp/workspace.h"
 #include "mcp/tools.h"
 #include "core/util.h"
 
@@ -43,9 +45,16 @@ static int shutting_down;
 static uint64_t shutdown_started;
 static int forced_kill;
 
-static void on_session_end(session_t *s, enum session_end_reason why)
+/* SIGHUP: rereads the tokens file; a bad file keeps the principals in force. */
+static void reload_principals(void)
 {
-    exec_session_end(&s->exec);
+    char err[512];
+    if (config.tokens_file[0] == '\0')
+        return;
+    if (principal_reload(err, sizeof(err)) != 0)
+        log_error("tokens file not reloaded, the previous principals stay: %s", err);
+    else
+        log_info("tokens file reloaded: %zu principals", principal_count());
 }
 
 static void on_signal(h2o_socket_t *sock, const char *err)
@@ -60,6 +69,7 @@ static void on_signal(h2o_socket_t *sock, const char *err)
                 log_error("cannot reopen the log file: %s", strerror(errno));
             else
                 log_info("log file reopened");
+            reload_principals();
         } else if (!shutting_down) {
             log_info("%s received: shutting down (grace %d s)", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", config.shutdown_grace);
             shutting_down = 1;
@@ -157,6 +167,10 @@ static int startup_checks(int argc, char **argv, char *err, size_t errlen)
                  "accounting, no atomic kill)", err);
     else
         log_info("cgroups: %s, a cgroup per run under the server's own", cgroup_mode_name());
+    if (principal_load(config.token, config.tokens_file, err, errlen) != 0) {
+        fprintf(stderr, "mcp-sandboxd: --tokens-file: %s\n", err);
+        return 2;
+    }
     return redis_url_check(err, errlen);
 }
 
@@ -229,7 +243,8 @@ static int start_services(h2o_evloop_t *loop, char *err, size_t errlen)
         log_error("startup failed: %s", strerror(errno));
         return 1;
     }
-    session_setup((uint64_t)config.session_ttl * 1000, (size_t)config.max_sessions, on_session_end);
+    session_setup((uint64_t)config.session_ttl * 1000, (size_t)config.max_sessions, NULL);
+    workspace_setup((uint64_t)config.workspace_ttl * 1000, (size_t)config.max_workspaces_principal);
     /* /health and /metrics: each module's figures, in this order */
     health_register(exec_health_status, 0);
     health_register(mcp_health, 0);
@@ -276,6 +291,7 @@ static void shutdown_rest(h2o_evloop_t *loop, h2o_socket_t *sigsock)
     if (exec_running() > 0)
         exec_abandon_all();
     session_end_all();
+    workspace_end_all();
     int drain_ms = grace_left_ms() < 2000 ? grace_left_ms() : 2000; /* the shutdown deadline binds */
     if (cgroup_drain(drain_ms, proc_reap_children) > 0)
         log_warn("%zu run cgroups still busy at exit: the next start removes them", cgroup_pending_removals());
@@ -292,6 +308,7 @@ static void shutdown_rest(h2o_evloop_t *loop, h2o_socket_t *sigsock)
     log_info("shutdown complete");
     log_close();
     tools_free();
+    principal_free();
     sandbox_cleanup();
     config_free(&config);
 }

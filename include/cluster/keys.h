@@ -1,16 +1,20 @@
 /*
  * keys: every Redis key name the cluster uses, in one place, and the hash
- * that stands for a session id in them (Redis never holds a raw session id:
+ * that stands for an owner (principal or session id) in them (Redis never holds a raw session id:
  * it is a bearer capability; whoever reads Redis learns only its SHA-256).
  *
  *   execution:{id}              the execution's record (JSON)
  *   execution:{id}:output       its events, oldest first (a list)
- *   session:{key}:executions    the set of a session's execution ids
+ *   session:{key}:executions    the set of an owner's execution ids (key: SHA-256 of the
+ *                               principal's name, or of the session id without auth)
+ *   workspace:{id}:executions   the set of a workspace's execution ids
  *   mcp:session:{key}           the session record (adoption)
  *   replica:{id}                a replica's heartbeat
  *   replica:{id}:running        its running executions (id -> process instance)
  *   replicas                    the set of replica ids
  *
+ * With --redis-prefix P, every key is P followed by the name above
+ * (P"execution:{id}", P"replicas"...); without it the names are as listed.
  * Each writer fills a caller's buffer (strlcpy semantics: cut, never overrun).
  */
 #ifndef MCP_SANDBOXD_KEYS_H
@@ -33,8 +37,14 @@ void keys_execution(char *buf, size_t len, const char *id, size_t id_len);
 void keys_execution_output(char *buf, size_t len, const char *id, size_t id_len);
 /** session:{key}:executions. */
 void keys_session_executions(char *buf, size_t len, const char *session_key);
+/** workspace:{id}:executions. */
+void keys_workspace_executions(char *buf, size_t len, const char *workspace_id);
 /** mcp:session:{key}. */
 void keys_session_record(char *buf, size_t len, const char *session_key);
+/** The set of replica ids, prefixed. */
+void keys_replicas(char *buf, size_t len);
+/** The prefix of an execution's keys, prefixed (for the replica sweep's script). */
+void keys_execution_prefix(char *buf, size_t len);
 /** replica:{id}. */
 void keys_replica(char *buf, size_t len, const char *replica_id);
 /** replica:{id}:running. */

@@ -28,7 +28,8 @@ typedef struct op {
     struct op *next;
     enum op_kind kind;
     char id[MIRROR_SESSION_KEY_LEN + 1];         /**< execution id; SESSION_*: the session key */
-    char session_id[MIRROR_SESSION_KEY_LEN + 1]; /**< the session key (SHA-256 hex of the id), never the id */
+    char session_id[MIRROR_SESSION_KEY_LEN + 1]; /**< the owner key (SHA-256 hex of the tenant), never a session id */
+    char workspace_id[40];   /**< META, RESYNC, TOUCH: the execution's workspace handle ("" = none) */
     int active;              /**< META, RESYNC: still running (listed in replica:{id}:running) */
     int only_if_mine;        /**< SESSION_DEL: only when the record names this replica */
     char *meta;              /**< META, RESYNC; SESSION_PUT: the session record */

@@ -24,6 +24,12 @@ typedef struct config {
     char host[256];               /**< address to bind (SANDBOX_HOST / --host) */
     int port;                     /**< TCP port (SANDBOX_PORT / --port) */
     char token[512];              /**< bearer token, "" = no auth; never logged */
+    char tokens_file[1024];       /**< principals file (--tokens-file), "" = none */
+    int max_concurrent_principal; /**< running executions per principal, 0 = no per-principal cap */
+    int max_sessions_principal;   /**< live sessions per principal, 0 = no per-principal cap */
+    int workspace_ttl;            /**< idle seconds before an unpinned workspace expires */
+    int max_workspaces_principal; /**< unpinned workspaces per principal, 0 = no cap */
+    char redis_prefix[64];        /**< put before every Redis key ("" = none) */
     char redis_url[1024];         /**< REDIS_URL, "" = memory only; never logged as-is */
     int max_concurrent;           /**< running executions in the whole server */
     int max_per_session;          /**< running executions per MCP session */

@@ -33,6 +33,12 @@ int deadline_init(h2o_evloop_t *loop);
 void deadline_close(void);
 /** (Re)arms `d` to fire `cb` after `delay_ms`. */
 void deadline_arm(deadline_t *d, uint64_t delay_ms, deadline_cb cb);
+/**
+ * Lazy idle expiry: called when an idle deadline fires. When the thing was
+ * used since (last_used_ms + ttl_ms still ahead) re-arms `d` for the rest and
+ * returns 1; returns 0 when it is idle for ttl_ms (the caller ends it).
+ */
+int deadline_idle_rearm(deadline_t *d, uint64_t last_used_ms, uint64_t ttl_ms, deadline_cb cb);
 /** Disarms `d` (no-op when not armed). */
 void deadline_cancel(deadline_t *d);
 /** Number of armed deadlines (diagnostics). */

@@ -10,6 +10,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/**
+ * Declares the RB tree `name` of `struct type` (linked by its `node` field,
+ * ordered by its string `id`) and defines its functions; the user includes
+ * <bsd/sys/tree.h> and <string.h>. Sessions and workspaces are such trees.
+ */
+#define UTIL_ID_TREE(name, type)                                                                                      \
+    RB_HEAD(name, type);                                                                                              \
+    static int name##_cmp(struct type *a, struct type *b)                                                             \
+    {                                                                                                                 \
+        return strcmp(a->id, b->id);                                                                                  \
+    }                                                                                                                 \
+    RB_GENERATE(name, type, node, name##_cmp)
+
 /** A growable byte buffer; `data` is NUL-terminated whenever len < cap. */
 typedef struct strbuf {
     char *data;  /**< malloc'd bytes, NULL until the first append */

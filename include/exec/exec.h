@@ -52,6 +52,8 @@ struct exec {
     TAILQ_ENTRY(exec) session_link;   /**< owner's list (private) */
     char id[37];                      /**< UUID v4 */
     char session_id[EXEC_OWNER_ID_MAX + 1]; /**< its owner's id (the MCP session's) */
+    char tenant[EXEC_OWNER_ID_MAX + 1];     /**< who may use it: its owner's tenant (principal name, or session id) */
+    int tenant_is_principal;          /**< `tenant` is a principal's name (else a session id: never to be shown) */
     struct exec_session *owner;       /**< its session's state (run list, workspace): set at start, never NULL;
                                            outlives the session (owner->ended) until its last execution is freed */
     char *command;
@@ -71,6 +73,7 @@ struct exec {
     proc_exit_t exit_info;            /**< how the process ended, kept across the final scan */
     event_log_t log;
     size_t retained;                  /**< log bytes counted in the session's and the server's totals */
+    uint64_t start_seq;               /**< order in which runs started (lists are in this order) */
     uint64_t finished_seq;            /**< order in which runs finished (oldest output is released first) */
     proc_t proc;
     int proc_live;                    /**< proc spawned and not yet released */
@@ -127,6 +130,12 @@ void exec_set_observer(const exec_observer_t *o);
 void exec_note_read(const exec_t *e);
 /** The execution `id` if it belongs to `s`; NULL otherwise. */
 exec_t *exec_find_in_session(exec_owner_t *s, const char *id);
+/** The execution `id` if it belongs to `tenant` (a principal, or a session without auth); NULL otherwise. */
+exec_t *exec_find_for_tenant(const char *tenant, const char *id);
+/** Appends the tenant's executions (of owner `owner_id` only, when not NULL) as a JSON array of summaries. */
+void exec_list_json_tenant(const char *tenant, const char *owner_id, strbuf_t *out);
+/** Running executions of `tenant`. */
+size_t exec_running_tenant(const char *tenant);
 /** The execution `id` whatever its session (for the mirror's resync); NULL when not held. */
 exec_t *exec_find_any_session(const char *id);
 /** Calls `cb` for every held execution (the mirror's full resync); `cb` may free the execution it is given. */

@@ -8,13 +8,16 @@
 #define MCP_SANDBOXD_OWNER_H
 
 /** Longest owner id exec stores beside an execution. */
-#define EXEC_OWNER_ID_MAX 32
+#define EXEC_OWNER_ID_MAX 64
 
 struct exec_session;
 
 /** The owner of executions. Zero-initialise; `id` must outlive it. */
 typedef struct exec_owner {
     const char *id;             /**< at most EXEC_OWNER_ID_MAX characters */
+    const char *tenant;         /**< who owns its runs: the principal's name, or `id` without auth (at most
+                                     EXEC_OWNER_ID_MAX characters); runs are found by tenant, not by owner */
+    const char *principal;      /**< the principal's name for logs, NULL without auth */
     struct exec_session *state; /**< exec's per-owner state, NULL until its first run (exec's to manage) */
 } exec_owner_t;
 

@@ -5,7 +5,8 @@
  * the events after last_event_id (their JSON texts) and get the same answer:
  *
  * - structuredContent: execution_id, status, exit_code, output, dropped_events,
- *   last_event_id, then source (remote read), message, truncated, selection;
+ *   last_event_id, then source (remote read), workspace_id (execute_code),
+ *   message, truncated, selection;
  *   the output events within the budget (first and last ones kept).
  * - text: compact by default (one header line, then the output as plain
  *   lines: stderr lines prefixed "! ", server notes "~ ", a stdout line
@@ -47,6 +48,7 @@ typedef struct output_view {
     uint64_t dropped_events;        /**< events the caps evicted before the first one held */
     const char *last_event_id;      /**< NULL when there are none */
     const char *source;             /**< "redis" for a remote read, NULL for this replica's memory */
+    const char *workspace_id;       /**< the workspace the run went to (execute_code's answer), or NULL */
     const char *message;            /**< a note (still running, ...) or NULL */
 } output_view_t;
 

@@ -3,14 +3,15 @@
  *
  * A session is created by `initialize`, touched by every request that names
  * it, and ends on DELETE, on idle expiry (config.session_ttl) or at shutdown.
- * Ending a session runs the end hook (the execution manager kills the
- * session's runs and removes its workspace). Loop thread only.
+ * Ending a session runs the end hook, then ends its default workspace
+ * (its runs are stopped, its files removed). Loop thread only.
  */
 #ifndef MCP_SANDBOXD_SESSION_H
 #define MCP_SANDBOXD_SESSION_H
 
 #include "core/deadline.h"
-#include "exec/owner.h"
+#include "mcp/principal.h"
+#include "mcp/workspace.h"
 
 #include <bsd/sys/tree.h>
 #include <stdint.h>
@@ -24,11 +25,13 @@ struct session {
     char id[SESSION_ID_LEN + 1];     /**< the Mcp-Session-Id value */
     char protocol[16];               /**< negotiated protocol version */
     char client[64];                 /**< clientInfo.name, for logs */
+    char principal[PRINCIPAL_NAME_MAX + 1]; /**< the principal that opened it ("" without auth); only it may use it */
     uint64_t created_ms;             /**< util_now_ms() at initialize */
     uint64_t last_used_ms;           /**< util_now_ms() at the last request */
     deadline_t expiry;               /**< idle expiry (private) */
     uint64_t mirrored_ms;            /**< util_now_ms() when the Redis record was last written (mirror) */
-    exec_owner_t exec;               /**< what the execution manager sees of the session (id, its state) */
+    const char *tenant;              /**< who owns what it creates: `principal`, or `id` without auth */
+    workspace_t *ws;                 /**< its default workspace (pinned: ends with the session) */
 };
 
 /** Why a session ended (passed to the end hook and logged). */
@@ -52,8 +55,15 @@ typedef struct session_hooks {
 void session_set_hooks(const session_hooks_t *h);
 /** Sets the idle TTL, the cap on live sessions and the end hook. */
 void session_setup(uint64_t ttl_ms, size_t max_sessions, session_end_hook hook);
-/** Creates a session with a fresh random id; NULL when the cap is reached. */
-session_t *session_create(const char *protocol, const char *client);
+/**
+ * Creates a session of `principal` (NULL: none) with a fresh random id; NULL
+ * when the server's cap or the principal's (`per_principal`, 0: none) is reached.
+ */
+session_t *session_create(const char *protocol, const char *client, const char *principal, size_t per_principal);
+/** Live sessions of `principal`. */
+size_t session_count_principal(const char *principal);
+/** 1 when a request of `principal` (NULL: none) may use `s`. */
+int session_usable(const session_t *s, const char *principal);
 /** 1 when `id` has the shape of a session id (32 lowercase hex characters). */
 int session_id_valid(const char *id);
 /**
@@ -61,7 +71,7 @@ int session_id_valid(const char *id);
  * same id, protocol and client. NULL when the id is malformed, already held
  * here, or the cap is reached.
  */
-session_t *session_adopt(const char *id, const char *protocol, const char *client);
+session_t *session_adopt(const char *id, const char *protocol, const char *client, const char *principal);
 /** Finds a live session by id (any string; NULL when unknown). */
 session_t *session_find(const char *id);
 /** Marks the session as used now (postpones expiry) and tells the observer. */

@@ -59,8 +59,12 @@ const char *mcp_protocol_negotiate(const char *requested);
 /** 1 when `v` is a version this server speaks. */
 int mcp_protocol_supported(const char *v);
 
-/** Handles any request to /mcp (auth, Origin and Host already checked). Returns 0. */
-int mcp_handle(h2o_req_t *req);
+/**
+ * Handles any request to /mcp (auth, Origin and Host already checked) for
+ * `principal` (the name the bearer token resolved to; NULL without auth).
+ * Sessions and executions of another principal are answered as unknown. Returns 0.
+ */
+int mcp_handle(h2o_req_t *req, const char *principal);
 
 /**
  * Answers a tools/call: `structured` is the result's JSON object (structuredContent),

@@ -2,6 +2,7 @@
  * keys: see keys.h.
  */
 #include "cluster/keys.h"
+#include "core/config.h"
 #include "core/util.h"
 
 #include <openssl/evp.h>
@@ -24,30 +25,45 @@ void keys_session_hash(const char *sid, char out[MIRROR_SESSION_KEY_LEN + 1])
 
 void keys_execution(char *buf, size_t len, const char *id, size_t id_len)
 {
-    snprintf(buf, len, KEYS_EXECUTION_PREFIX "%.*s", (int)id_len, id);
+    snprintf(buf, len, "%s" KEYS_EXECUTION_PREFIX "%.*s", config.redis_prefix, (int)id_len, id);
 }
 
 void keys_execution_output(char *buf, size_t len, const char *id, size_t id_len)
 {
-    snprintf(buf, len, KEYS_EXECUTION_PREFIX "%.*s:output", (int)id_len, id);
+    snprintf(buf, len, "%s" KEYS_EXECUTION_PREFIX "%.*s:output", config.redis_prefix, (int)id_len, id);
 }
 
 void keys_session_executions(char *buf, size_t len, const char *session_key)
 {
-    snprintf(buf, len, "session:%s:executions", session_key);
+    snprintf(buf, len, "%ssession:%s:executions", config.redis_prefix, session_key);
 }
 
 void keys_session_record(char *buf, size_t len, const char *session_key)
 {
-    snprintf(buf, len, "mcp:session:%s", session_key);
+    snprintf(buf, len, "%smcp:session:%s", config.redis_prefix, session_key);
 }
 
 void keys_replica(char *buf, size_t len, const char *replica_id)
 {
-    snprintf(buf, len, "replica:%s", replica_id);
+    snprintf(buf, len, "%sreplica:%s", config.redis_prefix, replica_id);
 }
 
 void keys_replica_running(char *buf, size_t len, const char *replica_id)
 {
-    snprintf(buf, len, "replica:%s:running", replica_id);
+    snprintf(buf, len, "%sreplica:%s:running", config.redis_prefix, replica_id);
+}
+
+void keys_workspace_executions(char *buf, size_t len, const char *workspace_id)
+{
+    snprintf(buf, len, "%sworkspace:%s:executions", config.redis_prefix, workspace_id);
+}
+
+void keys_replicas(char *buf, size_t len)
+{
+    snprintf(buf, len, "%s" KEYS_REPLICAS, config.redis_prefix);
+}
+
+void keys_execution_prefix(char *buf, size_t len)
+{
+    snprintf(buf, len, "%s" KEYS_EXECUTION_PREFIX, config.redis_prefix);
 }

@@ -339,8 +339,11 @@ static char *meta_json(const exec_t *e, size_t *len)
 {
     cJSON *o = exec_status_json(e);
     char skey[MIRROR_SESSION_KEY_LEN + 1];
-    keys_session_hash(e->session_id, skey);
+    keys_session_hash(e->tenant, skey); /* the owner key: whoever may read it (principal, or session) */
     cJSON_AddStringToObject(o, "session_id", skey);
+    if (e->tenant_is_principal)
+        cJSON_AddStringToObject(o, "principal", e->tenant);
+    cJSON_AddStringToObject(o, "workspace_id", e->session_id); /* the owner's id: the workspace handle */
     cJSON_AddNumberToObject(o, "timeout_seconds", e->timeout_s);
     cJSON_AddStringToObject(o, "replica", config.replica);
     char *s = util_json_print(o);
@@ -353,7 +356,8 @@ static op_t *op_new(enum op_kind kind, const exec_t *e)
     op_t *o = xcalloc(1, sizeof(*o));
     o->kind = kind;
     strlcpy(o->id, e->id, sizeof(o->id));
-    keys_session_hash(e->session_id, o->session_id);
+    keys_session_hash(e->tenant, o->session_id);
+    strlcpy(o->workspace_id, e->session_id, sizeof(o->workspace_id)); /* the owner's id: the workspace handle */
     o->active = exec_is_active(e);
     o->bytes = OP_OVERHEAD;
     return o;
@@ -480,6 +484,8 @@ void mirror_session_put(session_t *s)
     util_iso8601(util_wall_ms() - (util_now_ms() - s->created_ms), ts, sizeof(ts));
     cJSON_AddStringToObject(j, "protocol", s->protocol);
     cJSON_AddStringToObject(j, "client", s->client);
+    if (s->principal[0] != '\0')
+        cJSON_AddStringToObject(j, "principal", s->principal); /* adoption checks it */
     cJSON_AddStringToObject(j, "replica", config.replica);
     cJSON_AddStringToObject(j, "created_at", ts);
     o->meta = cJSON_PrintUnformatted(j);

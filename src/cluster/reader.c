@@ -40,7 +40,7 @@ static int owned_by(const char *json, size_t len, const char *sid)
 
 static void read_exec(redisContext *c, struct read_req *q, mirror_msg_t *m)
 {
-    char key[64], okey[72], ttl[16];
+    char key[160], okey[168], ttl[16];
     keys_execution(key, sizeof(key), q->id, strlen(q->id));
     keys_execution_output(okey, sizeof(okey), q->id, strlen(q->id));
     snprintf(ttl, sizeof(ttl), "%d", config.redis_ttl);
@@ -81,7 +81,7 @@ static void read_exec(redisContext *c, struct read_req *q, mirror_msg_t *m)
     r = redisCommand(c, "EXPIRE %s %s", okey, ttl);
     if (r != NULL)
         freeReplyObject(r);
-    char skey[128];
+    char skey[192];
     keys_session_executions(skey, sizeof(skey), q->session_id);
     r = redisCommand(c, "EXPIRE %s %s", skey, ttl);
     if (r != NULL)
@@ -94,7 +94,7 @@ static void summary_append(strbuf_t *b, int *first, const redisReply *g, const c
     if (g->type != REDIS_REPLY_STRING || !owned_by(g->str, g->len, sid))
         return;
     cJSON *meta = cJSON_ParseWithLength(g->str, g->len), *o = cJSON_CreateObject();
-    static const char *keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", NULL};
+    static const char *keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", "workspace_id", NULL};
     for (int k = 0; keys[k] != NULL; k++) {
         cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, keys[k]);
         cJSON_AddItemToObject(o, keys[k], v != NULL ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
@@ -121,7 +121,7 @@ static int read_summaries(redisContext *c, const redisReply *r, size_t off, size
                           int *first)
 {
     for (size_t i = off; i < off + k; i++) {
-        char key[128], okey[136];
+        char key[192], okey[200];
         keys_execution(key, sizeof(key), r->element[i]->str, r->element[i]->len);
         keys_execution_output(okey, sizeof(okey), r->element[i]->str, r->element[i]->len);
         if (redisAppendCommand(c, "GET %s", key) != REDIS_OK ||
@@ -147,7 +147,7 @@ static int read_summaries(redisContext *c, const redisReply *r, size_t off, size
  */
 static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
 {
-    char skey[96];
+    char skey[192];
     keys_session_executions(skey, sizeof(skey), q->session_id);
     redisReply *r = NULL, *x = NULL;
     if (redisAppendCommand(c, "SMEMBERS %s", skey) != REDIS_OK ||
@@ -183,7 +183,7 @@ static void read_session(redisContext *c, struct read_req *q, mirror_msg_t *m)
 /* GET mcp:session:{id}: the record another replica wrote when the session was opened. */
 static void read_session_record(redisContext *c, struct read_req *q, mirror_msg_t *m)
 {
-    char key[128];
+    char key[192];
     keys_session_record(key, sizeof(key), q->session_id);
     redisReply *r = redisCommand(c, "GET %s", key);
     if (r == NULL) {

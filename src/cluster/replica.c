@@ -90,15 +90,17 @@ static const char reap_script[] =
 /* Runs the reap script for replica `id`; returns executions marked, -1 (heartbeat back), -2 (error). */
 static long long reap(redisContext *c, const char *id, const char *keep)
 {
-    char hkey[360], rkey[360], ts[40], ttl[16];
+    char hkey[448], rkey[448], ts[40], ttl[16], set[96], eprefix[96];
+    keys_replicas(set, sizeof(set));
+    keys_execution_prefix(eprefix, sizeof(eprefix));
     keys_replica(hkey, sizeof(hkey), id);
     keys_replica_running(rkey, sizeof(rkey), id);
     util_iso8601(util_wall_ms(), ts, sizeof(ts));
     snprintf(ttl, sizeof(ttl), "%d", config.redis_ttl);
     /* the status names from exec's one table */
-    const char *argv[] = {"EVAL", reap_script, "3", hkey, rkey, KEYS_REPLICAS, id, keep, ts, ttl,
+    const char *argv[] = {"EVAL", reap_script, "3", hkey, rkey, set, id, keep, ts, ttl,
                           exec_status_name(EXEC_RUNNING), exec_status_name(EXEC_PENDING), exec_status_name(EXEC_FAILED),
-                          KEYS_EXECUTION_PREFIX};
+                          eprefix};
     enum { N_ARGS = sizeof(argv) / sizeof(argv[0]) };
     size_t alen[N_ARGS];
     for (int i = 0; i < N_ARGS; i++)
@@ -119,7 +121,9 @@ static long long reap(redisContext *c, const char *id, const char *keep)
 /* Finds replicas whose heartbeat expired and marks their running executions lost. */
 static void sweep(redisContext *c)
 {
-    redisReply *r = redisCommand(c, "SMEMBERS " KEYS_REPLICAS);
+    char set[96];
+    keys_replicas(set, sizeof(set));
+    redisReply *r = redisCommand(c, "SMEMBERS %s", set);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         if (r != NULL)
             freeReplyObject(r);
@@ -184,7 +188,7 @@ static char *beat_value(uint64_t started_wall_ms)
 static int beat(redisContext *c, uint64_t started_wall_ms, int first, int *lapsed)
 {
     static int with_get = 1; /* SET ... GET needs Redis 6.2; older ones get a plain SET */
-    char key[360], ttl[16];
+    char key[448], ttl[16];
     keys_replica(key, sizeof(key), config.replica);
     snprintf(ttl, sizeof(ttl), "%d", 3 * config.heartbeat);
     char *v = beat_value(started_wall_ms);
@@ -212,7 +216,9 @@ static int beat(redisContext *c, uint64_t started_wall_ms, int first, int *lapse
     if (r->type == REDIS_REPLY_ERROR)
         log_warn("replica watcher: heartbeat refused: %s", r->str);
     freeReplyObject(r);
-    r = redisCommand(c, "SADD " KEYS_REPLICAS " %s", config.replica);
+    char set[96];
+    keys_replicas(set, sizeof(set));
+    r = redisCommand(c, "SADD %s %s", set, config.replica);
     if (r == NULL)
         return -1;
     freeReplyObject(r);

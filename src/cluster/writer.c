@@ -158,7 +158,7 @@ static void writer_sleep(int ms)
 struct pipeline {
     redisContext *c;
     int pending;          /* replies to read */
-    char key[64], okey[72], skey[96], rkey[360];
+    char key[160], okey[168], skey[192], wkey[192], rkey[448];
 };
 
 static void append_argv(struct pipeline *p, int argc, const char **argv, const size_t *lens)
@@ -183,6 +183,7 @@ static void keys_for(struct pipeline *p, const op_t *o)
     keys_execution(p->key, sizeof(p->key), o->id, strlen(o->id));
     keys_execution_output(p->okey, sizeof(p->okey), o->id, strlen(o->id));
     keys_session_executions(p->skey, sizeof(p->skey), o->session_id);
+    keys_workspace_executions(p->wkey, sizeof(p->wkey), o->workspace_id);
 }
 
 /* RPUSHes an op's events (groups of RPUSH_GROUP_MAX values), then LTRIM to `keep` and EXPIRE. */
@@ -229,7 +230,7 @@ static const char session_del_script[] =
 /* SET / conditional DEL of mcp:session:{key} (key: SHA-256 hex of the session id). */
 static void append_session_op(struct pipeline *p, const op_t *o)
 {
-    char key[96], ttl[16];
+    char key[192], ttl[16];
     keys_session_record(key, sizeof(key), o->id);
     snprintf(ttl, sizeof(ttl), "%d", config.session_ttl);
     if (o->kind == OP_SESSION_PUT) {
@@ -294,6 +295,10 @@ static int write_batch(redisContext *c, op_t *batch)
             append_argv(&p, 5, argv, alen);
             append_fmt(&p, "SADD", p.skey, o->id, NULL);
             append_fmt(&p, "EXPIRE", p.skey, ttl, NULL);
+            if (o->workspace_id[0] != '\0') {
+                append_fmt(&p, "SADD", p.wkey, o->id, NULL);
+                append_fmt(&p, "EXPIRE", p.wkey, ttl, NULL);
+            }
             append_running_index(&p, o, ttl);
         }
         if (o->kind == OP_RESYNC) {
@@ -306,6 +311,8 @@ static int write_batch(redisContext *c, op_t *batch)
             append_fmt(&p, "EXPIRE", p.key, ttl, NULL);
             append_fmt(&p, "EXPIRE", p.okey, ttl, NULL);
             append_fmt(&p, "EXPIRE", p.skey, ttl, NULL);
+            if (o->workspace_id[0] != '\0')
+                append_fmt(&p, "EXPIRE", p.wkey, ttl, NULL);
         }
     }
     int rc = 0;

@@ -397,6 +397,11 @@ static int check_consistency(config_t *cfg, char *err, size_t errlen)
             snprintf(err, errlen, "--allow-write-root: expected an absolute path without '..', got '%.64s'", cfg->allow_write_root[i]);
             return CONFIG_ERROR;
         }
+    for (const char *c = cfg->redis_prefix; *c; c++)
+        if (!replica_char_ok(*c)) {
+            snprintf(err, errlen, "--redis-prefix: expected A-Z a-z 0-9 . _ : -, got '%.64s'", cfg->redis_prefix);
+            return CONFIG_ERROR;
+        }
     return settle_replica(cfg, err, errlen);
 }
 

@@ -108,6 +108,15 @@ void deadline_arm(deadline_t *d, uint64_t delay_ms, deadline_cb cb)
     rearm();
 }
 
+int deadline_idle_rearm(deadline_t *d, uint64_t last_used_ms, uint64_t ttl_ms, deadline_cb cb)
+{
+    uint64_t now = util_now_ms();
+    if (last_used_ms + ttl_ms <= now)
+        return 0;
+    deadline_arm(d, last_used_ms + ttl_ms - now, cb);
+    return 1;
+}
+
 void deadline_cancel(deadline_t *d)
 {
     if (!d->armed)

@@ -614,6 +614,14 @@ static struct exec_session *exec_admit(exec_owner_t *s, const exec_request_t *rq
                  mgr.running, config.max_concurrent);
         return NULL;
     }
+    size_t mine = config.max_concurrent_principal > 0 ? exec_running_tenant(s->tenant != NULL ? s->tenant : s->id) : 0;
+    if (config.max_concurrent_principal > 0 && mine >= (size_t)config.max_concurrent_principal) {
+        snprintf(err, errlen,
+                 "Per-principal execution limit reached: %zu of your executions are running "
+                 "(SANDBOX_MAX_CONCURRENT_PER_PRINCIPAL=%d); wait for one to finish or cancel one",
+                 mine, config.max_concurrent_principal);
+        return NULL;
+    }
     struct exec_session *es = session_state(s);
     if (es->running >= (size_t)config.max_per_session) {
         snprintf(err, errlen,
@@ -647,6 +655,8 @@ static exec_t *exec_new(exec_owner_t *s, const exec_request_t *rq)
         util_uuid4(e->id);
     while (RB_FIND(exec_tree, &mgr.all, e) != NULL);
     strlcpy(e->session_id, s->id, sizeof(e->session_id));
+    strlcpy(e->tenant, s->tenant != NULL ? s->tenant : s->id, sizeof(e->tenant));
+    e->tenant_is_principal = s->principal != NULL;
     e->command = xstrdup(rq->command);
     e->interactive = rq->interactive;
     e->timeout_s = rq->timeout_s;
@@ -782,14 +792,15 @@ static void exec_started(exec_t *e, struct exec_session *es, exec_owner_t *s)
     mgr.held++;
     mgr.running++;
     mgr.started_total++;
+    e->start_seq = mgr.started_total;
     es->running++;
     deadline_arm(&e->timeout_timer, (uint64_t)e->timeout_s * 1000, on_timeout);
     if (e->cgroup.active)
         arm_cpu_timer(e, e->cpu_budget_ns); /* the first check of the CPU budget */
     if (quota_enabled() && !es->quota_timer.armed && es->scan == NULL)
         deadline_arm(&es->quota_timer, QUOTA_PERIOD_MS, on_quota_timer);
-    log_info("execution %s started for session %.8s (timeout %ds%s)", e->id, s->id, e->timeout_s,
-             e->interactive ? ", interactive" : "");
+    log_info("execution %s started in workspace %s, principal %s (timeout %ds%s)", e->id, s->id,
+             s->principal != NULL ? s->principal : "-", e->timeout_s, e->interactive ? ", interactive" : "");
     notify_meta(e);
     add_event(e, "ready", NULL);
 }
@@ -831,6 +842,46 @@ exec_t *exec_find_in_session(exec_owner_t *s, const char *id)
     if (e == NULL || strcmp(e->session_id, s->id) != 0)
         return NULL;
     return e;
+}
+
+exec_t *exec_find_for_tenant(const char *tenant, const char *id)
+{
+    exec_t *e = exec_find_any_session(id);
+    if (e == NULL || strcmp(e->tenant, tenant) != 0)
+        return NULL;
+    return e;
+}
+
+size_t exec_running_tenant(const char *tenant)
+{
+    size_t n = 0;
+    exec_t *e;
+    RB_FOREACH(e, exec_tree, &mgr.all)
+    n += exec_is_active(e) && !strcmp(e->tenant, tenant);
+    return n;
+}
+
+static int by_start(const void *a, const void *b)
+{
+    const exec_t *x = *(exec_t *const *)a, *y = *(exec_t *const *)b;
+    return x->start_seq < y->start_seq ? -1 : x->start_seq > y->start_seq;
+}
+
+void exec_list_json_tenant(const char *tenant, const char *owner_id, strbuf_t *out)
+{
+    exec_t **v = xcalloc(mgr.held + 1, sizeof(*v)), *e;
+    size_t n = 0;
+    RB_FOREACH(e, exec_tree, &mgr.all)
+    if (n < mgr.held && !strcmp(e->tenant, tenant) && (owner_id == NULL || !strcmp(e->session_id, owner_id)))
+        v[n++] = e;
+    qsort(v, n, sizeof(*v), by_start);
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, exec_status_json(v[i]));
+    free(v);
+    char *text = util_json_print(arr);
+    strbuf_puts(out, text);
+    free(text);
 }
 
 int exec_send_stdin(exec_t *e, const char *data, size_t len, char *err, size_t errlen)

@@ -13,6 +13,7 @@
 #include "core/deadline.h"
 #include "exec/exec.h"
 #include "core/log.h"
+#include "mcp/principal.h"
 #include "mcp/transport.h"
 #include "core/metrics.h"
 #include "core/health.h"
@@ -26,7 +27,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -41,7 +41,6 @@ static h2o_socket_t *listener;
 static h2o_hostconf_t *default_host; /* h2o puts its authority on requests that sent no Host */
 static int bound_to_loopback;
 static uint64_t started_ms;
-static size_t token_len;
 
 /* ---------------------------------------------------------------- checks */
 
@@ -90,24 +89,29 @@ static int origin_allowed(const h2o_iovec_t *origin)
     return 1;
 }
 
-static int auth_ok(h2o_req_t *req)
+/*
+ * The principal the request's bearer token names, into `name`: 0, or -1 when
+ * the header is missing or no principal has that token (principal.c compares
+ * every token in constant time).
+ */
+static int auth_principal(h2o_req_t *req, char name[PRINCIPAL_NAME_MAX + 1])
 {
     const h2o_iovec_t *a = http_header(req, "authorization");
     if (a == NULL || a->len < 7 || strncasecmp(a->base, "Bearer ", 7) != 0)
-        return 0;
+        return -1;
     const char *tok = a->base + 7;
     size_t len = a->len - 7;
     while (len > 0 && *tok == ' ')
         tok++, len--;
-    /* constant time over the configured token's length: libbsd 0.11 (Debian 12) lacks
-     * timingsafe_bcmp, so OpenSSL's CRYPTO_memcmp (already linked through h2o) does it */
-    int diff = len != token_len;
-    char given[sizeof(config.token)] = {0};
-    memcpy(given, tok, len < sizeof(given) ? len : sizeof(given));
-    diff |= CRYPTO_memcmp(given, config.token, token_len) != 0;
-    explicit_bzero(given, sizeof(given));
-    return !diff;
+    return principal_authenticate(tok, len, name);
 }
+
+static int auth_ok(h2o_req_t *req)
+{
+    char name[PRINCIPAL_NAME_MAX + 1];
+    return auth_principal(req, name) == 0;
+}
+
 
 /*
  * /health answers load balancers without auth, so its public part says only
@@ -134,7 +138,7 @@ static int respond_health(h2o_req_t *req)
 {
     cJSON *h = cJSON_CreateObject();
     /* public fields: what a load balancer needs, nothing about the deployment */
-    health_render(h, config.token[0] != '\0' && auth_ok(req));
+    health_render(h, principal_enabled() && auth_ok(req));
     char *body = util_json_print(h);
     http_respond(req, 200, "OK", "application/json", body, strlen(body), NULL);
     return 0;
@@ -198,7 +202,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             return 0;
         return respond_health(req);
     }
-    if (token_len > 0 && !auth_ok(req)) {
+    char principal[PRINCIPAL_NAME_MAX + 1] = "";
+    if (principal_enabled() && auth_principal(req, principal) != 0) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                        H2O_STRLIT("Bearer realm=\"mcp-sandboxd\", error=\"invalid_token\""));
         http_respond_jsonrpc_error(req, 401, "Unauthorized", -32000,
@@ -206,7 +211,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/mcp")))
-        return mcp_handle(req);
+        return mcp_handle(req, principal[0] != '\0' ? principal : NULL);
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
         if (refused_unless_get(req, "Method Not Allowed: /metrics takes GET"))
             return 0;
@@ -302,7 +307,6 @@ int http_start(h2o_evloop_t *loop, char *err, size_t errlen)
     health_register(health_public, 0);
     health_register(health_details, 1);
     started_ms = util_now_ms();
-    token_len = strlen(config.token);
     bound_to_loopback = host_is_loopback(config.host);
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;

@@ -348,6 +348,15 @@ static void write_truncated_json(strbuf_t *out, const struct plan *p)
                   (unsigned long long)p->last_omitted, (unsigned long long)(p->first_omitted - 1));
 }
 
+/* Appends `,"key":"value"` when `value` is not NULL. */
+static void put_optional(strbuf_t *out, const char *key, const char *value)
+{
+    if (value != NULL) {
+        strbuf_printf(out, ",\"%s\":", key);
+        strbuf_json_cstr(out, value);
+    }
+}
+
 /* structuredContent: the fields in 0.4.0's order, then what is new (only when there is something to say). */
 static void write_structured(const output_view_t *v, const output_query_t *q, const struct item *items,
                              const struct selection *s, const struct plan *p, strbuf_t *out)
@@ -359,18 +368,10 @@ static void write_structured(const output_view_t *v, const output_query_t *q, co
     strbuf_printf(out, ",\"exit_code\":%s,\"output\":", v->exit_code_json);
     write_array(items, s->sel, s->n, p, out);
     strbuf_printf(out, ",\"dropped_events\":%llu", (unsigned long long)v->dropped_events);
-    if (v->last_event_id != NULL) {
-        strbuf_puts(out, ",\"last_event_id\":");
-        strbuf_json_cstr(out, v->last_event_id);
-    }
-    if (v->source != NULL) {
-        strbuf_puts(out, ",\"source\":");
-        strbuf_json_cstr(out, v->source);
-    }
-    if (v->message != NULL) {
-        strbuf_puts(out, ",\"message\":");
-        strbuf_json_cstr(out, v->message);
-    }
+    put_optional(out, "last_event_id", v->last_event_id);
+    put_optional(out, "source", v->source);
+    put_optional(out, "workspace_id", v->workspace_id);
+    put_optional(out, "message", v->message);
     if (p->omitted_events > 0 || p->cut_on)
         write_truncated_json(out, p);
     if (q->grep != NULL || q->head > 0 || q->tail > 0) {
@@ -391,6 +392,8 @@ static void write_header(const output_view_t *v, const struct item *items, const
     if (dur >= 0)
         strbuf_printf(out, " duration_ms=%.0f", dur);
     strbuf_printf(out, " execution_id=%s", v->execution_id);
+    if (v->workspace_id != NULL)
+        strbuf_printf(out, " workspace_id=%s", v->workspace_id);
     if (v->last_event_id != NULL)
         strbuf_printf(out, " last_event_id=%s", v->last_event_id);
     strbuf_printf(out, " lines_shown=%zu lines_omitted=%zu", lines - p->omitted_lines, p->omitted_lines);

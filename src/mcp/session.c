@@ -11,14 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-RB_HEAD(session_tree, session);
-
-static int session_cmp(session_t *a, session_t *b)
-{
-    return strcmp(a->id, b->id);
-}
-
-RB_GENERATE(session_tree, session, node, session_cmp)
+UTIL_ID_TREE(session_tree, session)
 
 static struct session_tree sessions = RB_INITIALIZER(&sessions);
 static size_t n_sessions;
@@ -42,19 +35,19 @@ void session_set_hooks(const session_hooks_t *h)
 static void on_expiry(deadline_t *d)
 {
     session_t *s = (session_t *)((char *)d - offsetof(session_t, expiry));
-    uint64_t now = util_now_ms();
-    if (s->last_used_ms + ttl_ms > now) {
-        deadline_arm(&s->expiry, s->last_used_ms + ttl_ms - now, on_expiry);
-        return;
-    }
-    session_end(s, SESSION_EXPIRED);
+    if (!deadline_idle_rearm(&s->expiry, s->last_used_ms, ttl_ms, on_expiry))
+        session_end(s, SESSION_EXPIRED);
 }
 
 /* Fills in a new session (its id set) and puts it in the table with its expiry armed. */
-static void session_insert(session_t *s, const char *protocol, const char *client)
+static void session_insert(session_t *s, const char *protocol, const char *client, const char *principal)
 {
-    _Static_assert(SESSION_ID_LEN <= EXEC_OWNER_ID_MAX, "exec stores the whole session id");
-    s->exec.id = s->id;
+    _Static_assert(SESSION_ID_LEN <= EXEC_OWNER_ID_MAX, "exec stores the whole session id as a tenant");
+    _Static_assert(PRINCIPAL_NAME_MAX <= EXEC_OWNER_ID_MAX, "exec stores the whole principal name");
+    strlcpy(s->principal, principal != NULL ? principal : "", sizeof(s->principal));
+    s->tenant = s->principal[0] != '\0' ? s->principal : s->id;
+    char err[200];
+    s->ws = workspace_create(s->tenant, s->principal[0] ? s->principal : NULL, 1, err, sizeof(err)); /* pinned: never refused */
     strlcpy(s->protocol, protocol, sizeof(s->protocol));
     strlcpy(s->client, client != NULL ? client : "", sizeof(s->client));
     s->created_ms = s->last_used_ms = util_now_ms();
@@ -63,16 +56,31 @@ static void session_insert(session_t *s, const char *protocol, const char *clien
     deadline_arm(&s->expiry, ttl_ms, on_expiry);
 }
 
-session_t *session_create(const char *protocol, const char *client)
+size_t session_count_principal(const char *principal)
 {
-    if (n_sessions >= max_sessions)
+    size_t n = 0;
+    session_t *s;
+    RB_FOREACH(s, session_tree, &sessions)
+    n += !strcmp(s->principal, principal != NULL ? principal : "");
+    return n;
+}
+
+int session_usable(const session_t *s, const char *principal)
+{
+    return !strcmp(s->principal, principal != NULL ? principal : "");
+}
+
+session_t *session_create(const char *protocol, const char *client, const char *principal, size_t per_principal)
+{
+    if (n_sessions >= max_sessions || (per_principal > 0 && session_count_principal(principal) >= per_principal))
         return NULL;
     session_t *s = xcalloc(1, sizeof(*s));
     do
         util_random_hex(s->id, SESSION_ID_LEN / 2);
     while (RB_FIND(session_tree, &sessions, s) != NULL);
-    session_insert(s, protocol, client);
-    log_info("session %.8s created (client %s, protocol %s)", s->id, s->client[0] ? s->client : "-", s->protocol);
+    session_insert(s, protocol, client, principal);
+    log_info("session %.8s created (client %s, protocol %s, principal %s)", s->id, s->client[0] ? s->client : "-",
+             s->protocol, s->principal[0] ? s->principal : "-");
     if (hooks.on_create != NULL)
         hooks.on_create(s);
     return s;
@@ -87,13 +95,13 @@ int session_id_valid(const char *id)
     return n == SESSION_ID_LEN;
 }
 
-session_t *session_adopt(const char *id, const char *protocol, const char *client)
+session_t *session_adopt(const char *id, const char *protocol, const char *client, const char *principal)
 {
     if (!session_id_valid(id) || n_sessions >= max_sessions || session_find(id) != NULL)
         return NULL;
     session_t *s = xcalloc(1, sizeof(*s));
     memcpy(s->id, id, SESSION_ID_LEN + 1);
-    session_insert(s, protocol, client);
+    session_insert(s, protocol, client, principal);
     if (hooks.on_create != NULL)
         hooks.on_create(s); /* the record now names this replica */
     return s;
@@ -124,6 +132,12 @@ void session_end(session_t *s, enum session_end_reason why)
     n_sessions--;
     if (end_hook != NULL)
         end_hook(s, why);
+    /* a workspace used by handle since the session's last request (a client that opens a
+     * session per call, polling its runs) outlives the expiry; otherwise it ends with the session */
+    if (why == SESSION_EXPIRED && s->ws->last_used_ms > s->last_used_ms)
+        workspace_release(s->ws);
+    else
+        workspace_end(s->ws);
     if (hooks.on_end != NULL)
         hooks.on_end(s, why);
     free(s);

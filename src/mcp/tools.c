@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "mcp/remote.h"
 #include "mcp/output.h"
+#include "mcp/workspace.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -44,9 +45,12 @@
     "\"environment\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},"                             \
     "\"description\":\"Extra environment variables\"},"                                                               \
     "\"sandbox_config\":{\"type\":\"object\",\"description\":\"network {mode}, filesystem {deny_read, allow_write, "     \
-    "deny_write}, resource_limits {max_memory_mb, max_cpu_seconds, max_file_size_mb, max_processes}\"}"
+    "deny_write}, resource_limits {max_memory_mb, max_cpu_seconds, max_file_size_mb, max_processes}\"}," WS_PROP
 
 #define ERR_PROPS "\"error\":{\"type\":\"string\"}"
+#define WS_PROP                                                                                                       \
+    "\"workspace_id\":{\"type\":\"string\",\"description\":\"A workspace handle (w-...) from an earlier result; "        \
+    "default: the session's workspace\"}"
 
 #define BUDGET_PROP                                                                                                   \
     "\"max_output_chars\":{\"type\":\"integer\",\"minimum\":200,\"default\":20000,\"description\":\"Budget of the "      \
@@ -132,8 +136,12 @@ static void reply_output(mcp_call_t *call, const output_view_t *v, const output_
     strbuf_free(&text);
 }
 
-/* The output answer from this replica's memory (events from index `from`), through the one formatter. */
-static void reply_local_output(mcp_call_t *call, exec_t *e, size_t from, const char *message, const output_query_t *q)
+/*
+ * The output answer from this replica's memory (events from index `from`),
+ * through the one formatter; `workspace_id` (execute_code's answer) or NULL.
+ */
+static void reply_local_output(mcp_call_t *call, exec_t *e, size_t from, const char *message, const char *workspace_id,
+                               const output_query_t *q)
 {
     char code[16], last[24];
     snprintf(code, sizeof(code), "%d", e->exit_code);
@@ -152,6 +160,7 @@ static void reply_local_output(mcp_call_t *call, exec_t *e, size_t from, const c
                        .n_events = n,
                        .dropped_events = e->log.dropped,
                        .last_event_id = e->log.count > 0 ? last : NULL,
+                       .workspace_id = workspace_id,
                        .message = message};
     reply_output(call, &v, q);
     free(evs);
@@ -227,7 +236,8 @@ static int valid_env_name(const char *k)
 static int parse_run(const cJSON *args, int with_wait, exec_request_t *rq, int *wait, char *err, size_t errlen)
 {
     static const char *const known[] = {"command", "timeout_seconds", "interactive", "working_directory",
-                                         "environment", "sandbox_config", "wait_for_completion", "max_output_chars", NULL};
+                                         "environment", "sandbox_config", "wait_for_completion", "max_output_chars",
+                                         "workspace_id", NULL};
     memset(rq, 0, sizeof(*rq));
     if (check_known(args, known, err, errlen) != 0)
         return -1;
@@ -378,7 +388,9 @@ static void on_progress_tick(deadline_t *d)
 }
 
 /* with_message: 0 none, 1 the wait deadline passed, 2 the call was not parked (EXEC_MAX_WAITERS). */
-static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id, int with_message, const output_query_t *q)
+/* with_workspace: execute_code's answer, which names the workspace the run went to. */
+static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id, int with_message, int with_workspace,
+                          const output_query_t *q)
 {
     char err[300], msg[300];
     long from = events_resume_index(&e->log, last_event_id, err, sizeof(err));
@@ -398,7 +410,8 @@ static void answer_output(mcp_call_t *call, exec_t *e, const char *last_event_id
                  EXEC_MAX_WAITERS);
         message = msg;
     }
-    reply_local_output(call, e, (size_t)from, message, q);
+    /* the owner's id is the workspace handle */
+    reply_local_output(call, e, (size_t)from, message, with_workspace ? e->session_id : NULL, q);
 }
 
 static void on_wait_done(void *arg, exec_t *e, int finished)
@@ -407,7 +420,8 @@ static void on_wait_done(void *arg, exec_t *e, int finished)
     if (!reply.alive(w->call))
         log_debug("answering a parked call whose client went away");
     deadline_cancel(&w->tick);
-    answer_output(w->call, e, w->kind == WAIT_OUTPUT ? w->last_event_id : NULL, finished < 0 ? 2 : 1, &w->q);
+    answer_output(w->call, e, w->kind == WAIT_OUTPUT ? w->last_event_id : NULL, finished < 0 ? 2 : 1,
+                  w->kind == WAIT_EXECUTE, &w->q);
     output_query_free(&w->q);
     free(w);
 }
@@ -432,6 +446,29 @@ static void park(mcp_call_t *call, exec_t *e, enum wait_kind kind, const char *l
 
 /* ---------------------------------------------------------------- handlers */
 
+/* The optional workspace_id argument: 0 with *id (NULL when absent), -1 with err when not a string. */
+static int get_workspace_id(const cJSON *args, const char **id, char *err, size_t errlen)
+{
+    return get_string(args, "workspace_id", 0, id, err, errlen);
+}
+
+/*
+ * The workspace a run goes to: the caller's `workspace_id` (its tenant's),
+ * else the session's default; a caller without one (no session: the
+ * 2026-07-28 era) gets a new workspace. NULL with err.
+ */
+static workspace_t *run_workspace(session_t *s, const char *wsid, char *err, size_t errlen)
+{
+    workspace_t *w = NULL;
+    if (wsid != NULL && (w = workspace_find(s->tenant, wsid)) == NULL)
+        snprintf(err, errlen, "Workspace not found: %.64s", wsid);
+    else if (wsid == NULL && (w = s->ws) == NULL)
+        w = workspace_create(s->tenant, s->principal[0] ? s->principal : NULL, 0, err, errlen);
+    if (w != NULL && w != s->ws)
+        workspace_touch(w); /* the session's own default is used as long as the session is */
+    return w;
+}
+
 static void run_tool(mcp_call_t *call, session_t *s, const cJSON *args, int async)
 {
     exec_request_t rq;
@@ -443,7 +480,9 @@ static void run_tool(mcp_call_t *call, session_t *s, const cJSON *args, int asyn
         fail(call, err);
         return;
     }
-    exec_t *e = exec_start(&s->exec, &rq, err, sizeof(err));
+    const char *wsid = NULL;
+    workspace_t *w = get_workspace_id(args, &wsid, err, sizeof(err)) == 0 ? run_workspace(s, wsid, err, sizeof(err)) : NULL;
+    exec_t *e = w != NULL ? exec_start(&w->exec, &rq, err, sizeof(err)) : NULL;
     free_run(&rq);
     if (e == NULL) {
         fail(call, err);
@@ -456,6 +495,7 @@ static void run_tool(mcp_call_t *call, session_t *s, const cJSON *args, int asyn
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "execution_id", e->id);
     cJSON_AddStringToObject(o, "status", "running");
+    cJSON_AddStringToObject(o, "workspace_id", w->id);
     if (!async)
         cJSON_AddStringToObject(o, "message", "Execution started; follow it with get_execution_output");
     reply_json(call, o, 0);
@@ -474,18 +514,35 @@ static void tool_execute_code_async(mcp_call_t *call, session_t *s, const cJSON 
 /* What a read from Redis answers, for an execution this replica does not hold. */
 enum { REMOTE_STATUS, REMOTE_OUTPUT, REMOTE_LIST, REMOTE_STDIN, REMOTE_CANCEL };
 static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id,
-                      output_query_t *q);
+                      const char *wsid, output_query_t *q);
 static int valid_exec_id(const char *id);
 
 /*
- * Execution `id` of session `s` when held here; otherwise the call is
- * answered from Redis (another replica's run) or as not found, and NULL.
+ * Execution `id` of the caller's tenant when held here (in the `workspace_id`
+ * of `args`, when given); otherwise the call is answered from Redis (another
+ * replica's run; REMOTE_OUTPUT takes over `q`) or as not found, and NULL.
  */
 static exec_t *held_or_remote(mcp_call_t *call, session_t *s, const char *id, int kind, const char *last_event_id,
-                              output_query_t *q)
+                              const cJSON *args, output_query_t *q)
 {
-    exec_t *e = exec_find_in_session(&s->exec, id);
-    if (e == NULL && (!valid_exec_id(id) || ask_remote(call, s, kind, id, last_event_id, q) != 0)) {
+    const char *wsid = NULL;
+    char err[200];
+    if (get_workspace_id(args, &wsid, err, sizeof(err)) != 0) {
+        if (kind == REMOTE_STDIN || kind == REMOTE_CANCEL)
+            fail_control(call, err, kind == REMOTE_CANCEL);
+        else
+            fail(call, err);
+        return NULL;
+    }
+    exec_t *e = exec_find_for_tenant(s->tenant, id);
+    workspace_t *w = e != NULL ? workspace_find(s->tenant, e->session_id) : NULL;
+    if (w != NULL && w != s->ws)
+        workspace_touch(w); /* followed from another session: in use by handle (session.c) */
+    if (e != NULL && wsid != NULL && strcmp(e->session_id, wsid) != 0) { /* held here, in another workspace */
+        not_found(call, id, kind == REMOTE_STDIN || kind == REMOTE_CANCEL, kind == REMOTE_CANCEL);
+        return NULL;
+    }
+    if (e == NULL && (!valid_exec_id(id) || ask_remote(call, s, kind, id, last_event_id, wsid, q) != 0)) {
         int control = kind == REMOTE_STDIN || kind == REMOTE_CANCEL;
         not_found(call, id, control, kind == REMOTE_CANCEL);
     }
@@ -508,7 +565,7 @@ static exec_t *control_target(mcp_call_t *call, session_t *s, const cJSON *args,
         fail_control(call, err, cancel);
         return NULL;
     }
-    return held_or_remote(call, s, id, kind, NULL, NULL);
+    return held_or_remote(call, s, id, kind, NULL, args, NULL);
 }
 
 /* send_stdin's input_data (required). */
@@ -525,7 +582,7 @@ static int get_force(const cJSON *args, void *out, char *err, size_t errlen)
 
 static void tool_send_stdin(mcp_call_t *call, session_t *s, const cJSON *args)
 {
-    static const char *const known[] = {"execution_id", "input_data", NULL};
+    static const char *const known[] = {"execution_id", "input_data", "workspace_id", NULL};
     const char *data;
     char err[300];
     exec_t *e = control_target(call, s, args, known, REMOTE_STDIN, get_input_data, &data);
@@ -542,7 +599,7 @@ static void tool_send_stdin(mcp_call_t *call, session_t *s, const cJSON *args)
 
 static void tool_cancel_execution(mcp_call_t *call, session_t *s, const cJSON *args)
 {
-    static const char *const known[] = {"execution_id", "force", NULL};
+    static const char *const known[] = {"execution_id", "force", "workspace_id", NULL};
     int force = 0;
     char err[300];
     exec_t *e = control_target(call, s, args, known, REMOTE_CANCEL, get_force, &force);
@@ -563,33 +620,37 @@ static void tool_cancel_execution(mcp_call_t *call, session_t *s, const cJSON *a
 struct remote_ctx {
     mcp_call_t *call;
     int kind; /* REMOTE_* */
-    char id[64];
+    char id[EXEC_OWNER_ID_MAX + 1]; /* the execution id, or the tenant for REMOTE_LIST */
     char last_event_id[32];
+    char workspace_id[WORKSPACE_ID_LEN + 2]; /* the caller's workspace filter ("" = none; longer = no match) */
     output_query_t q; /* REMOTE_OUTPUT: what to answer with (its regex owned here) */
 };
 
 static const char *status_keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", "exit_code",
                                     "error_message", NULL};
 
+/* Does the record (or summary) `m` say it ran in workspace `wsid`? */
+static int in_workspace(const cJSON *m, const char *wsid)
+{
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(m, "workspace_id");
+    return cJSON_IsString(w) && !strcmp(w->valuestring, wsid);
+}
+
 /* list_executions: this replica's executions (fresher) plus those only Redis knows. */
 static void remote_list(struct remote_ctx *rc, int found, const char *meta, size_t meta_len, const char *rerr)
 {
     strbuf_t mine = {0};
-    session_t *s = session_find(rc->id);
-    if (s != NULL)
-        exec_list_json(&s->exec, &mine);
-    else
-        strbuf_puts(&mine, "[]");
+    exec_list_json_tenant(rc->id, rc->workspace_id[0] ? rc->workspace_id : NULL, &mine); /* rc->id: the tenant */
     /* a failed read may be partial: then only this replica's list, with a warning */
     cJSON *list = cJSON_Parse(mine.data), *remote = found && rerr == NULL ? cJSON_ParseWithLength(meta, meta_len) : NULL;
     strbuf_free(&mine);
     if (rerr != NULL)
-        log_warn("redis list for session %.8s failed: %s", rc->id, rerr);
+        log_warn("redis list for %.8s failed: %s", rc->id, rerr);
     cJSON *it;
     cJSON_ArrayForEach(it, remote)
     {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        int dup = 0;
+        int dup = rc->workspace_id[0] != '\0' && !in_workspace(it, rc->workspace_id);
         const cJSON *m;
         cJSON_ArrayForEach(m, list)
         {
@@ -597,8 +658,11 @@ static void remote_list(struct remote_ctx *rc, int found, const char *meta, size
             if (cJSON_IsString(id) && cJSON_IsString(mid) && !strcmp(id->valuestring, mid->valuestring))
                 dup = 1;
         }
-        if (!dup)
-            cJSON_AddItemToArray(list, cJSON_Duplicate(it, 1));
+        if (!dup) {
+            cJSON *copy = cJSON_Duplicate(it, 1);
+            cJSON_DeleteItemFromObjectCaseSensitive(copy, "workspace_id"); /* the same fields as the local summaries */
+            cJSON_AddItemToArray(list, copy);
+        }
     }
     cJSON_Delete(remote);
     cJSON *o = cJSON_CreateObject();
@@ -700,6 +764,8 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
         not_found(rc->call, rc->id, control, rc->kind == REMOTE_CANCEL);
     } else if ((m = cJSON_ParseWithLength(meta, meta_len)) == NULL) {
         fail(rc->call, "Execution record in Redis is not valid JSON");
+    } else if (rc->workspace_id[0] != '\0' && !in_workspace(m, rc->workspace_id)) {
+        not_found(rc->call, rc->id, control, rc->kind == REMOTE_CANCEL);
     } else if (control) {
         remote_control(rc, m);
     } else if (rc->kind == REMOTE_STATUS) {
@@ -712,19 +778,23 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
     free(rc);
 }
 
-/* Asks Redis for execution `id`; the read takes over `q` (REMOTE_OUTPUT) when it starts. */
+/*
+ * Asks Redis for execution `id` of the caller's tenant (in workspace `wsid`
+ * when not NULL); the read takes over `q` (REMOTE_OUTPUT) when it starts.
+ */
 static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id,
-                      output_query_t *q)
+                      const char *wsid, output_query_t *q)
 {
     struct remote_ctx *rc = xcalloc(1, sizeof(*rc));
     rc->call = call;
     rc->kind = kind;
     snprintf(rc->id, sizeof(rc->id), "%s", id);
+    snprintf(rc->workspace_id, sizeof(rc->workspace_id), "%s", wsid != NULL ? wsid : "");
     if (last_event_id != NULL)
         snprintf(rc->last_event_id, sizeof(rc->last_event_id), "%s", last_event_id);
     if (q != NULL)
         rc->q = *q;
-    int r = remote.read_exec != NULL ? remote.read_exec(id, s->id, kind == REMOTE_OUTPUT, on_remote, rc) : -1;
+    int r = remote.read_exec != NULL ? remote.read_exec(id, s->tenant, kind == REMOTE_OUTPUT, on_remote, rc) : -1;
     if (r == 0) {
         if (q != NULL)
             q->grep = NULL; /* the read owns it now */
@@ -756,14 +826,14 @@ static int valid_exec_id(const char *id)
 
 static void tool_get_execution_status(mcp_call_t *call, session_t *s, const cJSON *args)
 {
-    static const char *const known[] = {"execution_id", NULL};
+    static const char *const known[] = {"execution_id", "workspace_id", NULL};
     const char *id;
     char err[300];
     if (check_known(args, known, err, sizeof(err)) != 0 || get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0) {
         fail(call, err);
         return;
     }
-    exec_t *e = held_or_remote(call, s, id, REMOTE_STATUS, NULL, NULL);
+    exec_t *e = held_or_remote(call, s, id, REMOTE_STATUS, NULL, args, NULL);
     if (e == NULL)
         return;
     exec_note_read(e);
@@ -795,7 +865,7 @@ static int get_last_event_id(const cJSON *args, const char **last, char *buf, si
 static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSON *args)
 {
     static const char *const known[] = {"execution_id", "wait", "last_event_id", "max_output_chars", "head", "tail", "grep",
-                                        NULL};
+                                        "workspace_id", NULL};
     const char *id, *last = NULL;
     int wait;
     char err[300], lastbuf[32];
@@ -808,8 +878,9 @@ static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSO
         fail(call, err);
         return;
     }
-    exec_t *e = held_or_remote(call, s, id, REMOTE_OUTPUT, last, &q);
-    if (e != NULL && e->log.released && remote.read_exec != NULL && ask_remote(call, s, REMOTE_OUTPUT, id, last, &q) == 0)
+    exec_t *e = held_or_remote(call, s, id, REMOTE_OUTPUT, last, args, &q);
+    if (e != NULL && e->log.released && remote.read_exec != NULL &&
+        ask_remote(call, s, REMOTE_OUTPUT, id, last, NULL, &q) == 0)
         e = NULL; /* released here (--max-retained-bytes): Redis still has the events */
     else if (e != NULL && events_resume_index(&e->log, last, err, sizeof(err)) < 0) {
         fail(call, err);
@@ -819,15 +890,16 @@ static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSO
         e = NULL;
     }
     if (e != NULL)
-        answer_output(call, e, last, 0, &q);
+        answer_output(call, e, last, 0, 0, &q);
     output_query_free(&q);
 }
 
 static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *args)
 {
-    static const char *const known[] = {NULL};
+    static const char *const known[] = {"workspace_id", NULL};
     char err[300];
-    if (check_known(args, known, err, sizeof(err)) != 0) {
+    const char *wsid = NULL;
+    if (check_known(args, known, err, sizeof(err)) != 0 || get_workspace_id(args, &wsid, err, sizeof(err)) != 0) {
         fail(call, err);
         return;
     }
@@ -835,14 +907,15 @@ static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *ar
         struct remote_ctx *rc = xcalloc(1, sizeof(*rc));
         rc->call = call;
         rc->kind = REMOTE_LIST;
-        snprintf(rc->id, sizeof(rc->id), "%s", s->id);
-        if (remote.read_session(s->id, on_remote, rc) == 0)
+        snprintf(rc->id, sizeof(rc->id), "%s", s->tenant);
+        snprintf(rc->workspace_id, sizeof(rc->workspace_id), "%s", wsid != NULL ? wsid : "");
+        if (remote.read_session(s->tenant, on_remote, rc) == 0)
             return;
         free(rc); /* busy or stopping: this replica's list alone */
     }
     strbuf_t b = {0};
     strbuf_puts(&b, "{\"executions\":");
-    exec_list_json(&s->exec, &b);
+    exec_list_json_tenant(s->tenant, wsid, &b);
     strbuf_puts(&b, "}");
     reply.result(call, b.data, b.len, 0);
     strbuf_free(&b);
@@ -858,37 +931,37 @@ static const struct tool tools[] = {
      "\"required\":[\"command\"],\"additionalProperties\":false}",
      "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ","
      "\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"output\":{\"type\":\"array\",\"items\":" EVENT_SCHEMA "},"
-     "\"dropped_events\":{\"type\":\"integer\"},\"last_event_id\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"}," ERR_PROPS
-     "," OUTPUT_PROPS "},\"required\":[\"status\"]}",
+     "\"dropped_events\":{\"type\":\"integer\"},\"last_event_id\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"},"
+     "\"workspace_id\":{\"type\":\"string\"}," ERR_PROPS "," OUTPUT_PROPS "},\"required\":[\"status\"]}",
      0, tool_execute_code},
     {"execute_code_async", "Start a command in the sandbox",
      "Start a shell command inside the sandbox and return its execution_id at once; follow it with get_execution_output, "
      "feed it with send_stdin (interactive runs) and stop it with cancel_execution.",
      "{\"type\":\"object\",\"properties\":{" RUN_PROPS "},\"required\":[\"command\"],\"additionalProperties\":false}",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM "," ERR_PROPS
-     "},\"required\":[\"status\"]}",
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ","
+     "\"workspace_id\":{\"type\":\"string\"}," ERR_PROPS "},\"required\":[\"status\"]}",
      0, tool_execute_code_async},
     {"send_stdin", "Send input to a run",
      "Write input_data to the stdin of a running interactive execution (a newline is appended when missing).",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"input_data\":{\"type\":\"string\"}},"
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}," WS_PROP ",\"input_data\":{\"type\":\"string\"}},"
      "\"required\":[\"execution_id\",\"input_data\"],\"additionalProperties\":false}",
      "{\"type\":\"object\",\"properties\":{\"success\":{\"type\":\"boolean\"}," ERR_PROPS "},\"required\":[\"success\"]}", 0,
      tool_send_stdin},
     {"cancel_execution", "Cancel a run",
      "Stop a running execution and everything it started: SIGTERM, then SIGKILL after a grace period (at once with force).",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"force\":{\"type\":\"boolean\",\"default\":false}},"
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}," WS_PROP ",\"force\":{\"type\":\"boolean\",\"default\":false}},"
      "\"required\":[\"execution_id\"],\"additionalProperties\":false}",
      "{\"type\":\"object\",\"properties\":{\"success\":{\"type\":\"boolean\"},\"was_running\":{\"type\":\"boolean\"}," ERR_PROPS
      "},\"required\":[\"success\"]}",
      0, tool_cancel_execution},
-    {"list_executions", "List this session's runs", "List the executions started by this MCP session.",
-     "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
+    {"list_executions", "List your runs", "List the executions started with your token (without auth: by this MCP session).",
+     "{\"type\":\"object\",\"properties\":{" WS_PROP "},\"additionalProperties\":false}",
      "{\"type\":\"object\",\"properties\":{\"executions\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
      "\"id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ",\"command\":{\"type\":\"string\"},\"interactive\":{\"type\":\"boolean\"},"
      "\"started_at\":{\"type\":\"string\"},\"completed_at\":{\"type\":[\"string\",\"null\"]}}}}," ERR_PROPS "}}",
      1, tool_list_executions},
     {"get_execution_status", "Status of a run", "Status, exit code and timestamps of an execution.",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}},\"required\":[\"execution_id\"],"
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}," WS_PROP "},\"required\":[\"execution_id\"],"
      "\"additionalProperties\":false}",
      "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ",\"command\":{\"type\":\"string\"},"
      "\"interactive\":{\"type\":\"boolean\"},\"started_at\":{\"type\":\"string\"},\"completed_at\":{\"type\":[\"string\",\"null\"]},"
@@ -898,7 +971,7 @@ static const struct tool tools[] = {
     {"get_execution_output", "Output of a run",
      "Output events of an execution; with last_event_id only the events after it; head, tail and grep select lines; "
      "with wait, first wait for the run to end (up to the server's wait limit). The result keeps to max_output_chars.",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"wait\":{\"type\":\"boolean\",\"default\":false},"
+     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}," WS_PROP ",\"wait\":{\"type\":\"boolean\",\"default\":false},"
      "\"last_event_id\":{\"type\":\"string\"}," BUDGET_PROP ",\"head\":{\"type\":\"integer\",\"minimum\":1,\"description\":"
      "\"Only the first N lines\"},\"tail\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"Only the last N lines\"},"
      "\"grep\":{\"type\":\"string\",\"description\":\"Only the lines matching this POSIX extended regular expression\"}},"

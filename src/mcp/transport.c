@@ -47,6 +47,7 @@ struct mcp_reply {
     int sse_ok;                  /* the client accepts text/event-stream (progress may open a stream) */
     mcp_stream_t *stream;        /* the open SSE stream once a progress notification was sent */
     char session_id[SESSION_ID_LEN + 1]; /* set on the initialize response */
+    char principal[PRINCIPAL_NAME_MAX + 1]; /* who sent the request ("" without auth) */
 };
 
 struct mcp_call {
@@ -301,6 +302,8 @@ void mcp_metrics(strbuf_t *out)
 {
     metrics_gauge(out, "sessions", "Live MCP sessions held by this replica.", (double)session_count());
     metrics_gauge(out, "requests_waiting", "HTTP requests parked waiting for an answer.", (double)n_inflight);
+    metrics_gauge(out, "workspaces", "Live workspaces (sessions' defaults and handles) held by this replica.",
+                  (double)workspace_count());
 }
 
 void mcp_health(cJSON *h)
@@ -383,7 +386,9 @@ static const char *instructions =
     "Runs shell commands inside a bubblewrap sandbox. execute_code runs a command and waits for it "
     "(or returns at once with wait_for_completion=false); execute_code_async starts it; poll with "
     "get_execution_output (pass last_event_id to get only new events), feed interactive runs with send_stdin, "
-    "stop them with cancel_execution. Each session has its own writable workspace, kept across its runs.";
+    "stop them with cancel_execution. Each session has its own writable workspace, kept across its runs; "
+    "execute_code returns its workspace_id, which any later call (from any session with the same token) may pass "
+    "to run there again.";
 
 static void do_initialize(mcp_call_t *call, mcp_reply_t *r, const cJSON *params)
 {
@@ -395,9 +400,14 @@ static void do_initialize(mcp_call_t *call, mcp_reply_t *r, const cJSON *params)
     const char *version = mcp_protocol_negotiate(pv->valuestring);
     const cJSON *ci = cJSON_GetObjectItemCaseSensitive(params, "clientInfo");
     const cJSON *cname = cJSON_IsObject(ci) ? cJSON_GetObjectItemCaseSensitive(ci, "name") : NULL;
-    session_t *s = session_create(version, cJSON_IsString(cname) ? cname->valuestring : NULL);
+    /* without auth each session is its own owner: the per-principal cap has nobody to count */
+    session_t *s = session_create(version, cJSON_IsString(cname) ? cname->valuestring : NULL, r->principal,
+                                  r->principal[0] != '\0' ? (size_t)config.max_sessions_principal : 0);
     if (s == NULL) {
-        mcp_call_error(call, JSONRPC_INTERNAL_ERROR, "Too many sessions: the server's --max-sessions limit is reached");
+        mcp_call_error(call, JSONRPC_INTERNAL_ERROR,
+                       session_count() >= (size_t)config.max_sessions
+                           ? "Too many sessions: the server's --max-sessions limit is reached"
+                           : "Too many sessions: this principal's --max-sessions-per-principal limit is reached");
         return;
     }
     memcpy(r->session_id, s->id, sizeof(r->session_id));
@@ -517,6 +527,7 @@ struct adopt {
     h2o_req_t *req;              /* NULL once the HTTP request died */
     struct adopt_guard *guard;   /* in req->pool */
     char id[SESSION_ID_LEN + 1];
+    char principal[PRINCIPAL_NAME_MAX + 1]; /* who sent the request ("" without auth) */
 };
 
 static void on_adopt_guard_dispose(void *p)
@@ -543,17 +554,23 @@ static void on_adopt_read(void *arg, int found, const char *meta, size_t meta_le
         const cJSON *proto = cJSON_GetObjectItemCaseSensitive(rec, "protocol");
         const cJSON *client = cJSON_GetObjectItemCaseSensitive(rec, "client");
         const cJSON *from = cJSON_GetObjectItemCaseSensitive(rec, "replica");
+        const cJSON *owner = cJSON_GetObjectItemCaseSensitive(rec, "principal");
+        /* another principal's session is not found, exactly as an unknown one */
+        found = !strcmp(cJSON_IsString(owner) ? owner->valuestring : "", a->principal);
         const char *version = cJSON_IsString(proto) && mcp_protocol_supported(proto->valuestring) ? proto->valuestring
                                                                                                   : PROTOCOL_DEFAULT;
-        s = session_adopt(a->id, version, cJSON_IsString(client) ? client->valuestring : NULL);
+        s = found ? session_adopt(a->id, version, cJSON_IsString(client) ? client->valuestring : NULL, a->principal)
+                  : NULL;
         if (s != NULL) {
             log_info("session %.8s adopted from replica %s", s->id, cJSON_IsString(from) ? from->valuestring : "?");
         }
         cJSON_Delete(rec);
     }
-    if (s != NULL) {
+    if (s != NULL && session_usable(s, a->principal)) {
+        char principal[PRINCIPAL_NAME_MAX + 1];
+        memcpy(principal, a->principal, sizeof(principal));
         free(a);
-        mcp_handle(req);
+        mcp_handle(req, principal[0] ? principal : NULL);
         return;
     }
     if (err != NULL) {
@@ -576,13 +593,14 @@ static void on_adopt_read(void *arg, int found, const char *meta, size_t meta_le
  * request is taken care of (answered now or after the read), 0 when there is
  * nobody to ask (the caller answers 404).
  */
-static int try_adopt(h2o_req_t *req, const char *sid)
+static int try_adopt(h2o_req_t *req, const char *sid, const char *principal)
 {
     if (resolve_session == NULL || !session_id_valid(sid))
         return 0;
     adopt_t *a = xcalloc(1, sizeof(*a));
     a->req = req;
     memcpy(a->id, sid, sizeof(a->id));
+    strlcpy(a->principal, principal != NULL ? principal : "", sizeof(a->principal));
     int rc = resolve_session(sid, on_adopt_read, a);
     if (rc == -2) {
         free(a);
@@ -676,7 +694,8 @@ static cJSON *post_body_parse(h2o_req_t *req)
  * answers later). Returns 0 with *s set (NULL for initialize), or -1 when the
  * request was answered (or is being answered by the adoption).
  */
-static int post_session(h2o_req_t *req, const cJSON *body, int batch, const char *version, int has_version, session_t **s)
+static int post_session(h2o_req_t *req, const cJSON *body, int batch, const char *version, int has_version,
+                        const char *principal, session_t **s)
 {
     *s = NULL;
     if (!batch && is_initialize(body))
@@ -687,8 +706,8 @@ static int post_session(h2o_req_t *req, const cJSON *body, int batch, const char
                                 "Bad Request: Mcp-Session-Id header is required (call initialize first)");
         return -1;
     }
-    if ((*s = session_find(sid)) == NULL) {
-        if (!try_adopt(req, sid))
+    if ((*s = session_find(sid)) == NULL || !session_usable(*s, principal)) {
+        if (*s != NULL || !try_adopt(req, sid, principal))
             responder.respond_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND,
                                     "Session not found: it expired or was terminated; initialize a new one");
         return -1;
@@ -705,9 +724,10 @@ static int post_session(h2o_req_t *req, const cJSON *body, int batch, const char
 }
 
 /* Runs every message of the body; the reply goes out once the last call is answered (now or later). */
-static void post_run(h2o_req_t *req, const cJSON *body, int batch, int n, int kind, session_t *s)
+static void post_run(h2o_req_t *req, const cJSON *body, int batch, int n, int kind, session_t *s, const char *principal)
 {
     mcp_reply_t *r = xcalloc(1, sizeof(*r));
+    strlcpy(r->principal, principal != NULL ? principal : "", sizeof(r->principal));
     r->req = req;
     r->sse = kind == 2;
     r->sse_ok = kind == 2 || (kind & 4);
@@ -744,7 +764,7 @@ static void post_run(h2o_req_t *req, const cJSON *body, int batch, int n, int ki
 }
 
 /* POST /mcp: headers, body, session, then the messages. */
-static int handle_post(h2o_req_t *req)
+static int handle_post(h2o_req_t *req, const char *principal)
 {
     char version[40];
     int has_version = 0;
@@ -759,14 +779,14 @@ static int handle_post(h2o_req_t *req)
         char msg[120];
         snprintf(msg, sizeof(msg), "Invalid Request: a batch must hold 1 to %d messages", MCP_MAX_BATCH);
         responder.respond_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, msg);
-    } else if (post_session(req, body, batch, version, has_version, &s) == 0) {
-        post_run(req, body, batch, n, kind, s);
+    } else if (post_session(req, body, batch, version, has_version, principal, &s) == 0) {
+        post_run(req, body, batch, n, kind, s, principal);
     }
     cJSON_Delete(body);
     return 0;
 }
 
-static int handle_delete(h2o_req_t *req)
+static int handle_delete(h2o_req_t *req, const char *principal)
 {
     char sid[SESSION_ID_LEN + 8];
     if (!header_str(req, "mcp-session-id", sid, sizeof(sid))) {
@@ -774,8 +794,8 @@ static int handle_delete(h2o_req_t *req)
         return 0;
     }
     session_t *s = session_find(sid);
-    if (s == NULL) {
-        if (!try_adopt(req, sid))
+    if (s == NULL || !session_usable(s, principal)) {
+        if (s != NULL || !try_adopt(req, sid, principal))
             responder.respond_error(req, 404, "Not Found", JSONRPC_SESSION_NOT_FOUND, "Session not found");
         return 0;
     }
@@ -784,13 +804,13 @@ static int handle_delete(h2o_req_t *req)
     return 0;
 }
 
-int mcp_handle(h2o_req_t *req)
+int mcp_handle(h2o_req_t *req, const char *principal)
 {
     exec_log_manager_use();
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")))
-        return handle_post(req);
+        return handle_post(req, principal);
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE")))
-        return handle_delete(req);
+        return handle_delete(req, principal);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST, DELETE"));
     responder.respond_error(req, 405, "Method Not Allowed", JSONRPC_SERVER_ERROR,
                                h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))

@@ -13,7 +13,9 @@
  *   - every tool answers the call exactly once, synchronously, with a JSON
  *     object; an error result carries an "error" string;
  *   - parse_run accepts exactly what execute_code then refuses only for the
- *     concurrency limit, and what it accepts respects the documented limits
+ *     output query (max_output_chars), the workspace_id (not a string, or
+ *     not a workspace of the session's tenant) or else the concurrency
+ *     limit, and what it accepts respects the documented limits
  *     (command 1..128 KiB, timeout within --max-timeout, at most 256 valid
  *     environment names, policy paths absolute without "..", at most 64 per
  *     list, resource limits within the caps, host network only when allowed);
@@ -256,6 +258,23 @@ static int valid_env_entry(const char *kv)
     return 1;
 }
 
+/*
+ * What execute_code answers for arguments parse_run accepted: the output
+ * query's error, the workspace_id's, or (nothing may run) the limit's.
+ */
+static void expected_after_parse(const cJSON *args, char *err, size_t errlen)
+{
+    output_query_t q;
+    const char *wsid = NULL;
+    if (output_query_parse(args, &q, err, errlen) == 0 && get_workspace_id(args, &wsid, err, errlen) == 0) {
+        if (wsid != NULL && workspace_find(session->tenant, wsid) == NULL)
+            snprintf(err, errlen, "Workspace not found: %.64s", wsid);
+        else
+            snprintf(err, errlen, "Concurrent execution limit reached");
+    }
+    output_query_free(&q);
+}
+
 /* execute_code / execute_code_async: parse_run against the handler, then the argv. */
 static void check_run(const cJSON *args, int async)
 {
@@ -277,13 +296,15 @@ static void check_run(const cJSON *args, int async)
         CHECK(err[0] != '\0');
     }
     free_run(&rq);
+    if (rc == 0)
+        expected_after_parse(args, err, sizeof(err));
 
     /* the handler must agree: refused for the same reason, or stopped only by the limit */
     memset(&ans, 0, sizeof(ans));
     CHECK(tools_call(CALL, fuzz_session(), async ? "execute_code_async" : "execute_code", args) == 0);
     CHECK(ans.count == 1 && ans.is_error);
-    if (rc == 0)
-        CHECK(strstr(ans.error, "Concurrent execution limit reached") != NULL);
+    if (rc == 0 && !strcmp(err, "Concurrent execution limit reached"))
+        CHECK(strstr(ans.error, err) != NULL);
     else
         CHECK(!strcmp(ans.error, err));
 }
@@ -303,7 +324,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (deadline_init(h2o_evloop_create()) != 0 || tools_init() != 0)
         abort();
     session_setup(3600 * 1000, 16, NULL);
-    session = session_create("2025-06-18", "fuzz");
+    session = session_create("2025-06-18", "fuzz", NULL, 0);
     return session == NULL ? -1 : 0;
 }
 
@@ -335,8 +356,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memset(&ans, 0, sizeof(ans));
             CHECK(tools_call(CALL, session, tool_names[tool], j) == 0);
             CHECK(ans.count == 1 && ans.rpc_error == 0);
-            /* nothing runs: every lookup fails; list_executions fails only on unknown arguments */
-            CHECK(ans.is_error == (tool != 4 || cJSON_GetArraySize(j) > 0));
+            /* nothing runs: every lookup fails; list_executions fails only on arguments other than a workspace_id string */
+            const cJSON *ws = cJSON_GetObjectItemCaseSensitive(j, "workspace_id"), *m; /* the first one (duplicates) */
+            int list_ok = ws == NULL || cJSON_IsString(ws) || cJSON_IsNull(ws);
+            cJSON_ArrayForEach(m, j) list_ok &= !strcmp(m->string, "workspace_id");
+            CHECK(ans.is_error == (tool != 4 || !list_ok));
         }
     }
     cJSON_Delete(j);

@@ -31,6 +31,9 @@ describe('compact text and the budget', () => {
     assert.equal(field(r, 'status'), 'completed');
     assert.equal(field(r, 'exit_code'), '0');
     assert.equal(field(r, 'execution_id'), r.execution_id);
+    assert.match(r.workspace_id, /^w-[0-9a-f]{32}$/);
+    assert.equal(field(r, 'workspace_id'), r.workspace_id);
+    assert.match(header(r), new RegExp(`execution_id=\\S+ workspace_id=${r.workspace_id} last_event_id=`));
     assert.equal(field(r, 'last_event_id'), r.last_event_id);
     assert.equal(field(r, 'lines_shown'), '1000');
     assert.equal(field(r, 'lines_omitted'), '0');
@@ -42,6 +45,12 @@ describe('compact text and the budget', () => {
     const whole = await call(client, 'get_execution_output', { execution_id: r.execution_id, max_output_chars: 100000 });
     assert.equal(whole.output.length, 1002);
     assert.equal(whole.truncated, undefined);
+    assert.equal(field(whole, 'workspace_id'), undefined, 'only execute_code names the workspace');
+    // workspace_id (issue 13) and a selection together: the run's own workspace, then another one
+    const inWs = await call(client, 'get_execution_output', { execution_id: r.execution_id, workspace_id: r.workspace_id, tail: 2 });
+    assert.deepEqual(lines(inWs), ['999', '1000']);
+    const otherWs = await call(client, 'get_execution_output', { execution_id: r.execution_id, workspace_id: `w-${'0'.repeat(32)}`, tail: 2 });
+    assert.match(otherWs.error, /not found/i);
   });
 
   test('long lines within the budget are shown whole', async () => {
@@ -151,7 +160,8 @@ describe('--text-format json', () => {
   test("the text is the structuredContent JSON, as 0.4.0 sent it", async () => {
     const r = await call(client, 'execute_code', { command: 'seq 1 5; echo e >&2' }, DEF);
     assert.equal(text(r), JSON.stringify(r._result.structuredContent));
-    assert.deepEqual(Object.keys(r._result.structuredContent), ['execution_id', 'status', 'exit_code', 'output', 'dropped_events', 'last_event_id']);
+    // 0.4.0's fields, then issue 13's workspace_id (the workspace the run went to)
+    assert.deepEqual(Object.keys(r._result.structuredContent), ['execution_id', 'status', 'exit_code', 'output', 'dropped_events', 'last_event_id', 'workspace_id']);
   });
 });
 
@@ -160,7 +170,8 @@ describe('--text-format json', () => {
 // same run (timestamps, ids and timings normalised). Skipped without it.
 describe('--text-format json against 0.4.0', { skip: !process.env.BASE_BIN && 'BASE_BIN not set' }, () => {
   const norm = (t) => t.replace(/"ts":"[^"]*"/g, '"ts":"T"').replace(/"execution_id":"[^"]*"/g, '"execution_id":"X"')
-    .replace(/"(duration_ms|cpu_ms|peak_memory_bytes)":[0-9.e+]+/g, '"$1":0');
+    .replace(/"(duration_ms|cpu_ms|peak_memory_bytes)":[0-9.e+]+/g, '"$1":0')
+    .replace(/,"workspace_id":"[^"]*"/g, ''); // new in issue 13
   async function texts(bin, args) {
     const saved = process.env.SANDBOXD_BIN;
     process.env.SANDBOXD_BIN = bin;
@@ -219,6 +230,13 @@ describe('head/tail/grep from Redis on another replica', () => {
     assert.ok(all.content[0].text.length <= 20000 && all.structuredContent.truncated.omitted_events > 0);
     const bad = await rawTool({ execution_id: id, grep: '[' });
     assert.equal(bad.isError, true);
+    // the workspace filter and the selection both reach the Redis read
+    const inWs = await rawTool({ execution_id: id, workspace_id: r.workspace_id, tail: 2 });
+    assert.equal(inWs.structuredContent.source, 'redis');
+    assert.deepEqual(inWs.structuredContent.output.filter((e) => e.type === 'stdout').map((e) => e.data), ['4999', '5000']);
+    const otherWs = await rawTool({ execution_id: id, workspace_id: `w-${'0'.repeat(32)}`, tail: 2 });
+    assert.equal(otherWs.isError, true);
+    assert.match(otherWs.content[0].text, /not found/i);
   });
 });
 

@@ -102,8 +102,9 @@ describe('keys and fields after a run (password, db 3)', () => {
     const m = await redisMeta(redis, run.execution_id, 3);
     assert.ok(m, 'execution key exists in db 3');
     assert.deepEqual(Object.keys(m).sort(), ['command', 'completed_at', 'error_message', 'exit_code', 'id', 'interactive',
-      'replica', 'session_id', 'started_at', 'status', 'timeout_seconds']);
+      'replica', 'session_id', 'started_at', 'status', 'timeout_seconds', 'workspace_id']);
     assert.equal(m.id, run.execution_id);
+    assert.equal(m.workspace_id, run.workspace_id); // issue 13: the workspace handle the run went to
     assert.equal(m.session_id, sessionKey(transport.sessionId));
     assert.equal(m.command, 'echo out-line; echo err-line >&2; exit 3');
     assert.equal(m.status, 'completed');
@@ -145,10 +146,10 @@ describe('keys and fields after a run (password, db 3)', () => {
 
   test('database 3 is used, database 0 stays empty', async () => {
     assert.equal(await redis.acli({ db: 0 }, 'DBSIZE'), '0');
-    // the run's three keys, the session record, and this replica's heartbeat and registry
+    // the run's four keys, the session record, and this replica's heartbeat and registry
     const keys = (await redis.acli({ db: 3 }, 'KEYS', '*')).split('\n').sort();
     assert.deepEqual(keys, [keyOf(run.execution_id), outKeyOf(run.execution_id), `mcp:session:${sessionKey(transport.sessionId)}`,
-      'replica:replica-a', 'replicas', setKeyOf(transport.sessionId)].sort());
+      'replica:replica-a', 'replicas', setKeyOf(transport.sessionId), `workspace:${run.workspace_id}:executions`].sort());
   });
 
   test('no key and no value in Redis holds the raw session id', async () => {

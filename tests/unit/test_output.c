@@ -1,7 +1,8 @@
 /*
  * Unit tests for src/mcp/output.c: the compact text (markers, escapes,
  * joined pieces), the budget at its edges with exact `truncated` figures, a
- * huge line cut, head/tail/grep selection and --text-format json. Events are
+ * huge line cut, head/tail/grep selection, --text-format json and the
+ * optional fields (workspace_id's place). Events are
  * written by hand as the event log holds them.
  *
  * unit-links: core/util core/config core/log
@@ -201,6 +202,27 @@ static void test_text_json(void **state)
     strbuf_free(&text);
 }
 
+/* workspace_id (execute_code's answer, issue 13): in the header after execution_id, in structuredContent after source. */
+static void test_workspace_id(void **state)
+{
+    line(0, "x", 0);
+    output_view_t v = {.execution_id = "x", .status = "completed", .exit_code_json = "0", .events = evs, .n_events = n_evs,
+                       .last_event_id = "1", .source = "redis", .workspace_id = "w-1", .message = "m"};
+    output_query_t q = {.max_chars = 20000};
+    strbuf_t st = {0}, text = {0};
+    output_render(&v, &q, &st, &text);
+    assert_non_null(strstr(text.data, " execution_id=x workspace_id=w-1 last_event_id=1 "));
+    assert_non_null(strstr(st.data, ",\"last_event_id\":\"1\",\"source\":\"redis\",\"workspace_id\":\"w-1\",\"message\":\"m\"}"));
+    strbuf_free(&st);
+    strbuf_free(&text);
+    v.workspace_id = NULL;
+    output_render(&v, &q, &st, &text);
+    assert_null(strstr(text.data, "workspace_id"));
+    assert_null(strstr(st.data, "workspace_id"));
+    strbuf_free(&st);
+    strbuf_free(&text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,6 +232,7 @@ int main(void)
         cmocka_unit_test_teardown(test_huge_line_cut, teardown),
         cmocka_unit_test_teardown(test_head_tail_grep, teardown),
         cmocka_unit_test_teardown(test_text_json, teardown),
+        cmocka_unit_test_teardown(test_workspace_id, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

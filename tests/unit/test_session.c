@@ -88,7 +88,7 @@ static void sleep_ms(long ms)
 static void test_create(void **state)
 {
     uint64_t before = util_now_ms();
-    session_t *s = session_create("2025-06-18", "claude-code");
+    session_t *s = session_create("2025-06-18", "claude-code", NULL, 0);
     uint64_t after = util_now_ms();
     assert_non_null(s);
     assert_int_equal(strlen(s->id), SESSION_ID_LEN);
@@ -97,8 +97,11 @@ static void test_create(void **state)
     assert_string_equal(s->client, "claude-code");
     assert_true(s->created_ms >= before && s->created_ms <= after);
     assert_int_equal(s->last_used_ms, s->created_ms);
-    assert_null(s->exec.state);
-    assert_ptr_equal(s->exec.id, s->id);
+    assert_non_null(s->ws);
+    assert_null(s->ws->exec.state);
+    assert_ptr_equal(s->ws->exec.id, s->ws->id);
+    assert_int_equal(strlen(s->ws->id), WORKSPACE_ID_LEN);
+    assert_true(s->ws->pinned);
     assert_int_equal(session_count(), 1);
     assert_true(s->expiry.armed);
     assert_int_equal(deadline_count(), 1);
@@ -106,14 +109,14 @@ static void test_create(void **state)
 
 static void test_create_null_client_and_long_strings(void **state)
 {
-    session_t *s = session_create("2025-03-26", NULL);
+    session_t *s = session_create("2025-03-26", NULL, NULL, 0);
     assert_non_null(s);
     assert_string_equal(s->client, "");
 
     char long_client[300];
     memset(long_client, 'c', sizeof(long_client) - 1);
     long_client[sizeof(long_client) - 1] = '\0';
-    session_t *t = session_create("a-protocol-version-that-is-too-long", long_client);
+    session_t *t = session_create("a-protocol-version-that-is-too-long", long_client, NULL, 0);
     assert_non_null(t);
     assert_int_equal(strlen(t->protocol), sizeof(t->protocol) - 1);
     assert_int_equal(strlen(t->client), sizeof(t->client) - 1);
@@ -126,7 +129,7 @@ static void test_ids_unique(void **state)
     enum { N = 2000 };
     static session_t *all[N];
     for (int i = 0; i < N; i++) {
-        all[i] = session_create("2025-06-18", "c");
+        all[i] = session_create("2025-06-18", "c", NULL, 0);
         assert_non_null(all[i]);
         assert_int_equal(strlen(all[i]->id), SESSION_ID_LEN);
         assert_true(is_lower_hex(all[i]->id, SESSION_ID_LEN));
@@ -144,8 +147,8 @@ static void test_ids_unique(void **state)
 
 static void test_find(void **state)
 {
-    session_t *a = session_create("p", "a");
-    session_t *b = session_create("p", "b");
+    session_t *a = session_create("p", "a", NULL, 0);
+    session_t *b = session_create("p", "b", NULL, 0);
     assert_ptr_equal(session_find(a->id), a);
     assert_ptr_equal(session_find(b->id), b);
 
@@ -194,7 +197,7 @@ static void test_find(void **state)
 
 static void test_touch(void **state)
 {
-    session_t *s = session_create("p", "c");
+    session_t *s = session_create("p", "c", NULL, 0);
     uint64_t created = s->created_ms;
     sleep_ms(20);
     session_touch(s);
@@ -212,8 +215,8 @@ static void test_touch(void **state)
 
 static void test_end(void **state)
 {
-    session_t *a = session_create("p", "a");
-    session_t *b = session_create("p", "b");
+    session_t *a = session_create("p", "a", NULL, 0);
+    session_t *b = session_create("p", "b", NULL, 0);
     char ida[SESSION_ID_LEN + 1], idb[SESSION_ID_LEN + 1];
     memcpy(ida, a->id, sizeof(ida));
     memcpy(idb, b->id, sizeof(idb));
@@ -242,7 +245,7 @@ static void test_end(void **state)
 static void test_end_without_hook(void **state)
 {
     session_setup(3600 * 1000, 10000, NULL);
-    session_t *s = session_create("p", "c");
+    session_t *s = session_create("p", "c", NULL, 0);
     session_end(s, SESSION_DELETED);
     assert_int_equal(session_count(), 0);
     assert_int_equal(ended.n, 0);
@@ -251,15 +254,16 @@ static void test_end_without_hook(void **state)
 static void hook_sees_exec(session_t *s, enum session_end_reason why)
 {
     /* the execution manager's state is still attached when the hook runs */
-    assert_ptr_equal(s->exec.state, (void *)&ended);
+    assert_ptr_equal(s->ws->exec.state, (void *)&ended);
+    s->ws->exec.state = NULL; /* not exec's: the workspace's end must not free it */
     record_end(s, why);
 }
 
 static void test_end_hook_sees_exec_state(void **state)
 {
     session_setup(3600 * 1000, 10000, hook_sees_exec);
-    session_t *s = session_create("p", "c");
-    s->exec.state = (struct exec_session *)&ended;
+    session_t *s = session_create("p", "c", NULL, 0);
+    s->ws->exec.state = (struct exec_session *)&ended;
     session_end(s, SESSION_DELETED);
     assert_int_equal(ended.n, 1);
 }
@@ -267,7 +271,7 @@ static void test_end_hook_sees_exec_state(void **state)
 static void test_id_valid(void **state)
 {
     assert_true(session_id_valid("0123456789abcdef0123456789abcdef"));
-    session_t *s = session_create("p", "c");
+    session_t *s = session_create("p", "c", NULL, 0);
     assert_true(session_id_valid(s->id));
     assert_false(session_id_valid(""));
     assert_false(session_id_valid("0123456789abcdef0123456789abcde"));   /* 31 */
@@ -300,13 +304,13 @@ static void test_observer_hooks(void **state)
     static const session_hooks_t hooks = {hook_create, hook_touch, hook_end};
     memset(seen, 0, sizeof(seen));
     session_set_hooks(&hooks);
-    session_t *s = session_create("2025-06-18", "c");
+    session_t *s = session_create("2025-06-18", "c", NULL, 0);
     session_touch(s);
     session_end(s, SESSION_EXPIRED);
-    s = session_adopt("00112233445566778899aabbccddeeff", "2025-06-18", NULL);
+    s = session_adopt("00112233445566778899aabbccddeeff", "2025-06-18", NULL, NULL);
     session_end(s, SESSION_SHUTDOWN);
     session_set_hooks(NULL);
-    s = session_create("2025-06-18", "c");
+    s = session_create("2025-06-18", "c", NULL, 0);
     session_touch(s);
     session_end(s, SESSION_DELETED);
     assert_string_equal(seen, "cte1ce2");
@@ -315,7 +319,7 @@ static void test_observer_hooks(void **state)
 static void test_adopt(void **state)
 {
     const char *id = "00112233445566778899aabbccddeeff";
-    session_t *s = session_adopt(id, "2025-06-18", "other-replica-client");
+    session_t *s = session_adopt(id, "2025-06-18", "other-replica-client", NULL);
     assert_non_null(s);
     assert_string_equal(s->id, id);
     assert_string_equal(s->protocol, "2025-06-18");
@@ -324,14 +328,14 @@ static void test_adopt(void **state)
     assert_int_equal(session_count(), 1);
     assert_int_equal(deadline_count(), 1); /* it expires like any other */
     /* held already, malformed, or over the cap: refused */
-    assert_null(session_adopt(id, "2025-06-18", NULL));
-    assert_null(session_adopt("nope", "2025-06-18", NULL));
+    assert_null(session_adopt(id, "2025-06-18", NULL, NULL));
+    assert_null(session_adopt("nope", "2025-06-18", NULL, NULL));
     session_setup(3600 * 1000, 1, record_end);
-    assert_null(session_adopt("ffeeddccbbaa99887766554433221100", "2025-06-18", NULL));
+    assert_null(session_adopt("ffeeddccbbaa99887766554433221100", "2025-06-18", NULL, NULL));
     session_end(s, SESSION_DELETED);
     assert_int_equal(ended.n, 1);
     assert_string_equal(ended.ids[0], id);
-    s = session_adopt("ffeeddccbbaa99887766554433221100", "2025-03-26", NULL);
+    s = session_adopt("ffeeddccbbaa99887766554433221100", "2025-03-26", NULL, NULL);
     assert_non_null(s);
     assert_string_equal(s->client, "");
 }
@@ -341,33 +345,56 @@ static void test_max_sessions(void **state)
     session_setup(3600 * 1000, 3, record_end);
     session_t *s[3];
     for (int i = 0; i < 3; i++) {
-        s[i] = session_create("p", "c");
+        s[i] = session_create("p", "c", NULL, 0);
         assert_non_null(s[i]);
     }
-    assert_null(session_create("p", "c"));
-    assert_null(session_create("p", "c"));
+    assert_null(session_create("p", "c", NULL, 0));
+    assert_null(session_create("p", "c", NULL, 0));
     assert_int_equal(session_count(), 3);
     assert_int_equal(deadline_count(), 3);
 
     /* ending one makes room for one */
     session_end(s[1], SESSION_DELETED);
-    session_t *again = session_create("p", "c");
+    session_t *again = session_create("p", "c", NULL, 0);
     assert_non_null(again);
-    assert_null(session_create("p", "c"));
+    assert_null(session_create("p", "c", NULL, 0));
     assert_int_equal(session_count(), 3);
 
     /* a cap of zero refuses everything */
     session_end_all();
     session_setup(3600 * 1000, 0, record_end);
-    assert_null(session_create("p", "c"));
+    assert_null(session_create("p", "c", NULL, 0));
     assert_int_equal(session_count(), 0);
+}
+
+/* --max-sessions-per-principal: one principal's cap leaves the others (and the anonymous) their room. */
+static void test_max_sessions_per_principal(void **state)
+{
+    session_setup(3600 * 1000, 10, record_end);
+    session_t *a1 = session_create("p", "c", "alice", 2), *a2 = session_create("p", "c", "alice", 2);
+    assert_non_null(a1);
+    assert_non_null(a2);
+    assert_null(session_create("p", "c", "alice", 2));
+    assert_non_null(session_create("p", "c", "bob", 2));
+    assert_non_null(session_create("p", "c", NULL, 2));
+    assert_int_equal(session_count_principal("alice"), 2);
+    assert_int_equal(session_count_principal("bob"), 1);
+    assert_true(session_usable(a1, "alice"));
+    assert_false(session_usable(a1, "bob"));
+    assert_false(session_usable(a1, NULL));
+    assert_string_equal(a1->tenant, "alice");
+    assert_string_equal(a1->ws->tenant, "alice");
+    assert_ptr_equal(workspace_find("alice", a1->ws->id), a1->ws);
+    assert_null(workspace_find("bob", a1->ws->id)); /* another tenant's: as unknown */
+    session_end(a1, SESSION_DELETED);
+    assert_non_null(session_create("p", "c", "alice", 2));
 }
 
 static void test_end_all(void **state)
 {
     char ids[5][SESSION_ID_LEN + 1];
     for (int i = 0; i < 5; i++)
-        memcpy(ids[i], session_create("p", "c")->id, SESSION_ID_LEN + 1);
+        memcpy(ids[i], session_create("p", "c", NULL, 0)->id, SESSION_ID_LEN + 1);
     assert_int_equal(session_count(), 5);
     session_end_all();
     assert_int_equal(session_count(), 0);
@@ -408,7 +435,7 @@ static int two_ended(void)
 static void test_idle_expiry(void **state)
 {
     session_setup(60, 100, record_end);
-    session_t *s = session_create("p", "c");
+    session_t *s = session_create("p", "c", NULL, 0);
     char id[SESSION_ID_LEN + 1];
     memcpy(id, s->id, sizeof(id));
     uint64_t start = util_now_ms();
@@ -421,11 +448,40 @@ static void test_idle_expiry(void **state)
     assert_int_equal(deadline_count(), 0);
 }
 
+static int no_workspace_left(void)
+{
+    return workspace_count() == 0;
+}
+
+/* Workspace handles: the per-tenant cap on unpinned ones, and their idle expiry (--workspace-ttl). */
+static void test_workspace_cap_and_expiry(void **state)
+{
+    char err[200];
+    workspace_setup(60, 2);
+    workspace_t *a = workspace_create("alice", "alice", 0, err, sizeof(err));
+    workspace_t *b = workspace_create("alice", "alice", 0, err, sizeof(err));
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_not_equal(a->id, b->id);
+    assert_memory_equal(a->id, "w-", 2);
+    assert_null(workspace_create("alice", "alice", 0, err, sizeof(err)));
+    assert_non_null(strstr(err, "--max-workspaces-per-principal"));
+    assert_non_null(workspace_create("alice", "alice", 1, err, sizeof(err))); /* pinned ones are not counted */
+    assert_int_equal(workspace_count_tenant("alice"), 2);
+    workspace_end_all();
+    a = workspace_create("bob", "bob", 0, err, sizeof(err));
+    uint64_t start = util_now_ms();
+    assert_true(run_loop_until(no_workspace_left, 3000));
+    assert_true(util_now_ms() - start >= 55);
+    assert_int_equal(deadline_count(), 0);
+    workspace_setup(3600 * 1000, 0);
+}
+
 static void test_touch_postpones_expiry(void **state)
 {
     session_setup(250, 100, record_end);
-    session_t *busy = session_create("p", "busy");
-    session_t *idle = session_create("p", "idle");
+    session_t *busy = session_create("p", "busy", NULL, 0);
+    session_t *idle = session_create("p", "idle", NULL, 0);
     char busy_id[SESSION_ID_LEN + 1], idle_id[SESSION_ID_LEN + 1];
     memcpy(busy_id, busy->id, sizeof(busy_id));
     memcpy(idle_id, idle->id, sizeof(idle_id));
@@ -463,6 +519,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_observer_hooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_sessions_per_principal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workspace_cap_and_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_touch_postpones_expiry, setup, teardown),
