@@ -364,7 +364,10 @@ static void do_tools_call(mcp_call_t *call, session_t *s, const cJSON *params)
         mcp_call_error(call, JSONRPC_INVALID_PARAMS, "Invalid params: \"arguments\" must be an object");
         return;
     }
-    if (tools_call(call, s, name->valuestring, args) != 0) {
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
+    mcp_ctx_t ctx = {.session = s, .era = MCP_ERA_LEGACY, .owner = &s->exec, .meta = cJSON_IsObject(meta) ? meta : NULL};
+    ctx.progress_token = ctx.meta != NULL ? cJSON_GetObjectItemCaseSensitive(ctx.meta, "progressToken") : NULL;
+    if (tools_call(call, &ctx, name->valuestring, args) != 0) {
         metrics_tool("unknown", "rpc_error");
         char msg[160];
         snprintf(msg, sizeof(msg), "Unknown tool: %.100s", name->valuestring);
