@@ -37,6 +37,8 @@ void tools_set_remote(const remote_reader_t *r);
 int tools_init(void);
 /** Frees the cache. */
 void tools_free(void);
+/** The input schema of tool `name` (owned by tools; NULL when unknown). */
+const cJSON *tools_input_schema(const char *name);
 /** The tools/list result (JSON text, owned by tools). */
 const char *tools_list_json(size_t *len);
 /**

@@ -823,6 +823,7 @@ static const struct tool tools[] = {
 
 static char *list_json;
 static size_t list_len;
+static cJSON *list_obj; /* the same, parsed */
 
 void tools_set_reply(const tools_reply_t *r)
 {
@@ -851,6 +852,22 @@ static void fill_status_enums(cJSON *node)
     }
 }
 
+/* Parameters mirrored into Mcp-Param-* headers (2026-07-28 x-mcp-header), wherever a tool takes them. */
+static const struct {
+    const char *param, *header;
+} header_params[] = {{"execution_id", "Execution-Id"}, {"workspace_id", "Workspace-Id"}};
+
+/* Marks the routing handles of an input schema with x-mcp-header, so nginx can route on them. */
+static void add_header_params(cJSON *in)
+{
+    cJSON *props = cJSON_GetObjectItemCaseSensitive(in, "properties");
+    for (size_t i = 0; i < sizeof(header_params) / sizeof(header_params[0]); i++) {
+        cJSON *p = cJSON_GetObjectItemCaseSensitive(props, header_params[i].param);
+        if (cJSON_IsObject(p))
+            cJSON_AddStringToObject(p, "x-mcp-header", header_params[i].header);
+    }
+}
+
 int tools_init(void)
 {
     cJSON *res = cJSON_CreateObject();
@@ -871,6 +888,7 @@ int tools_init(void)
         }
         fill_status_enums(in);
         fill_status_enums(out);
+        add_header_params(in);
         cJSON_AddItemToObject(t, "inputSchema", in);
         cJSON_AddItemToObject(t, "outputSchema", out);
         cJSON *ann = cJSON_AddObjectToObject(t, "annotations");
@@ -880,15 +898,29 @@ int tools_init(void)
         cJSON_AddItemToArray(arr, t);
     }
     list_json = cJSON_PrintUnformatted(res);
-    cJSON_Delete(res);
+    list_obj = res; /* kept: the transport checks Mcp-Param-* headers against the input schemas */
     if (list_json == NULL)
         return -1;
     list_len = strlen(list_json);
     return 0;
 }
 
+const cJSON *tools_input_schema(const char *name)
+{
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(list_obj, "tools"))
+    {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(t, "name");
+        if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
+            return cJSON_GetObjectItemCaseSensitive(t, "inputSchema");
+    }
+    return NULL;
+}
+
 void tools_free(void)
 {
+    cJSON_Delete(list_obj);
+    list_obj = NULL;
     free(list_json);
     list_json = NULL;
 }
