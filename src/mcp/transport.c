@@ -711,11 +711,14 @@ static void respond_unsupported_version(h2o_req_t *req, const cJSON *body, const
     cJSON *list = cJSON_AddArrayToObject(data, "supported");
     for (int i = 0; served_versions[i] != NULL; i++)
         cJSON_AddItemToArray(list, cJSON_CreateString(served_versions[i]));
-    cJSON_AddStringToObject(data, "requested", version);
+    strbuf_t clean = {0}; /* the header may hold bytes 0x80-0xff: quoted back as U+FFFD, never raw */
+    util_utf8_sanitize(version, strlen(version), &clean);
+    cJSON_AddStringToObject(data, "requested", clean.data);
     char *data_json = cJSON_PrintUnformatted(data);
-    char msg[200], *id = body_id_json(body);
-    snprintf(msg, sizeof(msg), "Unsupported protocol version '%.40s' (supported: %s, %s, %s, %s)", version,
-             served_versions[0], served_versions[1], served_versions[2], served_versions[3]);
+    char msg[240], *id = body_id_json(body);
+    snprintf(msg, sizeof(msg), "Bad Request: unsupported MCP-Protocol-Version '%.80s' (supported: %s, %s, %s, %s)",
+             clean.data, served_versions[0], served_versions[1], served_versions[2], served_versions[3]);
+    strbuf_free(&clean);
     respond_rpc_error(req, 400, id, MCP_UNSUPPORTED_VERSION, msg, data_json);
     free(id);
     free(data_json);
