@@ -38,6 +38,7 @@ typedef struct config {
     int n_allowed_origins;
     char workspace_root[1024];    /**< per-session workspaces live under here */
     int allow_network;            /**< may sandbox_config ask for {"mode":"host"} */
+    int insecure_no_auth;         /**< serve a non-loopback address without a token (fail-closed otherwise) */
     char sandbox_user[64];        /**< user the sandboxes run as when we are root */
     char *deny_read[CONFIG_MAX_LIST]; /**< extra paths no sandbox may read */
     int n_deny_read;
