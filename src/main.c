@@ -246,6 +246,7 @@ static int start_services(h2o_evloop_t *loop, char *err, size_t errlen)
         return 1;
     }
     session_setup((uint64_t)config.session_ttl * 1000, (size_t)config.max_sessions, on_session_end);
+    session_set_init_ttl((uint64_t)config.session_init_ttl * 1000);
     /* /health and /metrics: each module's figures, in this order */
     health_register(exec_health_status, 0);
     health_register(mcp_health, 0);

@@ -33,6 +33,7 @@ typedef struct config {
     int log_level;                /**< LOG_ERROR..LOG_DEBUG */
     int64_t max_body;             /**< request body cap in bytes */
     int session_ttl;              /**< idle seconds before a session expires */
+    int session_init_ttl;         /**< the same for a session no request used since initialize */
     int max_sessions;             /**< live sessions cap */
     char *allowed_origins[CONFIG_MAX_LIST]; /**< NULL-terminated; NULL list = loopback default */
     int n_allowed_origins;

@@ -476,7 +476,7 @@ static void modern_tools_call(mcp_call_t *call, const cJSON *params)
             mcp_call_error(call, JSONRPC_INTERNAL_ERROR, "Too many sessions: the server's --max-sessions limit is reached");
             return;
         }
-        session_touch(owner); /* used: the idle TTL applies, not the 60 s grace after initialize */
+        session_note_request(owner); /* the idle TTL applies, not the init TTL */
         ctx.owner = &owner->exec;
     } else {
         util_random_hex(transient_id, SESSION_ID_LEN / 2);
@@ -560,6 +560,19 @@ static int is_initialize(const cJSON *msg)
 {
     const cJSON *m = cJSON_IsObject(msg) ? cJSON_GetObjectItemCaseSensitive(msg, "method") : NULL;
     return cJSON_IsString(m) && !strcmp(m->valuestring, "initialize");
+}
+
+/* Does the body hold a JSON-RPC request (an id and a method), not only notifications or responses? */
+static int has_request(const cJSON *body, int batch)
+{
+    int n = batch ? cJSON_GetArraySize(body) : 1;
+    for (int i = 0; i < n; i++) {
+        const cJSON *m = batch ? cJSON_GetArrayItem(body, i) : body;
+        if (cJSON_IsObject(m) && cJSON_GetObjectItemCaseSensitive(m, "method") != NULL &&
+            cJSON_GetObjectItemCaseSensitive(m, "id") != NULL)
+            return 1;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- adoption */
@@ -789,6 +802,8 @@ static int post_session(h2o_req_t *req, const cJSON *body, int batch, const char
         return -1;
     }
     session_touch(*s);
+    if (has_request(body, batch))
+        session_note_request(*s);
     const char *effective = has_version ? version : PROTOCOL_DEFAULT; /* absent means 2025-03-26 */
     if (batch && strcmp(effective, "2025-03-26") != 0) {
         char msg[160];
