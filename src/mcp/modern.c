@@ -73,7 +73,9 @@ int modern_header_decode(const char *v, size_t len, char **out, size_t *outlen)
         if (!((unsigned char)v[i] >= 0x20 && (unsigned char)v[i] <= 0x7e) && v[i] != '\t')
             return -1;
     if (len >= 11 && !memcmp(v, "=?base64?", 9) && !memcmp(v + len - 2, "?=", 2)) {
-        if (b64_decode(v + 9, len - 11, out, outlen) != 0 || memchr(*out, '\0', *outlen) != NULL) {
+        if (b64_decode(v + 9, len - 11, out, outlen) != 0)
+            return -1;
+        if (memchr(*out, '\0', *outlen) != NULL) { /* cJSON strings cannot hold it: never equal */
             free(*out);
             return -1;
         }
