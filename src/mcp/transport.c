@@ -27,7 +27,9 @@
 const char *const mcp_protocol_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", NULL};
 /* what an unsupported MCP-Protocol-Version is told: every version served, newest first */
 static const char *const served_versions[] = {MCP_MODERN_VERSION, "2025-11-25", "2025-06-18", "2025-03-26", NULL};
-#define MODERN_LIST_TTL_MS 300000 /* tools/list and server/discover: fixed while the server runs */
+#define MODERN_LIST_TTL_MS 300000
+#define SERVER_CAPS "\"capabilities\":{\"tools\":{\"listChanged\":false}}"
+#define SERVER_INFO "{\"name\":\"mcp-sandboxd\",\"version\":\"" MCP_SANDBOXD_VERSION "\"}" /* tools/list and server/discover: fixed while the server runs */
 #define PROTOCOL_DEFAULT "2025-03-26" /* assumed when MCP-Protocol-Version is absent */
 #define MCP_MAX_BATCH 64              /* a batch's answers must not amplify a small body */
 #define MCP_MAX_BATCH_REPLY (64u << 20)
@@ -168,10 +170,8 @@ static void modern_decorate(strbuf_t *out, const char *result, size_t len)
     size_t i = 1;
     while (i < len - 1 && (result[i] == ' ' || result[i] == '\n'))
         i++;
-    strbuf_printf(out,
-                  "%s\"resultType\":\"complete\",\"_meta\":{\"io.modelcontextprotocol/serverInfo\":"
-                  "{\"name\":\"mcp-sandboxd\",\"version\":\"%s\"}}}",
-                  i < len - 1 ? "," : "", MCP_SANDBOXD_VERSION);
+    strbuf_printf(out, "%s\"resultType\":\"complete\",\"_meta\":{\"io.modelcontextprotocol/serverInfo\":%s}}",
+                  i < len - 1 ? "," : "", SERVER_INFO);
 }
 
 void mcp_call_set_tool(mcp_call_t *call, const char *tool)
@@ -359,6 +359,16 @@ static const char *instructions =
     "get_execution_output (pass last_event_id to get only new events), feed interactive runs with send_stdin, "
     "stop them with cancel_execution. Each session has its own writable workspace, kept across its runs.";
 
+/* Ends an initialize / server/discover result with the instructions, and answers the call with it. */
+static void answer_with_instructions(mcp_call_t *call, strbuf_t *b)
+{
+    strbuf_puts(b, ",\"instructions\":");
+    strbuf_json_cstr(b, instructions);
+    strbuf_puts(b, "}");
+    call_result(call, b->data, b->len);
+    strbuf_free(b);
+}
+
 static void do_initialize(mcp_call_t *call, mcp_reply_t *r, const cJSON *params)
 {
     const cJSON *pv = params != NULL ? cJSON_GetObjectItemCaseSensitive(params, "protocolVersion") : NULL;
@@ -376,13 +386,8 @@ static void do_initialize(mcp_call_t *call, mcp_reply_t *r, const cJSON *params)
     }
     memcpy(r->session_id, s->id, sizeof(r->session_id));
     strbuf_t b = {0};
-    strbuf_printf(&b, "{\"protocolVersion\":\"%s\",\"capabilities\":{\"tools\":{\"listChanged\":false}},"
-                      "\"serverInfo\":{\"name\":\"mcp-sandboxd\",\"version\":\"%s\"},\"instructions\":",
-                  version, MCP_SANDBOXD_VERSION);
-    strbuf_json_cstr(&b, instructions);
-    strbuf_puts(&b, "}");
-    call_result(call, b.data, b.len);
-    strbuf_free(&b);
+    strbuf_printf(&b, "{\"protocolVersion\":\"%s\"," SERVER_CAPS ",\"serverInfo\":" SERVER_INFO, version);
+    answer_with_instructions(call, &b);
 }
 
 /* tools/call in either era: the name and arguments checked, then the tool. */
@@ -438,14 +443,9 @@ static void do_discover(mcp_call_t *call)
     strbuf_puts(&b, "{\"supportedVersions\":[");
     for (int i = 0; served_versions[i] != NULL; i++)
         strbuf_printf(&b, "%s\"%s\"", i ? "," : "", served_versions[i]);
-    strbuf_printf(&b, "],\"capabilities\":{\"tools\":{\"listChanged\":false}},"
-                      "\"serverInfo\":{\"name\":\"mcp-sandboxd\",\"version\":\"%s\"},\"ttlMs\":%d,"
-                      "\"cacheScope\":\"public\",\"instructions\":",
-                  MCP_SANDBOXD_VERSION, MODERN_LIST_TTL_MS);
-    strbuf_json_cstr(&b, instructions);
-    strbuf_puts(&b, "}");
-    call_result(call, b.data, b.len);
-    strbuf_free(&b);
+    strbuf_printf(&b, "]," SERVER_CAPS ",\"serverInfo\":" SERVER_INFO ",\"ttlMs\":%d,\"cacheScope\":\"public\"",
+                  MODERN_LIST_TTL_MS);
+    answer_with_instructions(call, &b);
 }
 
 /* Does a run tool need an owner that outlives the call (it starts a run)? */
