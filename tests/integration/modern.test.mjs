@@ -209,6 +209,16 @@ describe('MCP 2026-07-28 over raw HTTP', () => {
     const note = await raw(server, { headers: headersFor({ method: 'notifications/x' }), body: { jsonrpc: '2.0', method: 'notifications/x', params: { _meta: meta() } } });
     assert.equal(note.status, 202);
     assert.equal(note.headers.get('mcp-session-id'), null);
+    // an Mcp-Session-Id sent anyway is ignored, never echoed
+    const withSid = await post(server, rpc(15, 'tools/list'), { 'mcp-session-id': 'f'.repeat(32) });
+    expectResult(withSid, 15);
+    // SSE when that is all the client accepts: one message event, the same result
+    const sse = await post(server, rpc(16, 'server/discover'), { accept: 'text/event-stream' });
+    assert.equal(sse.status, 200);
+    assert.match(sse.headers.get('content-type'), /text\/event-stream/);
+    const data = JSON.parse(sse.text.split('\n').find((l) => l.startsWith('data: ')).slice(6));
+    assert.equal(data.id, 16);
+    assert.equal(data.result.resultType, 'complete');
   });
 
   test('a legacy client notices nothing: initialize, session id, ping, unchanged tools/list shape', async () => {
@@ -277,7 +287,9 @@ describe('fail closed', () => {
   test('a non-loopback --host without a token refuses to start, saying so in one line', async () => {
     const port = await freePort();
     const s = spawnServer(['--host', '0.0.0.0', '--port', String(port)]);
-    assert.equal(await s.exited, 2);
+    await waitFor(() => s.proc.exitCode !== null || s.log().includes('listening on'), { what: 'exit or listening' });
+    if (s.proc.exitCode === null) s.proc.kill('SIGKILL');
+    assert.equal(await s.exited, 2, `it served: ${s.log()}`);
     const lines = s.stderr().trim().split('\n');
     assert.equal(lines.length, 1, s.stderr());
     assert.match(lines[0], /refusing to start: --host 0\.0\.0\.0 is not a loopback address and no token/);
