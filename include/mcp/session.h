@@ -2,7 +2,9 @@
  * session: the table of live MCP sessions (Mcp-Session-Id -> session).
  *
  * A session is created by `initialize`, touched by every request that names
- * it, and ends on DELETE, on idle expiry (config.session_ttl) or at shutdown.
+ * it, and ends on DELETE, on idle expiry (config.session_ttl; the shorter
+ * session_set_init_ttl until its first request after initialize) or at
+ * shutdown.
  * Ending a session runs the end hook (the execution manager kills the
  * session's runs and removes its workspace). Loop thread only.
  */
@@ -27,6 +29,7 @@ struct session {
     uint64_t created_ms;             /**< util_now_ms() at initialize */
     uint64_t last_used_ms;           /**< util_now_ms() at the last request */
     deadline_t expiry;               /**< idle expiry (private) */
+    int requested;                   /**< a request used it since initialize (else the init TTL applies) */
     uint64_t mirrored_ms;            /**< util_now_ms() when the Redis record was last written (mirror) */
     exec_owner_t exec;               /**< what the execution manager sees of the session (id, its state) */
 };
@@ -52,6 +55,10 @@ typedef struct session_hooks {
 void session_set_hooks(const session_hooks_t *h);
 /** Sets the idle TTL, the cap on live sessions and the end hook. */
 void session_setup(uint64_t ttl_ms, size_t max_sessions, session_end_hook hook);
+/** Sets the shorter idle TTL of a session no request has used since initialize (default 60 s). */
+void session_set_init_ttl(uint64_t ms);
+/** Records that a JSON-RPC request (not a notification) used the session: the full idle TTL applies from now on. */
+void session_note_request(session_t *s);
 /** Creates a session with a fresh random id; NULL when the cap is reached. */
 session_t *session_create(const char *protocol, const char *client);
 /** 1 when `id` has the shape of a session id (32 lowercase hex characters). */
