@@ -22,15 +22,12 @@ static int fault(modern_fault_t *f, int status, int code, const char *fmt, const
     return -1;
 }
 
+/* The value of base64 digit `c` (0..63), or -1 for any other byte (padding included). */
 static int b64_value(int c)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *p = c > 0 && c < 128 ? strchr(digits, c) : NULL;
+    return p != NULL ? (int)(p - digits) : -1;
 }
 
 /* Standard base64 (padding optional) into a malloc'd NUL-terminated buffer; -1 when malformed. */
