@@ -26,11 +26,13 @@
 #include "mcp/tools.h"
 #include "core/util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -132,6 +134,44 @@ static int redis_url_check(char *err, size_t errlen)
     return -1;
 }
 
+/* Is --host a loopback address (127.0.0.0/8, ::1, ::ffff:127.x, localhost)? */
+static int host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (!strcasecmp(host, "localhost"))
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return 0;
+}
+
+/* Is any token configured, --token or --tokens-file (a request without one is refused)? After principal_load. */
+static int auth_configured(void)
+{
+    return principal_enabled();
+}
+
+/* Fail closed: a non-loopback --host with no token refuses to start unless --insecure-no-auth. -1 to go on, or 2. */
+static int auth_check(void)
+{
+    if (auth_configured() || host_is_loopback(config.host))
+        return -1;
+    if (config.insecure_no_auth) {
+        log_warn("listening on %s with no token (--insecure-no-auth): anyone who can reach this port can run commands",
+                 config.host);
+        return -1;
+    }
+    fprintf(stderr, "mcp-sandboxd: refusing to start: --host %s is not a loopback address and no token is configured; "
+                    "set --token (SANDBOX_AUTH_TOKEN) or --tokens-file, or --insecure-no-auth to serve without authentication\n",
+            config.host);
+    log_error("refusing to start: --host %s without a token (fail closed; --insecure-no-auth overrides)", config.host);
+    log_flush();
+    return 2;
+}
+
 /*
  * Reads the configuration and checks what must hold before anything starts:
  * the log, pid_max against the limits, the cgroup mode (before any thread: on
@@ -155,6 +195,12 @@ static int startup_checks(int argc, char **argv, char *err, size_t errlen)
         fprintf(stderr, "mcp-sandboxd: --log-file %s: %s\n", config.log_file, strerror(errno));
         return 2;
     }
+    if (principal_load(config.token, config.tokens_file, err, errlen) != 0) {
+        fprintf(stderr, "mcp-sandboxd: --tokens-file: %s\n", err);
+        return 2;
+    }
+    if (auth_check() == 2)
+        return 2;
     if (cgroup_check_pid_max(config.max_concurrent, config.nproc_max, "/proc/sys/kernel/pid_max", err, errlen) != 0) {
         fprintf(stderr, "mcp-sandboxd: %s\n", err);
         log_error("%s", err);
@@ -167,10 +213,6 @@ static int startup_checks(int argc, char **argv, char *err, size_t errlen)
                  "accounting, no atomic kill)", err);
     else
         log_info("cgroups: %s, a cgroup per run under the server's own", cgroup_mode_name());
-    if (principal_load(config.token, config.tokens_file, err, errlen) != 0) {
-        fprintf(stderr, "mcp-sandboxd: --tokens-file: %s\n", err);
-        return 2;
-    }
     return redis_url_check(err, errlen);
 }
 
@@ -245,6 +287,7 @@ static int start_services(h2o_evloop_t *loop, char *err, size_t errlen)
     }
     session_setup((uint64_t)config.session_ttl * 1000, (size_t)config.max_sessions, NULL);
     workspace_setup((uint64_t)config.workspace_ttl * 1000, (size_t)config.max_workspaces_principal);
+    session_set_init_ttl((uint64_t)config.session_init_ttl * 1000);
     /* /health and /metrics: each module's figures, in this order */
     health_register(exec_health_status, 0);
     health_register(mcp_health, 0);
@@ -273,15 +316,12 @@ static int start_services(h2o_evloop_t *loop, char *err, size_t errlen)
     return 0;
 }
 
-/* The startup line, and a warning when anyone who reaches the port can run commands. */
+/* The startup line (a non-loopback address without a token was refused or warned about in auth_check). */
 static void log_listening(void)
 {
     log_info("mcp-sandboxd %s listening on http://%s:%d/mcp (auth %s, isolation %s, replica %s)", MCP_SANDBOXD_VERSION,
              config.host, config.port, config.token[0] ? "bearer token" : "none (loopback use only)",
              config.isolation_none ? "NONE" : "bwrap", config.replica);
-    if (!config.token[0] && strcmp(config.host, "127.0.0.1") != 0 && strcmp(config.host, "localhost") != 0 &&
-        strcmp(config.host, "::1") != 0)
-        log_warn("listening on %s without --token: anyone who can reach this port can run commands", config.host);
     log_flush();
 }
 

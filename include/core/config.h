@@ -39,11 +39,13 @@ typedef struct config {
     int log_level;                /**< LOG_ERROR..LOG_DEBUG */
     int64_t max_body;             /**< request body cap in bytes */
     int session_ttl;              /**< idle seconds before a session expires */
+    int session_init_ttl;         /**< the same for a session no request used since initialize */
     int max_sessions;             /**< live sessions cap */
     char *allowed_origins[CONFIG_MAX_LIST]; /**< NULL-terminated; NULL list = loopback default */
     int n_allowed_origins;
     char workspace_root[1024];    /**< per-session workspaces live under here */
     int allow_network;            /**< may sandbox_config ask for {"mode":"host"} */
+    int insecure_no_auth;         /**< serve a non-loopback address without a token (fail-closed otherwise) */
     char sandbox_user[64];        /**< user the sandboxes run as when we are root */
     char *deny_read[CONFIG_MAX_LIST]; /**< extra paths no sandbox may read */
     int n_deny_read;

@@ -2,9 +2,10 @@
  * session: the table of live MCP sessions (Mcp-Session-Id -> session).
  *
  * A session is created by `initialize`, touched by every request that names
- * it, and ends on DELETE, on idle expiry (config.session_ttl) or at shutdown.
- * Ending a session runs the end hook, then ends its default workspace
- * (its runs are stopped, its files removed). Loop thread only.
+ * it, and ends on DELETE, on idle expiry (config.session_ttl; the shorter
+ * session_set_init_ttl until its first request after initialize) or at
+ * shutdown. Ending a session runs the end hook, then ends its default
+ * workspace (its runs are stopped, its files removed). Loop thread only.
  */
 #ifndef MCP_SANDBOXD_SESSION_H
 #define MCP_SANDBOXD_SESSION_H
@@ -29,6 +30,7 @@ struct session {
     uint64_t created_ms;             /**< util_now_ms() at initialize */
     uint64_t last_used_ms;           /**< util_now_ms() at the last request */
     deadline_t expiry;               /**< idle expiry (private) */
+    int requested;                   /**< a request used it since initialize (else the init TTL applies) */
     uint64_t mirrored_ms;            /**< util_now_ms() when the Redis record was last written (mirror) */
     const char *tenant;              /**< who owns what it creates: `principal`, or `id` without auth */
     workspace_t *ws;                 /**< its default workspace (pinned: ends with the session) */
@@ -55,6 +57,10 @@ typedef struct session_hooks {
 void session_set_hooks(const session_hooks_t *h);
 /** Sets the idle TTL, the cap on live sessions and the end hook. */
 void session_setup(uint64_t ttl_ms, size_t max_sessions, session_end_hook hook);
+/** Sets the shorter idle TTL of a session no request has used since initialize (default 60 s). */
+void session_set_init_ttl(uint64_t ms);
+/** Records that a JSON-RPC request (not a notification) used the session: the full idle TTL applies from now on. */
+void session_note_request(session_t *s);
 /**
  * Creates a session of `principal` (NULL: none) with a fresh random id; NULL
  * when the server's cap or the principal's (`per_principal`, 0: none) is reached.

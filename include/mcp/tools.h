@@ -6,6 +6,7 @@
 #ifndef MCP_SANDBOXD_TOOLS_H
 #define MCP_SANDBOXD_TOOLS_H
 
+#include "mcp/context.h"
 #include "mcp/session.h"
 #include "mcp/remote.h"
 
@@ -44,13 +45,15 @@ void tools_set_remote(const remote_reader_t *r);
 int tools_init(void);
 /** Frees the cache. */
 void tools_free(void);
+/** The input schema of tool `name` (owned by tools; NULL when unknown). */
+const cJSON *tools_input_schema(const char *name);
 /** The tools/list result (JSON text, owned by tools). */
 const char *tools_list_json(size_t *len);
 /**
- * Runs tool `name` for `s` with `args` (an object). Returns 0 when the tool
+ * Runs tool `name` in context `ctx` with `args` (an object). Returns 0 when the tool
  * exists (the call is then answered now or later), -1 when it does not (the
  * caller answers -32602 and still owns the call).
  */
-int tools_call(mcp_call_t *call, session_t *s, const char *name, const cJSON *args);
+int tools_call(mcp_call_t *call, const mcp_ctx_t *ctx, const char *name, const cJSON *args);
 
 #endif

@@ -103,6 +103,10 @@ static int build(char *err, size_t errlen)
         rc = parse_line(&t, &n, line, lineno, err, errlen);
     if (f != NULL)
         fclose(f);
+    if (rc == 0 && n == 0 && tokens_path[0] != '\0') { /* fail closed: an empty file must not turn auth off */
+        snprintf(err, errlen, "the tokens file %s names no principal", tokens_path);
+        rc = -1;
+    }
     if (rc != 0) {
         if (t != NULL)
             explicit_bzero(t, n * sizeof(*t));

@@ -16,6 +16,7 @@ UTIL_ID_TREE(session_tree, session)
 static struct session_tree sessions = RB_INITIALIZER(&sessions);
 static size_t n_sessions;
 static uint64_t ttl_ms = 3600 * 1000;
+static uint64_t init_ttl_ms = 60 * 1000; /* a session no request used since initialize */
 static size_t max_sessions = 10000;
 static session_end_hook end_hook;
 static session_hooks_t hooks; /* an observer (the cluster), or all NULL */
@@ -27,6 +28,22 @@ void session_setup(uint64_t ttl, size_t max, session_end_hook hook)
     end_hook = hook;
 }
 
+void session_set_init_ttl(uint64_t ms)
+{
+    init_ttl_ms = ms;
+}
+
+/* The idle time after which `s` expires: the TTL once a request used it, the shorter init TTL before. */
+static uint64_t idle_limit(const session_t *s)
+{
+    return s->requested || init_ttl_ms >= ttl_ms ? ttl_ms : init_ttl_ms;
+}
+
+void session_note_request(session_t *s)
+{
+    s->requested = 1;
+}
+
 void session_set_hooks(const session_hooks_t *h)
 {
     hooks = h != NULL ? *h : (session_hooks_t){0};
@@ -35,7 +52,7 @@ void session_set_hooks(const session_hooks_t *h)
 static void on_expiry(deadline_t *d)
 {
     session_t *s = (session_t *)((char *)d - offsetof(session_t, expiry));
-    if (!deadline_idle_rearm(&s->expiry, s->last_used_ms, ttl_ms, on_expiry))
+    if (!deadline_idle_rearm(&s->expiry, s->last_used_ms, idle_limit(s), on_expiry))
         session_end(s, SESSION_EXPIRED);
 }
 
@@ -53,7 +70,7 @@ static void session_insert(session_t *s, const char *protocol, const char *clien
     s->created_ms = s->last_used_ms = util_now_ms();
     RB_INSERT(session_tree, &sessions, s);
     n_sessions++;
-    deadline_arm(&s->expiry, ttl_ms, on_expiry);
+    deadline_arm(&s->expiry, idle_limit(s), on_expiry);
 }
 
 size_t session_count_principal(const char *principal)
@@ -101,6 +118,7 @@ session_t *session_adopt(const char *id, const char *protocol, const char *clien
         return NULL;
     session_t *s = xcalloc(1, sizeof(*s));
     memcpy(s->id, id, SESSION_ID_LEN + 1);
+    s->requested = 1; /* it served requests on the replica that opened it */
     session_insert(s, protocol, client, principal);
     if (hooks.on_create != NULL)
         hooks.on_create(s); /* the record now names this replica */

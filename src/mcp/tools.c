@@ -65,7 +65,7 @@
 #define TOOLS_MAX_ARG (128 * 1024 - 256) /* MAX_ARG_STRLEN, less the sandbox's own prefix */
 #define TOOLS_MAX_ENV (1024 * 1024)      /* well inside ARG_MAX with the bwrap arguments */
 
-typedef void (*tool_fn)(mcp_call_t *call, session_t *s, const cJSON *args);
+typedef void (*tool_fn)(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args);
 
 struct tool {
     const char *name;
@@ -457,19 +457,19 @@ static int get_workspace_id(const cJSON *args, const char **id, char *err, size_
  * else the session's default; a caller without one (no session: the
  * 2026-07-28 era) gets a new workspace. NULL with err.
  */
-static workspace_t *run_workspace(session_t *s, const char *wsid, char *err, size_t errlen)
+static workspace_t *run_workspace(const mcp_ctx_t *ctx, const char *wsid, char *err, size_t errlen)
 {
     workspace_t *w = NULL;
-    if (wsid != NULL && (w = workspace_find(s->tenant, wsid)) == NULL)
+    if (wsid != NULL && (w = workspace_find(ctx->tenant, wsid)) == NULL)
         snprintf(err, errlen, "Workspace not found: %.64s", wsid);
-    else if (wsid == NULL && (w = s->ws) == NULL)
-        w = workspace_create(s->tenant, s->principal[0] ? s->principal : NULL, 0, err, errlen);
-    if (w != NULL && w != s->ws)
+    else if (wsid == NULL && (w = ctx->ws) == NULL)
+        w = workspace_create(ctx->tenant, ctx->principal, 0, err, errlen);
+    if (w != NULL && w != ctx->ws)
         workspace_touch(w); /* the session's own default is used as long as the session is */
     return w;
 }
 
-static void run_tool(mcp_call_t *call, session_t *s, const cJSON *args, int async)
+static void run_tool(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args, int async)
 {
     exec_request_t rq;
     output_query_t q;
@@ -481,7 +481,7 @@ static void run_tool(mcp_call_t *call, session_t *s, const cJSON *args, int asyn
         return;
     }
     const char *wsid = NULL;
-    workspace_t *w = get_workspace_id(args, &wsid, err, sizeof(err)) == 0 ? run_workspace(s, wsid, err, sizeof(err)) : NULL;
+    workspace_t *w = get_workspace_id(args, &wsid, err, sizeof(err)) == 0 ? run_workspace(ctx, wsid, err, sizeof(err)) : NULL;
     exec_t *e = w != NULL ? exec_start(&w->exec, &rq, err, sizeof(err)) : NULL;
     free_run(&rq);
     if (e == NULL) {
@@ -501,19 +501,19 @@ static void run_tool(mcp_call_t *call, session_t *s, const cJSON *args, int asyn
     reply_json(call, o, 0);
 }
 
-static void tool_execute_code(mcp_call_t *call, session_t *s, const cJSON *args)
+static void tool_execute_code(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args)
 {
-    run_tool(call, s, args, 0);
+    run_tool(call, ctx, args, 0);
 }
 
-static void tool_execute_code_async(mcp_call_t *call, session_t *s, const cJSON *args)
+static void tool_execute_code_async(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args)
 {
-    run_tool(call, s, args, 1);
+    run_tool(call, ctx, args, 1);
 }
 
 /* What a read from Redis answers, for an execution this replica does not hold. */
 enum { REMOTE_STATUS, REMOTE_OUTPUT, REMOTE_LIST, REMOTE_STDIN, REMOTE_CANCEL };
-static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id,
+static int ask_remote(mcp_call_t *call, const mcp_ctx_t *ctx, int kind, const char *id, const char *last_event_id,
                       const char *wsid, output_query_t *q);
 static int valid_exec_id(const char *id);
 
@@ -522,7 +522,7 @@ static int valid_exec_id(const char *id);
  * of `args`, when given); otherwise the call is answered from Redis (another
  * replica's run; REMOTE_OUTPUT takes over `q`) or as not found, and NULL.
  */
-static exec_t *held_or_remote(mcp_call_t *call, session_t *s, const char *id, int kind, const char *last_event_id,
+static exec_t *held_or_remote(mcp_call_t *call, const mcp_ctx_t *ctx, const char *id, int kind, const char *last_event_id,
                               const cJSON *args, output_query_t *q)
 {
     const char *wsid = NULL;
@@ -534,15 +534,15 @@ static exec_t *held_or_remote(mcp_call_t *call, session_t *s, const char *id, in
             fail(call, err);
         return NULL;
     }
-    exec_t *e = exec_find_for_tenant(s->tenant, id);
-    workspace_t *w = e != NULL ? workspace_find(s->tenant, e->session_id) : NULL;
-    if (w != NULL && w != s->ws)
+    exec_t *e = exec_find_for_tenant(ctx->tenant, id);
+    workspace_t *w = e != NULL ? workspace_find(ctx->tenant, e->session_id) : NULL;
+    if (w != NULL && w != ctx->ws)
         workspace_touch(w); /* followed from another session: in use by handle (session.c) */
     if (e != NULL && wsid != NULL && strcmp(e->session_id, wsid) != 0) { /* held here, in another workspace */
         not_found(call, id, kind == REMOTE_STDIN || kind == REMOTE_CANCEL, kind == REMOTE_CANCEL);
         return NULL;
     }
-    if (e == NULL && (!valid_exec_id(id) || ask_remote(call, s, kind, id, last_event_id, wsid, q) != 0)) {
+    if (e == NULL && (!valid_exec_id(id) || ask_remote(call, ctx, kind, id, last_event_id, wsid, q) != 0)) {
         int control = kind == REMOTE_STDIN || kind == REMOTE_CANCEL;
         not_found(call, id, control, kind == REMOTE_CANCEL);
     }
@@ -554,7 +554,7 @@ static exec_t *held_or_remote(mcp_call_t *call, session_t *s, const char *id, in
  * and `extra`, read by get_extra), the execution held here. NULL when the
  * call was answered (bad arguments, not found) or handed to the remote read.
  */
-static exec_t *control_target(mcp_call_t *call, session_t *s, const cJSON *args, const char *const *known, int kind,
+static exec_t *control_target(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args, const char *const *known, int kind,
                               int (*get_extra)(const cJSON *args, void *out, char *err, size_t errlen), void *extra)
 {
     const char *id;
@@ -565,7 +565,7 @@ static exec_t *control_target(mcp_call_t *call, session_t *s, const cJSON *args,
         fail_control(call, err, cancel);
         return NULL;
     }
-    return held_or_remote(call, s, id, kind, NULL, args, NULL);
+    return held_or_remote(call, ctx, id, kind, NULL, args, NULL);
 }
 
 /* send_stdin's input_data (required). */
@@ -580,12 +580,12 @@ static int get_force(const cJSON *args, void *out, char *err, size_t errlen)
     return get_bool(args, "force", 0, (int *)out, err, errlen);
 }
 
-static void tool_send_stdin(mcp_call_t *call, session_t *s, const cJSON *args)
+static void tool_send_stdin(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args)
 {
     static const char *const known[] = {"execution_id", "input_data", "workspace_id", NULL};
     const char *data;
     char err[300];
-    exec_t *e = control_target(call, s, args, known, REMOTE_STDIN, get_input_data, &data);
+    exec_t *e = control_target(call, ctx, args, known, REMOTE_STDIN, get_input_data, &data);
     if (e == NULL)
         return;
     if (exec_send_stdin(e, data, strlen(data), err, sizeof(err)) != 0) {
@@ -597,12 +597,12 @@ static void tool_send_stdin(mcp_call_t *call, session_t *s, const cJSON *args)
     reply_json(call, o, 0);
 }
 
-static void tool_cancel_execution(mcp_call_t *call, session_t *s, const cJSON *args)
+static void tool_cancel_execution(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args)
 {
     static const char *const known[] = {"execution_id", "force", "workspace_id", NULL};
     int force = 0;
     char err[300];
-    exec_t *e = control_target(call, s, args, known, REMOTE_CANCEL, get_force, &force);
+    exec_t *e = control_target(call, ctx, args, known, REMOTE_CANCEL, get_force, &force);
     if (e == NULL)
         return;
     if (exec_cancel(e, force, err, sizeof(err)) != 0) {
@@ -782,7 +782,7 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
  * Asks Redis for execution `id` of the caller's tenant (in workspace `wsid`
  * when not NULL); the read takes over `q` (REMOTE_OUTPUT) when it starts.
  */
-static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, const char *last_event_id,
+static int ask_remote(mcp_call_t *call, const mcp_ctx_t *ctx, int kind, const char *id, const char *last_event_id,
                       const char *wsid, output_query_t *q)
 {
     struct remote_ctx *rc = xcalloc(1, sizeof(*rc));
@@ -794,7 +794,7 @@ static int ask_remote(mcp_call_t *call, session_t *s, int kind, const char *id, 
         snprintf(rc->last_event_id, sizeof(rc->last_event_id), "%s", last_event_id);
     if (q != NULL)
         rc->q = *q;
-    int r = remote.read_exec != NULL ? remote.read_exec(id, s->tenant, kind == REMOTE_OUTPUT, on_remote, rc) : -1;
+    int r = remote.read_exec != NULL ? remote.read_exec(id, ctx->tenant, kind == REMOTE_OUTPUT, on_remote, rc) : -1;
     if (r == 0) {
         if (q != NULL)
             q->grep = NULL; /* the read owns it now */
@@ -824,7 +824,7 @@ static int valid_exec_id(const char *id)
     return 1;
 }
 
-static void tool_get_execution_status(mcp_call_t *call, session_t *s, const cJSON *args)
+static void tool_get_execution_status(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args)
 {
     static const char *const known[] = {"execution_id", "workspace_id", NULL};
     const char *id;
@@ -833,7 +833,7 @@ static void tool_get_execution_status(mcp_call_t *call, session_t *s, const cJSO
         fail(call, err);
         return;
     }
-    exec_t *e = held_or_remote(call, s, id, REMOTE_STATUS, NULL, args, NULL);
+    exec_t *e = held_or_remote(call, ctx, id, REMOTE_STATUS, NULL, args, NULL);
     if (e == NULL)
         return;
     exec_note_read(e);
@@ -862,7 +862,7 @@ static int get_last_event_id(const cJSON *args, const char **last, char *buf, si
     return 0;
 }
 
-static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSON *args)
+static void tool_get_execution_output(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args)
 {
     static const char *const known[] = {"execution_id", "wait", "last_event_id", "max_output_chars", "head", "tail", "grep",
                                         "workspace_id", NULL};
@@ -878,9 +878,9 @@ static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSO
         fail(call, err);
         return;
     }
-    exec_t *e = held_or_remote(call, s, id, REMOTE_OUTPUT, last, args, &q);
+    exec_t *e = held_or_remote(call, ctx, id, REMOTE_OUTPUT, last, args, &q);
     if (e != NULL && e->log.released && remote.read_exec != NULL &&
-        ask_remote(call, s, REMOTE_OUTPUT, id, last, NULL, &q) == 0)
+        ask_remote(call, ctx, REMOTE_OUTPUT, id, last, NULL, &q) == 0)
         e = NULL; /* released here (--max-retained-bytes): Redis still has the events */
     else if (e != NULL && events_resume_index(&e->log, last, err, sizeof(err)) < 0) {
         fail(call, err);
@@ -894,7 +894,7 @@ static void tool_get_execution_output(mcp_call_t *call, session_t *s, const cJSO
     output_query_free(&q);
 }
 
-static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *args)
+static void tool_list_executions(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args)
 {
     static const char *const known[] = {"workspace_id", NULL};
     char err[300];
@@ -907,15 +907,15 @@ static void tool_list_executions(mcp_call_t *call, session_t *s, const cJSON *ar
         struct remote_ctx *rc = xcalloc(1, sizeof(*rc));
         rc->call = call;
         rc->kind = REMOTE_LIST;
-        snprintf(rc->id, sizeof(rc->id), "%s", s->tenant);
+        snprintf(rc->id, sizeof(rc->id), "%s", ctx->tenant);
         snprintf(rc->workspace_id, sizeof(rc->workspace_id), "%s", wsid != NULL ? wsid : "");
-        if (remote.read_session(s->tenant, on_remote, rc) == 0)
+        if (remote.read_session(ctx->tenant, on_remote, rc) == 0)
             return;
         free(rc); /* busy or stopping: this replica's list alone */
     }
     strbuf_t b = {0};
     strbuf_puts(&b, "{\"executions\":");
-    exec_list_json_tenant(s->tenant, wsid, &b);
+    exec_list_json_tenant(ctx->tenant, wsid, &b);
     strbuf_puts(&b, "}");
     reply.result(call, b.data, b.len, 0);
     strbuf_free(&b);
@@ -986,6 +986,7 @@ static const struct tool tools[] = {
 
 static char *list_json;
 static size_t list_len;
+static cJSON *list_obj; /* the same, parsed */
 
 void tools_set_reply(const tools_reply_t *r)
 {
@@ -1014,6 +1015,22 @@ static void fill_status_enums(cJSON *node)
     }
 }
 
+/* Parameters mirrored into Mcp-Param-* headers (2026-07-28 x-mcp-header), wherever a tool takes them. */
+static const struct {
+    const char *param, *header;
+} header_params[] = {{"execution_id", "Execution-Id"}, {"workspace_id", "Workspace-Id"}};
+
+/* Marks the routing handles of an input schema with x-mcp-header, so nginx can route on them. */
+static void add_header_params(cJSON *in)
+{
+    cJSON *props = cJSON_GetObjectItemCaseSensitive(in, "properties");
+    for (size_t i = 0; i < sizeof(header_params) / sizeof(header_params[0]); i++) {
+        cJSON *p = cJSON_GetObjectItemCaseSensitive(props, header_params[i].param);
+        if (cJSON_IsObject(p))
+            cJSON_AddStringToObject(p, "x-mcp-header", header_params[i].header);
+    }
+}
+
 int tools_init(void)
 {
     cJSON *res = cJSON_CreateObject();
@@ -1034,6 +1051,7 @@ int tools_init(void)
         }
         fill_status_enums(in);
         fill_status_enums(out);
+        add_header_params(in);
         cJSON_AddItemToObject(t, "inputSchema", in);
         cJSON_AddItemToObject(t, "outputSchema", out);
         cJSON *ann = cJSON_AddObjectToObject(t, "annotations");
@@ -1043,15 +1061,29 @@ int tools_init(void)
         cJSON_AddItemToArray(arr, t);
     }
     list_json = cJSON_PrintUnformatted(res);
-    cJSON_Delete(res);
+    list_obj = res; /* kept: the transport checks Mcp-Param-* headers against the input schemas */
     if (list_json == NULL)
         return -1;
     list_len = strlen(list_json);
     return 0;
 }
 
+const cJSON *tools_input_schema(const char *name)
+{
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(list_obj, "tools"))
+    {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(t, "name");
+        if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
+            return cJSON_GetObjectItemCaseSensitive(t, "inputSchema");
+    }
+    return NULL;
+}
+
 void tools_free(void)
 {
+    cJSON_Delete(list_obj);
+    list_obj = NULL;
     free(list_json);
     list_json = NULL;
 }
@@ -1062,12 +1094,12 @@ const char *tools_list_json(size_t *len)
     return list_json;
 }
 
-int tools_call(mcp_call_t *call, session_t *s, const char *name, const cJSON *args)
+int tools_call(mcp_call_t *call, const mcp_ctx_t *ctx, const char *name, const cJSON *args)
 {
     for (size_t i = 0; i < N_TOOLS; i++)
         if (!strcmp(tools[i].name, name)) {
             reply.set_tool(call, tools[i].name);
-            tools[i].fn(call, s, args);
+            tools[i].fn(call, ctx, args);
             return 0;
         }
     return -1;

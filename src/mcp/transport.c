@@ -9,6 +9,7 @@
  * answered after its client went away is simply dropped.
  */
 #include "mcp/transport.h"
+#include "mcp/modern.h"
 #include "mcp/remote.h"
 #include "core/config.h"
 #include "exec/exec.h"
@@ -24,6 +25,11 @@
 #include <strings.h>
 
 const char *const mcp_protocol_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", NULL};
+/* what an unsupported MCP-Protocol-Version is told: every version served, newest first */
+static const char *const served_versions[] = {MCP_MODERN_VERSION, "2025-11-25", "2025-06-18", "2025-03-26", NULL};
+#define MODERN_LIST_TTL_MS 300000
+#define SERVER_CAPS "\"capabilities\":{\"tools\":{\"listChanged\":false}}"
+#define SERVER_INFO "{\"name\":\"mcp-sandboxd\",\"version\":\"" MCP_SANDBOXD_VERSION "\"}" /* tools/list and server/discover: fixed while the server runs */
 #define PROTOCOL_DEFAULT "2025-03-26" /* assumed when MCP-Protocol-Version is absent */
 #define MCP_MAX_BATCH 64              /* a batch's answers must not amplify a small body */
 #define MCP_MAX_BATCH_REPLY (64u << 20)
@@ -39,6 +45,7 @@ struct mcp_reply {
     struct reply_guard *guard;   /* in req->pool */
     int sse;                     /* answer as text/event-stream */
     int batch;                   /* answer is a JSON array */
+    int modern;                  /* 2026-07-28: results carry resultType and serverInfo, no session */
     int pending;                 /* calls not answered yet (+1 while dispatching) */
     int parked;                  /* counted in n_inflight */
     int n_slots;
@@ -157,6 +164,27 @@ static void call_finish(mcp_call_t *call)
 
 static void call_result(mcp_call_t *call, const char *result, size_t len);
 
+/*
+ * A modern-era result: the result object (ours, so "{...}") with
+ * resultType "complete" and the serverInfo in _meta added before its
+ * closing brace.
+ */
+static void modern_decorate(strbuf_t *out, const char *result, size_t len)
+{
+    while (len > 0 && result[len - 1] != '}')
+        len--;
+    if (len == 0) { /* not an object: cannot happen with our results; keep it as it is */
+        strbuf_append(out, result, strlen(result));
+        return;
+    }
+    strbuf_append(out, result, len - 1);
+    size_t i = 1;
+    while (i < len - 1 && (result[i] == ' ' || result[i] == '\n'))
+        i++;
+    strbuf_printf(out, "%s\"resultType\":\"complete\",\"_meta\":{\"io.modelcontextprotocol/serverInfo\":%s}}",
+                  i < len - 1 ? "," : "", SERVER_INFO);
+}
+
 void mcp_call_set_tool(mcp_call_t *call, const char *tool)
 {
     call->tool = tool;
@@ -225,6 +253,14 @@ void mcp_call_error(mcp_call_t *call, int code, const char *message)
 static void call_result(mcp_call_t *call, const char *result, size_t len)
 {
     mcp_reply_t *r = call->reply;
+    if (r->modern) {
+        r->modern = 0; /* one call per modern reply: decorate once, then store as usual */
+        strbuf_t d = {0};
+        modern_decorate(&d, result, len);
+        call_result(call, d.data, d.len);
+        strbuf_free(&d);
+        return;
+    }
     if (r->batch && r->bytes + len > MCP_MAX_BATCH_REPLY) {
         jsonrpc_write_error(&r->slots[call->slot], call->id_json, JSONRPC_INTERNAL_ERROR,
                             "This batch's answers would exceed 64 MiB: send this request on its own");
@@ -390,6 +426,16 @@ static const char *instructions =
     "execute_code returns its workspace_id, which any later call (from any session with the same token) may pass "
     "to run there again.";
 
+/* Ends an initialize / server/discover result with the instructions, and answers the call with it. */
+static void answer_with_instructions(mcp_call_t *call, strbuf_t *b)
+{
+    strbuf_puts(b, ",\"instructions\":");
+    strbuf_json_cstr(b, instructions);
+    strbuf_puts(b, "}");
+    call_result(call, b->data, b->len);
+    strbuf_free(b);
+}
+
 static void do_initialize(mcp_call_t *call, mcp_reply_t *r, const cJSON *params)
 {
     const cJSON *pv = params != NULL ? cJSON_GetObjectItemCaseSensitive(params, "protocolVersion") : NULL;
@@ -412,16 +458,24 @@ static void do_initialize(mcp_call_t *call, mcp_reply_t *r, const cJSON *params)
     }
     memcpy(r->session_id, s->id, sizeof(r->session_id));
     strbuf_t b = {0};
-    strbuf_printf(&b, "{\"protocolVersion\":\"%s\",\"capabilities\":{\"tools\":{\"listChanged\":false}},"
-                      "\"serverInfo\":{\"name\":\"mcp-sandboxd\",\"version\":\"%s\"},\"instructions\":",
-                  version, MCP_SANDBOXD_VERSION);
-    strbuf_json_cstr(&b, instructions);
-    strbuf_puts(&b, "}");
-    call_result(call, b.data, b.len);
-    strbuf_free(&b);
+    strbuf_printf(&b, "{\"protocolVersion\":\"%s\"," SERVER_CAPS ",\"serverInfo\":" SERVER_INFO, version);
+    answer_with_instructions(call, &b);
 }
 
-static void do_tools_call(mcp_call_t *call, session_t *s, const cJSON *params)
+/*
+ * params._meta.progressToken when a notification can echo it (a string of at
+ * most 256 bytes, or a number), else NULL. Both eras carry it there.
+ */
+static const cJSON *meta_progress_token(const cJSON *meta)
+{
+    const cJSON *token = cJSON_IsObject(meta) ? cJSON_GetObjectItemCaseSensitive(meta, "progressToken") : NULL;
+    if ((cJSON_IsString(token) && strlen(token->valuestring) <= 256) || cJSON_IsNumber(token))
+        return token;
+    return NULL;
+}
+
+/* tools/call in either era: the name and arguments checked, then the tool. */
+static void do_tools_call_ctx(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *params)
 {
     const cJSON *name = params != NULL ? cJSON_GetObjectItemCaseSensitive(params, "name") : NULL;
     if (!cJSON_IsString(name)) {
@@ -429,10 +483,8 @@ static void do_tools_call(mcp_call_t *call, session_t *s, const cJSON *params)
         return;
     }
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta"); /* both eras carry it here */
-    const cJSON *token = cJSON_IsObject(meta) ? cJSON_GetObjectItemCaseSensitive(meta, "progressToken") : NULL;
-    if ((cJSON_IsString(token) && strlen(token->valuestring) <= 256) || cJSON_IsNumber(token))
-        call->progress_token = cJSON_PrintUnformatted(token);
+    if (ctx->progress_token != NULL) /* the call outlives ctx: notifications echo this copy */
+        call->progress_token = cJSON_PrintUnformatted(ctx->progress_token);
     cJSON *empty = NULL;
     if (args == NULL || cJSON_IsNull(args)) {
         args = empty = cJSON_CreateObject();
@@ -440,7 +492,7 @@ static void do_tools_call(mcp_call_t *call, session_t *s, const cJSON *params)
         mcp_call_error(call, JSONRPC_INVALID_PARAMS, "Invalid params: \"arguments\" must be an object");
         return;
     }
-    if (tools_call(call, s, name->valuestring, args) != 0) {
+    if (tools_call(call, ctx, name->valuestring, args) != 0) {
         metrics_tool("unknown", "rpc_error");
         char msg[160];
         snprintf(msg, sizeof(msg), "Unknown tool: %.100s", name->valuestring);
@@ -449,10 +501,84 @@ static void do_tools_call(mcp_call_t *call, session_t *s, const cJSON *params)
     cJSON_Delete(empty);
 }
 
-/* Dispatches one request; `s` is NULL only for initialize. */
+/* tools/list: the one page, in the catalogue's fixed order; `cache` adds ttlMs and cacheScope (2026-07-28). */
+static void do_tools_list(mcp_call_t *call, const cJSON *params, int cache)
+{
+    const cJSON *cursor = params != NULL ? cJSON_GetObjectItemCaseSensitive(params, "cursor") : NULL;
+    if (cursor != NULL && !cJSON_IsNull(cursor)) {
+        mcp_call_error(call, JSONRPC_INVALID_PARAMS, "Invalid params: unknown cursor (the tool list has one page)");
+        return;
+    }
+    size_t len;
+    const char *list = tools_list_json(&len);
+    if (!cache) {
+        call_result(call, list, len);
+        return;
+    }
+    strbuf_t b = {0};
+    strbuf_append(&b, list, len - 1); /* without the closing brace */
+    strbuf_printf(&b, ",\"ttlMs\":%d,\"cacheScope\":\"public\"}", MODERN_LIST_TTL_MS);
+    call_result(call, b.data, b.len);
+    strbuf_free(&b);
+}
+
+/* server/discover: the versions served, capabilities, serverInfo and instructions. */
+static void do_discover(mcp_call_t *call)
+{
+    strbuf_t b = {0};
+    strbuf_puts(&b, "{\"supportedVersions\":[");
+    for (int i = 0; served_versions[i] != NULL; i++)
+        strbuf_printf(&b, "%s\"%s\"", i ? "," : "", served_versions[i]);
+    strbuf_printf(&b, "]," SERVER_CAPS ",\"serverInfo\":" SERVER_INFO ",\"ttlMs\":%d,\"cacheScope\":\"public\"",
+                  MODERN_LIST_TTL_MS);
+    answer_with_instructions(call, &b);
+}
+
+/*
+ * tools/call in the modern era: no session. The tenant is the principal, or
+ * without auth (loopback, or --insecure-no-auth) the one anonymous tenant; a
+ * run without workspace_id gets a new workspace (tools: run_workspace), and
+ * executions are then found by tenant and id from any call.
+ */
+static void modern_tools_call(mcp_call_t *call, const cJSON *params)
+{
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
+    const char *principal = call->reply->principal[0] != '\0' ? call->reply->principal : NULL;
+    mcp_ctx_t ctx = {.era = MCP_ERA_MODERN, .meta = meta, .principal = principal};
+    ctx.tenant = principal != NULL ? principal : MCP_ANON_TENANT;
+    ctx.progress_token = meta_progress_token(meta);
+    do_tools_call_ctx(call, &ctx, params);
+}
+
+/* One modern-era request whose headers and _meta were checked (modern_check). */
+static void modern_dispatch(mcp_call_t *call, const jsonrpc_msg_t *m)
+{
+    if (!strcmp(m->method, "server/discover"))
+        do_discover(call);
+    else if (!strcmp(m->method, "tools/list"))
+        do_tools_list(call, m->params, 1);
+    else
+        modern_tools_call(call, m->params);
+}
+
+/* tools/call in a legacy session. */
+static void do_tools_call(mcp_call_t *call, session_t *s, const cJSON *params)
+{
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
+    mcp_ctx_t ctx = {.session = s, .era = MCP_ERA_LEGACY, .meta = cJSON_IsObject(meta) ? meta : NULL};
+    ctx.principal = s->principal[0] != '\0' ? s->principal : NULL;
+    ctx.tenant = s->tenant;
+    ctx.ws = s->ws;
+    ctx.progress_token = meta_progress_token(meta);
+    do_tools_call_ctx(call, &ctx, params);
+}
+
+/* Dispatches one request; `s` is NULL only for initialize (and in the modern era). */
 static void dispatch(mcp_call_t *call, mcp_reply_t *r, session_t *s, const jsonrpc_msg_t *m)
 {
-    if (!strcmp(m->method, "initialize")) {
+    if (r->modern) {
+        modern_dispatch(call, m);
+    } else if (!strcmp(m->method, "initialize")) {
         if (r->batch)
             mcp_call_error(call, JSONRPC_INVALID_REQUEST, "Invalid Request: initialize must not be part of a batch");
         else
@@ -462,14 +588,7 @@ static void dispatch(mcp_call_t *call, mcp_reply_t *r, session_t *s, const jsonr
     } else if (!strcmp(m->method, "ping")) {
         call_result(call, "{}", 2);
     } else if (!strcmp(m->method, "tools/list")) {
-        const cJSON *cursor = m->params != NULL ? cJSON_GetObjectItemCaseSensitive(m->params, "cursor") : NULL;
-        if (cursor != NULL && !cJSON_IsNull(cursor)) {
-            mcp_call_error(call, JSONRPC_INVALID_PARAMS, "Invalid params: unknown cursor (the tool list has one page)");
-            return;
-        }
-        size_t len;
-        const char *list = tools_list_json(&len);
-        call_result(call, list, len);
+        do_tools_list(call, m->params, 0);
     } else if (!strcmp(m->method, "tools/call")) {
         if (m->params == NULL || !cJSON_IsObject(m->params)) {
             mcp_call_error(call, JSONRPC_INVALID_PARAMS, "Invalid params: tools/call needs an object with \"name\"");
@@ -509,6 +628,19 @@ static int is_initialize(const cJSON *msg)
 {
     const cJSON *m = cJSON_IsObject(msg) ? cJSON_GetObjectItemCaseSensitive(msg, "method") : NULL;
     return cJSON_IsString(m) && !strcmp(m->valuestring, "initialize");
+}
+
+/* Does the body hold a JSON-RPC request (an id and a method), not only notifications or responses? */
+static int has_request(const cJSON *body, int batch)
+{
+    int n = batch ? cJSON_GetArraySize(body) : 1;
+    for (int i = 0; i < n; i++) {
+        const cJSON *m = batch ? cJSON_GetArrayItem(body, i) : body;
+        if (cJSON_IsObject(m) && cJSON_GetObjectItemCaseSensitive(m, "method") != NULL &&
+            cJSON_GetObjectItemCaseSensitive(m, "id") != NULL)
+            return 1;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- adoption */
@@ -619,12 +751,8 @@ static int try_adopt(h2o_req_t *req, const char *sid, const char *principal)
     return 1;
 }
 
-/*
- * The headers of a POST: Accept (kind 1: JSON, 2: SSE), Content-Type and
- * MCP-Protocol-Version (copied to `version` when sent). Returns the kind, or
- * 0 when the request was answered with an error.
- */
-static int post_headers_check(h2o_req_t *req, char *version, size_t vlen, int *has_version)
+/* The headers of a POST: Accept (kind 1: JSON, 2: SSE) and Content-Type. Returns the kind, or 0 when answered. */
+static int post_headers_check(h2o_req_t *req)
 {
     int kind = accept_kind(req);
     if (kind == 0) {
@@ -637,15 +765,53 @@ static int post_headers_check(h2o_req_t *req, char *version, size_t vlen, int *h
                                 "Unsupported Media Type: Content-Type must be application/json");
         return 0;
     }
-    *has_version = header_str(req, "mcp-protocol-version", version, vlen);
-    if (*has_version && !mcp_protocol_supported(version)) {
-        char msg[200];
-        snprintf(msg, sizeof(msg), "Bad Request: unsupported MCP-Protocol-Version '%.40s' (supported: %s, %s, %s)", version,
-                 mcp_protocol_versions[0], mcp_protocol_versions[1], mcp_protocol_versions[2]);
-        responder.respond_error(req, 400, "Bad Request", JSONRPC_SERVER_ERROR, msg);
-        return 0;
-    }
     return kind;
+}
+
+/* A JSON-RPC error carrying the request's id (JSON text) and optional `data` (JSON text), no session. */
+static void respond_rpc_error(h2o_req_t *req, int status, const char *id_json, int code, const char *message,
+                              const char *data)
+{
+    strbuf_t b = {0};
+    jsonrpc_write_error(&b, id_json, code, message);
+    if (data != NULL) { /* into the error object: before its two closing braces */
+        b.len -= 2;
+        strbuf_puts(&b, ",\"data\":");
+        strbuf_puts(&b, data);
+        strbuf_puts(&b, "}}");
+    }
+    size_t len;
+    char *body = strbuf_steal(&b, &len);
+    responder.respond(req, status, status == 404 ? "Not Found" : status == 400 ? "Bad Request" : "OK",
+                      "application/json", body, len, NULL);
+}
+
+/* The id of a single (non-batch) body as JSON text (malloc'd; "null" when absent). */
+static char *body_id_json(const cJSON *body)
+{
+    const cJSON *id = cJSON_IsObject(body) ? cJSON_GetObjectItemCaseSensitive(body, "id") : NULL;
+    return jsonrpc_id_json(cJSON_IsString(id) || cJSON_IsNumber(id) ? id : NULL);
+}
+
+/* An MCP-Protocol-Version this server does not serve: 400 -32022 with the supported versions in data. */
+static void respond_unsupported_version(h2o_req_t *req, const cJSON *body, const char *version)
+{
+    cJSON *data = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(data, "supported");
+    for (int i = 0; served_versions[i] != NULL; i++)
+        cJSON_AddItemToArray(list, cJSON_CreateString(served_versions[i]));
+    strbuf_t clean = {0}; /* the header may hold bytes 0x80-0xff: quoted back as U+FFFD, never raw */
+    util_utf8_sanitize(version, strlen(version), &clean);
+    cJSON_AddStringToObject(data, "requested", clean.data);
+    char *data_json = cJSON_PrintUnformatted(data);
+    char msg[240], *id = body_id_json(body);
+    snprintf(msg, sizeof(msg), "Bad Request: unsupported MCP-Protocol-Version '%.80s' (supported: %s, %s, %s, %s)",
+             clean.data, served_versions[0], served_versions[1], served_versions[2], served_versions[3]);
+    strbuf_free(&clean);
+    respond_rpc_error(req, 400, id, MCP_UNSUPPORTED_VERSION, msg, data_json);
+    free(id);
+    free(data_json);
+    cJSON_Delete(data);
 }
 
 /*
@@ -713,6 +879,8 @@ static int post_session(h2o_req_t *req, const cJSON *body, int batch, const char
         return -1;
     }
     session_touch(*s);
+    if (has_request(body, batch))
+        session_note_request(*s);
     const char *effective = has_version ? version : PROTOCOL_DEFAULT; /* absent means 2025-03-26 */
     if (batch && strcmp(effective, "2025-03-26") != 0) {
         char msg[160];
@@ -724,11 +892,13 @@ static int post_session(h2o_req_t *req, const cJSON *body, int batch, const char
 }
 
 /* Runs every message of the body; the reply goes out once the last call is answered (now or later). */
-static void post_run(h2o_req_t *req, const cJSON *body, int batch, int n, int kind, session_t *s, const char *principal)
+static void post_run(h2o_req_t *req, const cJSON *body, int batch, int n, int kind, session_t *s, const char *principal,
+                     int modern)
 {
     mcp_reply_t *r = xcalloc(1, sizeof(*r));
     strlcpy(r->principal, principal != NULL ? principal : "", sizeof(r->principal));
     r->req = req;
+    r->modern = modern;
     r->sse = kind == 2;
     r->sse_ok = kind == 2 || (kind & 4);
     r->batch = batch;
@@ -763,24 +933,85 @@ static void post_run(h2o_req_t *req, const cJSON *body, int batch, int n, int ki
     reply_done_one(r);
 }
 
-/* POST /mcp: headers, body, session, then the messages. */
+/*
+ * A 2026-07-28 request: one message, no session. Checked in the order the
+ * revision gives (shape, method, standard headers, _meta, tool parameters),
+ * every refusal carrying the request's id.
+ */
+static void modern_post(h2o_req_t *req, const cJSON *body, int kind, const char *version, const char *principal)
+{
+    if (cJSON_IsArray(body)) {
+        respond_rpc_error(req, 400, "null", JSONRPC_INVALID_REQUEST,
+                          "Invalid Request: batches are not part of protocol version " MCP_MODERN_VERSION, NULL);
+        return;
+    }
+    jsonrpc_msg_t m;
+    jsonrpc_classify(body, &m);
+    if (m.kind == JSONRPC_NOTIFICATION || m.kind == JSONRPC_RESPONSE) {
+        responder.respond(req, 202, "Accepted", NULL, NULL, 0, NULL);
+        return;
+    }
+    char *id = jsonrpc_id_json(m.id);
+    modern_fault_t f;
+    if (m.kind == JSONRPC_INVALID) {
+        respond_rpc_error(req, 400, id, JSONRPC_INVALID_REQUEST, m.why, NULL);
+    } else if (strcmp(m.method, "server/discover") != 0 && strcmp(m.method, "tools/list") != 0 &&
+               strcmp(m.method, "tools/call") != 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "Method not found: %.100s (not served in protocol version %s)", m.method,
+                 MCP_MODERN_VERSION);
+        respond_rpc_error(req, 404, id, JSONRPC_METHOD_NOT_FOUND, msg, NULL);
+    } else {
+        const cJSON *name = cJSON_IsObject(m.params) ? cJSON_GetObjectItemCaseSensitive(m.params, "name") : NULL;
+        const cJSON *schema = cJSON_IsString(name) ? tools_input_schema(name->valuestring) : NULL;
+        if (modern_check(req, &m, version, schema, &f) != 0)
+            respond_rpc_error(req, f.status, id, f.code, f.message, NULL);
+        else
+            post_run(req, body, 0, 1, kind, NULL, principal, 1);
+    }
+    free(id);
+}
+
+/* A legacy body whose _meta names a protocol version other than the header's: 400 -32020. */
+static int legacy_meta_mismatch(h2o_req_t *req, const cJSON *body, const char *version)
+{
+    const cJSON *params = cJSON_IsObject(body) ? cJSON_GetObjectItemCaseSensitive(body, "params") : NULL;
+    const cJSON *meta = cJSON_IsObject(params) ? cJSON_GetObjectItemCaseSensitive(params, "_meta") : NULL;
+    const cJSON *pv = cJSON_IsObject(meta) ? cJSON_GetObjectItemCaseSensitive(meta, "io.modelcontextprotocol/protocolVersion") : NULL;
+    if (!cJSON_IsString(pv) || !strcmp(pv->valuestring, version))
+        return 0;
+    char msg[200], *id = body_id_json(body);
+    snprintf(msg, sizeof(msg), "Header mismatch: MCP-Protocol-Version '%.40s' does not match _meta protocolVersion '%.40s'",
+             version, pv->valuestring);
+    respond_rpc_error(req, 400, id, MCP_HEADER_MISMATCH, msg, NULL);
+    free(id);
+    return 1;
+}
+
+/* POST /mcp: headers, body, then the era: modern (no session) or legacy (session, then the messages). */
 static int handle_post(h2o_req_t *req, const char *principal)
 {
     char version[40];
-    int has_version = 0;
-    int kind = post_headers_check(req, version, sizeof(version), &has_version);
+    int kind = post_headers_check(req);
     cJSON *body = kind != 0 ? post_body_parse(req) : NULL;
     if (body == NULL)
         return 0;
+    int has_version = header_str(req, "mcp-protocol-version", version, sizeof(version));
     int batch = cJSON_IsArray(body);
     int n = batch ? cJSON_GetArraySize(body) : 1;
     session_t *s = NULL;
-    if (batch && (n == 0 || n > MCP_MAX_BATCH)) {
+    if (has_version && !strcmp(version, MCP_MODERN_VERSION)) {
+        modern_post(req, body, kind, version, principal);
+    } else if (has_version && !mcp_protocol_supported(version)) {
+        respond_unsupported_version(req, body, version);
+    } else if (has_version && legacy_meta_mismatch(req, body, version)) {
+        /* answered */
+    } else if (batch && (n == 0 || n > MCP_MAX_BATCH)) {
         char msg[120];
         snprintf(msg, sizeof(msg), "Invalid Request: a batch must hold 1 to %d messages", MCP_MAX_BATCH);
         responder.respond_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, msg);
     } else if (post_session(req, body, batch, version, has_version, principal, &s) == 0) {
-        post_run(req, body, batch, n, kind, s, principal);
+        post_run(req, body, batch, n, kind, s, principal, 0);
     }
     cJSON_Delete(body);
     return 0;

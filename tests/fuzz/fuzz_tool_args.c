@@ -242,9 +242,13 @@ static void check_build(const sandbox_policy_t *p, const char *command, char *co
 
 static session_t *session;
 
-static session_t *fuzz_session(void)
+static mcp_ctx_t fuzz_ctx_storage;
+
+/* The fuzz session as a tool's request context (legacy era). */
+static const mcp_ctx_t *fuzz_session(void)
 {
-    return session;
+    fuzz_ctx_storage = (mcp_ctx_t){.session = session, .era = MCP_ERA_LEGACY, .tenant = session->tenant, .ws = session->ws};
+    return &fuzz_ctx_storage;
 }
 
 static int valid_env_entry(const char *kv)
@@ -354,7 +358,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_run(j, tool);
         } else {
             memset(&ans, 0, sizeof(ans));
-            CHECK(tools_call(CALL, session, tool_names[tool], j) == 0);
+            CHECK(tools_call(CALL, fuzz_session(), tool_names[tool], j) == 0);
             CHECK(ans.count == 1 && ans.rpc_error == 0);
             /* nothing runs: every lookup fails; list_executions fails only on arguments other than a workspace_id string */
             const cJSON *ws = cJSON_GetObjectItemCaseSensitive(j, "workspace_id"), *m; /* the first one (duplicates) */

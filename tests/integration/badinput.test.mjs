@@ -572,7 +572,7 @@ describe('bad-input corpus', { timeout: 180000 }, () => {
     assert.equal((await one('obs-fold', httpReq({ session: `${sid}\r\n folded`, body }))).responses[0].status, 200);
     // MCP-Protocol-Version with bytes 0x80-0xff: quoted back as U+FFFD, never raw
     const pv = await one('obs-text protocol version', httpReq({ session: sid, headers: { 'MCP-Protocol-Version': '2025-\xe9\xff' }, body }));
-    expectRpc(rawJson(pv.responses[0], 'pv'), 400, -32000, "Bad Request: unsupported MCP-Protocol-Version '2025-\ufffd\ufffd'");
+    expectRpc(rawJson(pv.responses[0], 'pv'), 400, -32022, "Bad Request: unsupported MCP-Protocol-Version '2025-\ufffd\ufffd'", 3); // issue 13: -32022, the request's id
     // long values: 100 KB in one header is served; a head over h2o's limit is refused
     assert.equal((await one('100 KB header value', httpReq({ session: sid, headers: { 'X-Long': 'v'.repeat(100000) }, body }))).responses[0].status, 200);
     expectRpc(rawJson((await one('100 KB session id', httpReq({ session: 's'.repeat(100000), body }))).responses[0], 'long sid'), 404, -32001, 'Session not found');

@@ -27,7 +27,7 @@ const n = (k) => Math.max(1, Math.round(k * SCALE));
 const HEALTH_EVERY = 200;
 const REQ_TIMEOUT_MS = 20000;
 const MAX_PER_SESSION = 5;
-const CODES = [-32700, -32600, -32601, -32602, -32603, -32000, -32001];
+const CODES = [-32700, -32600, -32601, -32602, -32603, -32000, -32001, -32020, -32022]; // -32020, -32022: issue 13 (2026-07-28)
 const TOOL_NAMES = ['execute_code', 'execute_code_async', 'send_stdin', 'cancel_execution', 'list_executions',
   'get_execution_status', 'get_execution_output'];
 const VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26'];
@@ -866,7 +866,7 @@ describe('hostile input', { timeout: 300000 }, () => {
       switch (r.int(8)) {
         case 0: reqs.push({ what: 'session id', headers: { 'mcp-session-id': r.pick([r.hex(32), sid.toUpperCase(), sid.slice(1), `${sid}0`, r.str(r.int(200), PRINTABLE.replace(/[ ]/g, '')), '', 'x'.repeat(16384), latin1(), r.hex(32) + ' x']) }, expect: [404], code: -32001 }); break;
         case 1: reqs.push({ what: 'no session', headers: { 'mcp-session-id': undefined }, expect: [400], code: -32000 }); break;
-        case 2: reqs.push({ what: 'protocol version', headers: { 'mcp-protocol-version': r.pick(['2024-11-05', '2025-06-19', '', 'x'.repeat(16384), r.str(r.range(1, 60), PRINTABLE), latin1(), '2025-06-18, 2025-03-26', '2025-06-18x']) }, expect: [400], code: -32000, pattern: /unsupported MCP-Protocol-Version/ }); break;
+        case 2: reqs.push({ what: 'protocol version', headers: { 'mcp-protocol-version': r.pick(['2024-11-05', '2025-06-19', '', 'x'.repeat(16384), r.str(r.range(1, 60), PRINTABLE), latin1(), '2025-06-18, 2025-03-26', '2025-06-18x']) }, expect: [400], code: -32022, pattern: /unsupported MCP-Protocol-Version/ }); break;
         case 3: reqs.push({ what: 'accept', headers: { accept: r.pick(['text/html', 'image/png', 'application/xml', '', 'x'.repeat(16384), 'application/json;q=0', 'application/json;q=0.0, text/event-stream;q=0', r.str(r.range(1, 80), PRINTABLE)]) }, expect: [200, 406] }); break;
         case 4: reqs.push({ what: 'content-type', headers: { 'content-type': r.pick(['text/plain', 'application/jsonx', 'application/x-www-form-urlencoded', '', 'x'.repeat(16384), 'multipart/form-data; boundary=x', 'application/json-patch+json', latin1(), r.str(r.range(1, 40), ALNUM)]) }, expect: [415], code: -32000 }); break;
         case 5: reqs.push({ what: 'origin', headers: { origin: r.pick(['http://evil.com', 'null', 'http://localhost.evil.com', 'http://127.0.0.1.nip.io', 'http://localhost:80x', 'file://', '', 'x'.repeat(16384), 'https://[::1]:abc', 'http://localhost@evil.com', 'ftp://localhost', latin1(), 'http://[::1', 'http://127.0.0.2']) }, expect: [403], code: -32000 }); break;

@@ -477,6 +477,30 @@ static void test_workspace_cap_and_expiry(void **state)
     workspace_setup(3600 * 1000, 0);
 }
 
+/* Issue 13: a session no request used since initialize expires after the init TTL; one that served a request does not. */
+static void test_init_ttl(void **state)
+{
+    session_setup(3600 * 1000, 100, record_end);
+    session_set_init_ttl(80);
+    session_t *idle = session_create("p", "idle", NULL, 0);
+    session_t *used = session_create("p", "used", NULL, 0);
+    session_t *notified = session_create("p", "notified", NULL, 0);
+    char idle_id[SESSION_ID_LEN + 1], used_id[SESSION_ID_LEN + 1], notified_id[SESSION_ID_LEN + 1];
+    memcpy(idle_id, idle->id, sizeof(idle_id));
+    memcpy(used_id, used->id, sizeof(used_id));
+    memcpy(notified_id, notified->id, sizeof(notified_id));
+    session_touch(used);
+    session_note_request(used);
+    session_touch(notified); /* a notification touches, but is no request */
+    assert_true(run_loop_until(two_ended, 5000));
+    session_set_init_ttl(60 * 1000);
+    assert_int_equal(ended.why[0], SESSION_EXPIRED);
+    assert_true(!strcmp(ended.ids[0], idle_id) || !strcmp(ended.ids[0], notified_id));
+    assert_true(!strcmp(ended.ids[1], idle_id) || !strcmp(ended.ids[1], notified_id));
+    assert_ptr_equal(session_find(used_id), used);
+    session_end_all();
+}
+
 static void test_touch_postpones_expiry(void **state)
 {
     session_setup(250, 100, record_end);
@@ -524,6 +548,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_end_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_touch_postpones_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_init_ttl, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
