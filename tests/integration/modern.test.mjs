@@ -6,11 +6,11 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
-import { BIN, startServer, connect, call, raw, rawSession, waitFor, freePort } from './helpers.mjs';
+import { BIN, startServer, startRedis, connect, call, raw, rawSession, waitFor, freePort } from './helpers.mjs';
 
 const MODERN = '2026-07-28';
 const LEGACY = ['2025-11-25', '2025-06-18', '2025-03-26'];
@@ -284,8 +284,18 @@ describe('official clients in both eras', () => {
       assert.equal(r.structuredContent.status, 'completed');
       // the client mirrors execution_id into Mcp-Param-Execution-Id: the server accepts it
       const s = await client.callTool({ name: 'get_execution_status', arguments: { execution_id: r.structuredContent.execution_id } });
-      if (!modern) assert.equal(s.structuredContent.status, 'completed');
-      else assert.ok(s.structuredContent.status, JSON.stringify(s.structuredContent));
+      assert.equal(s.structuredContent.status, 'completed', JSON.stringify(s.structuredContent));
+      // a handle in the modern era: an async run in the workspace of the first, polled from later calls
+      const w = r.structuredContent.workspace_id;
+      assert.match(w, /^w-[0-9a-f]{32}$/);
+      const as = await client.callTool({ name: 'execute_code_async', arguments: { command: 'echo $((6*7))', workspace_id: w } });
+      assert.equal(as.structuredContent.workspace_id, w);
+      let o;
+      do {
+        o = await client.callTool({ name: 'get_execution_output', arguments: { execution_id: as.structuredContent.execution_id, wait: true } });
+      } while (o.structuredContent.status === 'running');
+      assert.equal(o.structuredContent.status, 'completed', JSON.stringify(o.structuredContent));
+      assert.ok(o.structuredContent.output.some((e) => e.data === '42'), JSON.stringify(o.structuredContent));
       await client.close();
     });
   }
@@ -318,7 +328,24 @@ describe('fail closed', () => {
     rmSync(s.dir, { recursive: true, force: true });
   });
 
-  for (const [what, extra] of [['--insecure-no-auth', ['--insecure-no-auth']], ['a token', ['--token', 'a-long-enough-token-0123']]]) {
+  const tokensDir = mkdtempSync(path.join(os.tmpdir(), 'sandboxd-fc-tokens-'));
+  const tokens = path.join(tokensDir, 'tokens'), empty = path.join(tokensDir, 'empty');
+  writeFileSync(tokens, 'alice:a-long-enough-token-0123\n');
+  writeFileSync(empty, '# nobody\n');
+  after(() => rmSync(tokensDir, { recursive: true, force: true }));
+
+  test('a tokens file that names no principal refuses to start (it would turn auth off)', async () => {
+    const port = await freePort();
+    const s = spawnServer(['--port', String(port), '--tokens-file', empty]);
+    await waitFor(() => s.proc.exitCode !== null || s.log().includes('listening on'), { what: 'exit or listening' });
+    if (s.proc.exitCode === null) s.proc.kill('SIGKILL');
+    assert.equal(await s.exited, 2, `it served: ${s.log()}`);
+    assert.match(s.stderr(), /names no principal/);
+    rmSync(s.dir, { recursive: true, force: true });
+  });
+
+  for (const [what, extra] of [['--insecure-no-auth', ['--insecure-no-auth']], ['a token', ['--token', 'a-long-enough-token-0123']],
+    ['a tokens file', ['--tokens-file', tokens]]]) {
     test(`a non-loopback --host starts with ${what}`, async () => {
       const port = await freePort();
       const s = spawnServer(['--host', '0.0.0.0', '--port', String(port), ...extra]);
@@ -364,5 +391,160 @@ describe('legacy sessions: the init TTL', () => {
     const alive = await raw(server, { headers: h(used), body: { jsonrpc: '2.0', id: 3, method: 'ping' } });
     assert.deepEqual(alive.json, { jsonrpc: '2.0', id: 3, result: {} });
     assert.ok(!server.log().includes(`session ${used.slice(0, 8)} expired`));
+  });
+});
+
+// ---- the handle model in the modern era: no session, only execution_id and workspace_id
+
+// A modern-era tools/call with the routing headers a conforming client sends; `token` as bearer.
+async function modernTool(server, name, args, token) {
+  const body = toolCall(Math.floor(Math.random() * 1e9), name, args);
+  const extra = {};
+  if (args.execution_id !== undefined) extra['mcp-param-execution-id'] = args.execution_id;
+  if (args.workspace_id !== undefined) extra['mcp-param-workspace-id'] = args.workspace_id;
+  if (token) extra.authorization = `Bearer ${token}`;
+  return expectResult(await post(server, body, extra), body.id).structuredContent;
+}
+
+// Polls get_execution_output (wait, resuming after the last event) until the run ends; returns { status, text } (stdout, a line each).
+async function pollToEnd(server, id, token) {
+  let last, text = '', out;
+  await waitFor(async () => {
+    out = await modernTool(server, 'get_execution_output', { execution_id: id, wait: true, ...(last ? { last_event_id: last } : {}) }, token);
+    assert.equal(out.error, undefined, JSON.stringify(out));
+    for (const e of out.output ?? []) if (e.type === 'stdout') text += `${e.data}\n`;
+    if (out.last_event_id) last = out.last_event_id;
+    return out.status !== 'running' && out.status !== 'pending';
+  }, { what: `the end of ${id}` });
+  return { status: out.status, text };
+}
+
+describe('modern era: handles only, no session', () => {
+  const ALICE = 'alice-modern-token-0123456789';
+  const BOB = 'bob-modern-token-0123456789ab';
+  let server, dir;
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'sandboxd-modern-tokens-'));
+    writeFileSync(path.join(dir, 'tokens'), `alice:${ALICE}\nbob:${BOB}\n`);
+    server = await startServer({ args: ['--tokens-file', path.join(dir, 'tokens')] });
+  });
+  after(async () => { await server?.stop(); rmSync(dir, { recursive: true, force: true }); });
+
+  test('run async, poll to completion, reuse the workspace, send stdin, cancel: by handle from separate calls', async () => {
+    const a = await modernTool(server, 'execute_code_async', { command: 'echo first > f; for i in 1 2 3; do echo line$i; done' }, ALICE);
+    assert.equal(a.status, 'running');
+    assert.match(a.workspace_id, /^w-[0-9a-f]{32}$/, 'a new workspace comes back');
+    const done = await pollToEnd(server, a.execution_id, ALICE);
+    assert.equal(done.status, 'completed');
+    assert.match(done.text, /line1\nline2\nline3\n/);
+    assert.equal((await modernTool(server, 'get_execution_status', { execution_id: a.execution_id }, ALICE)).status, 'completed');
+    // the same workspace by its handle; a run without one gets a new workspace
+    const again = await modernTool(server, 'execute_code', { command: 'cat f', workspace_id: a.workspace_id }, ALICE);
+    assert.equal(again.workspace_id, a.workspace_id);
+    assert.ok(again.output.some((e) => e.type === 'stdout' && e.data === 'first'), JSON.stringify(again));
+    const fresh = await modernTool(server, 'execute_code', { command: 'cat f' }, ALICE);
+    assert.notEqual(fresh.workspace_id, a.workspace_id);
+    assert.notEqual(fresh.exit_code, 0, 'a new workspace has no f');
+    // stdin to an interactive run
+    const i = await modernTool(server, 'execute_code_async', { command: 'read x; echo got:$x', interactive: true }, ALICE);
+    const s = await modernTool(server, 'send_stdin', { execution_id: i.execution_id, input_data: 'hello\n' }, ALICE);
+    assert.equal(s.success, true, JSON.stringify(s));
+    const fed = await pollToEnd(server, i.execution_id, ALICE);
+    assert.equal(fed.status, 'completed');
+    assert.match(fed.text, /got:hello/);
+    // cancel another
+    const c = await modernTool(server, 'execute_code_async', { command: 'sleep 300' }, ALICE);
+    const k = await modernTool(server, 'cancel_execution', { execution_id: c.execution_id }, ALICE);
+    assert.equal(k.success, true, JSON.stringify(k));
+    assert.equal((await pollToEnd(server, c.execution_id, ALICE)).status, 'cancelled');
+    // list_executions: the principal's runs, filtered by workspace
+    const all = await modernTool(server, 'list_executions', {}, ALICE);
+    for (const r of [a, i, c]) assert.ok(all.executions.some((e) => e.id === r.execution_id), JSON.stringify(all));
+    const one = await modernTool(server, 'list_executions', { workspace_id: a.workspace_id }, ALICE);
+    assert.deepEqual(one.executions.map((e) => e.id).sort(), [a.execution_id, again.execution_id].sort());
+    // the same principal in a legacy session follows the modern run too (either era)
+    const { client } = await connect(server, { token: ALICE });
+    assert.equal((await call(client, 'get_execution_status', { execution_id: a.execution_id })).status, 'completed');
+    await client.close();
+  });
+
+  test('another principal gets the unknown-id answer on every handle', async () => {
+    const NOWHERE = '00000000-0000-4000-8000-000000000000';
+    const live = await modernTool(server, 'execute_code_async', { command: 'cat', interactive: true }, ALICE);
+    const same = (r, id) => JSON.parse(JSON.stringify(r).replaceAll(id, 'ID'));
+    for (const [tool, args] of [['get_execution_status', {}], ['get_execution_output', {}],
+      ['send_stdin', { input_data: 'x' }], ['cancel_execution', {}]]) {
+      const theirs = await modernTool(server, tool, { execution_id: live.execution_id, ...args }, BOB);
+      const unknown = await modernTool(server, tool, { execution_id: NOWHERE, ...args }, BOB);
+      assert.match(JSON.stringify(theirs), /not found/, `${tool}: ${JSON.stringify(theirs)}`);
+      assert.deepEqual(same(theirs, live.execution_id), same(unknown, NOWHERE), tool);
+    }
+    const wsUnknown = 'w-' + '0'.repeat(32);
+    const theirs = await modernTool(server, 'execute_code', { command: 'true', workspace_id: live.workspace_id }, BOB);
+    const unknown = await modernTool(server, 'execute_code', { command: 'true', workspace_id: wsUnknown }, BOB);
+    assert.deepEqual(same(theirs, live.workspace_id), same(unknown, wsUnknown));
+    assert.ok(!(await modernTool(server, 'list_executions', {}, BOB)).executions.some((e) => e.id === live.execution_id));
+    // still alice's, untouched
+    assert.equal((await modernTool(server, 'get_execution_status', { execution_id: live.execution_id }, ALICE)).status, 'running');
+    assert.equal((await modernTool(server, 'cancel_execution', { execution_id: live.execution_id }, ALICE)).success, true);
+  });
+});
+
+describe('modern era without auth: the anonymous tenant', () => {
+  let server;
+  before(async () => { server = await startServer(); });
+  after(async () => { await server?.stop(); });
+
+  test('a run started in one call is polled from another; a legacy session (its own owner) does not see it', async () => {
+    const a = await modernTool(server, 'execute_code_async', { command: 'echo anon' });
+    const done = await pollToEnd(server, a.execution_id);
+    assert.equal(done.status, 'completed');
+    assert.match(done.text, /anon/);
+    const { client } = await connect(server);
+    const st = await call(client, 'get_execution_status', { execution_id: a.execution_id });
+    assert.match(st.error, /not found/);
+    await client.close();
+  });
+});
+
+describe('modern era across two replicas through Redis', () => {
+  const ALICE = 'alice-replica-token-0123456789';
+  const BOB = 'bob-replica-token-0123456789ab';
+  let redis, a, b, dir;
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'sandboxd-modern-replicas-'));
+    writeFileSync(path.join(dir, 'tokens'), `alice:${ALICE}\nbob:${BOB}\n`);
+    redis = await startRedis();
+    const common = ['--tokens-file', path.join(dir, 'tokens'), '--heartbeat', '1'];
+    a = await startServer({ env: { REDIS_URL: redis.url }, args: [...common, '--replica-id', 'mod-a'] });
+    b = await startServer({ env: { REDIS_URL: redis.url }, args: [...common, '--replica-id', 'mod-b'] });
+  });
+  after(async () => { await a?.stop(); await b?.stop(); await redis?.stop(); rmSync(dir, { recursive: true, force: true }); });
+
+  test('a run started on A is polled to completion through B; stdin and cancel on B name the replica', async () => {
+    const r = await modernTool(a, 'execute_code_async', { command: 'echo on-a; echo done-a' }, ALICE);
+    await waitFor(async () => (await modernTool(b, 'get_execution_status', { execution_id: r.execution_id }, ALICE)).status === 'completed',
+      { what: 'the status through B' });
+    const done = await pollToEnd(b, r.execution_id, ALICE);
+    assert.equal(done.status, 'completed');
+    assert.match(done.text, /on-a\ndone-a\n/);
+    const list = await modernTool(b, 'list_executions', { workspace_id: r.workspace_id }, ALICE);
+    assert.ok(list.executions.some((e) => e.id === r.execution_id), JSON.stringify(list));
+    // bob through B: the unknown-id answer
+    const theirs = await modernTool(b, 'get_execution_status', { execution_id: r.execution_id }, BOB);
+    assert.equal(theirs.error, `Execution not found: ${r.execution_id}`);
+    // a live run on A: B can read it, but stdin and signals need A
+    const live = await modernTool(a, 'execute_code_async', { command: 'cat', interactive: true }, ALICE);
+    await waitFor(async () => (await modernTool(b, 'get_execution_status', { execution_id: live.execution_id }, ALICE)).status === 'running',
+      { what: 'the live run through B' });
+    const c = await modernTool(b, 'cancel_execution', { execution_id: live.execution_id }, ALICE);
+    assert.equal(c.success, false);
+    assert.match(c.error, new RegExp(`Execution ${live.execution_id} runs on replica mod-a, not on this one \\(mod-b\\)`));
+    const i = await modernTool(b, 'send_stdin', { execution_id: live.execution_id, input_data: 'x' }, ALICE);
+    assert.equal(i.success, false);
+    assert.match(i.error, /runs on replica mod-a/);
+    assert.equal((await modernTool(b, 'cancel_execution', { execution_id: live.execution_id }, BOB)).error,
+      `Execution not found: ${live.execution_id}`);
+    assert.equal((await modernTool(a, 'cancel_execution', { execution_id: live.execution_id }, ALICE)).success, true);
   });
 });
