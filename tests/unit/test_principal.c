@@ -1,6 +1,7 @@
 /*
  * principal: the tokens file (format, errors, reload keeping the old table on
- * a bad file), --token as "default", and authentication by token.
+ * a bad file, or one naming no principal), --token as "default", and
+ * authentication by token.
  */
 #include "mcp/principal.h"
 
@@ -79,6 +80,13 @@ static void test_reload(void **state)
     assert_int_equal(principal_reload(err, sizeof(err)), -1);
     assert_int_equal(auth("carol-token-0123456789", name), 0);
     assert_string_equal(name, "carol");
+    write_file("# everyone removed\n"); /* an empty file would turn auth off: refused, the table stays */
+    assert_int_equal(principal_reload(err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "names no principal"));
+    assert_true(principal_enabled());
+    assert_int_equal(auth("carol-token-0123456789", name), 0);
+    assert_int_equal(principal_load("the-default-token", path, err, sizeof(err)), 0); /* --token alone is enough */
+    assert_int_equal(principal_count(), 1);
     principal_free();
 }
 
