@@ -24,6 +24,7 @@
 #include "mcp/session.h"
 #include "mcp/workspace.h"
 #include "mcp/tools.h"
+#include "mcp/catalog.h"
 #include "core/util.h"
 
 #include <arpa/inet.h>
@@ -281,7 +282,7 @@ static int start_services(h2o_evloop_t *loop, char *err, size_t errlen)
     proc_init(loop);
     cgroup_set_loop(loop);
     tools_set_reply(&mcp_tools_reply);
-    if (deadline_init(loop) != 0 || tools_init() != 0) {
+    if (deadline_init(loop) != 0 || catalog_init() != 0) {
         log_error("startup failed: %s", strerror(errno));
         return 1;
     }
@@ -347,7 +348,7 @@ static void shutdown_rest(h2o_evloop_t *loop, h2o_socket_t *sigsock)
     h2o_evloop_run(loop, 0); /* lets h2o free the closed sockets */
     log_info("shutdown complete");
     log_close();
-    tools_free();
+    catalog_free();
     principal_free();
     sandbox_cleanup();
     config_free(&config);

@@ -1,7 +1,7 @@
 /*
- * tools: the tool catalogue (names, descriptions, input and output schemas)
- * and tools/call dispatch: arguments are checked here, then handed to the
- * execution manager. Loop thread only.
+ * tools: the tool handlers and tools/call dispatch: arguments are checked
+ * (mcp/args.h), then handed to the execution manager. The catalogue the
+ * handlers answer for (tools/list) is mcp/catalog.h. Loop thread only.
  */
 #ifndef MCP_SANDBOXD_TOOLS_H
 #define MCP_SANDBOXD_TOOLS_H
@@ -41,14 +41,6 @@ typedef struct tools_reply {
 void tools_set_reply(const tools_reply_t *r);
 /** Sets the reads of executions other replicas hold (NULL: local state only). Startup only. */
 void tools_set_remote(const remote_reader_t *r);
-/** Builds the cached tools/list result. 0 / -1. */
-int tools_init(void);
-/** Frees the cache. */
-void tools_free(void);
-/** The input schema of tool `name` (owned by tools; NULL when unknown). */
-const cJSON *tools_input_schema(const char *name);
-/** The tools/list result (JSON text, owned by tools). */
-const char *tools_list_json(size_t *len);
 /**
  * Runs tool `name` in context `ctx` with `args` (an object). Returns 0 when the tool
  * exists (the call is then answered now or later), -1 when it does not (the

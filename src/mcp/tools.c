@@ -9,6 +9,7 @@
  * answer when it ends or at the wait deadline.
  */
 #include "mcp/tools.h"
+#include "mcp/args.h"
 #include "core/config.h"
 #include "exec/exec.h"
 #include "core/jsonrpc.h"
@@ -19,61 +20,16 @@
 #include "core/util.h"
 
 #include <ctype.h>
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define EVENT_SCHEMA                                                                                                  \
-    "{\"type\":\"object\",\"properties\":{\"event_id\":{\"type\":\"string\"},\"type\":{\"type\":\"string\",\"enum\":"   \
-    "[\"ready\",\"stdout\",\"stderr\",\"exit\",\"timeout\",\"cancelled\",\"error\",\"resource_limit\"]},"              \
-    "\"ts\":{\"type\":\"string\"},\"data\":{\"type\":\"string\"},\"partial\":{\"type\":\"boolean\"},"                   \
-    "\"code\":{\"type\":\"integer\"},\"duration_ms\":{\"type\":\"number\"},\"timeout_seconds\":{\"type\":\"integer\"},"  \
-    "\"cpu_ms\":{\"type\":\"number\"},\"peak_memory_bytes\":{\"type\":[\"number\",\"null\"]},"                     \
-    "\"oom_killed\":{\"type\":\"boolean\"},"                                                                           \
-    "\"message\":{\"type\":\"string\"},\"reason\":{\"type\":\"string\"}},\"required\":[\"event_id\",\"type\",\"ts\"]}"
-
-/* The status enum: tools_init fills it from exec's one status table (exec_status_name). */
-#define STATUS_ENUM "{\"type\":\"string\",\"enum\":\"exec-statuses\"}"
-
-#define RUN_PROPS                                                                                                     \
-    "\"command\":{\"type\":\"string\",\"minLength\":1,\"description\":\"Shell command, run with /bin/sh -c\"},"          \
-    "\"timeout_seconds\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"Kill the run after this many seconds\"},"  \
-    "\"interactive\":{\"type\":\"boolean\",\"default\":false,\"description\":\"Keep stdin open for send_stdin\"},"       \
-    "\"working_directory\":{\"type\":\"string\",\"description\":\"Relative to the session workspace, or absolute\"},"   \
-    "\"environment\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},"                             \
-    "\"description\":\"Extra environment variables\"},"                                                               \
-    "\"sandbox_config\":{\"type\":\"object\",\"description\":\"network {mode}, filesystem {deny_read, allow_write, "     \
-    "deny_write}, resource_limits {max_memory_mb, max_cpu_seconds, max_file_size_mb, max_processes}\"}," WS_PROP
-
-#define ERR_PROPS "\"error\":{\"type\":\"string\"}"
-#define WS_PROP                                                                                                       \
-    "\"workspace_id\":{\"type\":\"string\",\"description\":\"A workspace handle (w-...) from an earlier result; "        \
-    "default: the session's workspace\"}"
-
-#define BUDGET_PROP                                                                                                   \
-    "\"max_output_chars\":{\"type\":\"integer\",\"minimum\":200,\"default\":20000,\"description\":\"Budget of the "      \
-    "result: the first and last lines are kept, what is left out is named in truncated\"}"
-
-#define OUTPUT_PROPS                                                                                                  \
-    "\"truncated\":{\"type\":\"object\",\"properties\":{\"omitted_events\":{\"type\":\"integer\"},"                   \
-    "\"omitted_bytes\":{\"type\":\"integer\"},\"first_omitted_event_id\":{\"type\":\"string\"},"                       \
-    "\"last_omitted_event_id\":{\"type\":\"string\"},\"hint\":{\"type\":\"string\"}}},"                                 \
-    "\"selection\":{\"type\":\"object\",\"properties\":{\"lines\":{\"type\":\"integer\"},"                           \
-    "\"grep_stopped_at_event_id\":{\"type\":\"string\"}}}"
-#define TOOLS_MAX_ARG (128 * 1024 - 256) /* MAX_ARG_STRLEN, less the sandbox's own prefix */
-#define TOOLS_MAX_ENV (1024 * 1024)      /* well inside ARG_MAX with the bwrap arguments */
-
 typedef void (*tool_fn)(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args);
 
+/* A tool's handler; its name, description and schemas are the catalogue's (mcp/catalog.h). */
 struct tool {
     const char *name;
-    const char *title;
-    const char *description;
-    const char *input_schema;
-    const char *output_schema;
-    int read_only;
     tool_fn fn;
 };
 
@@ -167,160 +123,6 @@ static void reply_local_output(mcp_call_t *call, exec_t *e, size_t from, const c
 }
 
 /* ---------------------------------------------------------------- argument checks */
-
-/* Refuses arguments not in `allowed` (NULL-terminated). */
-static int check_known(const cJSON *args, const char *const *allowed, char *err, size_t errlen)
-{
-    const cJSON *it;
-    cJSON_ArrayForEach(it, args)
-    {
-        int ok = 0;
-        for (int i = 0; allowed[i] != NULL; i++)
-            if (!strcmp(it->string, allowed[i]))
-                ok = 1;
-        if (!ok) {
-            snprintf(err, errlen, "Unknown argument '%.60s'", it->string);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Reads an optional boolean; -1 with err when present and not a boolean. */
-static int get_bool(const cJSON *args, const char *name, int def, int *out, char *err, size_t errlen)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, name);
-    if (v == NULL || cJSON_IsNull(v)) {
-        *out = def;
-        return 0;
-    }
-    if (!cJSON_IsBool(v)) {
-        snprintf(err, errlen, "'%s' must be a boolean", name);
-        return -1;
-    }
-    *out = cJSON_IsTrue(v);
-    return 0;
-}
-
-/* Reads a required (or optional, when def != NULL) string. */
-static int get_string(const cJSON *args, const char *name, int required, const char **out, char *err, size_t errlen)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, name);
-    if (v == NULL || cJSON_IsNull(v)) {
-        if (required) {
-            snprintf(err, errlen, "Missing required argument '%s'", name);
-            return -1;
-        }
-        *out = NULL;
-        return 0;
-    }
-    if (!cJSON_IsString(v)) {
-        snprintf(err, errlen, "'%s' must be a string", name);
-        return -1;
-    }
-    *out = v->valuestring;
-    return 0;
-}
-
-static int valid_env_name(const char *k)
-{
-    if (!(isalpha((unsigned char)k[0]) || k[0] == '_'))
-        return 0;
-    for (const char *p = k; *p; p++)
-        if (!(isalnum((unsigned char)*p) || *p == '_'))
-            return 0;
-    return strlen(k) < 256;
-}
-
-/* Checks execute_code's arguments into `rq`. */
-static int parse_run(const cJSON *args, int with_wait, exec_request_t *rq, int *wait, char *err, size_t errlen)
-{
-    static const char *const known[] = {"command", "timeout_seconds", "interactive", "working_directory",
-                                         "environment", "sandbox_config", "wait_for_completion", "max_output_chars",
-                                         "workspace_id", NULL};
-    memset(rq, 0, sizeof(*rq));
-    if (check_known(args, known, err, errlen) != 0)
-        return -1;
-    if (!with_wait && cJSON_GetObjectItemCaseSensitive(args, "wait_for_completion") != NULL) {
-        snprintf(err, errlen, "Unknown argument 'wait_for_completion' (execute_code_async never waits)");
-        return -1;
-    }
-    if (!with_wait && cJSON_GetObjectItemCaseSensitive(args, "max_output_chars") != NULL) {
-        snprintf(err, errlen, "Unknown argument 'max_output_chars' (execute_code_async answers without output)");
-        return -1;
-    }
-    if (get_string(args, "command", 1, &rq->command, err, errlen) != 0)
-        return -1;
-    if (rq->command[0] == '\0') {
-        snprintf(err, errlen, "'command' must not be empty");
-        return -1;
-    }
-    /* the kernel takes at most 128 KiB per argument (MAX_ARG_STRLEN); the command is one */
-    if (strlen(rq->command) > TOOLS_MAX_ARG) {
-        snprintf(err, errlen, "'command' is %zu bytes; the limit is %d (one exec argument): write long scripts to a file first",
-                 strlen(rq->command), TOOLS_MAX_ARG);
-        return -1;
-    }
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(args, "timeout_seconds");
-    rq->timeout_s = config.timeout;
-    if (t != NULL && !cJSON_IsNull(t)) {
-        if (!cJSON_IsNumber(t) || t->valuedouble != floor(t->valuedouble) || t->valuedouble < 1 ||
-            t->valuedouble > config.max_timeout) {
-            snprintf(err, errlen, "'timeout_seconds' must be an integer between 1 and %d (the server's --max-timeout)",
-                     config.max_timeout);
-            return -1;
-        }
-        rq->timeout_s = (int)t->valuedouble;
-    }
-    if (get_bool(args, "interactive", 0, &rq->interactive, err, errlen) != 0 ||
-        get_string(args, "working_directory", 0, &rq->working_directory, err, errlen) != 0 ||
-        get_bool(args, "wait_for_completion", 1, wait, err, errlen) != 0)
-        return -1;
-    const cJSON *env = cJSON_GetObjectItemCaseSensitive(args, "environment");
-    if (env != NULL && !cJSON_IsNull(env)) {
-        if (!cJSON_IsObject(env)) {
-            snprintf(err, errlen, "'environment' must be an object of string values");
-            return -1;
-        }
-        int n = cJSON_GetArraySize(env);
-        if (n > 256) {
-            snprintf(err, errlen, "'environment' may hold at most 256 variables");
-            return -1;
-        }
-        rq->env = xcalloc((size_t)n + 1, sizeof(char *));
-        size_t env_bytes = 0;
-        const cJSON *it;
-        cJSON_ArrayForEach(it, env)
-        {
-            if (!valid_env_name(it->string)) {
-                snprintf(err, errlen, "environment: '%.60s' is not a valid variable name", it->string);
-                return -1;
-            }
-            if (!cJSON_IsString(it)) {
-                snprintf(err, errlen, "environment: the value of '%.60s' must be a string", it->string);
-                return -1;
-            }
-            env_bytes += strlen(it->valuestring) + strlen(it->string) + 2;
-            if (strlen(it->valuestring) > TOOLS_MAX_ARG || env_bytes > TOOLS_MAX_ENV) {
-                snprintf(err, errlen, "environment: too large ('%.60s'): at most %d bytes per value and %d in all",
-                         it->string, TOOLS_MAX_ARG, TOOLS_MAX_ENV);
-                return -1;
-            }
-            strbuf_t kv = {0};
-            strbuf_printf(&kv, "%s=%s", it->string, it->valuestring);
-            rq->env[rq->n_env++] = strbuf_steal(&kv, NULL);
-        }
-    }
-    return sandbox_policy_parse(cJSON_GetObjectItemCaseSensitive(args, "sandbox_config"), &rq->policy, err, errlen);
-}
-
-static void free_run(exec_request_t *rq)
-{
-    for (size_t i = 0; i < rq->n_env; i++)
-        free(rq->env[i]);
-    free(rq->env);
-    sandbox_policy_free(&rq->policy);
-}
 
 /* ---------------------------------------------------------------- waiting */
 
@@ -449,7 +251,7 @@ static void park(mcp_call_t *call, exec_t *e, enum wait_kind kind, const char *l
 /* The optional workspace_id argument: 0 with *id (NULL when absent), -1 with err when not a string. */
 static int get_workspace_id(const cJSON *args, const char **id, char *err, size_t errlen)
 {
-    return get_string(args, "workspace_id", 0, id, err, errlen);
+    return args_get_string(args, "workspace_id", 0, id, err, errlen);
 }
 
 /*
@@ -475,15 +277,15 @@ static void run_tool(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args, 
     output_query_t q;
     int wait = 1;
     char err[512];
-    if (parse_run(args, !async, &rq, &wait, err, sizeof(err)) != 0 || output_query_parse(args, &q, err, sizeof(err)) != 0) {
-        free_run(&rq);
+    if (args_parse_run(args, !async, &rq, &wait, err, sizeof(err)) != 0 || output_query_parse(args, &q, err, sizeof(err)) != 0) {
+        args_free_run(&rq);
         fail(call, err);
         return;
     }
     const char *wsid = NULL;
     workspace_t *w = get_workspace_id(args, &wsid, err, sizeof(err)) == 0 ? run_workspace(ctx, wsid, err, sizeof(err)) : NULL;
     exec_t *e = w != NULL ? exec_start(&w->exec, &rq, err, sizeof(err)) : NULL;
-    free_run(&rq);
+    args_free_run(&rq);
     if (e == NULL) {
         fail(call, err);
         return;
@@ -560,7 +362,7 @@ static exec_t *control_target(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSO
     const char *id;
     char err[300];
     int cancel = kind == REMOTE_CANCEL;
-    if (check_known(args, known, err, sizeof(err)) != 0 || get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0 ||
+    if (args_check_known(args, known, err, sizeof(err)) != 0 || args_get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0 ||
         get_extra(args, extra, err, sizeof(err)) != 0) {
         fail_control(call, err, cancel);
         return NULL;
@@ -571,13 +373,13 @@ static exec_t *control_target(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSO
 /* send_stdin's input_data (required). */
 static int get_input_data(const cJSON *args, void *out, char *err, size_t errlen)
 {
-    return get_string(args, "input_data", 1, (const char **)out, err, errlen);
+    return args_get_string(args, "input_data", 1, (const char **)out, err, errlen);
 }
 
 /* cancel_execution's force (optional). */
 static int get_force(const cJSON *args, void *out, char *err, size_t errlen)
 {
-    return get_bool(args, "force", 0, (int *)out, err, errlen);
+    return args_get_bool(args, "force", 0, (int *)out, err, errlen);
 }
 
 static void tool_send_stdin(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args)
@@ -829,7 +631,7 @@ static void tool_get_execution_status(mcp_call_t *call, const mcp_ctx_t *ctx, co
     static const char *const known[] = {"execution_id", "workspace_id", NULL};
     const char *id;
     char err[300];
-    if (check_known(args, known, err, sizeof(err)) != 0 || get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0) {
+    if (args_check_known(args, known, err, sizeof(err)) != 0 || args_get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0) {
         fail(call, err);
         return;
     }
@@ -841,27 +643,6 @@ static void tool_get_execution_status(mcp_call_t *call, const mcp_ctx_t *ctx, co
     reply_json(call, o, 0);
 }
 
-/* get_execution_output's last_event_id (a string, or a whole number): 0 with *last set (NULL: absent), or -1 with err. */
-static int get_last_event_id(const cJSON *args, const char **last, char *buf, size_t buflen, char *err, size_t errlen)
-{
-    const cJSON *l = cJSON_GetObjectItemCaseSensitive(args, "last_event_id");
-    *last = NULL;
-    if (cJSON_IsString(l) && strlen(l->valuestring) >= buflen) {
-        snprintf(err, errlen, "'last_event_id' is too long: event ids are decimal numbers of at most 20 digits");
-        return -1;
-    }
-    if (cJSON_IsString(l)) {
-        *last = l->valuestring;
-    } else if (cJSON_IsNumber(l) && l->valuedouble >= 0 && l->valuedouble == floor(l->valuedouble)) {
-        snprintf(buf, buflen, "%.0f", l->valuedouble);
-        *last = buf;
-    } else if (l != NULL && !cJSON_IsNull(l)) {
-        snprintf(err, errlen, "'last_event_id' must be a string (an event_id from an earlier result)");
-        return -1;
-    }
-    return 0;
-}
-
 static void tool_get_execution_output(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args)
 {
     static const char *const known[] = {"execution_id", "wait", "last_event_id", "max_output_chars", "head", "tail", "grep",
@@ -870,9 +651,9 @@ static void tool_get_execution_output(mcp_call_t *call, const mcp_ctx_t *ctx, co
     int wait;
     char err[300], lastbuf[32];
     output_query_t q = {0};
-    if (check_known(args, known, err, sizeof(err)) != 0 || get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0 ||
-        get_bool(args, "wait", 0, &wait, err, sizeof(err)) != 0 ||
-        get_last_event_id(args, &last, lastbuf, sizeof(lastbuf), err, sizeof(err)) != 0 ||
+    if (args_check_known(args, known, err, sizeof(err)) != 0 || args_get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0 ||
+        args_get_bool(args, "wait", 0, &wait, err, sizeof(err)) != 0 ||
+        args_last_event_id(args, &last, lastbuf, sizeof(lastbuf), err, sizeof(err)) != 0 ||
         output_query_parse(args, &q, err, sizeof(err)) != 0) {
         output_query_free(&q);
         fail(call, err);
@@ -899,7 +680,7 @@ static void tool_list_executions(mcp_call_t *call, const mcp_ctx_t *ctx, const c
     static const char *const known[] = {"workspace_id", NULL};
     char err[300];
     const char *wsid = NULL;
-    if (check_known(args, known, err, sizeof(err)) != 0 || get_workspace_id(args, &wsid, err, sizeof(err)) != 0) {
+    if (args_check_known(args, known, err, sizeof(err)) != 0 || get_workspace_id(args, &wsid, err, sizeof(err)) != 0) {
         fail(call, err);
         return;
     }
@@ -921,72 +702,17 @@ static void tool_list_executions(mcp_call_t *call, const mcp_ctx_t *ctx, const c
     strbuf_free(&b);
 }
 
+/* The handlers, by tool name (the catalogue lists the same seven). */
 static const struct tool tools[] = {
-    {"execute_code", "Run a command in the sandbox",
-     "Run a shell command inside an isolated bubblewrap sandbox (no network, read-only host, writable session workspace). "
-     "Waits for it to finish (up to the server's wait limit) unless wait_for_completion is false, and returns its exit code "
-     "and output events.",
-     "{\"type\":\"object\",\"properties\":{" RUN_PROPS ",\"wait_for_completion\":{\"type\":\"boolean\",\"default\":true},"
-     BUDGET_PROP "},"
-     "\"required\":[\"command\"],\"additionalProperties\":false}",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ","
-     "\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"output\":{\"type\":\"array\",\"items\":" EVENT_SCHEMA "},"
-     "\"dropped_events\":{\"type\":\"integer\"},\"last_event_id\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"},"
-     "\"workspace_id\":{\"type\":\"string\"}," ERR_PROPS "," OUTPUT_PROPS "},\"required\":[\"status\"]}",
-     0, tool_execute_code},
-    {"execute_code_async", "Start a command in the sandbox",
-     "Start a shell command inside the sandbox and return its execution_id at once; follow it with get_execution_output, "
-     "feed it with send_stdin (interactive runs) and stop it with cancel_execution.",
-     "{\"type\":\"object\",\"properties\":{" RUN_PROPS "},\"required\":[\"command\"],\"additionalProperties\":false}",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ","
-     "\"workspace_id\":{\"type\":\"string\"}," ERR_PROPS "},\"required\":[\"status\"]}",
-     0, tool_execute_code_async},
-    {"send_stdin", "Send input to a run",
-     "Write input_data to the stdin of a running interactive execution (a newline is appended when missing).",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}," WS_PROP ",\"input_data\":{\"type\":\"string\"}},"
-     "\"required\":[\"execution_id\",\"input_data\"],\"additionalProperties\":false}",
-     "{\"type\":\"object\",\"properties\":{\"success\":{\"type\":\"boolean\"}," ERR_PROPS "},\"required\":[\"success\"]}", 0,
-     tool_send_stdin},
-    {"cancel_execution", "Cancel a run",
-     "Stop a running execution and everything it started: SIGTERM, then SIGKILL after a grace period (at once with force).",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}," WS_PROP ",\"force\":{\"type\":\"boolean\",\"default\":false}},"
-     "\"required\":[\"execution_id\"],\"additionalProperties\":false}",
-     "{\"type\":\"object\",\"properties\":{\"success\":{\"type\":\"boolean\"},\"was_running\":{\"type\":\"boolean\"}," ERR_PROPS
-     "},\"required\":[\"success\"]}",
-     0, tool_cancel_execution},
-    {"list_executions", "List your runs", "List the executions started with your token (without auth: by this MCP session).",
-     "{\"type\":\"object\",\"properties\":{" WS_PROP "},\"additionalProperties\":false}",
-     "{\"type\":\"object\",\"properties\":{\"executions\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
-     "\"id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ",\"command\":{\"type\":\"string\"},\"interactive\":{\"type\":\"boolean\"},"
-     "\"started_at\":{\"type\":\"string\"},\"completed_at\":{\"type\":[\"string\",\"null\"]}}}}," ERR_PROPS "}}",
-     1, tool_list_executions},
-    {"get_execution_status", "Status of a run", "Status, exit code and timestamps of an execution.",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}," WS_PROP "},\"required\":[\"execution_id\"],"
-     "\"additionalProperties\":false}",
-     "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ",\"command\":{\"type\":\"string\"},"
-     "\"interactive\":{\"type\":\"boolean\"},\"started_at\":{\"type\":\"string\"},\"completed_at\":{\"type\":[\"string\",\"null\"]},"
-     "\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"error_message\":{\"type\":[\"string\",\"null\"]}," ERR_PROPS
-     "},\"required\":[\"status\"]}",
-     1, tool_get_execution_status},
-    {"get_execution_output", "Output of a run",
-     "Output events of an execution; with last_event_id only the events after it; head, tail and grep select lines; "
-     "with wait, first wait for the run to end (up to the server's wait limit). The result keeps to max_output_chars.",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"}," WS_PROP ",\"wait\":{\"type\":\"boolean\",\"default\":false},"
-     "\"last_event_id\":{\"type\":\"string\"}," BUDGET_PROP ",\"head\":{\"type\":\"integer\",\"minimum\":1,\"description\":"
-     "\"Only the first N lines\"},\"tail\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"Only the last N lines\"},"
-     "\"grep\":{\"type\":\"string\",\"description\":\"Only the lines matching this POSIX extended regular expression\"}},"
-     "\"required\":[\"execution_id\"],\"additionalProperties\":false}",
-     "{\"type\":\"object\",\"properties\":{\"execution_id\":{\"type\":\"string\"},\"status\":" STATUS_ENUM ","
-     "\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"output\":{\"type\":\"array\",\"items\":" EVENT_SCHEMA "},"
-     "\"dropped_events\":{\"type\":\"integer\"},\"last_event_id\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"},"
-     "\"source\":{\"type\":\"string\"}," ERR_PROPS "," OUTPUT_PROPS "},\"required\":[\"status\"]}",
-     1, tool_get_execution_output},
+    {"execute_code", tool_execute_code},
+    {"execute_code_async", tool_execute_code_async},
+    {"send_stdin", tool_send_stdin},
+    {"cancel_execution", tool_cancel_execution},
+    {"list_executions", tool_list_executions},
+    {"get_execution_status", tool_get_execution_status},
+    {"get_execution_output", tool_get_execution_output},
 };
 #define N_TOOLS (sizeof(tools) / sizeof(tools[0]))
-
-static char *list_json;
-static size_t list_len;
-static cJSON *list_obj; /* the same, parsed */
 
 void tools_set_reply(const tools_reply_t *r)
 {
@@ -996,102 +722,6 @@ void tools_set_reply(const tools_reply_t *r)
 void tools_set_remote(const remote_reader_t *r)
 {
     remote = r != NULL ? *r : (remote_reader_t){0};
-}
-
-/* Replaces every "enum": "exec-statuses" under `node` by the status names, in exec's order. */
-static void fill_status_enums(cJSON *node)
-{
-    for (cJSON *it = node != NULL ? node->child : NULL, *next; it != NULL; it = next) {
-        next = it->next; /* `it` may be replaced (and freed) below */
-        if (it->string != NULL && !strcmp(it->string, "enum") && cJSON_IsString(it) &&
-            !strcmp(it->valuestring, "exec-statuses")) {
-            cJSON *names = cJSON_CreateArray();
-            for (int st = 0; st < EXEC_N_STATUSES; st++)
-                cJSON_AddItemToArray(names, cJSON_CreateString(exec_status_name((exec_status_t)st)));
-            cJSON_ReplaceItemInObjectCaseSensitive(node, "enum", names); /* keeps the key */
-            continue;
-        }
-        fill_status_enums(it);
-    }
-}
-
-/* Parameters mirrored into Mcp-Param-* headers (2026-07-28 x-mcp-header), wherever a tool takes them. */
-static const struct {
-    const char *param, *header;
-} header_params[] = {{"execution_id", "Execution-Id"}, {"workspace_id", "Workspace-Id"}};
-
-/* Marks the routing handles of an input schema with x-mcp-header, so nginx can route on them. */
-static void add_header_params(cJSON *in)
-{
-    cJSON *props = cJSON_GetObjectItemCaseSensitive(in, "properties");
-    for (size_t i = 0; i < sizeof(header_params) / sizeof(header_params[0]); i++) {
-        cJSON *p = cJSON_GetObjectItemCaseSensitive(props, header_params[i].param);
-        if (cJSON_IsObject(p))
-            cJSON_AddStringToObject(p, "x-mcp-header", header_params[i].header);
-    }
-}
-
-int tools_init(void)
-{
-    cJSON *res = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(res, "tools");
-    for (size_t i = 0; i < N_TOOLS; i++) {
-        cJSON *t = cJSON_CreateObject();
-        cJSON_AddStringToObject(t, "name", tools[i].name);
-        cJSON_AddStringToObject(t, "title", tools[i].title);
-        cJSON_AddStringToObject(t, "description", tools[i].description);
-        cJSON *in = cJSON_Parse(tools[i].input_schema), *out = cJSON_Parse(tools[i].output_schema);
-        if (in == NULL || out == NULL) {
-            log_error("tool %s: schema is not valid JSON", tools[i].name);
-            cJSON_Delete(in);
-            cJSON_Delete(out);
-            cJSON_Delete(t);
-            cJSON_Delete(res);
-            return -1;
-        }
-        fill_status_enums(in);
-        fill_status_enums(out);
-        add_header_params(in);
-        cJSON_AddItemToObject(t, "inputSchema", in);
-        cJSON_AddItemToObject(t, "outputSchema", out);
-        cJSON *ann = cJSON_AddObjectToObject(t, "annotations");
-        cJSON_AddBoolToObject(ann, "readOnlyHint", tools[i].read_only);
-        cJSON_AddBoolToObject(ann, "destructiveHint", 0);
-        cJSON_AddBoolToObject(ann, "openWorldHint", 0);
-        cJSON_AddItemToArray(arr, t);
-    }
-    list_json = cJSON_PrintUnformatted(res);
-    list_obj = res; /* kept: the transport checks Mcp-Param-* headers against the input schemas */
-    if (list_json == NULL)
-        return -1;
-    list_len = strlen(list_json);
-    return 0;
-}
-
-const cJSON *tools_input_schema(const char *name)
-{
-    const cJSON *t;
-    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(list_obj, "tools"))
-    {
-        const cJSON *n = cJSON_GetObjectItemCaseSensitive(t, "name");
-        if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
-            return cJSON_GetObjectItemCaseSensitive(t, "inputSchema");
-    }
-    return NULL;
-}
-
-void tools_free(void)
-{
-    cJSON_Delete(list_obj);
-    list_obj = NULL;
-    free(list_json);
-    list_json = NULL;
-}
-
-const char *tools_list_json(size_t *len)
-{
-    *len = list_len;
-    return list_json;
 }
 
 int tools_call(mcp_call_t *call, const mcp_ctx_t *ctx, const char *name, const cJSON *args)

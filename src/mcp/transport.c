@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "mcp/tools.h"
+#include "mcp/catalog.h"
 #include "core/util.h"
 
 #include <bsd/string.h>
@@ -510,7 +511,7 @@ static void do_tools_list(mcp_call_t *call, const cJSON *params, int cache)
         return;
     }
     size_t len;
-    const char *list = tools_list_json(&len);
+    const char *list = catalog_list_json(&len);
     if (!cache) {
         call_result(call, list, len);
         return;
@@ -963,7 +964,7 @@ static void modern_post(h2o_req_t *req, const cJSON *body, int kind, const char 
         respond_rpc_error(req, 404, id, JSONRPC_METHOD_NOT_FOUND, msg, NULL);
     } else {
         const cJSON *name = cJSON_IsObject(m.params) ? cJSON_GetObjectItemCaseSensitive(m.params, "name") : NULL;
-        const cJSON *schema = cJSON_IsString(name) ? tools_input_schema(name->valuestring) : NULL;
+        const cJSON *schema = cJSON_IsString(name) ? catalog_input_schema(name->valuestring) : NULL;
         if (modern_check(req, &m, version, schema, &f) != 0)
             respond_rpc_error(req, f.status, id, f.code, f.message, NULL);
         else

@@ -31,6 +31,7 @@
 
 #include "core/events.h"
 #include "mcp/tools.h"
+#include "mcp/catalog.h"
 #include "exec/cgroup.h"
 #include "exec/proc.h"
 
@@ -73,7 +74,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     proc_init(loop); /* the composition main.c makes, without the cluster */
     cgroup_set_loop(loop);
     tools_set_reply(&mcp_tools_reply);
-    if (deadline_init(loop) != 0 || tools_init() != 0)
+    if (deadline_init(loop) != 0 || catalog_init() != 0)
         abort();
     session_setup((uint64_t)config.session_ttl * 1000, (size_t)config.max_sessions, on_session_end);
     if (http_start(loop, err, sizeof(err)) != 0) {

@@ -1,6 +1,6 @@
 /*
  * Fuzz target: the tools' argument checks and sandbox_config policy
- * (src/tools.c, included to reach parse_run; sandbox_policy_parse and
+ * (src/mcp/tools.c included, args_parse_run linked from src/mcp/args.c; sandbox_policy_parse and
  * sandbox_build in src/sandbox.c). Nothing is spawned: the server's
  * max_concurrent is 0, so execute_code answers its limit error after the
  * arguments passed, and sandbox_init() is never called.
@@ -12,7 +12,7 @@
  * For the tools the JSON object is the call's `arguments`. Checked:
  *   - every tool answers the call exactly once, synchronously, with a JSON
  *     object; an error result carries an "error" string;
- *   - parse_run accepts exactly what execute_code then refuses only for the
+ *   - args_parse_run accepts exactly what execute_code then refuses only for the
  *     output query (max_output_chars), the workspace_id (not a string, or
  *     not a workspace of the session's tenant) or else the concurrency
  *     limit, and what it accepts respects the documented limits
@@ -28,6 +28,7 @@
  *     command, and hands over at most SANDBOX_MAX_FDS descriptors.
  */
 #include "../../src/mcp/tools.c"
+#include "mcp/catalog.h"
 
 #include "core/deadline.h"
 #include "core/log.h"
@@ -263,7 +264,7 @@ static int valid_env_entry(const char *kv)
 }
 
 /*
- * What execute_code answers for arguments parse_run accepted: the output
+ * What execute_code answers for arguments args_parse_run accepted: the output
  * query's error, the workspace_id's, or (nothing may run) the limit's.
  */
 static void expected_after_parse(const cJSON *args, char *err, size_t errlen)
@@ -279,16 +280,16 @@ static void expected_after_parse(const cJSON *args, char *err, size_t errlen)
     output_query_free(&q);
 }
 
-/* execute_code / execute_code_async: parse_run against the handler, then the argv. */
+/* execute_code / execute_code_async: args_parse_run against the handler, then the argv. */
 static void check_run(const cJSON *args, int async)
 {
     exec_request_t rq;
     int wait = 1;
     char err[512] = "";
-    int rc = parse_run(args, !async, &rq, &wait, err, sizeof(err));
+    int rc = args_parse_run(args, !async, &rq, &wait, err, sizeof(err));
     if (rc == 0) {
         size_t cl = strlen(rq.command);
-        CHECK(cl >= 1 && cl <= TOOLS_MAX_ARG);
+        CHECK(cl >= 1 && cl <= ARGS_MAX_ARG);
         CHECK(rq.timeout_s >= 1 && rq.timeout_s <= config.max_timeout);
         CHECK((rq.interactive == 0 || rq.interactive == 1) && (wait == 0 || wait == 1));
         CHECK(rq.n_env <= 256 && (rq.n_env == 0 || rq.env[rq.n_env] == NULL));
@@ -299,7 +300,7 @@ static void check_run(const cJSON *args, int async)
     } else {
         CHECK(err[0] != '\0');
     }
-    free_run(&rq);
+    args_free_run(&rq);
     if (rc == 0)
         expected_after_parse(args, err, sizeof(err));
 
@@ -325,7 +326,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     log_open("/dev/null", LOG_DEBUG);
     static const tools_reply_t fake = {fake_result, fake_error, fake_alive, fake_set_tool};
     tools_set_reply(&fake);
-    if (deadline_init(h2o_evloop_create()) != 0 || tools_init() != 0)
+    if (deadline_init(h2o_evloop_create()) != 0 || catalog_init() != 0)
         abort();
     session_setup(3600 * 1000, 16, NULL);
     session = session_create("2025-06-18", "fuzz", NULL, 0);
