@@ -2,11 +2,9 @@
  * mcp: Streamable HTTP at /mcp.
  *
  * POST carries one JSON-RPC message (or, under 2025-03-26, a batch). Each
- * request in it becomes an mcp_call; the calls share one mcp_reply, which is
- * sent when the last call is answered: at once for ping and tools/list, later
- * for a tool that parks (waiting on a run). The reply holds a weak pointer to
- * the h2o request, cleared by a dispose hook in the request's pool, so a call
- * answered after its client went away is simply dropped.
+ * request in it becomes an mcp_call; the calls share one mcp_reply
+ * (mcp/reply.c), which is sent when the last call is answered: at once for
+ * ping and tools/list, later for a tool that parks (waiting on a run).
  */
 #include "mcp/transport.h"
 #include "mcp/modern.h"
@@ -30,45 +28,11 @@ const char *const mcp_protocol_versions[] = {"2025-11-25", "2025-06-18", "2025-0
 static const char *const served_versions[] = {MCP_MODERN_VERSION, "2025-11-25", "2025-06-18", "2025-03-26", NULL};
 #define MODERN_LIST_TTL_MS 300000
 #define SERVER_CAPS "\"capabilities\":{\"tools\":{\"listChanged\":false}}"
-#define SERVER_INFO "{\"name\":\"mcp-sandboxd\",\"version\":\"" MCP_SANDBOXD_VERSION "\"}" /* tools/list and server/discover: fixed while the server runs */
 #define PROTOCOL_DEFAULT "2025-03-26" /* assumed when MCP-Protocol-Version is absent */
 #define MCP_MAX_BATCH 64              /* a batch's answers must not amplify a small body */
-#define MCP_MAX_BATCH_REPLY (64u << 20)
-
-typedef struct mcp_reply mcp_reply_t;
-
-struct reply_guard {
-    mcp_reply_t *reply; /* NULL once the reply is sent */
-};
-
-struct mcp_reply {
-    h2o_req_t *req;              /* NULL once the HTTP request died */
-    struct reply_guard *guard;   /* in req->pool */
-    int sse;                     /* answer as text/event-stream */
-    int batch;                   /* answer is a JSON array */
-    int modern;                  /* 2026-07-28: results carry resultType and serverInfo, no session */
-    int pending;                 /* calls not answered yet (+1 while dispatching) */
-    int parked;                  /* counted in n_inflight */
-    int n_slots;
-    strbuf_t *slots;             /* one response per call */
-    size_t bytes;                /* result bytes held in slots (batch cap) */
-    int sse_ok;                  /* the client accepts text/event-stream (progress may open a stream) */
-    mcp_stream_t *stream;        /* the open SSE stream once a progress notification was sent */
-    char session_id[SESSION_ID_LEN + 1]; /* set on the initialize response */
-    char principal[PRINCIPAL_NAME_MAX + 1]; /* who sent the request ("" without auth) */
-};
-
-struct mcp_call {
-    mcp_reply_t *reply;
-    int slot;
-    char *id_json;
-    const char *tool;            /* tools/call: the catalogue name (for metrics) */
-    char *progress_token;        /* tools/call: params._meta.progressToken as JSON, or NULL */
-};
 
 static mcp_responder_t responder; /* the HTTP server's (mcp_set_responder) */
 static int (*resolve_session)(const char *, remote_read_cb, void *); /* adoption; NULL without a cluster */
-static size_t n_inflight;
 
 const char *mcp_protocol_negotiate(const char *requested)
 {
@@ -85,233 +49,10 @@ int mcp_protocol_supported(const char *v)
     return 0;
 }
 
-static void on_guard_dispose(void *p)
-{
-    struct reply_guard *g = p;
-    if (g->reply != NULL)
-        g->reply->req = NULL;
-}
-
-static void reply_free(mcp_reply_t *r)
-{
-    if (r->stream != NULL) /* the client went away after progress: the stream frees itself */
-        responder.stream_end(r->stream, NULL, 0);
-    for (int i = 0; i < r->n_slots; i++)
-        strbuf_free(&r->slots[i]);
-    free(r->slots);
-    free(r);
-}
-
-/* Sends the assembled answer (if anyone still waits) and frees the reply. */
-static void reply_send(mcp_reply_t *r)
-{
-    if (r->parked) {
-        n_inflight--;
-        r->parked = 0;
-    }
-    if (r->req != NULL) {
-        r->guard->reply = NULL; /* before responding: the guard lives in the request's pool (http.h) */
-        strbuf_t body = {0};
-        int any = 0;
-        if (r->batch && !r->sse)
-            strbuf_puts(&body, "[");
-        for (int i = 0; i < r->n_slots; i++) {
-            if (r->slots[i].len == 0)
-                continue;
-            if (r->sse) {
-                strbuf_puts(&body, "event: message\ndata: ");
-                strbuf_append(&body, r->slots[i].data, r->slots[i].len);
-                strbuf_puts(&body, "\n\n");
-            } else {
-                if (any)
-                    strbuf_puts(&body, ",");
-                strbuf_append(&body, r->slots[i].data, r->slots[i].len);
-            }
-            any = 1;
-        }
-        if (r->batch && !r->sse)
-            strbuf_puts(&body, "]");
-        size_t len;
-        char *data = strbuf_steal(&body, &len);
-        if (r->stream != NULL) { /* progress opened the stream: the result is its last event */
-            responder.stream_end(r->stream, data, len);
-            r->stream = NULL;
-            free(data);
-        } else if (!any) {
-            free(data);
-            responder.respond(r->req, 202, "Accepted", NULL, NULL, 0, r->session_id[0] ? r->session_id : NULL);
-        } else {
-            responder.respond(r->req, 200, "OK", r->sse ? "text/event-stream" : "application/json", data, len,
-                         r->session_id[0] ? r->session_id : NULL);
-        }
-    }
-    reply_free(r);
-}
-
-static void reply_done_one(mcp_reply_t *r)
-{
-    if (--r->pending == 0)
-        reply_send(r);
-}
-
-static void call_finish(mcp_call_t *call)
-{
-    mcp_reply_t *r = call->reply;
-    free(call->progress_token);
-    free(call->id_json);
-    free(call);
-    reply_done_one(r);
-}
-
-static void call_result(mcp_call_t *call, const char *result, size_t len);
-
-/*
- * A modern-era result: the result object (ours, so "{...}") with
- * resultType "complete" and the serverInfo in _meta added before its
- * closing brace.
- */
-static void modern_decorate(strbuf_t *out, const char *result, size_t len)
-{
-    while (len > 0 && result[len - 1] != '}')
-        len--;
-    if (len == 0) { /* not an object: cannot happen with our results; keep it as it is */
-        strbuf_append(out, result, strlen(result));
-        return;
-    }
-    strbuf_append(out, result, len - 1);
-    size_t i = 1;
-    while (i < len - 1 && (result[i] == ' ' || result[i] == '\n'))
-        i++;
-    strbuf_printf(out, "%s\"resultType\":\"complete\",\"_meta\":{\"io.modelcontextprotocol/serverInfo\":%s}}",
-                  i < len - 1 ? "," : "", SERVER_INFO);
-}
-
-void mcp_call_set_tool(mcp_call_t *call, const char *tool)
-{
-    call->tool = tool;
-}
-
-void mcp_call_tool_result(mcp_call_t *call, const char *structured, size_t len, int is_error)
-{
-    mcp_call_tool_result_text(call, structured, len, NULL, 0, is_error);
-}
-
-void mcp_call_tool_result_text(mcp_call_t *call, const char *structured, size_t len, const char *text, size_t text_len,
-                               int is_error)
-{
-    if (call->tool != NULL)
-        metrics_tool(call->tool, is_error ? "error" : "ok");
-    strbuf_t clean = {0};
-    if (util_utf8_valid_len(structured, len) != len) { /* e.g. an error message quoting a cut argument name */
-        util_utf8_sanitize(structured, len, &clean);
-        structured = clean.data;
-        len = clean.len;
-    }
-    strbuf_t res = {0};
-    strbuf_puts(&res, "{\"content\":[{\"type\":\"text\",\"text\":");
-    strbuf_t clean_text = {0};
-    if (text == NULL) {
-        text = structured;
-        text_len = len;
-    } else if (util_utf8_valid_len(text, text_len) != text_len) {
-        util_utf8_sanitize(text, text_len, &clean_text);
-        text = clean_text.data;
-        text_len = clean_text.len;
-    }
-    if (strbuf_json_utf8(&res, text, text_len) != 0) { /* NUL-terminated JSON, checked (or repaired) above */
-        /* the text copy of a huge result would pass STRBUF_JSON_MAX: an error, not an abort */
-        strbuf_free(&res);
-        strbuf_free(&clean);
-        strbuf_free(&clean_text);
-        jsonrpc_write_error(&call->reply->slots[call->slot], call->id_json, JSONRPC_INTERNAL_ERROR,
-                            "This result would exceed 1 GiB as JSON text: ask for less output at a time "
-                            "(get_execution_output with last_event_id)");
-        call_finish(call);
-        return;
-    }
-    strbuf_puts(&res, "}],\"structuredContent\":");
-    strbuf_append(&res, structured, len);
-    strbuf_puts(&res, is_error ? ",\"isError\":true}" : ",\"isError\":false}");
-    call_result(call, res.data, res.len);
-    strbuf_free(&res);
-    strbuf_free(&clean);
-    strbuf_free(&clean_text);
-}
-
-void mcp_call_error(mcp_call_t *call, int code, const char *message)
-{
-    if (call->tool != NULL)
-        metrics_tool(call->tool, "rpc_error");
-    jsonrpc_write_error(&call->reply->slots[call->slot], call->id_json, code, message);
-    call_finish(call);
-}
-
-/*
- * Stores a call's result. A batch is one small request that may ask for many
- * large outputs: past MCP_MAX_BATCH_REPLY bytes in all, further results are
- * replaced by an error asking for them one at a time.
- */
-static void call_result(mcp_call_t *call, const char *result, size_t len)
-{
-    mcp_reply_t *r = call->reply;
-    if (r->modern) {
-        r->modern = 0; /* one call per modern reply: decorate once, then store as usual */
-        strbuf_t d = {0};
-        modern_decorate(&d, result, len);
-        call_result(call, d.data, d.len);
-        strbuf_free(&d);
-        return;
-    }
-    if (r->batch && r->bytes + len > MCP_MAX_BATCH_REPLY) {
-        jsonrpc_write_error(&r->slots[call->slot], call->id_json, JSONRPC_INTERNAL_ERROR,
-                            "This batch's answers would exceed 64 MiB: send this request on its own");
-    } else {
-        jsonrpc_write_result(&r->slots[call->slot], call->id_json, result, len);
-        r->bytes += len;
-    }
-    call_finish(call);
-}
-
-int mcp_call_alive(const mcp_call_t *call)
-{
-    return call->reply->req != NULL && (call->reply->stream == NULL || responder.stream_alive(call->reply->stream));
-}
-
-int mcp_call_wants_progress(const mcp_call_t *call)
-{
-    const mcp_reply_t *r = call->reply;
-    return call->progress_token != NULL && !r->batch && r->sse_ok && r->req != NULL && responder.stream_start != NULL;
-}
-
-/*
- * Sends notifications/progress for a call that carried a progress token:
- * the first one turns the answer into an SSE stream (the result follows on it).
- */
-void mcp_call_progress(mcp_call_t *call, double progress, const char *message)
-{
-    mcp_reply_t *r = call->reply;
-    if (!mcp_call_wants_progress(call) || (r->stream != NULL && !responder.stream_alive(r->stream)))
-        return;
-    if (r->stream == NULL) {
-        r->stream = responder.stream_start(r->req, "text/event-stream", r->session_id[0] ? r->session_id : NULL);
-        r->sse = 1;
-    }
-    strbuf_t b = {0};
-    strbuf_printf(&b, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":"
-                      "{\"progressToken\":%s,\"progress\":%.0f",
-                  call->progress_token, progress);
-    if (message != NULL) {
-        strbuf_puts(&b, ",\"message\":");
-        strbuf_json_cstr(&b, message);
-    }
-    strbuf_puts(&b, "}}\n\n");
-    responder.stream_send(r->stream, b.data, b.len);
-    strbuf_free(&b);
-}
-
 void mcp_set_responder(const mcp_responder_t *r)
 {
     responder = *r;
+    reply_set_responder(r);
 }
 
 /* A request header by lowercase name; its value or NULL. */
@@ -321,15 +62,6 @@ static const h2o_iovec_t *header_value(h2o_req_t *req, const char *name)
     return i < 0 ? NULL : &req->headers.entries[i].value;
 }
 
-/* The transport's answers to tools (tools_set_reply at startup). */
-const tools_reply_t mcp_tools_reply = {.result = mcp_call_tool_result,
-                                       .progress = mcp_call_progress,
-                                       .wants_progress = mcp_call_wants_progress,
-                                       .result_text = mcp_call_tool_result_text,
-                                       .error = mcp_call_error,
-                                       .alive = mcp_call_alive,
-                                       .set_tool = mcp_call_set_tool};
-
 void mcp_set_session_resolver(int (*resolve)(const char *session_id, remote_read_cb cb, void *arg))
 {
     resolve_session = resolve;
@@ -338,7 +70,7 @@ void mcp_set_session_resolver(int (*resolve)(const char *session_id, remote_read
 void mcp_metrics(strbuf_t *out)
 {
     metrics_gauge(out, "sessions", "Live MCP sessions held by this replica.", (double)session_count());
-    metrics_gauge(out, "requests_waiting", "HTTP requests parked waiting for an answer.", (double)n_inflight);
+    metrics_gauge(out, "requests_waiting", "HTTP requests parked waiting for an answer.", (double)reply_inflight());
     metrics_gauge(out, "workspaces", "Live workspaces (sessions' defaults and handles) held by this replica.",
                   (double)workspace_count());
 }
@@ -350,7 +82,7 @@ void mcp_health(cJSON *h)
 
 size_t mcp_inflight(void)
 {
-    return n_inflight;
+    return reply_inflight();
 }
 
 /* ---------------------------------------------------------------- header rules */
@@ -433,7 +165,7 @@ static void answer_with_instructions(mcp_call_t *call, strbuf_t *b)
     strbuf_puts(b, ",\"instructions\":");
     strbuf_json_cstr(b, instructions);
     strbuf_puts(b, "}");
-    call_result(call, b->data, b->len);
+    reply_call_result(call, b->data, b->len);
     strbuf_free(b);
 }
 
@@ -459,7 +191,7 @@ static void do_initialize(mcp_call_t *call, mcp_reply_t *r, const cJSON *params)
     }
     memcpy(r->session_id, s->id, sizeof(r->session_id));
     strbuf_t b = {0};
-    strbuf_printf(&b, "{\"protocolVersion\":\"%s\"," SERVER_CAPS ",\"serverInfo\":" SERVER_INFO, version);
+    strbuf_printf(&b, "{\"protocolVersion\":\"%s\"," SERVER_CAPS ",\"serverInfo\":" MCP_SERVER_INFO, version);
     answer_with_instructions(call, &b);
 }
 
@@ -513,13 +245,13 @@ static void do_tools_list(mcp_call_t *call, const cJSON *params, int cache)
     size_t len;
     const char *list = catalog_list_json(&len);
     if (!cache) {
-        call_result(call, list, len);
+        reply_call_result(call, list, len);
         return;
     }
     strbuf_t b = {0};
     strbuf_append(&b, list, len - 1); /* without the closing brace */
     strbuf_printf(&b, ",\"ttlMs\":%d,\"cacheScope\":\"public\"}", MODERN_LIST_TTL_MS);
-    call_result(call, b.data, b.len);
+    reply_call_result(call, b.data, b.len);
     strbuf_free(&b);
 }
 
@@ -530,7 +262,7 @@ static void do_discover(mcp_call_t *call)
     strbuf_puts(&b, "{\"supportedVersions\":[");
     for (int i = 0; served_versions[i] != NULL; i++)
         strbuf_printf(&b, "%s\"%s\"", i ? "," : "", served_versions[i]);
-    strbuf_printf(&b, "]," SERVER_CAPS ",\"serverInfo\":" SERVER_INFO ",\"ttlMs\":%d,\"cacheScope\":\"public\"",
+    strbuf_printf(&b, "]," SERVER_CAPS ",\"serverInfo\":" MCP_SERVER_INFO ",\"ttlMs\":%d,\"cacheScope\":\"public\"",
                   MODERN_LIST_TTL_MS);
     answer_with_instructions(call, &b);
 }
@@ -587,7 +319,7 @@ static void dispatch(mcp_call_t *call, mcp_reply_t *r, session_t *s, const jsonr
     } else if (s == NULL) {
         mcp_call_error(call, JSONRPC_INVALID_REQUEST, "Invalid Request: the session is not initialized");
     } else if (!strcmp(m->method, "ping")) {
-        call_result(call, "{}", 2);
+        reply_call_result(call, "{}", 2);
     } else if (!strcmp(m->method, "tools/list")) {
         do_tools_list(call, m->params, 0);
     } else if (!strcmp(m->method, "tools/call")) {
@@ -675,7 +407,7 @@ static void on_adopt_read(void *arg, int found, const char *meta, size_t meta_le
 {
     adopt_t *a = arg;
     h2o_req_t *req = a->req;
-    n_inflight--;
+    reply_inflight_add(-1);
     if (req == NULL) {
         free(a);
         return;
@@ -748,7 +480,7 @@ static int try_adopt(h2o_req_t *req, const char *sid, const char *principal)
     }
     a->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*a->guard), on_adopt_guard_dispose);
     a->guard->a = a;
-    n_inflight++;
+    reply_inflight_add(1);
     return 1;
 }
 
@@ -896,18 +628,7 @@ static int post_session(h2o_req_t *req, const cJSON *body, int batch, const char
 static void post_run(h2o_req_t *req, const cJSON *body, int batch, int n, int kind, session_t *s, const char *principal,
                      int modern)
 {
-    mcp_reply_t *r = xcalloc(1, sizeof(*r));
-    strlcpy(r->principal, principal != NULL ? principal : "", sizeof(r->principal));
-    r->req = req;
-    r->modern = modern;
-    r->sse = kind == 2;
-    r->sse_ok = kind == 2 || (kind & 4);
-    r->batch = batch;
-    r->n_slots = n;
-    r->slots = xcalloc((size_t)n, sizeof(strbuf_t));
-    r->pending = 1;
-    r->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*r->guard), on_guard_dispose);
-    r->guard->reply = r;
+    mcp_reply_t *r = reply_new(req, principal, kind, batch, n, modern);
     for (int i = 0; i < n; i++) {
         const cJSON *msg = batch ? cJSON_GetArrayItem(body, i) : body;
         jsonrpc_msg_t m;
@@ -917,20 +638,13 @@ static void post_run(h2o_req_t *req, const cJSON *body, int batch, int n, int ki
                 log_debug("notification %s", m.method);
             continue;
         }
-        mcp_call_t *call = xcalloc(1, sizeof(*call));
-        call->reply = r;
-        call->slot = i;
-        call->id_json = jsonrpc_id_json(m.id);
-        r->pending++;
+        mcp_call_t *call = reply_call_new(r, i, jsonrpc_id_json(m.id));
         if (m.kind == JSONRPC_INVALID)
             mcp_call_error(call, JSONRPC_INVALID_REQUEST, m.why);
         else
             dispatch(call, r, s, &m);
     }
-    if (r->pending > 1 && !r->parked) {
-        r->parked = 1;
-        n_inflight++;
-    }
+    reply_park(r);
     reply_done_one(r);
 }
 

@@ -1,8 +1,8 @@
 /*
- * Unit tests for src/mcp.c: what a tool result becomes in the JSON-RPC answer,
+ * Unit tests for src/mcp/reply.c: what a tool result becomes in the JSON-RPC answer,
  * up to one too large to escape.
  */
-#include "../../src/mcp/transport.c"
+#include "../../src/mcp/reply.c"
 
 #include <stdarg.h>
 #include <stddef.h>
