@@ -23,9 +23,13 @@ void reply_set_responder(const mcp_responder_t *r)
     responder = *r;
 }
 
+/* An adoption's read waits too: counted while it does (+1 when it starts, -1 when it answers). */
 void reply_inflight_add(int delta)
 {
-    n_inflight += (size_t)(ssize_t)delta;
+    if (delta < 0)
+        n_inflight -= (size_t)-delta;
+    else
+        n_inflight += (size_t)delta;
 }
 
 size_t reply_inflight(void)
@@ -114,7 +118,6 @@ static void call_finish(mcp_call_t *call)
     free(call);
     reply_done_one(r);
 }
-
 
 /*
  * A modern-era result: the result object (ours, so "{...}") with
@@ -260,6 +263,7 @@ void mcp_call_progress(mcp_call_t *call, double progress, const char *message)
     strbuf_free(&b);
 }
 
+/* A reply to `req` (see reply.h); its guard lives in the request's pool and clears r->req when the request dies. */
 mcp_reply_t *reply_new(h2o_req_t *req, const char *principal, int kind, int batch, int n, int modern)
 {
     mcp_reply_t *r = xcalloc(1, sizeof(*r));
@@ -277,6 +281,7 @@ mcp_reply_t *reply_new(h2o_req_t *req, const char *principal, int kind, int batc
     return r;
 }
 
+/* A call answering into `slot` of `r`: the reply waits for it. */
 mcp_call_t *reply_call_new(mcp_reply_t *r, int slot, char *id_json)
 {
     mcp_call_t *call = xcalloc(1, sizeof(*call));
@@ -287,6 +292,7 @@ mcp_call_t *reply_call_new(mcp_reply_t *r, int slot, char *id_json)
     return call;
 }
 
+/* Calls left unanswered after dispatch (a tool parked): the request counts as waiting until sent. */
 void reply_park(mcp_reply_t *r)
 {
     if (r->pending > 1 && !r->parked) {
