@@ -128,18 +128,6 @@ typedef struct exec_observer {
 void exec_set_observer(const exec_observer_t *o);
 /** A client read `e` through the tools: tells the observer (refreshes the mirrored copy's TTL). */
 void exec_note_read(const exec_t *e);
-/** The execution `id` if it belongs to `s`; NULL otherwise. */
-exec_t *exec_find_in_session(exec_owner_t *s, const char *id);
-/** The execution `id` if it belongs to `tenant` (a principal, or a session without auth); NULL otherwise. */
-exec_t *exec_find_for_tenant(const char *tenant, const char *id);
-/** Appends the tenant's executions (of owner `owner_id` only, when not NULL) as a JSON array of summaries. */
-void exec_list_json_tenant(const char *tenant, const char *owner_id, strbuf_t *out);
-/** Running executions of `tenant`. */
-size_t exec_running_tenant(const char *tenant);
-/** The execution `id` whatever its session (for the mirror's resync); NULL when not held. */
-exec_t *exec_find_any_session(const char *id);
-/** Calls `cb` for every held execution (the mirror's full resync); `cb` may free the execution it is given. */
-void exec_foreach(void (*cb)(exec_t *e, void *arg), void *arg);
 /** 1 while the run has not finished. */
 int exec_is_active(const exec_t *e);
 /** Writes to an interactive run's stdin. 0, or -1 with err. */
@@ -153,14 +141,6 @@ int exec_cancel(exec_t *e, int force, char *err, size_t errlen);
 void exec_wait(exec_t *e, uint64_t timeout_ms, exec_wait_cb cb, void *arg);
 /** Ends the wait parked with `arg` now (its cb runs with finished=0), e.g. its client went away; the run goes on. */
 void exec_wait_end(exec_t *e, void *arg);
-/**
- * The execution's status as a JSON object: id, status, command, interactive,
- * started_at, completed_at, exit_code, error_message (what get_execution_status
- * answers; the mirror adds its own fields). Caller deletes it.
- */
-cJSON *exec_status_json(const exec_t *e);
-/** Appends the session's executions as a JSON array of summaries. */
-void exec_list_json(exec_owner_t *s, strbuf_t *out);
 /** Status name as the tools report it. */
 const char *exec_status_name(exec_status_t st);
 /** The session ended: kill its runs, drop its executions, remove its workspace. */
@@ -169,17 +149,7 @@ void exec_session_end(exec_owner_t *s);
 size_t exec_shutdown(int force);
 /** Shutdown deadline passed: records runs still alive as cancelled (final events, mirror). */
 void exec_abandon_all(void);
-/** Running executions in the server. */
-size_t exec_running(void);
-/** Output bytes held by every execution (the retained_output_bytes gauge). */
-size_t exec_retained_bytes(void);
-/** Finished runs whose output was released by --max-retained-bytes[-total]. */
-uint64_t exec_released_total(void);
-/** Public /health field: "status" ("ok", or "degraded" while runs cannot be sandboxed). */
-void exec_health_status(cJSON *h);
-/** Metrics provider: execution counters and gauges, the sandbox's and cgroups' state (Prometheus text). */
-void exec_metrics(strbuf_t *out);
-/** Adds execution figures to /health. */
-void exec_health(cJSON *h);
+#include "exec/exec_report.h"
+#include "exec/exec_retain.h"
 
 #endif

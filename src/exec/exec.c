@@ -6,9 +6,12 @@
  * moves pending -> running -> completed | failed | timeout | cancelled; its
  * final transition happens in on_proc_exit, after the process is gone and
  * its pipes are drained, so the `exit` event is always the last one. Finished
- * executions are kept `retention` seconds, then freed.
+ * executions are kept `retention` seconds, then freed. The retained-output
+ * caps are exec_retain.c's; finders, listings, metrics and health are
+ * exec_report.c's (the shared state: exec_internal.h).
  */
 #include "exec/exec.h"
+#include "exec/exec_internal.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -24,8 +27,6 @@
 #include <string.h>
 #include <unistd.h>
 
-RB_HEAD(exec_tree, exec);
-
 static exec_observer_t observer; /* the cluster, or all NULL (exec_set_observer) */
 static int exec_cmp(exec_t *a, exec_t *b)
 {
@@ -34,30 +35,7 @@ static int exec_cmp(exec_t *a, exec_t *b)
 
 RB_GENERATE(exec_tree, exec, node, exec_cmp)
 
-/* Per-session state; outlives its session while runs are still being killed. */
-struct exec_session {
-    char workspace[1100];
-    uid_t uid;                /* the session's host uid/gid (sandbox_uid_acquire), -1 until its first run */
-    gid_t gid;
-    int has_uid;
-    deadline_t quota_timer;   /* next measurement of the workspace while runs are live */
-    quota_scan_t *scan;       /* measurement in flight */
-    int64_t usage;            /* bytes at the last measurement */
-    TAILQ_HEAD(, exec) execs;
-    size_t running;
-    size_t retained;                  /* output bytes its executions hold */
-    int ended;
-};
-
-static struct {
-    int initialized;
-    int shutting_down;
-    struct exec_tree all;
-    size_t held, running, started_total;
-    size_t retained;                  /* output bytes every execution holds */
-    uint64_t finished_seq, released_total;
-    uint64_t ends[EXEC_N_STATUSES]; /* executions that reached each final status */
-} mgr = {.all = RB_INITIALIZER(&mgr.all)};
+struct exec_mgr exec_mgr = {.all = RB_INITIALIZER(&exec_mgr.all)};
 
 /* The one table of status names, in exec_status_t order (metrics, tools schema and the replica script use it). */
 static const char *const status_names[EXEC_N_STATUSES] = {"pending", "running", "completed", "cancelled", "failed", "timeout"};
@@ -69,8 +47,8 @@ const char *exec_status_name(exec_status_t st)
 
 void exec_log_manager_use(void)
 {
-    if (!mgr.initialized) {
-        mgr.initialized = 1;
+    if (!exec_mgr.initialized) {
+        exec_mgr.initialized = 1;
         log_info("First-time initialization of ExecutionManager");
     } else {
         log_debug("Reusing existing ExecutionManager");
@@ -95,59 +73,6 @@ static struct exec_session *session_state(exec_owner_t *s)
         s->state = es;
     }
     return s->state;
-}
-
-/* Carries a change of e's log size into its session's and the server's totals. */
-static void retain_account(exec_t *e)
-{
-    size_t now = e->log.bytes;
-    mgr.retained = mgr.retained - e->retained + now;
-    if (e->owner != NULL)
-        e->owner->retained = e->owner->retained - e->retained + now;
-    e->retained = now;
-}
-
-/* Of the finished runs still holding output, the one that finished first: in `es`, or anywhere when NULL. */
-static exec_t *oldest_releasable(struct exec_session *es)
-{
-    exec_t *best = NULL, *e;
-#define CONSIDER(e)                                                                                                    \
-    if (!exec_is_active(e) && !(e)->log.released && (e)->log.bytes > 0 &&                                            \
-        (best == NULL || (e)->finished_seq < best->finished_seq))                                                      \
-    best = (e)
-    if (es != NULL) {
-        TAILQ_FOREACH(e, &es->execs, session_link)
-        CONSIDER(e);
-    } else {
-        RB_FOREACH(e, exec_tree, &mgr.all)
-        CONSIDER(e);
-    }
-#undef CONSIDER
-    return best;
-}
-
-/*
- * --max-retained-bytes (per session) and --max-retained-bytes-total (server):
- * while a total exceeds its cap, the output of the run that finished first is
- * freed (its status stays; a mirror keeps the Redis copy). Running runs are
- * bounded by --max-output-bytes each and are never released.
- */
-static void retain_enforce(struct exec_session *es)
-{
-    for (int scope = 0; scope < 2; scope++) {
-        for (;;) {
-            size_t have = scope == 0 ? (es != NULL ? es->retained : 0) : mgr.retained;
-            size_t cap = (size_t)(scope == 0 ? config.max_retained_session : config.max_retained_total);
-            exec_t *v = have > cap ? oldest_releasable(scope == 0 ? es : NULL) : NULL;
-            if (v == NULL)
-                break;
-            size_t freed = events_release(&v->log);
-            retain_account(v);
-            mgr.released_total++;
-            log_info("execution %s: %zu bytes of output released (%s retained output above %zu bytes)", v->id, freed,
-                     scope == 0 ? "the session's" : "the server's", cap);
-        }
-    }
 }
 
 void exec_set_observer(const exec_observer_t *o)
@@ -183,8 +108,8 @@ static void exec_free(exec_t *e)
     deadline_cancel(&e->timeout_timer);
     deadline_cancel(&e->retention_timer);
     deadline_cancel(&e->cpu_timer);
-    RB_REMOVE(exec_tree, &mgr.all, e);
-    mgr.held--;
+    RB_REMOVE(exec_tree, &exec_mgr.all, e);
+    exec_mgr.held--;
     if (e->owner != NULL)
         TAILQ_REMOVE(&e->owner->execs, e, session_link);
     if (e->proc_live)
@@ -201,7 +126,7 @@ static void session_state_free_if_done(struct exec_session *es)
 {
     if (es->ended && es->running == 0 && TAILQ_EMPTY(&es->execs)) {
         /* in the background normally; at shutdown now, since the process is about to exit */
-        if (es->workspace[0] && mgr.shutting_down)
+        if (es->workspace[0] && exec_mgr.shutting_down)
             sandbox_workspace_remove_now(es->workspace);
         else if (es->workspace[0])
             sandbox_workspace_remove(es->workspace);
@@ -225,7 +150,7 @@ static void add_event(exec_t *e, const char *type, cJSON *fields)
 {
     const event_t *ev = events_append(&e->log, type, fields);
     cJSON_Delete(fields);
-    retain_account(e);
+    exec_retain_account(e);
     if (ev != NULL)
         notify_event(e, ev);
 }
@@ -244,10 +169,10 @@ static void on_proc_output(void *arg, int stream, const char *data, size_t len)
 {
     exec_t *e = arg;
     events_feed(&e->log, stream, data, len, on_line_event, e);
-    retain_account(e);
+    exec_retain_account(e);
     if ((e->owner != NULL && e->owner->retained > (size_t)config.max_retained_session) ||
-        mgr.retained > (size_t)config.max_retained_total)
-        retain_enforce(e->owner);
+        exec_mgr.retained > (size_t)config.max_retained_total)
+        exec_retain_enforce(e->owner);
 }
 
 static void fire_waiters(exec_t *e, int finished)
@@ -305,18 +230,18 @@ static void record_end(exec_t *e, int exit_code)
     }
     add_event(e, "exit", f);
     events_compact(&e->log);
-    e->finished_seq = ++mgr.finished_seq;
+    e->finished_seq = ++exec_mgr.finished_seq;
     if (e->proc_live)
         proc_release(&e->proc);
     e->proc_live = 0;
     cgroup_run_release(&e->cgroup); /* kills what is left; rmdir now or from a timer */
-    mgr.running--;
+    exec_mgr.running--;
     if (e->owner != NULL)
         e->owner->running--;
     log_info("execution %s %s (exit %d) after %llu ms", e->id, exec_status_name(e->status), e->exit_code,
              (unsigned long long)(util_now_ms() - e->started_ms));
     notify_meta(e);
-    mgr.ends[e->status]++;
+    exec_mgr.ends[e->status]++;
     fire_waiters(e, 1);
     struct exec_session *owner = e->owner;
     if (owner == NULL || owner->ended) {
@@ -325,7 +250,7 @@ static void record_end(exec_t *e, int exit_code)
             session_state_free_if_done(owner);
     } else {
         deadline_arm(&e->retention_timer, (uint64_t)config.retention * 1000, on_retention);
-        retain_enforce(owner);
+        exec_retain_enforce(owner);
     }
 }
 
@@ -603,15 +528,15 @@ static struct exec_session *exec_admit(exec_owner_t *s, const exec_request_t *rq
         snprintf(err, errlen, "Sandbox unavailable: %s", why);
         return NULL;
     }
-    if (mgr.shutting_down) {
+    if (exec_mgr.shutting_down) {
         snprintf(err, errlen, "The server is shutting down: no new executions");
         return NULL;
     }
-    if (mgr.running >= (size_t)config.max_concurrent) {
+    if (exec_mgr.running >= (size_t)config.max_concurrent) {
         snprintf(err, errlen,
                  "Concurrent execution limit reached: %zu executions are running on this server "
                  "(SANDBOX_MAX_CONCURRENT=%d); wait for one to finish or cancel one",
-                 mgr.running, config.max_concurrent);
+                 exec_mgr.running, config.max_concurrent);
         return NULL;
     }
     size_t mine = config.max_concurrent_principal > 0 ? exec_running_tenant(s->tenant != NULL ? s->tenant : s->id) : 0;
@@ -653,7 +578,7 @@ static exec_t *exec_new(exec_owner_t *s, const exec_request_t *rq)
     exec_t *e = xcalloc(1, sizeof(*e));
     do
         util_uuid4(e->id);
-    while (RB_FIND(exec_tree, &mgr.all, e) != NULL);
+    while (RB_FIND(exec_tree, &exec_mgr.all, e) != NULL);
     strlcpy(e->session_id, s->id, sizeof(e->session_id));
     strlcpy(e->tenant, s->tenant != NULL ? s->tenant : s->id, sizeof(e->tenant));
     e->tenant_is_principal = s->principal != NULL;
@@ -788,11 +713,11 @@ static void exec_started(exec_t *e, struct exec_session *es, exec_owner_t *s)
     e->status = EXEC_RUNNING;
     e->owner = es;
     TAILQ_INSERT_TAIL(&es->execs, e, session_link);
-    RB_INSERT(exec_tree, &mgr.all, e);
-    mgr.held++;
-    mgr.running++;
-    mgr.started_total++;
-    e->start_seq = mgr.started_total;
+    RB_INSERT(exec_tree, &exec_mgr.all, e);
+    exec_mgr.held++;
+    exec_mgr.running++;
+    exec_mgr.started_total++;
+    e->start_seq = exec_mgr.started_total;
     es->running++;
     deadline_arm(&e->timeout_timer, (uint64_t)e->timeout_s * 1000, on_timeout);
     if (e->cgroup.active)
@@ -818,70 +743,6 @@ exec_t *exec_start(exec_owner_t *s, const exec_request_t *rq, char *err, size_t 
     }
     exec_started(e, es, s);
     return e;
-}
-
-exec_t *exec_find_any_session(const char *id)
-{
-    exec_t key;
-    if (strlen(id) >= sizeof(key.id))
-        return NULL;
-    memcpy(key.id, id, strlen(id) + 1);
-    return RB_FIND(exec_tree, &mgr.all, &key);
-}
-
-void exec_foreach(void (*cb)(exec_t *e, void *arg), void *arg)
-{
-    exec_t *e, *next;
-    RB_FOREACH_SAFE(e, exec_tree, &mgr.all, next) /* cb may free e */
-    cb(e, arg);
-}
-
-exec_t *exec_find_in_session(exec_owner_t *s, const char *id)
-{
-    exec_t *e = exec_find_any_session(id);
-    if (e == NULL || strcmp(e->session_id, s->id) != 0)
-        return NULL;
-    return e;
-}
-
-exec_t *exec_find_for_tenant(const char *tenant, const char *id)
-{
-    exec_t *e = exec_find_any_session(id);
-    if (e == NULL || strcmp(e->tenant, tenant) != 0)
-        return NULL;
-    return e;
-}
-
-size_t exec_running_tenant(const char *tenant)
-{
-    size_t n = 0;
-    exec_t *e;
-    RB_FOREACH(e, exec_tree, &mgr.all)
-    n += exec_is_active(e) && !strcmp(e->tenant, tenant);
-    return n;
-}
-
-static int by_start(const void *a, const void *b)
-{
-    const exec_t *x = *(exec_t *const *)a, *y = *(exec_t *const *)b;
-    return x->start_seq < y->start_seq ? -1 : x->start_seq > y->start_seq;
-}
-
-void exec_list_json_tenant(const char *tenant, const char *owner_id, strbuf_t *out)
-{
-    exec_t **v = xcalloc(mgr.held + 1, sizeof(*v)), *e;
-    size_t n = 0;
-    RB_FOREACH(e, exec_tree, &mgr.all)
-    if (n < mgr.held && !strcmp(e->tenant, tenant) && (owner_id == NULL || !strcmp(e->session_id, owner_id)))
-        v[n++] = e;
-    qsort(v, n, sizeof(*v), by_start);
-    cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, exec_status_json(v[i]));
-    free(v);
-    char *text = util_json_print(arr);
-    strbuf_puts(out, text);
-    free(text);
 }
 
 int exec_send_stdin(exec_t *e, const char *data, size_t len, char *err, size_t errlen)
@@ -965,46 +826,6 @@ void exec_wait_end(exec_t *e, void *arg)
         }
 }
 
-cJSON *exec_status_json(const exec_t *e)
-{
-    cJSON *o = cJSON_CreateObject();
-    char ts[32];
-    cJSON_AddStringToObject(o, "id", e->id);
-    cJSON_AddStringToObject(o, "status", exec_status_name(e->status));
-    cJSON_AddStringToObject(o, "command", e->command);
-    cJSON_AddBoolToObject(o, "interactive", e->interactive);
-    util_iso8601(e->started_wall_ms, ts, sizeof(ts));
-    cJSON_AddStringToObject(o, "started_at", ts);
-    if (exec_is_active(e)) {
-        cJSON_AddNullToObject(o, "completed_at");
-    } else {
-        util_iso8601(e->completed_wall_ms, ts, sizeof(ts));
-        cJSON_AddStringToObject(o, "completed_at", ts);
-    }
-    if (e->has_exit_code)
-        cJSON_AddNumberToObject(o, "exit_code", e->exit_code);
-    else
-        cJSON_AddNullToObject(o, "exit_code");
-    if (e->error_message != NULL)
-        cJSON_AddStringToObject(o, "error_message", e->error_message);
-    else
-        cJSON_AddNullToObject(o, "error_message");
-    return o;
-}
-
-void exec_list_json(exec_owner_t *s, strbuf_t *out)
-{
-    cJSON *arr = cJSON_CreateArray();
-    struct exec_session *es = s->state;
-    exec_t *e;
-    if (es != NULL)
-        TAILQ_FOREACH(e, &es->execs, session_link)
-        cJSON_AddItemToArray(arr, exec_status_json(e));
-    char *text = util_json_print(arr);
-    strbuf_puts(out, text);
-    free(text);
-}
-
 void exec_session_end(exec_owner_t *s)
 {
     struct exec_session *es = s->state;
@@ -1032,10 +853,10 @@ void exec_session_end(exec_owner_t *s)
 
 size_t exec_shutdown(int force)
 {
-    mgr.shutting_down = 1;
+    exec_mgr.shutting_down = 1;
     exec_t *e, *next;
     /* SAFE although neither add_event nor proc_terminate frees e today (proc.h) */
-    RB_FOREACH_SAFE(e, exec_tree, &mgr.all, next)
+    RB_FOREACH_SAFE(e, exec_tree, &exec_mgr.all, next)
     {
         if (!exec_is_active(e))
             continue;
@@ -1047,13 +868,13 @@ size_t exec_shutdown(int force)
         }
         proc_terminate(&e->proc, force, force ? 0 : config.kill_grace_ms);
     }
-    return mgr.running;
+    return exec_mgr.running;
 }
 
 void exec_abandon_all(void)
 {
     exec_t *e, *next;
-    RB_FOREACH_SAFE(e, exec_tree, &mgr.all, next)
+    RB_FOREACH_SAFE(e, exec_tree, &exec_mgr.all, next)
     {
         if (!exec_is_active(e))
             continue;
@@ -1064,61 +885,4 @@ void exec_abandon_all(void)
         set_error(e, "The server shut down before the run ended");
         record_end(e, -1);
     }
-}
-
-size_t exec_running(void)
-{
-    return mgr.running;
-}
-
-size_t exec_retained_bytes(void)
-{
-    return mgr.retained;
-}
-
-uint64_t exec_released_total(void)
-{
-    return mgr.released_total;
-}
-
-void exec_health_status(cJSON *h)
-{
-    cJSON_AddStringToObject(h, "status", exec_sandbox_error() == NULL ? "ok" : "degraded");
-}
-
-void exec_metrics(strbuf_t *out)
-{
-    metrics_family(out, "executions_total", "counter", "Executions that ended, by final status.");
-    for (int st = EXEC_FIRST_FINAL; st < EXEC_N_STATUSES; st++)
-        strbuf_printf(out, "mcp_sandboxd_executions_total{status=\"%s\"} %llu\n", status_names[st],
-                      (unsigned long long)mgr.ends[st]);
-    metrics_gauge(out, "executions_running", "Executions running now.", (double)mgr.running);
-    metrics_gauge(out, "retained_output_bytes",
-                  "Output bytes held in memory by every execution (event JSON plus per-event overhead; "
-                  "capped by --max-retained-bytes per session and --max-retained-bytes-total).",
-                  (double)exec_retained_bytes());
-    metrics_family(out, "output_released_total", "counter",
-                   "Finished executions whose output was freed by a retained-output cap.");
-    strbuf_printf(out, "mcp_sandboxd_output_released_total %llu\n", (unsigned long long)mgr.released_total);
-    metrics_gauge(out, "sandbox_available", "Whether runs can be sandboxed now (1) or not (0).",
-                  exec_sandbox_error() == NULL);
-    metrics_family(out, "cgroups_info", "gauge",
-                   "How per-run limits are enforced: cgroup v1, v2, or none (rlimits) (always 1).");
-    strbuf_printf(out, "mcp_sandboxd_cgroups_info{mode=\"%s\"} 1\n", cgroup_mode_name());
-}
-
-void exec_health(cJSON *h)
-{
-    cJSON *x = cJSON_AddObjectToObject(h, "executions");
-    cJSON_AddNumberToObject(x, "running", (double)mgr.running);
-    cJSON_AddNumberToObject(x, "held", (double)mgr.held);
-    cJSON_AddNumberToObject(x, "started_total", (double)mgr.started_total);
-    cJSON_AddBoolToObject(x, "manager_initialized", mgr.initialized);
-    cJSON *sb = cJSON_AddObjectToObject(h, "sandbox");
-    cJSON_AddStringToObject(sb, "isolation", config.isolation_none ? "none" : "bwrap");
-    cgroup_health(h);
-    const char *why = sandbox_error();
-    cJSON_AddBoolToObject(sb, "available", why == NULL);
-    if (why != NULL)
-        cJSON_AddStringToObject(sb, "error", why);
 }

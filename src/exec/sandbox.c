@@ -1,5 +1,5 @@
 /*
- * sandbox: bubblewrap command lines, policy parsing, seccomp, workspaces.
+ * sandbox: bubblewrap command lines, seccomp, the sandbox identity (uids).
  *
  * Mount order in the bwrap argv matters (later mounts cover earlier ones):
  * the host read-only, fresh /dev and /proc, then the caller's allow_write and
@@ -18,6 +18,7 @@
  * remounted read-only once every mount under them is in place.
  */
 #include "exec/sandbox.h"
+#include "exec/sandbox_internal.h"
 #include "exec/egress.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -25,11 +26,9 @@
 #include "core/util.h"
 
 #include <bsd/string.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <seccomp.h>
@@ -152,7 +151,7 @@ static void fs_as_sandbox_user(int on)
 }
 
 /* Opens `path` as O_PATH without following any symlink in it; -1 with errno (ELOOP for a symlink). */
-static int open_nofollow(const char *path)
+int sandbox_open_nofollow(const char *path)
 {
     struct open_how how;
     memset(&how, 0, sizeof(how));
@@ -237,7 +236,7 @@ static int text_memfd(const char *text, size_t len)
  */
 static void caller_bind(sandbox_argv_t *a, const char *path, int writable)
 {
-    int fd = a->n_fds < SANDBOX_MAX_FDS - 2 ? open_nofollow(path) : (errno = EMFILE, -1);
+    int fd = a->n_fds < SANDBOX_MAX_FDS - 2 ? sandbox_open_nofollow(path) : (errno = EMFILE, -1);
     if (fd < 0) {
         if (errno == ENOENT)
             return; /* nothing there to bind */
@@ -283,7 +282,7 @@ static const char *const default_hidden[] = {"/root", "/home", "/run", "/var/run
                                              "/etc/shadow-", "/etc/gshadow-", "/etc/mcp-sandboxd", NULL};
 
 /* Is `path` `dir` or below it? */
-static int path_under(const char *path, const char *dir)
+int sandbox_path_under(const char *path, const char *dir)
 {
     size_t n = strlen(dir);
     while (n > 1 && dir[n - 1] == '/')
@@ -309,10 +308,10 @@ static void build_mounts(const sandbox_policy_t *p, const char *workspace, sandb
     /* the caller's binds first: everything hidden below is mounted over them; paths in the
      * workspace root outside this session's workspace would be hidden anyway: not even opened */
     for (int i = 0; i < p->n_allow_write; i++)
-        if (!path_under(p->allow_write[i], config.workspace_root) || path_under(p->allow_write[i], workspace))
+        if (!sandbox_path_under(p->allow_write[i], config.workspace_root) || sandbox_path_under(p->allow_write[i], workspace))
             caller_bind(argv, p->allow_write[i], 1);
     for (int i = 0; i < p->n_deny_write; i++)
-        if (!path_under(p->deny_write[i], config.workspace_root) || path_under(p->deny_write[i], workspace))
+        if (!sandbox_path_under(p->deny_write[i], config.workspace_root) || sandbox_path_under(p->deny_write[i], workspace))
             caller_bind(argv, p->deny_write[i], 0);
     argv_push2(argv, "--size", num);
     argv_push2(argv, "--tmpfs", "/tmp");
@@ -324,7 +323,7 @@ static void build_mounts(const sandbox_policy_t *p, const char *workspace, sandb
     argv_push3(argv, "--bind", workspace, workspace);
     /* deny_write inside the workspace must cover the workspace bind */
     for (int i = 0; i < p->n_deny_write; i++)
-        if (path_under(p->deny_write[i], workspace))
+        if (sandbox_path_under(p->deny_write[i], workspace))
             caller_bind(argv, p->deny_write[i], 0);
     for (int i = 0; i < config.n_deny_read; i++)
         hide_path(argv, config.deny_read[i], 0);
@@ -497,337 +496,6 @@ static int seal_args(sandbox_argv_t *a, int bridge_seccomp)
     }
     argv_push2(a, "/bin/sh", SCRIPT_PATH);
     return 0;
-}
-
-/* ---------------------------------------------------------------- policy */
-
-/* "maxMemoryMB" -> "max_memory_mb"; snake_case passes through. */
-static void to_snake(const char *in, char *out, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; in[i] && o + 2 < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (isupper(c)) {
-            if (i > 0 && (islower((unsigned char)in[i - 1]) || isdigit((unsigned char)in[i - 1])))
-                out[o++] = '_';
-            out[o++] = (char)tolower(c);
-        } else
-            out[o++] = (char)c;
-    }
-    out[o] = '\0';
-}
-
-static int check_path(const char *field, const char *path, char *err, size_t errlen)
-{
-    size_t n = strlen(path);
-    if (path[0] != '/') {
-        snprintf(err, errlen, "sandbox_config.%s: '%.200s' must be an absolute path", field, path);
-        return -1;
-    }
-    if (n >= 4096) {
-        snprintf(err, errlen, "sandbox_config.%s: a path is %zu characters long; the limit is 4095", field, n);
-        return -1;
-    }
-    if (strstr(path, "/../") != NULL || (n >= 3 && !strcmp(path + n - 3, "/.."))) {
-        snprintf(err, errlen, "sandbox_config.%s: '%.200s' must not contain '..'", field, path);
-        return -1;
-    }
-    if (strpbrk(path, "\n\r") != NULL) {
-        snprintf(err, errlen, "sandbox_config.%s: paths must not contain line breaks", field);
-        return -1;
-    }
-    return 0;
-}
-
-/* allow_write / deny_write may not name the root or the kernel's pseudo filesystems. */
-static int check_write_path(const char *field, const char *path, char *err, size_t errlen)
-{
-    static const char *const refused[] = {"/proc", "/sys", "/dev", NULL};
-    /* "//", "/./" and a trailing "/." would spell "/" or /proc another way */
-    size_t n = strlen(path);
-    if (strstr(path, "//") != NULL || strstr(path, "/./") != NULL || (n >= 2 && !strcmp(path + n - 2, "/."))) {
-        snprintf(err, errlen, "sandbox_config.%s: '%.200s' must be a normalized path (no '//' or '.' components)", field, path);
-        return -1;
-    }
-    if (!strcmp(path, "/") || path[1] == '\0') {
-        snprintf(err, errlen, "sandbox_config.%s: '/' is not allowed", field);
-        return -1;
-    }
-    for (int i = 0; refused[i] != NULL; i++) {
-        size_t l = strlen(refused[i]);
-        if (!strncmp(path, refused[i], l) && (path[l] == '\0' || path[l] == '/')) {
-            snprintf(err, errlen, "sandbox_config.%s: '%.200s' is under %s, which cannot be bound", field, path, refused[i]);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int parse_paths(const char *field, const cJSON *v, char **out, int *n, char *err, size_t errlen)
-{
-    if (!cJSON_IsArray(v)) {
-        snprintf(err, errlen, "sandbox_config.%s must be an array of absolute paths", field);
-        return -1;
-    }
-    const cJSON *it;
-    cJSON_ArrayForEach(it, v)
-    {
-        if (!cJSON_IsString(it)) {
-            snprintf(err, errlen, "sandbox_config.%s must contain only strings", field);
-            return -1;
-        }
-        if (check_path(field, it->valuestring, err, errlen) != 0)
-            return -1;
-        if (strstr(field, "write") != NULL && check_write_path(field, it->valuestring, err, errlen) != 0)
-            return -1;
-        if (strstr(field, "write") != NULL) {
-            int fd = open_nofollow(it->valuestring);
-            if (fd < 0 && errno == ELOOP) {
-                snprintf(err, errlen, "sandbox_config.%s: '%.200s' goes through a symbolic link; give the real path", field,
-                         it->valuestring);
-                return -1;
-            }
-            if (fd >= 0)
-                close(fd);
-        }
-        if (*n >= SANDBOX_MAX_PATHS) {
-            snprintf(err, errlen, "sandbox_config.%s: at most %d paths", field, SANDBOX_MAX_PATHS);
-            return -1;
-        }
-        out[(*n)++] = xstrdup(it->valuestring);
-    }
-    return 0;
-}
-
-static int parse_limit(const char *field, const cJSON *v, long cap, long *out, char *err, size_t errlen)
-{
-    if (cJSON_IsNumber(v) && v->valuedouble > (double)cap) {
-        snprintf(err, errlen, "sandbox_config.resource_limits.%s = %.15g exceeds the server's cap of %ld", field,
-                 v->valuedouble, cap);
-        return -1;
-    }
-    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble != (double)(long)v->valuedouble) {
-        snprintf(err, errlen, "sandbox_config.resource_limits.%s must be a positive integer", field);
-        return -1;
-    }
-    if (v->valuedouble > (double)cap) {
-        snprintf(err, errlen, "sandbox_config.resource_limits.%s = %.15g exceeds the server's cap of %ld", field,
-                 v->valuedouble, cap);
-        return -1;
-    }
-    *out = (long)v->valuedouble;
-    return 0;
-}
-
-/*
- * Caller write paths must lie under a root the operator opened
- * (--allow-write-root) or in the workspace root (where only the session's own
- * workspace is ever bound): tenants never get a host path of their choosing.
- */
-static int check_write_roots(const char *field, char **paths, int n, char *err, size_t errlen)
-{
-    for (int i = 0; i < n; i++) {
-        int ok = path_under(paths[i], config.workspace_root);
-        for (int r = 0; !ok && r < config.n_allow_write_root; r++)
-            ok = path_under(paths[i], config.allow_write_root[r]);
-        if (!ok) {
-            snprintf(err, errlen,
-                     "sandbox_config.filesystem.%s: '%.200s' is not under a directory the operator opened for writing "
-                     "(--allow-write-root%s)",
-                     field, paths[i], config.n_allow_write_root == 0 ? "; none is configured" : "");
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* sandbox_config.network.mode: 'none', or 'host' where --allow-network allows it. 0 / -1 with err. */
-static int parse_network_mode(const cJSON *it, sandbox_policy_t *p, char *err, size_t errlen)
-{
-    if (cJSON_IsString(it) && !strcmp(it->valuestring, "none")) {
-        p->network_host = 0;
-        return 0;
-    }
-    if (!cJSON_IsString(it) || strcmp(it->valuestring, "host") != 0) {
-        snprintf(err, errlen, "sandbox_config.network.mode must be 'none' or 'host'");
-        return -1;
-    }
-    if (!config.allow_network) {
-        snprintf(err, errlen, "sandbox_config.network.mode 'host' is not allowed on this server (start it with --allow-network)");
-        return -1;
-    }
-    p->network_host = 1;
-    return 0;
-}
-
-/* egress (issue 14): allowed_domains / denied_domains, an array of patterns, into p->egress. 0 / -1. */
-static int parse_domains(const cJSON *it, int deny, sandbox_policy_t *p, char *err, size_t errlen)
-{
-    const cJSON *d;
-    char why[300];
-    if (!cJSON_IsArray(it)) {
-        snprintf(err, errlen, "sandbox_config.network.%.40s must be an array of domain names", it->string);
-        return -1;
-    }
-    cJSON_ArrayForEach(d, it)
-    {
-        if (!cJSON_IsString(d) || egress_policy_add(&p->egress, deny, d->valuestring, why, sizeof(why)) != 0) {
-            snprintf(err, errlen, "sandbox_config.network.%.40s: %s", it->string,
-                     cJSON_IsString(d) ? why : "entries must be strings");
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* egress (issue 14): lists only mean something without a mode; no allowed name means no network. 0 / -1. */
-static int network_domains_check(const cJSON *net, sandbox_policy_t *p, char *err, size_t errlen)
-{
-    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(net, "mode");
-    if (egress_policy_any_allowed(p->egress) && mode != NULL) {
-        snprintf(err, errlen, "sandbox_config.network: allowed_domains cannot be combined with mode '%s' "
-                              "(leave mode out to reach only the allowed domains)",
-                 p->network_host ? "host" : "none");
-        return -1;
-    }
-    if (!egress_policy_any_allowed(p->egress)) { /* only denials, or empty lists: no network, as before */
-        egress_policy_free(p->egress);
-        p->egress = NULL;
-    }
-    return 0;
-}
-
-/* sandbox_config.network: mode, or allowed_domains / denied_domains (issue 14). 0 / -1 with err. */
-static int parse_network(const cJSON *sec, sandbox_policy_t *p, char *err, size_t errlen)
-{
-    const cJSON *it;
-    if (cJSON_IsNull(sec))
-        return 0;
-    if (!cJSON_IsObject(sec)) {
-        snprintf(err, errlen, "sandbox_config.network must be an object like {\"mode\": \"none\"}");
-        return -1;
-    }
-    cJSON_ArrayForEach(it, sec)
-    {
-        char k[64];
-        to_snake(it->string, k, sizeof(k));
-        if (!strcmp(k, "mode")) {
-            if (parse_network_mode(it, p, err, errlen) != 0)
-                return -1;
-        } else if (!strcmp(k, "allowed_domains") || !strcmp(k, "denied_domains")) {
-            if (parse_domains(it, k[0] == 'd', p, err, errlen) != 0)
-                return -1;
-        } else {
-            snprintf(err, errlen, "sandbox_config.network: unknown field '%.60s'", it->string);
-            return -1;
-        }
-    }
-    return network_domains_check(sec, p, err, errlen);
-}
-
-/* One field of a section: 0, -1 with err, or 1 when the field is unknown. */
-typedef int (*section_field_fn)(const char *k, const cJSON *it, sandbox_policy_t *p, char *err, size_t errlen);
-
-/* Walks sandbox_config.<name> (an object), field by field. 0 / -1 with err. */
-static int parse_section(const char *name, const cJSON *sec, section_field_fn field, sandbox_policy_t *p, char *err,
-                         size_t errlen)
-{
-    const cJSON *it;
-    if (!cJSON_IsObject(sec)) {
-        snprintf(err, errlen, "sandbox_config.%s must be an object", name);
-        return -1;
-    }
-    cJSON_ArrayForEach(it, sec)
-    {
-        char k[64];
-        to_snake(it->string, k, sizeof(k));
-        int rc = field(k, it, p, err, errlen);
-        if (rc > 0)
-            snprintf(err, errlen, "sandbox_config.%s: unknown field '%.60s'", name, it->string);
-        if (rc != 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* filesystem: deny_read, allow_write, deny_write path lists (the write ones under --allow-write-root). */
-static int filesystem_field(const char *k, const cJSON *it, sandbox_policy_t *p, char *err, size_t errlen)
-{
-    if (!strcmp(k, "deny_read"))
-        return parse_paths("filesystem.deny_read", it, p->deny_read, &p->n_deny_read, err, errlen) ? -1 : 0;
-    if (!strcmp(k, "allow_write"))
-        return parse_paths("filesystem.allow_write", it, p->allow_write, &p->n_allow_write, err, errlen) ||
-                       check_write_roots("allow_write", p->allow_write, p->n_allow_write, err, errlen)
-                   ? -1
-                   : 0;
-    if (!strcmp(k, "deny_write"))
-        return parse_paths("filesystem.deny_write", it, p->deny_write, &p->n_deny_write, err, errlen) ||
-                       check_write_roots("deny_write", p->deny_write, p->n_deny_write, err, errlen)
-                   ? -1
-                   : 0;
-    return 1;
-}
-
-/* resource_limits: each under the server's maximum. */
-static int limits_field(const char *k, const cJSON *it, sandbox_policy_t *p, char *err, size_t errlen)
-{
-    if (!strcmp(k, "max_memory_mb"))
-        return parse_limit(k, it, config.mem_max_mb, &p->mem_mb, err, errlen) ? -1 : 0;
-    if (!strcmp(k, "max_cpu_seconds"))
-        return parse_limit(k, it, config.cpu_max_s, &p->cpu_s, err, errlen) ? -1 : 0;
-    if (!strcmp(k, "max_file_size_mb"))
-        return parse_limit(k, it, config.fsize_max_mb, &p->fsize_mb, err, errlen) ? -1 : 0;
-    if (!strcmp(k, "max_processes"))
-        return parse_limit(k, it, config.nproc_max, &p->nproc, err, errlen) ? -1 : 0;
-    return 1;
-}
-
-int sandbox_policy_parse(const cJSON *cfg, sandbox_policy_t *p, char *err, size_t errlen)
-{
-    char key[64];
-    const cJSON *sec;
-    memset(p, 0, sizeof(*p));
-    p->mem_mb = config.mem_default_mb;
-    p->cpu_s = config.cpu_default_s;
-    p->fsize_mb = config.fsize_default_mb;
-    p->nproc = config.nproc_default;
-    if (cfg == NULL || cJSON_IsNull(cfg))
-        return 0;
-    if (!cJSON_IsObject(cfg)) {
-        snprintf(err, errlen, "sandbox_config must be an object");
-        return -1;
-    }
-    cJSON_ArrayForEach(sec, cfg)
-    {
-        to_snake(sec->string, key, sizeof(key));
-        int rc;
-        if (!strcmp(key, "network"))
-            rc = parse_network(sec, p, err, errlen);
-        else if (!strcmp(key, "filesystem"))
-            rc = parse_section("filesystem", sec, filesystem_field, p, err, errlen);
-        else if (!strcmp(key, "resource_limits"))
-            rc = parse_section("resource_limits", sec, limits_field, p, err, errlen);
-        else {
-            snprintf(err, errlen, "sandbox_config: unknown field '%.60s' (known: network, filesystem, resource_limits)",
-                     sec->string);
-            return -1;
-        }
-        if (rc != 0)
-            return -1;
-    }
-    return 0;
-}
-
-void sandbox_policy_free(sandbox_policy_t *p)
-{
-    egress_policy_free(p->egress);
-    for (int i = 0; i < p->n_deny_read; i++)
-        free(p->deny_read[i]);
-    for (int i = 0; i < p->n_allow_write; i++)
-        free(p->allow_write[i]);
-    for (int i = 0; i < p->n_deny_write; i++)
-        free(p->deny_write[i]);
-    memset(p, 0, sizeof(*p));
 }
 
 /* ---------------------------------------------------------------- seccomp */
@@ -1096,137 +764,4 @@ void sandbox_cleanup(void)
     }
     free(uid_used);
     uid_used = NULL;
-}
-
-/* ---------------------------------------------------------------- workspaces */
-
-int sandbox_workspace_create(char *buf, size_t len, uid_t uid, gid_t gid, char *err, size_t errlen)
-{
-    char name[33];
-    util_random_hex(name, 16);
-    snprintf(buf, len, "%s/%s", config.workspace_root, name);
-    if (mkdir(buf, 0700) != 0) {
-        snprintf(err, errlen, "cannot create the session workspace: %s", strerror(errno));
-        return -1;
-    }
-    int fd = open(buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || (uid != (uid_t)-1 && fchown(fd, uid, gid) != 0) || fchmod(fd, 0700) != 0) {
-        snprintf(err, errlen, "cannot hand the workspace to the sandbox user: %s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        rmdir(buf);
-        return -1;
-    }
-    close(fd);
-    return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
-void sandbox_workspace_remove_now(const char *path)
-{
-    /* a run may have left directories without write permission: chmod is not followed through symlinks */
-    nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
-
-/*
- * Background removals: a queue of paths and one worker thread, started at the
- * first removal and kept for the process's life (a mass expiry of sessions
- * queues paths, it starts no threads). `removals` counts the queued and the
- * one in progress, so shutdown can wait for them (sandbox_workspace_wait).
- * All of it under removals_lock; the worker owns the path it took.
- */
-struct removal {
-    struct removal *next;
-    char path[];
-};
-static pthread_mutex_t removals_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t removals_cond; /* work queued or one done; monotonic (removals_init) */
-static pthread_once_t removals_once = PTHREAD_ONCE_INIT;
-static struct removal *removals_head, *removals_tail;
-static int removals, remover_started;
-
-static void removals_init(void)
-{
-    if (clock_cond_init(&removals_cond) != 0)
-        util_oom(); /* only ENOMEM can fail it */
-}
-
-/* The worker: removes queued workspaces one after another, for ever. */
-static void *remover_main(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&removals_lock);
-    for (;;) {
-        while (removals_head == NULL)
-            pthread_cond_wait(&removals_cond, &removals_lock);
-        struct removal *r = removals_head;
-        removals_head = r->next;
-        if (removals_head == NULL)
-            removals_tail = NULL;
-        pthread_mutex_unlock(&removals_lock);
-        sandbox_workspace_remove_now(r->path);
-        free(r);
-        pthread_mutex_lock(&removals_lock);
-        removals--;
-        pthread_cond_broadcast(&removals_cond);
-    }
-    return NULL;
-}
-
-/* Queues `path` for the worker (started at the first call); removes it here if no thread can start. */
-void sandbox_workspace_remove(const char *path)
-{
-    size_t len = strlen(path) + 1;
-    struct removal *r = malloc(sizeof(*r) + len);
-    if (r == NULL)
-        util_oom();
-    memcpy(r->path, path, len);
-    r->next = NULL;
-    pthread_once(&removals_once, removals_init);
-    pthread_mutex_lock(&removals_lock);
-    if (!remover_started) {
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        remover_started = pthread_create(&t, &attr, remover_main, NULL) == 0;
-        pthread_attr_destroy(&attr);
-    }
-    if (!remover_started) {
-        pthread_mutex_unlock(&removals_lock);
-        sandbox_workspace_remove_now(r->path);
-        free(r);
-        return;
-    }
-    if (removals_tail != NULL)
-        removals_tail->next = r;
-    else
-        removals_head = r;
-    removals_tail = r;
-    removals++;
-    pthread_cond_broadcast(&removals_cond);
-    pthread_mutex_unlock(&removals_lock);
-}
-
-int sandbox_workspace_wait(int deadline_ms)
-{
-    pthread_once(&removals_once, removals_init);
-    struct timespec until;
-    clock_deadline(&until, deadline_ms > 0 ? (uint64_t)deadline_ms : 0);
-    pthread_mutex_lock(&removals_lock);
-    while (removals > 0 && pthread_cond_timedwait(&removals_cond, &removals_lock, &until) == 0)
-        ;
-    int left = removals;
-    pthread_mutex_unlock(&removals_lock);
-    return left;
 }

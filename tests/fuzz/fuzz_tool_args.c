@@ -1,7 +1,7 @@
 /*
  * Fuzz target: the tools' argument checks and sandbox_config policy
- * (src/mcp/tools.c included, args_parse_run linked from src/mcp/args.c; sandbox_policy_parse and
- * sandbox_build in src/sandbox.c). Nothing is spawned: the server's
+ * (src/mcp/tools.c included, args_parse_run linked from src/mcp/args.c; sandbox_policy_parse in
+ * src/exec/sandbox_policy.c, sandbox_build in src/exec/sandbox.c). Nothing is spawned: the server's
  * max_concurrent is 0, so execute_code answers its limit error after the
  * arguments passed, and sandbox_init() is never called.
  *

@@ -5,7 +5,7 @@
  * test then plays the process: output, exit, a failed start. The observer
  * (what the cluster would plug in) records what exec told it.
  *
- * unit-links: core/util core/log core/config core/deadline core/clock core/events core/metrics
+ * unit-links: core/util core/log core/config core/deadline core/clock core/events core/metrics exec/exec_retain exec/exec_report
  */
 #include "../../src/exec/exec.c"
 
@@ -146,7 +146,7 @@ static int teardown(void **state)
 {
     exec_session_end(&session_a);
     exec_session_end(&session_b);
-    assert_int_equal(mgr.held, 0);
+    assert_int_equal(exec_mgr.held, 0);
     return 0;
 }
 
@@ -235,7 +235,7 @@ static void test_spawn_failure_leaves_nothing(void **state)
     char err[256] = "";
     assert_null(exec_start(&session_a, &rq, err, sizeof(err)));
     assert_string_equal(err, "fake spawn failure");
-    assert_int_equal(mgr.held, 0);
+    assert_int_equal(exec_mgr.held, 0);
     assert_int_equal(exec_running(), 0);
     assert_int_equal(fake.cgroups_released, fake.cgroups_made);
     assert_int_equal(seen.metas, 0);
@@ -261,7 +261,7 @@ static void test_session_end_kills_and_frees(void **state)
     assert_int_equal(seen.frees, 0); /* still running: kept until its end */
     process_ends(e, 0, SIGKILL);
     assert_int_equal(seen.frees, 1);
-    assert_int_equal(mgr.held, 0);
+    assert_int_equal(exec_mgr.held, 0);
     assert_int_equal(fake.workspaces_removed, 1);
     assert_int_equal(fake.uids_released, 1);
 }

@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/sandbox.c's policy parsing (sandbox_policy_parse): the
+ * Unit tests for the sandbox: src/exec/sandbox_policy.c (linked) parsing (sandbox_policy_parse): the
  * server defaults, snake_case and camelCase keys, unknown fields, limits
  * against the caps, path checks and the network rules.
  */

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the workspace remover of src/sandbox.c (linked, not
+ * Unit tests for the workspace remover of src/exec/sandbox_workspace.c (linked, not
  * included): a mass expiry queues removals for one worker thread instead of
  * starting a thread per workspace. pthread_create is interposed (this
  * executable's definition wins over libc's) to count the threads started.
