@@ -13,10 +13,8 @@ BIN=${SANDBOXD_BIN:-$ROOT/mcp-sandboxd}
 RUNS=${BENCH_RUNS:-100}
 ROUNDS=${BENCH_ROUNDS:-5}
 export LC_ALL=C
-command -v node >/dev/null || { echo "node is not installed" >&2; exit 1; }
-command -v curl >/dev/null || { echo "curl is not installed" >&2; exit 1; }
-[ -x "$BIN" ] || make mcp-sandboxd
 source "$ROOT/scripts/bench-lib.sh"
+bench_require node curl
 bench_init cgroup
 
 # Starts a server with extra flags $2..; sets port_$1 once /health answers.

@@ -17,11 +17,9 @@ MB=${BENCH_MB:-100}
 REPS=${BENCH_REPS:-5}
 export LC_ALL=C
 
-command -v node >/dev/null || { echo "node is not installed" >&2; exit 1; }
-command -v curl >/dev/null || { echo "curl is not installed" >&2; exit 1; }
-[ -x "$BIN" ] || make mcp-sandboxd
 
 source "$ROOT/scripts/bench-lib.sh"
+bench_require node curl
 bench_init egress
 
 # the upstream: HTTP/1.1 on 127.0.0.2, MB megabytes from memory per request

@@ -20,13 +20,11 @@ BWRAP_RUNS=${BWRAP_RUNS:-200}
 WARMUP=5
 export LC_ALL=C
 
-command -v node >/dev/null || { echo "node is not installed" >&2; exit 1; }
-command -v curl >/dev/null || { echo "curl is not installed" >&2; exit 1; }
 BWRAP=$(command -v bwrap || true)
 [ -n "$BWRAP" ] || { echo "bwrap is not installed (apt-get install bubblewrap)" >&2; exit 1; }
-[ -x "$BIN" ] || make mcp-sandboxd
 
 source "$ROOT/scripts/bench-lib.sh"
+bench_require node curl
 bench_init exec
 
 

@@ -18,11 +18,9 @@ SEQ=${BENCH_SEQ:-2000000}
 MAX_S=${BENCH_MAX_S:-60}
 export LC_ALL=C
 
-command -v node >/dev/null || { echo "node is not installed" >&2; exit 1; }
-command -v curl >/dev/null || { echo "curl is not installed" >&2; exit 1; }
-[ -x "$BIN" ] || make mcp-sandboxd
 
 source "$ROOT/scripts/bench-lib.sh"
+bench_require node curl
 bench_init flood
 
 redis_env=()

@@ -2,6 +2,16 @@
 # sandbox user can reach, the processes we start and their cleanup, free ports.
 # Usage: source "$(dirname "$0")/bench-lib.sh"; bench_init <name>
 
+# Checks that every command named is installed and builds $BIN if it is
+# missing. Usage: bench_require node curl ...
+bench_require() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null || { echo "$c is not installed (make deps installs it)" >&2; exit 1; }
+    done
+    [ -x "$BIN" ] || make -C "$ROOT" mcp-sandboxd
+}
+
 # Creates $tmp, sets up $pids and the EXIT/INT/TERM traps.
 bench_init() {
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-$1.XXXXXX")

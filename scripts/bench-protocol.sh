@@ -19,11 +19,9 @@ CONNS=${BENCH_CONNECTIONS:-64}
 PROTO=2025-06-18
 INIT_BODY='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"'$PROTO'","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}'
 
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-command -v curl >/dev/null || { echo "curl is not installed" >&2; exit 1; }
-[ -x "$BIN" ] || make mcp-sandboxd
 
 source "$ROOT/scripts/bench-lib.sh"
+bench_require wrk curl
 bench_init protocol
 
 SERVER_PIN=()

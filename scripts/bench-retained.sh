@@ -19,11 +19,9 @@ LINES=${BENCH_LINES:-5000}
 MAX_OUTPUT=${BENCH_MAX_OUTPUT:-16M}
 export LC_ALL=C
 
-command -v node >/dev/null || { echo "node is not installed" >&2; exit 1; }
-command -v curl >/dev/null || { echo "curl is not installed" >&2; exit 1; }
-[ -x "$BIN" ] || make mcp-sandboxd
 
 source "$ROOT/scripts/bench-lib.sh"
+bench_require node curl
 bench_init retained
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }

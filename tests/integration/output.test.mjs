@@ -53,20 +53,27 @@ async function assertReleased(client, id, what) {
   assert.equal(st.exit_code, 0, `${what}: exit code kept`);
 }
 
-describe('--max-retained-bytes (per session)', () => {
-  let server, a, b;
+// One server started with `args` and two sessions on it, a and b, for a describe block.
+function twoSessions(args) {
+  const ctx = {};
   before(async () => {
-    server = await startServer({ args: ['--max-retained-bytes', '64K'] });
-    a = (await connect(server)).client;
-    b = (await connect(server)).client;
+    ctx.server = await startServer({ args });
+    ctx.a = (await connect(ctx.server)).client;
+    ctx.b = (await connect(ctx.server)).client;
   });
   after(async () => {
-    await a?.close();
-    await b?.close();
-    await server?.stop();
+    await ctx.a?.close();
+    await ctx.b?.close();
+    await ctx.server?.stop();
   });
+  return ctx;
+}
+
+describe('--max-retained-bytes (per session)', () => {
+  const ctx = twoSessions(['--max-retained-bytes', '64K']);
 
   test('the run that finished first loses its output, not the one that started first; other sessions keep theirs', async () => {
+    const { server, a, b } = ctx;
     const other = await run(b, GEN);
     // L starts first but finishes after S1
     const l = await call(a, 'execute_code_async', { command: `${GEN}; read x; echo done-$x`, interactive: true });
@@ -102,19 +109,10 @@ describe('--max-retained-bytes (per session)', () => {
 });
 
 describe('--max-retained-bytes-total (per server)', () => {
-  let server, a, b;
-  before(async () => {
-    server = await startServer({ args: ['--max-retained-bytes-total', '64K'] });
-    a = (await connect(server)).client;
-    b = (await connect(server)).client;
-  });
-  after(async () => {
-    await a?.close();
-    await b?.close();
-    await server?.stop();
-  });
+  const ctx = twoSessions(['--max-retained-bytes-total', '64K']);
 
   test("the server's oldest finished run is released, whichever session owns it", async () => {
+    const { server, a, b } = ctx;
     const r1 = await run(a, GEN);
     const r2 = await run(b, GEN);
     await assertHeld(a, r1, 'R1 before the third run');
