@@ -140,12 +140,19 @@ static void test_v2_not_delegated_falls_back(void **state)
     assert_string_equal(cgroup_mode_name(), "none (rlimits)");
 }
 
-static void test_v2_run_limits_stats_kill_remove(void **state)
+/* A delegated v2 tree with memory, pids and cpu, set up as replica "r1". */
+static void setup_v2_r1(void)
 {
-    char self[1024], why[256], err[256], buf[256], d[1400];
+    char self[1024], why[256];
     make_v2_tree("cpu memory pids\n");
     snprintf(self, sizeof(self), "%s/self", tmp);
     assert_int_equal(cgroup_setup(tmp, self, "r1", 0, why, sizeof(why)), CGROUP_V2);
+}
+
+static void test_v2_run_limits_stats_kill_remove(void **state)
+{
+    char err[256], buf[256], d[1400];
+    setup_v2_r1();
     cgroup_run_t r;
     cgroup_limits_t lim = {256ull << 20, 34, 75};
     assert_int_equal(cgroup_run_create(&r, "abc", &lim, err, sizeof(err)), 0);
@@ -198,10 +205,8 @@ static void test_v2_run_limits_stats_kill_remove(void **state)
 
 static void test_v2_busy_cgroup_waits_for_removal(void **state)
 {
-    char self[1024], why[256], err[256], d[1400];
-    make_v2_tree("cpu memory pids\n");
-    snprintf(self, sizeof(self), "%s/self", tmp);
-    assert_int_equal(cgroup_setup(tmp, self, "r1", 0, why, sizeof(why)), CGROUP_V2);
+    char err[256], d[1400];
+    setup_v2_r1();
     cgroup_run_t r;
     cgroup_limits_t lim = {64ull << 20, 10, 0};
     assert_int_equal(cgroup_run_create(&r, "busy", &lim, err, sizeof(err)), 0);
@@ -219,10 +224,7 @@ static void test_v2_busy_cgroup_waits_for_removal(void **state)
 
 static void test_v2_sweep_removes_only_this_instances_runs(void **state)
 {
-    char self[1024], why[256];
-    make_v2_tree("cpu memory pids\n");
-    snprintf(self, sizeof(self), "%s/self", tmp);
-    assert_int_equal(cgroup_setup(tmp, self, "r1", 0, why, sizeof(why)), CGROUP_V2);
+    setup_v2_r1();
     mkd("system.slice/sbx.service/mcp-r1-run-old1");
     mkd("system.slice/sbx.service/mcp-r2-run-other");
     assert_int_equal(cgroup_sweep_leftovers(), 1);
