@@ -293,8 +293,10 @@ static int start_services(h2o_evloop_t *loop, char *err, size_t errlen)
     health_register(exec_health_status, 0);
     health_register(mcp_health, 0);
     health_register(exec_health, 1);
+    health_register(cgroup_health, 1);
     health_register(cluster_health, 1);
     metrics_register_provider(exec_metrics);
+    metrics_register_provider(cgroup_metrics);
     metrics_register_provider(mcp_metrics);
     metrics_register_provider(cluster_metrics);
     if (http_start(loop, err, errlen) != 0) {

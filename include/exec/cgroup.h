@@ -17,6 +17,8 @@
 #ifndef MCP_SANDBOXD_CGROUP_H
 #define MCP_SANDBOXD_CGROUP_H
 
+#include "core/util.h"
+
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -75,6 +77,8 @@ cgroup_mode_t cgroup_mode(void);
 const char *cgroup_mode_name(void);
 /** Adds "cgroups" (and the fallback reason) to /health. */
 void cgroup_health(cJSON *h);
+/** Appends the cgroup mode (`cgroups_info{mode}`) to /metrics; a metrics provider. */
+void cgroup_metrics(strbuf_t *out);
 /**
  * Startup: kills and removes run cgroups an earlier instance of this server
  * (same prefix) left behind. Returns how many were found.

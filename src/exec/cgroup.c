@@ -10,6 +10,7 @@
 #include "exec/cgroup.h"
 #include "core/deadline.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 
 #include <bsd/string.h>
@@ -265,6 +266,14 @@ cgroup_mode_t cgroup_mode(void)
 const char *cgroup_mode_name(void)
 {
     return cg.mode == CGROUP_V2 ? "v2" : cg.mode == CGROUP_V1 ? "v1" : "none (rlimits)";
+}
+
+/* /metrics: how per-run limits are enforced (registered by main.c as a provider). */
+void cgroup_metrics(strbuf_t *out)
+{
+    metrics_family(out, "cgroups_info", "gauge",
+                   "How per-run limits are enforced: cgroup v1, v2, or none (rlimits) (always 1).");
+    strbuf_printf(out, "mcp_sandboxd_cgroups_info{mode=\"%s\"} 1\n", cgroup_mode_name());
 }
 
 void cgroup_health(cJSON *h)

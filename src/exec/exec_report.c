@@ -140,9 +140,6 @@ void exec_metrics(strbuf_t *out)
     strbuf_printf(out, "mcp_sandboxd_output_released_total %llu\n", (unsigned long long)exec_mgr.released_total);
     metrics_gauge(out, "sandbox_available", "Whether runs can be sandboxed now (1) or not (0).",
                   exec_sandbox_error() == NULL);
-    metrics_family(out, "cgroups_info", "gauge",
-                   "How per-run limits are enforced: cgroup v1, v2, or none (rlimits) (always 1).");
-    strbuf_printf(out, "mcp_sandboxd_cgroups_info{mode=\"%s\"} 1\n", cgroup_mode_name());
 }
 
 void exec_health(cJSON *h)
@@ -154,7 +151,6 @@ void exec_health(cJSON *h)
     cJSON_AddBoolToObject(x, "manager_initialized", exec_mgr.initialized);
     cJSON *sb = cJSON_AddObjectToObject(h, "sandbox");
     cJSON_AddStringToObject(sb, "isolation", config.isolation_none ? "none" : "bwrap");
-    cgroup_health(h);
     const char *why = sandbox_error();
     cJSON_AddBoolToObject(sb, "available", why == NULL);
     if (why != NULL)

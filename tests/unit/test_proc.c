@@ -6,7 +6,7 @@
  * real loop; a plain /bin/sh stands in for bwrap (it writes the JSON status
  * to fd 4 and the marker byte to fd 5, as bwrap and sandbox.c's script do).
  *
- * unit-links: core/util core/log core/deadline core/clock exec/cgroup
+ * unit-links: core/util core/log core/deadline core/clock exec/cgroup core/metrics core/config
  */
 #include "../../src/exec/proc.c"
 #include "core/deadline.h"
