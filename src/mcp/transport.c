@@ -152,12 +152,15 @@ static int header_str(h2o_req_t *req, const char *name, char *buf, size_t len)
 /* ---------------------------------------------------------------- methods */
 
 static const char *instructions =
-    "Runs shell commands inside a bubblewrap sandbox. execute_code runs a command and waits for it "
-    "(or returns at once with wait_for_completion=false); execute_code_async starts it; poll with "
-    "get_execution_output (pass last_event_id to get only new events), feed interactive runs with send_stdin, "
-    "stop them with cancel_execution. Each session has its own writable workspace, kept across its runs; "
-    "execute_code returns its workspace_id, which any later call (from any session with the same token) may pass "
-    "to run there again.";
+    "Runs shell commands in a sandbox (bubblewrap, a cgroup per run; network only through the server's egress "
+    "proxy, under the operator's rules). execute_code runs a command and waits for it "
+    "(wait_for_completion=false returns at once); execute_code_async starts it. Each answer names an "
+    "execution_id and a workspace_id: these handles are all later calls need, from any session or connection "
+    "with the same credentials. Poll with get_execution_output (last_event_id: only newer events; head, tail, "
+    "grep and max_output_chars: part of a long output; a cut answer says what it left out), feed a run with "
+    "send_stdin, stop it with cancel_execution, list yours with list_executions. Pass workspace_id to run "
+    "again among the same files: without it, a session (protocol 2025-*) reuses its own workspace and a "
+    "sessionless request (2026-07-28) gets a new one. Idle workspaces expire with their files.";
 
 /* Ends an initialize / server/discover result with the instructions, and answers the call with it. */
 static void answer_with_instructions(mcp_call_t *call, strbuf_t *b)
