@@ -51,7 +51,7 @@ typedef struct event_log {
 
 /** Prepares an empty log with the given caps. */
 void events_init(event_log_t *log, size_t max_events, size_t max_bytes);
-/** Frees every event. */
+/** Frees every event (the log then holds 0 bytes). */
 void events_free(event_log_t *log);
 /**
  * Appends an event of `type` with extra `fields` (an object whose members are

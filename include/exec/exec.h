@@ -74,7 +74,9 @@ struct exec {
     event_log_t log;
     size_t retained;                  /**< log bytes counted in the session's and the server's totals */
     uint64_t start_seq;               /**< order in which runs started (lists are in this order) */
-    uint64_t finished_seq;            /**< order in which runs finished (oldest output is released first) */
+    TAILQ_ENTRY(exec) release_link;   /**< the server's finished runs holding output, oldest first (exec_retain) */
+    TAILQ_ENTRY(exec) release_session_link; /**< the same, in its session (exec_retain) */
+    int releasable;                   /**< on those two lists */
     proc_t proc;
     int proc_live;                    /**< proc spawned and not yet released */
     cgroup_run_t cgroup;              /**< the run's cgroup (inactive without cgroups) */

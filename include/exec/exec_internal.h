@@ -15,6 +15,8 @@
 
 RB_HEAD(exec_tree, exec);
 RB_PROTOTYPE(exec_tree, exec, node, exec_cmp)
+/** Finished runs still holding output, in the order they finished (exec_retain.c). */
+TAILQ_HEAD(exec_release_list, exec);
 
 /** Per-session state; outlives its session while runs are still being killed. */
 struct exec_session {
@@ -26,6 +28,7 @@ struct exec_session {
     quota_scan_t *scan;       /* measurement in flight */
     int64_t usage;            /* bytes at the last measurement */
     TAILQ_HEAD(, exec) execs;
+    struct exec_release_list releasable; /* its finished runs holding output, oldest first */
     size_t running;
     size_t retained;                  /* output bytes its executions hold */
     int ended;
@@ -38,7 +41,8 @@ struct exec_mgr {
     struct exec_tree all;
     size_t held, running, started_total;
     size_t retained;                  /* output bytes every execution holds */
-    uint64_t finished_seq, released_total;
+    struct exec_release_list releasable; /* every finished run holding output, oldest first */
+    uint64_t released_total;
     uint64_t ends[EXEC_N_STATUSES]; /* executions that reached each final status */
 };
 extern struct exec_mgr exec_mgr;

@@ -25,6 +25,7 @@ void events_free(event_log_t *log)
     strbuf_free(&log->line[1].buf);
     log->ring = NULL;
     log->count = log->cap = 0;
+    log->bytes = 0;
 }
 
 static void drop_oldest(event_log_t *log)

@@ -35,7 +35,8 @@ static int exec_cmp(exec_t *a, exec_t *b)
 
 RB_GENERATE(exec_tree, exec, node, exec_cmp)
 
-struct exec_mgr exec_mgr = {.all = RB_INITIALIZER(&exec_mgr.all)};
+struct exec_mgr exec_mgr = {.all = RB_INITIALIZER(&exec_mgr.all),
+                            .releasable = TAILQ_HEAD_INITIALIZER(exec_mgr.releasable)};
 
 /* The one table of status names, in exec_status_t order (metrics, tools schema and the replica script use it). */
 static const char *const status_names[EXEC_N_STATUSES] = {"pending", "running", "completed", "cancelled", "failed", "timeout"};
@@ -70,6 +71,7 @@ static struct exec_session *session_state(exec_owner_t *s)
     if (s->state == NULL) {
         struct exec_session *es = xcalloc(1, sizeof(*es));
         TAILQ_INIT(&es->execs);
+        TAILQ_INIT(&es->releasable);
         s->state = es;
     }
     return s->state;
@@ -110,6 +112,7 @@ static void exec_free(exec_t *e)
     deadline_cancel(&e->cpu_timer);
     RB_REMOVE(exec_tree, &exec_mgr.all, e);
     exec_mgr.held--;
+    exec_retain_forget(e);
     if (e->owner != NULL)
         TAILQ_REMOVE(&e->owner->execs, e, session_link);
     if (e->proc_live)
@@ -117,6 +120,7 @@ static void exec_free(exec_t *e)
     egress_run_close(e->egress); /* egress (issue 14) */
     cgroup_run_release(&e->cgroup);
     events_free(&e->log);
+    exec_retain_account(e); /* its bytes leave the session's and the server's totals */
     free(e->command);
     free(e->error_message);
     free(e);
@@ -230,7 +234,6 @@ static void record_end(exec_t *e, int exit_code)
     }
     add_event(e, "exit", f);
     events_compact(&e->log);
-    e->finished_seq = ++exec_mgr.finished_seq;
     if (e->proc_live)
         proc_release(&e->proc);
     e->proc_live = 0;
@@ -250,6 +253,7 @@ static void record_end(exec_t *e, int exit_code)
             session_state_free_if_done(owner);
     } else {
         deadline_arm(&e->retention_timer, (uint64_t)config.retention * 1000, on_retention);
+        exec_retain_finished(e);
         exec_retain_enforce(owner);
     }
 }

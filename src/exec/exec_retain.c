@@ -17,23 +17,24 @@ void exec_retain_account(exec_t *e)
     e->retained = now;
 }
 
-/* Of the finished runs still holding output, the one that finished first: in `es`, or anywhere when NULL. */
-static exec_t *oldest_releasable(struct exec_session *es)
+/* A run finished and is kept: its output, if any, joins the releasable lists (newest last). */
+void exec_retain_finished(exec_t *e)
 {
-    exec_t *best = NULL, *e;
-#define CONSIDER(e)                                                                                                    \
-    if (!exec_is_active(e) && !(e)->log.released && (e)->log.bytes > 0 &&                                            \
-        (best == NULL || (e)->finished_seq < best->finished_seq))                                                      \
-    best = (e)
-    if (es != NULL) {
-        TAILQ_FOREACH(e, &es->execs, session_link)
-        CONSIDER(e);
-    } else {
-        RB_FOREACH(e, exec_tree, &exec_mgr.all)
-        CONSIDER(e);
-    }
-#undef CONSIDER
-    return best;
+    if (e->releasable || e->log.released || e->log.bytes == 0)
+        return;
+    TAILQ_INSERT_TAIL(&exec_mgr.releasable, e, release_link);
+    TAILQ_INSERT_TAIL(&e->owner->releasable, e, release_session_link);
+    e->releasable = 1;
+}
+
+/* The run is about to be freed, or its output released: off both lists. */
+void exec_retain_forget(exec_t *e)
+{
+    if (!e->releasable)
+        return;
+    TAILQ_REMOVE(&exec_mgr.releasable, e, release_link);
+    TAILQ_REMOVE(&e->owner->releasable, e, release_session_link);
+    e->releasable = 0;
 }
 
 /*
@@ -48,9 +49,12 @@ void exec_retain_enforce(struct exec_session *es)
         for (;;) {
             size_t have = scope == 0 ? (es != NULL ? es->retained : 0) : exec_mgr.retained;
             size_t cap = (size_t)(scope == 0 ? config.max_retained_session : config.max_retained_total);
-            exec_t *v = have > cap ? oldest_releasable(scope == 0 ? es : NULL) : NULL;
+            exec_t *v = NULL;
+            if (have > cap)
+                v = scope == 0 ? TAILQ_FIRST(&es->releasable) : TAILQ_FIRST(&exec_mgr.releasable);
             if (v == NULL)
                 break;
+            exec_retain_forget(v);
             size_t freed = events_release(&v->log);
             exec_retain_account(v);
             exec_mgr.released_total++;

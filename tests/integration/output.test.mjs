@@ -6,7 +6,7 @@
 // token says only status, version, uptime and sessions.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, connect, sleep, startRedis, startServer } from './helpers.mjs';
+import { call, connect, sleep, startRedis, startServer, waitFor } from './helpers.mjs';
 
 // 25 lines of 1000 digits: about 28 KB retained (JSON + per-event overhead), so
 // two such runs fit under 64 KiB and a third does not. Plain sh, no coreutils.
@@ -123,6 +123,30 @@ describe('--max-retained-bytes-total (per server)', () => {
     const m = await metricsText(server);
     assert.ok(sample(m, 'retained_output_bytes') <= 65536, m);
     assert.match(m, /^mcp_sandboxd_config_info\{.*max_retained_bytes_total="65536".*\} 1$/m);
+  });
+});
+
+describe('retained totals follow freed runs', () => {
+  let server;
+  before(async () => { server = await startServer({ args: ['--max-retained-bytes-total', '64K'] }); });
+  after(async () => { await server?.stop(); });
+
+  test("a freed run's bytes leave the totals: they never count against later runs", async () => {
+    const a = await connect(server);
+    await run(a.client, GEN);
+    await run(a.client, GEN);
+    assert.ok(sample(await metricsText(server), 'retained_output_bytes') > 2 * 25 * 1000);
+    await a.transport.terminateSession(); // the session's finished runs are freed
+    await a.client.close();
+    await waitFor(async () => sample(await metricsText(server), 'retained_output_bytes') === 0,
+      { what: 'retained_output_bytes back to 0 after the session ended' });
+    const { client: b } = await connect(server);
+    const r1 = await run(b, GEN);
+    const r2 = await run(b, GEN);
+    await assertHeld(b, r1, "the other session's first run (fits with the second)");
+    await assertHeld(b, r2, "the other session's second run");
+    assert.equal(sample(await metricsText(server), 'output_released_total'), 0);
+    await b.close();
   });
 });
 
