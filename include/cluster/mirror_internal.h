@@ -68,6 +68,7 @@ struct read_req {
     int session_list;        /* SMEMBERS session:{id}:executions + each GET */
     int session_record;      /* GET mcp:session:{id} */
     int with_output;
+    uint64_t after;          /* with_output: the events after this id */
     char id[40];
     char session_id[MIRROR_SESSION_KEY_LEN + 1]; /* the session key (SHA-256 hex of the id) */
     mirror_read_cb cb;
@@ -86,10 +87,13 @@ typedef struct mirror_msg {
     size_t n_ids;
     struct read_req *req;            /* MSG_READ */
     int found;
-    char *meta, *events, *err;
-    size_t meta_len, events_len;
+    char *meta, *err;
+    size_t meta_len;
+    remote_events_t *events;         /* MSG_READ with output: remote_events_free() after the callback */
 } mirror_msg_t;
 
+/** Frees a reader's events (NULL is fine). */
+void remote_events_free(remote_events_t *ev);
 /** Any thread: hands a message to the loop (runs on_messages there). */
 void mirror_post(mirror_msg_t *m);
 /** The writer thread's body. */

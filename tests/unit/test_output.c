@@ -5,7 +5,7 @@
  * optional fields (workspace_id's place). Events are
  * written by hand as the event log holds them.
  *
- * unit-links: core/util core/config core/log
+ * unit-links: core/util core/config core/log core/events
  */
 #include "../../src/mcp/output.c"
 
@@ -17,9 +17,10 @@
 
 #define MAX_EV 4096
 
-static output_event_t evs[MAX_EV];
+static event_t evs[MAX_EV];
 static char *jsons[MAX_EV];
 static size_t n_evs;
+static events_totals_t totals; /* the running totals, as the log keeps them */
 
 /* Appends an event of `type` with `extra` JSON members (may be ""). */
 static void add(const char *type, const char *extra)
@@ -28,7 +29,10 @@ static void add(const char *type, const char *extra)
     size_t id = n_evs + 1;
     snprintf(buf, sizeof(buf), "{\"event_id\":\"%zu\",\"type\":\"%s\",\"ts\":\"t\"%s%s}", id, type, extra[0] ? "," : "", extra);
     jsons[n_evs] = xstrdup(buf);
-    evs[n_evs] = (output_event_t){id, jsons[n_evs], strlen(jsons[n_evs])};
+    evs[n_evs] = (event_t){.seq = id, .json = jsons[n_evs], .len = (uint32_t)strlen(jsons[n_evs])};
+    cJSON *o = cJSON_Parse(jsons[n_evs]);
+    events_index(&evs[n_evs], events_describe(o), &totals);
+    cJSON_Delete(o);
     n_evs++;
 }
 
@@ -46,6 +50,7 @@ static int teardown(void **state)
     for (size_t i = 0; i < n_evs; i++)
         free(jsons[i]);
     n_evs = 0;
+    totals = (events_totals_t){0, 0, 0};
     return 0;
 }
 
