@@ -146,6 +146,7 @@ struct wait_ctx {
     deadline_t tick;       /* progress: every PROGRESS_TICK_MS while the call asked for it */
     uint64_t sent_events;  /* events so far at the last notification */
     uint64_t sent_ms;      /* when it was sent */
+    uint64_t quiet;        /* notifications sent since the events last changed */
 };
 
 #define PROGRESS_TICK_MS 1000   /* at most one notification a second while output arrives */
@@ -178,7 +179,13 @@ static void latest_line(const exec_t *e, char *out, size_t outlen)
     }
 }
 
-/* The progress tick of a parked call: notifications/progress when output arrived, or when it has been quiet a while. */
+/*
+ * The progress tick of a parked call: notifications/progress when output
+ * arrived, or when it has been quiet a while. progress must increase with
+ * every notification (MCP): it is the events so far, plus k/(k+1) for the
+ * k-th quiet notification since they last changed, so floor(progress) is
+ * still the events so far.
+ */
 static void on_progress_tick(deadline_t *d)
 {
     struct wait_ctx *w = (struct wait_ctx *)((char *)d - offsetof(struct wait_ctx, tick));
@@ -190,7 +197,8 @@ static void on_progress_tick(deadline_t *d)
     if (events != w->sent_events || now - w->sent_ms >= PROGRESS_IDLE_MS) {
         char msg[PROGRESS_MESSAGE_MAX * 4 + 8];
         latest_line(w->e, msg, sizeof(msg));
-        reply.progress(w->call, (double)events, msg[0] ? msg : NULL);
+        w->quiet = events != w->sent_events ? 0 : w->quiet + 1;
+        reply.progress(w->call, (double)events + (double)w->quiet / (double)(w->quiet + 1), msg[0] ? msg : NULL);
         w->sent_events = events;
         w->sent_ms = now;
     }

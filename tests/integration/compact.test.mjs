@@ -273,6 +273,20 @@ describe('progress while waiting (notifications/progress over SSE)', () => {
     assert.ok(seen.length >= 1);
   });
 
+  test('progress strictly increases across quiet heartbeats and new output; floor(progress) is the events so far', async () => {
+    const seen = [];
+    // output, then 9 s of quiet (two heartbeats at least), then output again
+    const res = await client.callTool({ name: 'execute_code', arguments: { command: 'echo a; sleep 9; echo b; sleep 1' } }, undefined, {
+      timeout: 60000, onprogress: (p) => seen.push(p.progress),
+    });
+    assert.equal(res.structuredContent.status, 'completed');
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i] > seen[i - 1], `not increasing: ${seen}`);
+    const quiet = seen.filter((p) => !Number.isInteger(p));
+    assert.ok(quiet.length >= 2, `quiet heartbeats: ${seen}`);
+    assert.ok(quiet.every((p) => Math.floor(p) === 2), `ready + "a" = 2 events while quiet: ${seen}`);
+    assert.ok(seen.some((p) => p >= 3), `new output after the quiet: ${seen}`);
+  });
+
   test('without a progress token nothing changes: the answer is one JSON body', async () => {
     const r = await raw(server, {
       headers: { 'mcp-session-id': client.transport?.sessionId ?? (await connect(server)).transport.sessionId, 'mcp-protocol-version': '2025-06-18' },
