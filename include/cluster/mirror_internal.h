@@ -26,6 +26,7 @@ typedef struct mirror_read_queue {
     struct read_req *head, *tail;
     int stopping;
     size_t queued;
+    struct events_garbage *garbage; /* output reads the loop answered: the reader frees them (remote_events_discard) */
 } mirror_read_queue_t;
 
 /** Figures any thread bumps and /metrics and /health read: atomics, no lock. */
@@ -94,6 +95,12 @@ typedef struct mirror_msg {
 
 /** Frees a reader's events (NULL is fine). */
 void remote_events_free(remote_events_t *ev);
+/**
+ * Loop thread: disposes of a reader's events once answered. A large read is
+ * handed back to the reader thread to free (freeing tens of MB returns pages
+ * to the kernel: milliseconds the loop does not spend); a small one is freed here.
+ */
+void remote_events_discard(remote_events_t *ev);
 /** Any thread: hands a message to the loop (runs on_messages there). */
 void mirror_post(mirror_msg_t *m);
 /** The writer thread's body. */

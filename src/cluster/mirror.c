@@ -581,7 +581,7 @@ static void on_messages(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
         }
         free(m->ids);
         free(m->meta);
-        remote_events_free(m->events);
+        remote_events_discard(m->events);
         free(m->err);
         free(m);
     }

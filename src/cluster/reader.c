@@ -51,6 +51,50 @@ void remote_events_free(remote_events_t *ev)
     free(ev);
 }
 
+/* Reads answered, waiting for the reader thread to free them. */
+struct events_garbage {
+    struct events_garbage *next;
+    remote_events_t *ev;
+};
+
+#define DISCARD_IN_PLACE_MAX 1024 /* events a read may hold to be freed on the loop itself */
+
+void remote_events_discard(remote_events_t *ev)
+{
+    if (ev == NULL)
+        return;
+    if (ev->n <= DISCARD_IN_PLACE_MAX) {
+        remote_events_free(ev);
+        return;
+    }
+    struct events_garbage *g = xcalloc(1, sizeof(*g));
+    g->ev = ev;
+    pthread_mutex_lock(&mirror_st.rq.lock);
+    int stopping = mirror_st.rq.stopping;
+    if (!stopping) {
+        g->next = mirror_st.rq.garbage;
+        mirror_st.rq.garbage = g;
+    }
+    pthread_mutex_unlock(&mirror_st.rq.lock);
+    if (stopping) { /* the reader may be gone: free it here */
+        remote_events_free(ev);
+        free(g);
+        return;
+    }
+    pthread_cond_signal(&mirror_st.rq.cond);
+}
+
+/* Reader thread: frees a list of answered reads. */
+static void garbage_free(struct events_garbage *g)
+{
+    while (g != NULL) {
+        struct events_garbage *next = g->next;
+        remote_events_free(g->ev);
+        free(g);
+        g = next;
+    }
+}
+
 /* Events being read: their JSON in one block (offsets until done), the oldest dropped past the byte cap. */
 struct out_build {
     remote_events_t *r;
@@ -333,12 +377,18 @@ void *mirror_reader_main(void *arg)
     char err[256];
     for (;;) {
         pthread_mutex_lock(&mirror_st.rq.lock);
-        while (mirror_st.rq.head == NULL && !mirror_st.rq.stopping)
+        while (mirror_st.rq.head == NULL && mirror_st.rq.garbage == NULL && !mirror_st.rq.stopping)
             pthread_cond_wait(&mirror_st.rq.cond, &mirror_st.rq.lock);
+        struct events_garbage *g = mirror_st.rq.garbage;
+        mirror_st.rq.garbage = NULL;
         struct read_req *q = mirror_st.rq.head;
         if (q == NULL) {
+            int stop = mirror_st.rq.stopping;
             pthread_mutex_unlock(&mirror_st.rq.lock);
-            break;
+            garbage_free(g);
+            if (stop)
+                break;
+            continue;
         }
         mirror_st.rq.head = q->next;
         if (mirror_st.rq.head == NULL)
@@ -346,6 +396,7 @@ void *mirror_reader_main(void *arg)
         mirror_st.rq.queued--;
         int stopping = mirror_st.rq.stopping;
         pthread_mutex_unlock(&mirror_st.rq.lock);
+        garbage_free(g);
         mirror_msg_t *m = xcalloc(1, sizeof(*m));
         m->kind = MSG_READ;
         m->req = q;
