@@ -285,6 +285,16 @@ static void test_truncated_figures_mixed(void **state)
     strbuf_free(&text);
 }
 
+/* Renders with query `q` and checks the text after the header. */
+static void expect_body(const output_query_t *q, const char *want)
+{
+    strbuf_t st = {0}, text = {0};
+    render(q, &st, &text);
+    assert_string_equal(body(&text), want);
+    strbuf_free(&st);
+    strbuf_free(&text);
+}
+
 /* head / tail keep the non-line events wherever they are (found by binary search), never ready; grep combines with tail. */
 static void test_head_tail_keep_other_events(void **state)
 {
@@ -300,30 +310,18 @@ static void test_head_tail_keep_other_events(void **state)
     output_query_t q = {.max_chars = 20000, .head = 3};
     strbuf_t st = {0}, text = {0};
     render(&q, &st, &text);
-    assert_string_equal(body(&text), "1\n2\n3\n~ network_denied: blocked\n");
     assert_null(strstr(st.data, "\"type\":\"ready\""));
     assert_non_null(strstr(st.data, "\"type\":\"exit\""));
     assert_non_null(strstr(st.data, "\"selection\":{\"lines\":3}"));
     strbuf_free(&st);
     strbuf_free(&text);
-    q = (output_query_t){.max_chars = 20000, .tail = 3};
-    render(&q, &st, &text);
-    assert_string_equal(body(&text), "~ network_denied: blocked\n8\n9\n10\n");
-    strbuf_free(&st);
-    strbuf_free(&text);
-    q = (output_query_t){.max_chars = 20000, .tail = 6};
-    render(&q, &st, &text);
-    assert_string_equal(body(&text), "5\n~ network_denied: blocked\n6\n7\n8\n9\n10\n");
-    strbuf_free(&st);
-    strbuf_free(&text);
+    expect_body(&q, "1\n2\n3\n~ network_denied: blocked\n");
+    expect_body(&(output_query_t){.max_chars = 20000, .tail = 3}, "~ network_denied: blocked\n8\n9\n10\n");
+    expect_body(&(output_query_t){.max_chars = 20000, .tail = 6}, "5\n~ network_denied: blocked\n6\n7\n8\n9\n10\n");
     regex_t re;
     assert_int_equal(regcomp(&re, "^[0-9]$", REG_EXTENDED | REG_NOSUB), 0);
-    q = (output_query_t){.max_chars = 20000, .grep = &re, .tail = 2};
-    render(&q, &st, &text);
-    assert_string_equal(body(&text), "~ network_denied: blocked\n8\n9\n");
+    expect_body(&(output_query_t){.max_chars = 20000, .grep = &re, .tail = 2}, "~ network_denied: blocked\n8\n9\n");
     regfree(&re);
-    strbuf_free(&st);
-    strbuf_free(&text);
 }
 
 /* A log's own events through event_at, from an index (last_event_id): the same answer as the hand-made array. */
