@@ -104,6 +104,22 @@ struct out_build {
     events_totals_t totals;
 };
 
+/* Moves the held events and their JSON to the front: what was dropped stops taking memory. */
+static void out_compact(struct out_build *b)
+{
+    remote_events_t *r = b->r;
+    size_t n = r->n - b->start;
+    if (b->start == 0)
+        return;
+    memmove(r->events, r->events + b->start, n * sizeof(*r->events));
+    for (size_t i = 0; i < n; i++)
+        r->events[i].json = (char *)((uintptr_t)r->events[i].json - b->blob_start);
+    memmove(b->blob.data, b->blob.data + b->blob_start, b->blob.len - b->blob_start);
+    b->blob.len -= b->blob_start;
+    r->n = n;
+    b->start = b->blob_start = 0;
+}
+
 /* Appends event `s` (parsed as `o`) with id `id`; drops the oldest while the held JSON passes the byte cap. */
 static void out_add(struct out_build *b, const char *s, size_t len, const cJSON *o, uint64_t id)
 {
@@ -128,20 +144,21 @@ static void out_add(struct out_build *b, const char *s, size_t len, const cJSON 
         b->start++;
         r->skipped++;
     }
+    if (b->blob_start > b->blob.len / 2 && b->blob_start >= (1u << 20))
+        out_compact(b);
 }
 
 /* Finishes a read: the held events moved to the front, their JSON pointers set into one block. */
 static void out_finish(struct out_build *b)
 {
     remote_events_t *r = b->r;
-    size_t n = r->n - b->start;
-    memmove(r->events, r->events + b->start, n * sizeof(*r->events));
-    r->n = n;
-    char *block = xmalloc(b->blob.len - b->blob_start + 1);
-    memcpy(block, b->blob.data + b->blob_start, b->blob.len - b->blob_start);
-    for (size_t i = 0; i < n; i++)
-        r->events[i].json = block + ((uintptr_t)r->events[i].json - b->blob_start);
-    if (n == 0)
+    out_compact(b);
+    char *block = xmalloc(b->blob.len + 1);
+    if (b->blob.len > 0)
+        memcpy(block, b->blob.data, b->blob.len);
+    for (size_t i = 0; i < r->n; i++)
+        r->events[i].json = block + (uintptr_t)r->events[i].json;
+    if (r->n == 0)
         free(block);
     strbuf_free(&b->blob);
 }
@@ -162,7 +179,12 @@ static uint64_t event_id_of(const cJSON *o)
 static int take_chunk(struct out_build *b, const redisReply *r, long long *idx, uint64_t *want, int may_reread)
 {
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        cJSON *o = cJSON_ParseWithLength(r->element[i]->str, r->element[i]->len);
+        const char *s = r->element[i]->str, *end = NULL;
+        cJSON *o = s != NULL ? cJSON_ParseWithLengthOpts(s, r->element[i]->len, &end, 0) : NULL;
+        if (o != NULL && (!cJSON_IsObject(o) || end != s + r->element[i]->len)) {
+            cJSON_Delete(o); /* its text is copied into answers as is: one JSON object, nothing after it */
+            o = NULL;
+        }
         uint64_t id = event_id_of(o);
         long long back = (long long)(id - *want);
         if (id > *want && may_reread && *idx + (long long)i >= back) {

@@ -276,6 +276,28 @@ describe('head/tail/grep from Redis on another replica', () => {
     assert.equal(Number(after.structuredContent.output[0].event_id), 100001, 'the read starts after last_event_id');
     assert.equal(at.omitted_bytes, digits(Number(at.first_omitted_event_id), Number(at.last_omitted_event_id)));
   });
+
+  test('a replica reads at most --max-output-bytes of a run from Redis: the newest, the rest counted as dropped', async () => {
+    const c = await startServer({ env: { REDIS_URL: redis.url }, args: ['--replica-id', 'node-c', '--max-output-bytes', '64K'] });
+    try {
+      const r = await call(client, 'execute_code', { command: 'seq 1 5000' }, DEF);
+      const viaC = async (args) => (await raw(c, {
+        headers: { 'mcp-session-id': transport.sessionId, 'mcp-protocol-version': '2025-06-18' },
+        body: { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'get_execution_output', arguments: { execution_id: r.execution_id, ...args } } },
+      })).json?.result?.structuredContent;
+      await waitFor(async () => (await viaC({ tail: 1 }))?.output?.some((e) => e.type === 'exit'), { ms: 30000, what: 'mirrored' });
+      const head = await viaC({ head: 1, max_output_chars: 200000 });
+      assert.equal(head.source, 'redis');
+      assert.ok(head.dropped_events > 4000, `${head.dropped_events} dropped: 5,002 events (430 KB) do not fit in 64 KiB`);
+      const firstHeld = head.output.find((e) => e.type === 'stdout');
+      assert.equal(Number(firstHeld.event_id), head.dropped_events + 1, 'dropped counts every event before the first one held');
+      assert.equal(firstHeld.data, String(head.dropped_events), 'event id k is line k-1');
+      const tail = await viaC({ tail: 2 });
+      assert.deepEqual(tail.output.filter((e) => e.type === 'stdout').map((e) => e.data), ['4999', '5000']);
+    } finally {
+      await c.stop();
+    }
+  });
 });
 
 describe('progress while waiting (notifications/progress over SSE)', () => {
