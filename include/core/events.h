@@ -8,7 +8,9 @@
  * per event (its ring slot and the allocator's header), so a log costs about
  * what it counts. A finished log can be compacted (ring shrunk to its events)
  * or released (every event freed; ids stay known, reads are refused). Event ids are decimal sequence numbers, so "events
- * after id N" is an index computation, not a search. Raw pipe bytes become
+ * after id N" is an index computation, not a search. Each event also carries
+ * its kind, data length and running totals (event_t), so the output
+ * formatter's figures over any held range are differences, not a scan. Raw pipe bytes become
  * one event per line; a line longer than EVENTS_MAX_LINE is cut into pieces
  * marked "partial": true; invalid UTF-8 (and NUL) becomes U+FFFD.
  * Loop thread only.
