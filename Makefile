@@ -132,6 +132,7 @@ bench: mcp-sandboxd
 	./scripts/bench-protocol.sh
 	./scripts/bench-exec.sh
 	./scripts/bench-mirror.sh
+	./scripts/bench-output-scale.sh
 	./scripts/bench-load.sh
 
 bench-load: mcp-sandboxd

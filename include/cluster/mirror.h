@@ -92,11 +92,12 @@ void cluster_health(cJSON *h);
 typedef remote_read_cb mirror_read_cb;
 /**
  * Loop thread: looks up execution `id` in Redis for `session_id`; `with_output`
- * also fetches its events. `cb` runs on the loop; found=0 when absent or owned
+ * also fetches its events after id `after` (indexed by the reader thread). `cb` runs on the loop; found=0 when absent or owned
  * by another session. Returns -1 (cb not called) when the mirror is disabled
  * or stopping, -2 when too many reads are already waiting for Redis.
  */
-int mirror_read_exec(const char *id, const char *session_id, int with_output, mirror_read_cb cb, void *arg);
+int mirror_read_exec(const char *id, const char *session_id, int with_output, uint64_t after, mirror_read_cb cb,
+                     void *arg);
 /**
  * Loop thread: reads the record of a session this replica does not hold
  * (meta_json is the record's JSON: id, protocol, client, replica, created_at).

@@ -26,6 +26,7 @@ typedef struct mirror_read_queue {
     struct read_req *head, *tail;
     int stopping;
     size_t queued;
+    struct events_garbage *garbage; /* output reads the loop answered: the reader frees them (remote_events_discard) */
 } mirror_read_queue_t;
 
 /** Figures any thread bumps and /metrics and /health read: atomics, no lock. */
@@ -68,6 +69,7 @@ struct read_req {
     int session_list;        /* SMEMBERS session:{id}:executions + each GET */
     int session_record;      /* GET mcp:session:{id} */
     int with_output;
+    uint64_t after;          /* with_output: the events after this id */
     char id[40];
     char session_id[MIRROR_SESSION_KEY_LEN + 1]; /* the session key (SHA-256 hex of the id) */
     mirror_read_cb cb;
@@ -86,10 +88,19 @@ typedef struct mirror_msg {
     size_t n_ids;
     struct read_req *req;            /* MSG_READ */
     int found;
-    char *meta, *events, *err;
-    size_t meta_len, events_len;
+    char *meta, *err;
+    size_t meta_len;
+    remote_events_t *events;         /* MSG_READ with output: remote_events_free() after the callback */
 } mirror_msg_t;
 
+/** Frees a reader's events (NULL is fine). */
+void remote_events_free(remote_events_t *ev);
+/**
+ * Loop thread: disposes of a reader's events once answered. A large read is
+ * handed back to the reader thread to free (freeing tens of MB returns pages
+ * to the kernel: milliseconds the loop does not spend); a small one is freed here.
+ */
+void remote_events_discard(remote_events_t *ev);
 /** Any thread: hands a message to the loop (runs on_messages there). */
 void mirror_post(mirror_msg_t *m);
 /** The writer thread's body. */

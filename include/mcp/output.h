@@ -14,11 +14,17 @@
  *   --text-format json the structuredContent's JSON itself (0.4.0's text).
  *
  * head / tail / grep select line events (stdout, stderr) before the budget;
- * the other events (exit, error, timeout, ...) are always kept. Loop thread only.
+ * the other events (exit, error, timeout, ...) are always kept.
+ *
+ * The cost follows the result, not the log: the figures of what is left out
+ * are differences of the events' running totals, the budget is spent from
+ * both ends, and only the events shown (and the few non-line events) are
+ * parsed; grep alone scans (at most OUTPUT_GREP_MAX_SCAN bytes). Loop thread only.
  */
 #ifndef MCP_SANDBOXD_OUTPUT_H
 #define MCP_SANDBOXD_OUTPUT_H
 
+#include "core/events.h"
 #include "core/util.h"
 
 #include <regex.h>
@@ -31,19 +37,15 @@
 /** Output bytes grep scans in one call; past them it stops and says where. */
 #define OUTPUT_GREP_MAX_SCAN (16u << 20)
 
-/** One event as held: its id and JSON text. */
-typedef struct output_event {
-    uint64_t id;
-    const char *json;
-    size_t len;
-} output_event_t;
-
 /** What an output answer says. */
 typedef struct output_view {
     const char *execution_id;
     const char *status;
     const char *exit_code_json;     /**< a JSON number, or "null" */
-    const output_event_t *events;   /**< the events after last_event_id, oldest first */
+    /** The i-th event after last_event_id (0 = oldest), or NULL: events[i]. Events carry their running totals (core/events.h). */
+    const event_t *(*event_at)(const void *src, size_t i);
+    const void *src;                /**< event_at's argument */
+    const event_t *events;          /**< the events after last_event_id when event_at is NULL */
     size_t n_events;
     uint64_t dropped_events;        /**< events the caps evicted before the first one held */
     const char *last_event_id;      /**< NULL when there are none */

@@ -8,23 +8,39 @@
 #ifndef MCP_SANDBOXD_REMOTE_H
 #define MCP_SANDBOXD_REMOTE_H
 
+#include "core/events.h"
+
 #include <stddef.h>
+#include <stdint.h>
+
+/**
+ * An execution's events as a remote read returns them: those after the id
+ * asked for, oldest first, indexed off the loop (kind, data length, running
+ * totals: core/events.h) so the formatter's cost follows the result. Their
+ * JSON texts share one block; all is freed after the callback.
+ */
+typedef struct remote_events {
+    event_t *events;
+    size_t n;
+    uint64_t first_id;   /**< the oldest event id the store holds (0: none); the ones before it were dropped */
+    uint64_t skipped;    /**< events after the id asked for that the reader's byte cap left out (the oldest) */
+} remote_events_t;
 
 /**
  * A remote read's answer, delivered on the loop thread: found=0 when absent
  * (or owned by another session); `err` non-NULL when the store could not be
- * read. meta_json / events_json are JSON texts (events_json may be NULL).
+ * read. meta_json is a JSON text; `events` is NULL unless output was asked for.
  */
-typedef void (*remote_read_cb)(void *arg, int found, const char *meta_json, size_t meta_len, const char *events_json,
-                               size_t events_len, const char *err);
+typedef void (*remote_read_cb)(void *arg, int found, const char *meta_json, size_t meta_len, const remote_events_t *events,
+                               const char *err);
 
 /**
  * A remote read: starts it and returns 0 (cb runs later, exactly once), -1
  * when there is nothing to ask (stopping), -2 when too many reads wait.
  */
 typedef struct remote_reader {
-    /** Execution `id` of `session_id`, with its events when `with_output`. */
-    int (*read_exec)(const char *id, const char *session_id, int with_output, remote_read_cb cb, void *arg);
+    /** Execution `id` of `session_id`, with its events after id `after` when `with_output`. */
+    int (*read_exec)(const char *id, const char *session_id, int with_output, uint64_t after, remote_read_cb cb, void *arg);
     /** The executions of `session_id` (meta_json is a JSON array of summaries). */
     int (*read_session)(const char *session_id, remote_read_cb cb, void *arg);
     /** The session resolver for adoption: the record of `session_id` (id, protocol, client, replica). */

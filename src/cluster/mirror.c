@@ -569,7 +569,7 @@ static void on_messages(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
                 deadline_arm(&loop_st.resync_timer, 200, resync_dirty);
             break;
         case MSG_READ:
-            m->req->cb(m->req->arg, m->found, m->meta, m->meta_len, m->events, m->events_len, m->err);
+            m->req->cb(m->req->arg, m->found, m->meta, m->meta_len, m->events, m->err);
             free(m->req);
             break;
         case MSG_RESYNC_ALL:
@@ -581,7 +581,7 @@ static void on_messages(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
         }
         free(m->ids);
         free(m->meta);
-        free(m->events);
+        remote_events_discard(m->events);
         free(m->err);
         free(m);
     }
@@ -634,12 +634,14 @@ static int read_submit(struct read_req *q)
     return rc;
 }
 
-int mirror_read_exec(const char *id, const char *session_id, int with_output, mirror_read_cb cb, void *arg)
+int mirror_read_exec(const char *id, const char *session_id, int with_output, uint64_t after, mirror_read_cb cb,
+                     void *arg)
 {
     struct read_req *q = read_req_new(session_id, cb, arg);
     if (q != NULL) {
         strlcpy(q->id, id, sizeof(q->id));
         q->with_output = with_output;
+        q->after = after;
     }
     return read_submit(q);
 }

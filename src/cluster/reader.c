@@ -19,6 +19,8 @@
 #include <sys/resource.h>
 
 #define READ_PIPELINE_MAX 512 /* executions whose reads go in one pipeline (read_session) */
+#define READ_CHUNK 2000       /* events per LRANGE of an output read */
+#define READ_REREADS_MAX 16   /* times an output read follows the list's front being trimmed under it */
 
 /* ---------------------------------------------------------------- reader */
 
@@ -38,6 +40,210 @@ static int owned_by(const char *json, size_t len, const char *sid)
     return ok;
 }
 
+/* ---------------------------------------------------------------- output reads */
+
+void remote_events_free(remote_events_t *ev)
+{
+    if (ev == NULL)
+        return;
+    free(ev->n > 0 ? ev->events[0].json : NULL);
+    free(ev->events);
+    free(ev);
+}
+
+/* Reads answered, waiting for the reader thread to free them. */
+struct events_garbage {
+    struct events_garbage *next;
+    remote_events_t *ev;
+};
+
+#define DISCARD_IN_PLACE_MAX 1024 /* events a read may hold to be freed on the loop itself */
+
+void remote_events_discard(remote_events_t *ev)
+{
+    if (ev == NULL)
+        return;
+    if (ev->n <= DISCARD_IN_PLACE_MAX) {
+        remote_events_free(ev);
+        return;
+    }
+    struct events_garbage *g = xcalloc(1, sizeof(*g));
+    g->ev = ev;
+    pthread_mutex_lock(&mirror_st.rq.lock);
+    int stopping = mirror_st.rq.stopping;
+    if (!stopping) {
+        g->next = mirror_st.rq.garbage;
+        mirror_st.rq.garbage = g;
+    }
+    pthread_mutex_unlock(&mirror_st.rq.lock);
+    if (stopping) { /* the reader may be gone: free it here */
+        remote_events_free(ev);
+        free(g);
+        return;
+    }
+    pthread_cond_signal(&mirror_st.rq.cond);
+}
+
+/* Reader thread: frees a list of answered reads. */
+static void garbage_free(struct events_garbage *g)
+{
+    while (g != NULL) {
+        struct events_garbage *next = g->next;
+        remote_events_free(g->ev);
+        free(g);
+        g = next;
+    }
+}
+
+/* Events being read: their JSON in one block (offsets until done), the oldest dropped past the byte cap. */
+struct out_build {
+    remote_events_t *r;
+    size_t cap, start; /* events[start..n) are held */
+    strbuf_t blob;
+    size_t blob_start; /* blob bytes before it belong to dropped events */
+    events_totals_t totals;
+};
+
+/* Moves the held events and their JSON to the front: what was dropped stops taking memory. */
+static void out_compact(struct out_build *b)
+{
+    remote_events_t *r = b->r;
+    size_t n = r->n - b->start;
+    if (b->start == 0)
+        return;
+    memmove(r->events, r->events + b->start, n * sizeof(*r->events));
+    for (size_t i = 0; i < n; i++)
+        r->events[i].json = (char *)((uintptr_t)r->events[i].json - b->blob_start);
+    memmove(b->blob.data, b->blob.data + b->blob_start, b->blob.len - b->blob_start);
+    b->blob.len -= b->blob_start;
+    r->n = n;
+    b->start = b->blob_start = 0;
+}
+
+/* Appends event `s` (parsed as `o`) with id `id`; drops the oldest while the held JSON passes the byte cap. */
+static void out_add(struct out_build *b, const char *s, size_t len, const cJSON *o, uint64_t id)
+{
+    remote_events_t *r = b->r;
+    if (r->n == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 1024;
+        event_t *n = xcalloc(b->cap, sizeof(*n));
+        if (r->n > 0)
+            memcpy(n, r->events, r->n * sizeof(*n));
+        free(r->events);
+        r->events = n;
+    }
+    event_t *ev = &r->events[r->n++];
+    ev->seq = id;
+    ev->json = (char *)(uintptr_t)b->blob.len; /* an offset until the block stops moving */
+    ev->len = (uint32_t)len;
+    events_index(ev, events_describe(o), &b->totals);
+    strbuf_append(&b->blob, s, len);
+    strbuf_append(&b->blob, "", 1);
+    while (b->blob.len - b->blob_start > (size_t)config.max_output_bytes && b->start + 1 < r->n) {
+        b->blob_start += r->events[b->start].len + 1;
+        b->start++;
+        r->skipped++;
+    }
+    if (b->blob_start > b->blob.len / 2 && b->blob_start >= (1u << 20))
+        out_compact(b);
+}
+
+/* Finishes a read: the held events moved to the front, their JSON pointers set into one block. */
+static void out_finish(struct out_build *b)
+{
+    remote_events_t *r = b->r;
+    out_compact(b);
+    char *block = xmalloc(b->blob.len + 1);
+    if (b->blob.len > 0)
+        memcpy(block, b->blob.data, b->blob.len);
+    for (size_t i = 0; i < r->n; i++)
+        r->events[i].json = block + (uintptr_t)r->events[i].json;
+    if (r->n == 0)
+        free(block);
+    strbuf_free(&b->blob);
+}
+
+/* The id of JSON event `o` (0 when it has none). */
+static uint64_t event_id_of(const cJSON *o)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "event_id");
+    return cJSON_IsString(id) ? strtoull(id->valuestring, NULL, 10) : 0;
+}
+
+/*
+ * Takes one LRANGE reply's events from `want` on. The writer may trim the
+ * list's front meanwhile (indices shift down): an event past the one wanted
+ * means the list moved by the difference; then *idx is moved back for a
+ * reread (1), unless what was wanted is gone (the gap is accepted).
+ */
+static int take_chunk(struct out_build *b, const redisReply *r, long long *idx, uint64_t *want, int may_reread)
+{
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const char *s = r->element[i]->str, *end = NULL;
+        cJSON *o = s != NULL ? cJSON_ParseWithLengthOpts(s, r->element[i]->len, &end, 0) : NULL;
+        if (o != NULL && (!cJSON_IsObject(o) || end != s + r->element[i]->len)) {
+            cJSON_Delete(o); /* its text is copied into answers as is: one JSON object, nothing after it */
+            o = NULL;
+        }
+        uint64_t id = event_id_of(o);
+        long long back = (long long)(id - *want);
+        if (id > *want && may_reread && *idx + (long long)i >= back) {
+            cJSON_Delete(o);
+            *idx += (long long)i - back;
+            return 1;
+        }
+        if (id >= *want) {
+            out_add(b, r->element[i]->str, r->element[i]->len, o, id);
+            *want = id + 1;
+        }
+        cJSON_Delete(o);
+    }
+    *idx += r->type == REDIS_REPLY_ARRAY ? (long long)r->elements : 0;
+    return 0;
+}
+
+/*
+ * The events of list `okey` after id `after`, off the loop: LRANGE by index
+ * (the index of id X is X minus the first id held), READ_CHUNK at a time,
+ * each event indexed (kind, data length, running totals) so the loop's
+ * formatter reads only what it shows. At most --max-output-bytes of JSON is
+ * held (the oldest are left out and counted). 0, or -1 with m->err.
+ */
+static int read_output(redisContext *c, const char *okey, uint64_t after, mirror_msg_t *m)
+{
+    struct out_build b = {.r = xcalloc(1, sizeof(remote_events_t))};
+    m->events = b.r;
+    redisReply *r = redisCommand(c, "LINDEX %s 0", okey);
+    if (r == NULL) {
+        m->err = xstrdup(c->errstr);
+        return -1;
+    }
+    cJSON *o = r->type == REDIS_REPLY_STRING ? cJSON_ParseWithLength(r->str, r->len) : NULL;
+    b.r->first_id = event_id_of(o);
+    cJSON_Delete(o);
+    freeReplyObject(r);
+    uint64_t want = after + 1 > b.r->first_id ? after + 1 : b.r->first_id;
+    long long idx = (long long)(want - b.r->first_id);
+    int rereads = 0, more = b.r->first_id != 0;
+    while (more) {
+        r = redisCommand(c, "LRANGE %s %lld %lld", okey, idx, idx + READ_CHUNK - 1);
+        if (r == NULL) {
+            m->err = xstrdup(c->errstr);
+            strbuf_free(&b.blob);
+            b.r->n = 0; /* its json fields are offsets: nothing to free */
+            return -1;
+        }
+        int reread = take_chunk(&b, r, &idx, &want, rereads < READ_REREADS_MAX);
+        rereads += reread;
+        more = reread || (r->type == REDIS_REPLY_ARRAY && r->elements == READ_CHUNK);
+        freeReplyObject(r);
+    }
+    out_finish(&b);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reads */
+
 static void read_exec(redisContext *c, struct read_req *q, mirror_msg_t *m)
 {
     char key[160], okey[168], ttl[16];
@@ -56,23 +262,9 @@ static void read_exec(redisContext *c, struct read_req *q, mirror_msg_t *m)
     m->meta = reply_dup(r, &m->meta_len);
     freeReplyObject(r);
     m->found = 1;
-    if (q->with_output) {
-        r = redisCommand(c, "LRANGE %s 0 -1", okey);
-        if (r == NULL) {
-            m->err = xstrdup(c->errstr);
-            m->found = 0;
-            return;
-        }
-        strbuf_t b = {0};
-        strbuf_puts(&b, "[");
-        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-            if (i > 0)
-                strbuf_puts(&b, ",");
-            strbuf_append(&b, r->element[i]->str, r->element[i]->len);
-        }
-        strbuf_puts(&b, "]");
-        freeReplyObject(r);
-        m->events = strbuf_steal(&b, &m->events_len);
+    if (q->with_output && read_output(c, okey, q->after, m) != 0) {
+        m->found = 0;
+        return;
     }
     /* reads refresh the TTLs too */
     r = redisCommand(c, "EXPIRE %s %s", key, ttl);
@@ -207,12 +399,18 @@ void *mirror_reader_main(void *arg)
     char err[256];
     for (;;) {
         pthread_mutex_lock(&mirror_st.rq.lock);
-        while (mirror_st.rq.head == NULL && !mirror_st.rq.stopping)
+        while (mirror_st.rq.head == NULL && mirror_st.rq.garbage == NULL && !mirror_st.rq.stopping)
             pthread_cond_wait(&mirror_st.rq.cond, &mirror_st.rq.lock);
+        struct events_garbage *g = mirror_st.rq.garbage;
+        mirror_st.rq.garbage = NULL;
         struct read_req *q = mirror_st.rq.head;
         if (q == NULL) {
+            int stop = mirror_st.rq.stopping;
             pthread_mutex_unlock(&mirror_st.rq.lock);
-            break;
+            garbage_free(g);
+            if (stop)
+                break;
+            continue;
         }
         mirror_st.rq.head = q->next;
         if (mirror_st.rq.head == NULL)
@@ -220,6 +418,7 @@ void *mirror_reader_main(void *arg)
         mirror_st.rq.queued--;
         int stopping = mirror_st.rq.stopping;
         pthread_mutex_unlock(&mirror_st.rq.lock);
+        garbage_free(g);
         mirror_msg_t *m = xcalloc(1, sizeof(*m));
         m->kind = MSG_READ;
         m->req = q;
@@ -250,8 +449,9 @@ void *mirror_reader_main(void *arg)
             if (attempt == 0) {
                 free(m->err);
                 free(m->meta);
-                free(m->events);
-                m->err = m->meta = m->events = NULL;
+                remote_events_free(m->events);
+                m->err = m->meta = NULL;
+                m->events = NULL;
                 m->found = 0;
             }
         }

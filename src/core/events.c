@@ -60,12 +60,81 @@ static void ring_make_room(event_log_t *log)
     log->head = 0;
 }
 
+/* An event's info word (see event_t): kind, partial, marker and data bytes. */
+static uint32_t make_info(int kind, int partial, const char *data, size_t data_len)
+{
+    uint32_t info = (uint32_t)kind << 28;
+    if (kind > EVENTS_STDERR)
+        return info;
+    info |= (uint32_t)(data_len < EVENTS_DATA_MAX ? data_len : EVENTS_DATA_MAX);
+    info |= partial ? 1u << 30 : 0;
+    info |= data_len > 0 && (data[0] == '!' || data[0] == '~' || data[0] == '\\') ? 1u << 31 : 0;
+    return info;
+}
+
+events_totals_t events_after(const event_t *ev)
+{
+    return (events_totals_t){ev->data_sum, ev->line_sum, ev->whole_sum};
+}
+
+events_totals_t events_before(const event_t *ev)
+{
+    int line = EVENTS_IS_LINE(ev);
+    return (events_totals_t){ev->data_sum - (line ? EVENTS_DATA_LEN(ev) : 0), ev->line_sum - (uint32_t)line,
+                             ev->whole_sum - (uint32_t)(line && !EVENTS_PARTIAL(ev))};
+}
+
+/* Advances running totals `t` by event `ev` (its info set) and stores them in it. */
+static void add_totals(event_t *ev, events_totals_t *t)
+{
+    if (EVENTS_IS_LINE(ev)) {
+        t->data += EVENTS_DATA_LEN(ev);
+        t->lines++;
+        t->wholes += !EVENTS_PARTIAL(ev);
+    }
+    ev->data_sum = t->data;
+    ev->line_sum = t->lines;
+    ev->whole_sum = t->wholes;
+}
+
+void events_index(event_t *ev, uint32_t info, events_totals_t *t)
+{
+    ev->info = info;
+    add_totals(ev, t);
+}
+
+/* Classifies a type name. */
+static int kind_of(const char *type)
+{
+    return !strcmp(type, "stdout") ? EVENTS_STDOUT
+           : !strcmp(type, "stderr") ? EVENTS_STDERR
+           : !strcmp(type, "ready")  ? EVENTS_READY
+                                     : EVENTS_OTHER;
+}
+
+/* The info word of an event object (NULL: an OTHER event). */
+static uint32_t info_of(const cJSON *o)
+{
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
+    int kind = cJSON_IsString(type) ? kind_of(type->valuestring) : EVENTS_OTHER;
+    if (kind <= EVENTS_STDERR && cJSON_IsString(data))
+        return make_info(kind, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "partial")), data->valuestring,
+                         strlen(data->valuestring));
+    return make_info(kind, 0, "", 0);
+}
+
+uint32_t events_describe(const cJSON *o)
+{
+    return info_of(o);
+}
+
 /*
  * Stores an event's serialized JSON (taken over) under `seq`, applying the caps.
  * The buffer is first cut to its length: an escape buffer is reserved for the
  * worst case (6 bytes per input byte), and what is counted must be what is held.
  */
-static const event_t *store(event_log_t *log, uint64_t seq, char *json, size_t len)
+static const event_t *store(event_log_t *log, uint64_t seq, char *json, size_t len, uint32_t info)
 {
     char *exact = realloc(json, len + 1);
     if (exact != NULL)
@@ -74,7 +143,9 @@ static const event_t *store(event_log_t *log, uint64_t seq, char *json, size_t l
     event_t *ev = &log->ring[(log->head + log->count) % log->cap];
     ev->seq = seq;
     ev->json = json;
-    ev->len = len;
+    ev->len = (uint32_t)len;
+    ev->info = info;
+    add_totals(ev, &log->totals);
     log->count++;
     log->bytes += len + EVENTS_EVENT_OVERHEAD;
     while (log->bytes > log->max_bytes && log->count > 1)
@@ -115,8 +186,9 @@ const event_t *events_append(event_log_t *log, const char *type, cJSON *fields)
             cJSON_AddItemToObject(o, f->string, f); /* keeps f->string (cJSON re-sets the key) */
         }
     }
+    uint32_t info = info_of(o);
     char *json = util_json_print(o);
-    return store(log, seq, json, strlen(json));
+    return store(log, seq, json, strlen(json), info);
 }
 
 void events_utf8_sanitize(const char *s, size_t len, strbuf_t *out)
@@ -148,7 +220,7 @@ static void emit_line(event_log_t *log, int stream, const char *data, size_t len
     strbuf_puts(&json, partial ? ",\"partial\":true}" : "}");
     char *j = xmalloc(json.len + 1);
     memcpy(j, json.data, json.len + 1);
-    const event_t *ev = store(log, seq, j, json.len);
+    const event_t *ev = store(log, seq, j, json.len, make_info(stream, partial, clean.data, clean.len));
     if (ev != NULL && emit != NULL)
         emit(arg, ev);
     /* a scratch buffer grown by one huge line is not kept */
@@ -256,11 +328,13 @@ size_t events_release(event_log_t *log)
 {
     size_t freed = log->bytes;
     uint64_t next = log->next_seq, dropped = log->dropped;
+    events_totals_t totals = log->totals;
     size_t max_events = log->max_events, max_bytes = log->max_bytes;
     events_free(log);
     events_init(log, max_events, max_bytes);
     log->next_seq = next;
     log->dropped = dropped;
+    log->totals = totals;
     log->released = 1;
     return freed;
 }

@@ -1,9 +1,11 @@
 /*
- * output: see output.h. Each event is parsed once to learn its kind and the
- * length of its data (and to match grep), then the selection is cut to the
- * budget twice, once for the text (cost: the line as shown) and once for
- * structuredContent (cost: the event's JSON), keeping the first and the last
- * events; only the events shown are parsed again to be written.
+ * output: see output.h. Every event carries its kind, data length and running
+ * totals (core/events.h), so the selection is a list of index ranges (head and
+ * tail cut where the running line count says; non-line events found by binary
+ * search on it), the budget is spent walking from the front and from the back,
+ * and what is left out is a difference of totals. Only the events shown are
+ * parsed, to be written (non-line events also for their note's length); grep
+ * alone parses the lines it tests.
  */
 #include "mcp/output.h"
 #include "core/config.h"
@@ -14,26 +16,84 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { K_OUT, K_ERR, K_READY, K_OTHER };
+enum kind { K_OUT = EVENTS_STDOUT, K_ERR = EVENTS_STDERR, K_READY = EVENTS_READY, K_OTHER = EVENTS_OTHER };
 
 /* What the answer's other parts may take of max_output_chars: the header, the notices, the structured fields. */
 #define OUTPUT_ENVELOPE 600
 
 /* One event, as the formatter sees it. */
 struct item {
-    const output_event_t *ev;
+    const event_t *ev;
     unsigned char kind, partial, esc; /* esc: a stdout line written with a leading '\' */
     size_t data_len; /* line events: the data's bytes */
     size_t note_len; /* other events: the text note's bytes */
 };
 
-/* What one budget keeps of the selection: sel[0..front) and sel[back..n), sel[front] cut to `cut` bytes when cut_on. */
+/* A run of selected events: view indices [a, b). */
+struct seg {
+    size_t a, b;
+};
+
+/* The selection: which events head / tail / grep keep, as ascending runs; n events in all. */
+struct selection {
+    struct seg *segs;
+    size_t nseg, cap, n;
+    uint64_t grep_stopped_at; /* the first event grep did not scan (OUTPUT_GREP_MAX_SCAN), 0 = all scanned */
+    size_t matched;
+};
+
+/* What one budget keeps of the selection: positions [0..front) and [back..n), position front cut to `cut` bytes when cut_on. */
 struct plan {
     size_t front, back, cut;
     int cut_on;
     size_t omitted_events, omitted_bytes, omitted_lines;
     uint64_t first_omitted, last_omitted;
 };
+
+/* The i-th event of the view. */
+static const event_t *at(const output_view_t *v, size_t i)
+{
+    return v->event_at != NULL ? v->event_at(v->src, i) : &v->events[i];
+}
+
+/* Data bytes, line events and whole lines of view events [a, b): a difference of running totals. */
+static events_totals_t range_totals(const output_view_t *v, size_t a, size_t b)
+{
+    if (a >= b)
+        return (events_totals_t){0, 0, 0};
+    events_totals_t x = events_before(at(v, a)), y = events_after(at(v, b - 1));
+    return (events_totals_t){y.data - x.data, y.lines - x.lines, y.wholes - x.wholes};
+}
+
+/* The first non-line event in [a, b), or b: a binary search on the running line count. */
+static size_t next_other(const output_view_t *v, size_t a, size_t b)
+{
+    if (a >= b || range_totals(v, a, b).lines == b - a)
+        return b;
+    size_t lo = a, hi = b - 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (range_totals(v, a, mid + 1).lines < mid + 1 - a)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* The index just after the k-th line event of [a, b) (1 <= k <= the line events there). */
+static size_t after_kth_line(const output_view_t *v, size_t a, size_t b, uint64_t k)
+{
+    size_t lo = a, hi = b - 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (range_totals(v, a, mid + 1).lines >= k)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo + 1;
+}
 
 /* The text note of a non-line event (timeout, cancelled, error, resource_limit); "" for ready and exit. */
 static void note_text(const cJSON *o, const char *type, strbuf_t *out)
@@ -62,29 +122,45 @@ static int needs_escape(const char *data)
     return data[0] == '!' || data[0] == '~' || data[0] == '\\';
 }
 
-/* Parses one event into `it`; `dur` gets the exit event's duration_ms. */
-static void scan_item(const output_event_t *ev, struct item *it, double *dur)
+/* View event `i` as an item: line events from their info word; a non-line event is parsed for its note. */
+static void load_item(const output_view_t *v, size_t i, struct item *it)
 {
-    cJSON *o = cJSON_ParseWithLength(ev->json, ev->len);
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
-    const char *t = cJSON_IsString(type) ? type->valuestring : "";
+    const event_t *ev = at(v, i);
+    memset(it, 0, sizeof(*it));
     it->ev = ev;
-    it->kind = !strcmp(t, "stdout") ? K_OUT : !strcmp(t, "stderr") ? K_ERR : !strcmp(t, "ready") ? K_READY : K_OTHER;
-    if (it->kind <= K_ERR && cJSON_IsString(data)) {
-        it->data_len = strlen(data->valuestring);
-        it->partial = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "partial"));
-        it->esc = it->kind == K_OUT && needs_escape(data->valuestring);
+    it->kind = (unsigned char)EVENTS_KIND(ev);
+    if (it->kind <= K_ERR) {
+        it->data_len = EVENTS_DATA_LEN(ev);
+        it->partial = (unsigned char)EVENTS_PARTIAL(ev);
+        it->esc = it->kind == K_OUT && EVENTS_MARKER(ev);
     } else if (it->kind == K_OTHER) {
+        cJSON *o = cJSON_ParseWithLength(ev->json, ev->len);
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
         strbuf_t n = {0};
-        note_text(o, t, &n);
+        if (cJSON_IsString(type))
+            note_text(o, type->valuestring, &n);
         it->note_len = n.len;
         strbuf_free(&n);
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "duration_ms");
-        if (!strcmp(t, "exit") && cJSON_IsNumber(d))
-            *dur = d->valuedouble;
+        cJSON_Delete(o);
     }
-    cJSON_Delete(o);
+}
+
+/* The exit event's duration_ms (the last exit event's), or -1: only the non-line events are looked at. */
+static double exit_duration(const output_view_t *v)
+{
+    double dur = -1;
+    for (size_t i = next_other(v, 0, v->n_events); i < v->n_events; i = next_other(v, i + 1, v->n_events)) {
+        const event_t *ev = at(v, i);
+        if (EVENTS_KIND(ev) != K_OTHER)
+            continue;
+        cJSON *o = cJSON_ParseWithLength(ev->json, ev->len);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "duration_ms");
+        if (cJSON_IsString(t) && !strcmp(t->valuestring, "exit") && cJSON_IsNumber(d))
+            dur = d->valuedouble;
+        cJSON_Delete(o);
+    }
+    return dur;
 }
 
 /* What an event costs in the text (its line as written) or in structuredContent (its JSON and a comma). */
@@ -99,54 +175,260 @@ static size_t cost(const struct item *it, int structured)
     return it->data_len + (it->partial ? 0 : 1) + (it->kind == K_ERR ? 2 : it->esc); /* continuation pieces counted as new lines: an upper bound */
 }
 
-/* Counts what a plan leaves out (sel[front + cut_on .. back)) and what the cut took. */
-static void plan_count(const struct item *items, const size_t *sel, struct plan *p)
+/* ---------------------------------------------------------------- the selection */
+
+/* Appends view events [a, b) to the selection (joined to the last run when they follow it). */
+static void sel_add(struct selection *s, size_t a, size_t b)
+{
+    if (a >= b)
+        return;
+    s->n += b - a;
+    if (s->nseg > 0 && s->segs[s->nseg - 1].b == a) {
+        s->segs[s->nseg - 1].b = b;
+        return;
+    }
+    if (s->nseg == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 8;
+        struct seg *n = xcalloc(s->cap, sizeof(*n));
+        if (s->nseg > 0)
+            memcpy(n, s->segs, s->nseg * sizeof(*n));
+        free(s->segs);
+        s->segs = n;
+    }
+    s->segs[s->nseg++] = (struct seg){a, b};
+}
+
+/* Appends the non-line events of [a, b) but ready ones: what a filter keeps wherever it is. */
+static void sel_add_others(const output_view_t *v, struct selection *s, size_t a, size_t b)
+{
+    for (size_t i = next_other(v, a, b); i < b; i = next_other(v, i + 1, b))
+        if (EVENTS_KIND(at(v, i)) != K_READY)
+            sel_add(s, i, i + 1);
+}
+
+/* Appends [a, b) without its ready events. */
+static void sel_add_but_ready(const output_view_t *v, struct selection *s, size_t a, size_t b)
+{
+    size_t from = a;
+    for (size_t i = next_other(v, a, b); i < b; i = next_other(v, i + 1, b))
+        if (EVENTS_KIND(at(v, i)) == K_READY) {
+            sel_add(s, from, i);
+            from = i + 1;
+        }
+    sel_add(s, from, b);
+}
+
+/* The view index of selection position `pos`. */
+static size_t pos_index(const struct selection *s, size_t pos)
+{
+    for (size_t k = 0; k < s->nseg; k++) {
+        size_t len = s->segs[k].b - s->segs[k].a;
+        if (pos < len)
+            return s->segs[k].a + pos;
+        pos -= len;
+    }
+    return SIZE_MAX;
+}
+
+/* Totals of selection positions [p0, p1). */
+static events_totals_t sel_totals(const output_view_t *v, const struct selection *s, size_t p0, size_t p1)
+{
+    events_totals_t t = {0, 0, 0};
+    size_t base = 0;
+    for (size_t k = 0; k < s->nseg && base < p1; k++) {
+        size_t len = s->segs[k].b - s->segs[k].a;
+        size_t lo = p0 > base ? p0 : base, hi = p1 < base + len ? p1 : base + len;
+        if (lo < hi) {
+            events_totals_t r = range_totals(v, s->segs[k].a + lo - base, s->segs[k].a + hi - base);
+            t.data += r.data;
+            t.lines += r.lines;
+            t.wholes += r.wholes;
+        }
+        base += len;
+    }
+    return t;
+}
+
+/* grep over the line events: each matching line is kept (pieces of a partial line each tested on their own). */
+static void select_grep(const output_view_t *v, const regex_t *re, struct selection *s)
+{
+    size_t scanned = 0, n = v->n_events;
+    for (size_t i = 0; i < n; i++) {
+        const event_t *ev = at(v, i);
+        if (!EVENTS_IS_LINE(ev)) {
+            if (EVENTS_KIND(ev) != K_READY)
+                sel_add(s, i, i + 1);
+            continue;
+        }
+        if (scanned + EVENTS_DATA_LEN(ev) > OUTPUT_GREP_MAX_SCAN) {
+            s->grep_stopped_at = ev->seq;
+            sel_add_others(v, s, i + 1, n);
+            return;
+        }
+        scanned += EVENTS_DATA_LEN(ev);
+        cJSON *o = cJSON_ParseWithLength(ev->json, ev->len);
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "data");
+        if (cJSON_IsString(d) && regexec(re, d->valuestring, 0, NULL, 0) == 0) {
+            sel_add(s, i, i + 1);
+            s->matched++;
+        }
+        cJSON_Delete(o);
+    }
+}
+
+/*
+ * Keeps the first `head` or the last `tail` line events of the selection (its
+ * other events all stay): each run is kept whole, cut where the running line
+ * count reaches the number, or reduced to its non-line events.
+ */
+static void select_ends(const output_view_t *v, struct selection *s, long head, long tail)
+{
+    uint64_t total = 0;
+    for (size_t k = 0; k < s->nseg; k++)
+        total += range_totals(v, s->segs[k].a, s->segs[k].b).lines;
+    uint64_t keep = head > 0 ? (uint64_t)head : 0, skip = tail > 0 && total > (uint64_t)tail ? total - (uint64_t)tail : 0;
+    struct selection out = {.grep_stopped_at = s->grep_stopped_at, .matched = s->matched};
+    for (size_t k = 0; k < s->nseg; k++) {
+        size_t a = s->segs[k].a, b = s->segs[k].b;
+        uint64_t lines = range_totals(v, a, b).lines;
+        uint64_t *left = head > 0 ? &keep : &skip;
+        size_t c = *left >= lines ? b : *left > 0 ? after_kth_line(v, a, b, *left) : a;
+        *left -= *left >= lines ? lines : *left;
+        if (head > 0) { /* [a, c) kept, then only the non-line events */
+            sel_add(&out, a, c);
+            sel_add_others(v, &out, c, b);
+        } else { /* the non-line events of [a, c), then [c, b) kept */
+            sel_add_others(v, &out, a, c);
+            sel_add(&out, c, b);
+        }
+    }
+    free(s->segs);
+    *s = out;
+}
+
+/* Builds the selection of query `q`: all events, or (filtered) the line events kept and the others but ready. */
+static void select_events(const output_view_t *v, const output_query_t *q, struct selection *s)
+{
+    if (q->grep != NULL)
+        select_grep(v, q->grep, s);
+    else if (q->head > 0 || q->tail > 0)
+        sel_add_but_ready(v, s, 0, v->n_events);
+    else
+        sel_add(s, 0, v->n_events);
+    if (q->head > 0 || q->tail > 0)
+        select_ends(v, s, q->head, q->tail);
+}
+
+/* ---------------------------------------------------------------- the budget */
+
+/* A walk over selection positions, forwards or backwards. */
+struct walk {
+    const struct selection *s;
+    size_t k, i; /* run and view index of the next event */
+};
+
+/* The view index of the next event forwards, or SIZE_MAX at the end. */
+static size_t walk_next(struct walk *w)
+{
+    while (w->k < w->s->nseg && w->i >= w->s->segs[w->k].b)
+        if (++w->k < w->s->nseg)
+            w->i = w->s->segs[w->k].a;
+    return w->k < w->s->nseg ? w->i++ : SIZE_MAX;
+}
+
+/* A walk from selection position `pos` forwards. */
+static struct walk walk_at(const struct selection *s, size_t pos)
+{
+    struct walk w = {s, 0, s->nseg > 0 ? s->segs[0].a : 0};
+    for (; w.k < s->nseg && pos >= s->segs[w.k].b - s->segs[w.k].a; w.k++)
+        pos -= s->segs[w.k].b - s->segs[w.k].a;
+    if (w.k < s->nseg)
+        w.i = s->segs[w.k].a + pos;
+    return w;
+}
+
+/* Counts what a plan leaves out (positions [front + cut_on, back)) and what the cut took: differences of totals. */
+static void plan_count(const output_view_t *v, const struct selection *s, struct plan *p, size_t front_data_len)
 {
     size_t from = p->front + (size_t)p->cut_on;
-    for (size_t i = from; i < p->back; i++) {
-        const struct item *it = &items[sel[i]];
-        p->omitted_events++;
-        p->omitted_bytes += it->data_len;
-        p->omitted_lines += it->kind <= K_ERR && !it->partial;
-        if (i == from)
-            p->first_omitted = it->ev->id;
-        p->last_omitted = it->ev->id;
+    if (from < p->back) {
+        events_totals_t t = sel_totals(v, s, from, p->back);
+        p->omitted_events = p->back - from;
+        p->omitted_bytes = (size_t)t.data;
+        p->omitted_lines = t.wholes;
+        p->first_omitted = at(v, pos_index(s, from))->seq;
+        p->last_omitted = at(v, pos_index(s, p->back - 1))->seq;
     }
     if (p->cut_on)
-        p->omitted_bytes += items[sel[p->front]].data_len - p->cut;
+        p->omitted_bytes += front_data_len - p->cut;
+}
+
+/*
+ * The back of a plan: from the last event backwards while it fits in what
+ * `used` leaves of `budget`, down to position f at most. Returns the back.
+ */
+static size_t plan_back(const output_view_t *v, const struct selection *s, size_t f, size_t budget, int structured,
+                        size_t *used)
+{
+    size_t b = s->n;
+    struct item it;
+    for (size_t k = s->nseg; k-- > 0 && b > f;)
+        for (size_t i = s->segs[k].b; i-- > s->segs[k].a && b > f;) {
+            load_item(v, i, &it);
+            if (*used + cost(&it, structured) > budget)
+                return b;
+            *used += cost(&it, structured);
+            b--;
+        }
+    return b;
 }
 
 /*
  * Fits the selection into `budget`: everything when it fits; otherwise the
  * first events up to half of it, the last ones in what is left, and a first
  * line too long for half of it cut (a huge single line still shows its start).
+ * The walk from the front stops once the budget is spent: the cost follows
+ * the result.
  */
-static void plan_fit(const struct item *items, const size_t *sel, size_t n, size_t budget, int structured, struct plan *p)
+static void plan_fit(const output_view_t *v, const struct selection *s, size_t budget, int structured, struct plan *p)
 {
     memset(p, 0, sizeof(*p));
-    size_t total = 0, used = 0;
-    for (size_t i = 0; i < n; i++)
-        total += cost(&items[sel[i]], structured);
-    p->front = p->back = n;
+    p->front = p->back = s->n;
+    size_t total = 0, used = 0, f = 0, idx;
+    int growing = 1;
+    struct item it, first_out = {0};
+    struct walk w = walk_at(s, 0);
+    while ((idx = walk_next(&w)) != SIZE_MAX) {
+        load_item(v, idx, &it);
+        size_t c = cost(&it, structured);
+        if (growing && used + c <= budget / 2) {
+            used += c;
+            f++;
+        } else if (growing) {
+            growing = 0;
+            first_out = it;
+        }
+        total += c;
+        if (total > budget)
+            break;
+    }
     if (total <= budget)
         return;
-    size_t f = 0, b = n;
-    while (f < n && used + cost(&items[sel[f]], structured) <= budget / 2)
-        used += cost(&items[sel[f++]], structured);
     size_t front_used = used;
-    while (b > f && used + cost(&items[sel[b - 1]], structured) <= budget)
-        used += cost(&items[sel[--b]], structured);
+    size_t b = plan_back(v, s, f, budget, structured, &used);
     p->front = f;
     p->back = b;
-    if (f < b && items[sel[f]].kind <= K_ERR && front_used < budget / 4) { /* a line too long for half the budget */
+    if (f < b && first_out.kind <= K_ERR && front_used < budget / 4) { /* a line too long for half the budget */
         size_t avail = budget > used ? budget - used : 0;
         if (avail > budget / 2)
             avail = budget / 2;
         p->cut = structured ? avail / 2 : avail; /* JSON escapes may grow the data */
         p->cut_on = 1;
     }
-    plan_count(items, sel, p);
+    plan_count(v, s, p, first_out.data_len);
 }
+
+/* ---------------------------------------------------------------- writing */
 
 /* The first `n` bytes of `s`, shortened to a UTF-8 character boundary. */
 static size_t utf8_cut(const char *s, size_t n)
@@ -226,115 +508,52 @@ static void write_omitted_text(strbuf_t *out, const struct plan *p)
 }
 
 /* The shown events of plan `p` as text, the notice of what was left out where it was. */
-static void write_text(const struct item *items, const size_t *sel, size_t n, const struct plan *p, strbuf_t *out)
+static void write_text(const output_view_t *v, const struct selection *s, const struct plan *p, strbuf_t *out)
 {
     struct text_state ts = {out, -1};
-    for (size_t i = 0; i < n; i++) {
-        if (i == p->front + (size_t)p->cut_on && p->omitted_events > 0) {
+    size_t from = p->front + (size_t)p->cut_on, idx;
+    struct walk w = walk_at(s, 0);
+    struct item it;
+    for (size_t pos = 0; (idx = walk_next(&w)) != SIZE_MAX; pos++) {
+        if (pos == from && p->omitted_events > 0) {
             if (ts.open >= 0)
                 strbuf_puts(out, "\n");
             ts.open = -1;
             write_omitted_text(out, p);
-            i = p->back - 1;
-            continue;
+            pos = p->back;
+            w = walk_at(s, pos);
+            if ((idx = walk_next(&w)) == SIZE_MAX)
+                break;
         }
-        write_event_text(&ts, &items[sel[i]], p->cut_on && i == p->front, p->cut);
+        load_item(v, idx, &it);
+        write_event_text(&ts, &it, p->cut_on && pos == p->front, p->cut);
     }
     if (ts.open >= 0)
         strbuf_puts(out, "\n");
 }
 
 /* The output array of structuredContent under plan `p`. */
-static void write_array(const struct item *items, const size_t *sel, size_t n, const struct plan *p, strbuf_t *out)
+static void write_array(const output_view_t *v, const struct selection *s, const struct plan *p, strbuf_t *out)
 {
+    size_t from = p->front + (size_t)p->cut_on, idx;
+    struct walk w = walk_at(s, 0);
+    struct item it;
     int first = 1;
     strbuf_puts(out, "[");
-    for (size_t i = 0; i < n; i++) {
-        if (i >= p->front + (size_t)p->cut_on && i < p->back)
-            continue;
+    for (size_t pos = 0; (idx = walk_next(&w)) != SIZE_MAX; pos++) {
+        if (pos == from && from < p->back) {
+            pos = p->back;
+            w = walk_at(s, pos);
+            if ((idx = walk_next(&w)) == SIZE_MAX)
+                break;
+        }
         if (!first)
             strbuf_puts(out, ",");
-        write_event_json(out, &items[sel[i]], p->cut_on && i == p->front, p->cut);
         first = 0;
+        load_item(v, idx, &it);
+        write_event_json(out, &it, p->cut_on && pos == p->front, p->cut);
     }
     strbuf_puts(out, "]");
-}
-
-/* Counts the line events (whole lines: a partial piece is counted with the piece that ends it). */
-static size_t count_lines(const struct item *items, const size_t *sel, size_t n)
-{
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += items[sel[i]].kind <= K_ERR && !items[sel[i]].partial;
-    return c;
-}
-
-/* The selection: which events head / tail / grep keep (line events only; other events, but ready, always). */
-struct selection {
-    size_t *sel, n;
-    uint64_t grep_stopped_at; /* the first event grep did not scan (OUTPUT_GREP_MAX_SCAN), 0 = all scanned */
-    size_t matched;
-};
-
-/* grep over the line events: each matching line is kept (pieces of a partial line each tested on their own). */
-static void select_grep(const struct item *items, size_t n, const regex_t *re, struct selection *s)
-{
-    size_t scanned = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct item *it = &items[i];
-        if (it->kind == K_READY)
-            continue;
-        if (it->kind == K_OTHER) {
-            s->sel[s->n++] = i;
-            continue;
-        }
-        if (s->grep_stopped_at != 0)
-            continue;
-        if (scanned + it->data_len > OUTPUT_GREP_MAX_SCAN) {
-            s->grep_stopped_at = it->ev->id;
-            continue;
-        }
-        scanned += it->data_len;
-        cJSON *o = cJSON_ParseWithLength(it->ev->json, it->ev->len);
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "data");
-        if (cJSON_IsString(d) && regexec(re, d->valuestring, 0, NULL, 0) == 0) {
-            s->sel[s->n++] = i;
-            s->matched++;
-        }
-        cJSON_Delete(o);
-    }
-}
-
-/* Keeps the first `head` or the last `tail` line events of the selection (others stay). */
-static void select_ends(const struct item *items, struct selection *s, long head, long tail)
-{
-    size_t lines = 0, total = 0, k = 0;
-    for (size_t i = 0; i < s->n; i++)
-        total += items[s->sel[i]].kind <= K_ERR;
-    for (size_t i = 0; i < s->n; i++) {
-        int line = items[s->sel[i]].kind <= K_ERR;
-        int keep = !line || (head > 0 && lines < (size_t)head) || (tail > 0 && lines + (size_t)tail >= total);
-        lines += line;
-        if (keep)
-            s->sel[k++] = s->sel[i];
-    }
-    s->n = k;
-}
-
-/* Builds the selection of query `q` over `items`. */
-static void select_events(const struct item *items, size_t n, const output_query_t *q, struct selection *s)
-{
-    s->sel = xcalloc(n + 1, sizeof(size_t));
-    if (q->grep != NULL) {
-        select_grep(items, n, q->grep, s);
-    } else {
-        int filtered = q->head > 0 || q->tail > 0;
-        for (size_t i = 0; i < n; i++)
-            if (!filtered || items[i].kind != K_READY)
-                s->sel[s->n++] = i;
-    }
-    if (q->head > 0 || q->tail > 0)
-        select_ends(items, s, q->head, q->tail);
 }
 
 /* structuredContent's `truncated` object for plan `p`. */
@@ -358,15 +577,15 @@ static void put_optional(strbuf_t *out, const char *key, const char *value)
 }
 
 /* structuredContent: the fields in 0.4.0's order, then what is new (only when there is something to say). */
-static void write_structured(const output_view_t *v, const output_query_t *q, const struct item *items,
-                             const struct selection *s, const struct plan *p, strbuf_t *out)
+static void write_structured(const output_view_t *v, const output_query_t *q, const struct selection *s,
+                             const struct plan *p, size_t lines, strbuf_t *out)
 {
     strbuf_puts(out, "{\"execution_id\":");
     strbuf_json_cstr(out, v->execution_id);
     strbuf_puts(out, ",\"status\":");
     strbuf_json_cstr(out, v->status);
     strbuf_printf(out, ",\"exit_code\":%s,\"output\":", v->exit_code_json);
-    write_array(items, s->sel, s->n, p, out);
+    write_array(v, s, p, out);
     strbuf_printf(out, ",\"dropped_events\":%llu", (unsigned long long)v->dropped_events);
     put_optional(out, "last_event_id", v->last_event_id);
     put_optional(out, "source", v->source);
@@ -375,7 +594,7 @@ static void write_structured(const output_view_t *v, const output_query_t *q, co
     if (p->omitted_events > 0 || p->cut_on)
         write_truncated_json(out, p);
     if (q->grep != NULL || q->head > 0 || q->tail > 0) {
-        strbuf_printf(out, ",\"selection\":{\"lines\":%zu", count_lines(items, s->sel, s->n));
+        strbuf_printf(out, ",\"selection\":{\"lines\":%zu", lines);
         if (s->grep_stopped_at != 0)
             strbuf_printf(out, ",\"grep_stopped_at_event_id\":\"%llu\"", (unsigned long long)s->grep_stopped_at);
         strbuf_puts(out, "}");
@@ -383,11 +602,10 @@ static void write_structured(const output_view_t *v, const output_query_t *q, co
     strbuf_puts(out, "}");
 }
 
-/* The compact text's header line (and the message and grep notes under it). */
-static void write_header(const output_view_t *v, const struct item *items, const struct selection *s,
-                         const struct plan *p, double dur, strbuf_t *out)
+/* The compact text's header line (and the message and grep notes under it); `lines`: whole lines selected. */
+static void write_header(const output_view_t *v, const struct selection *s, const struct plan *p, size_t lines, double dur,
+                         strbuf_t *out)
 {
-    size_t lines = count_lines(items, s->sel, s->n);
     strbuf_printf(out, "status=%s exit_code=%s", v->status, v->exit_code_json);
     if (dur >= 0)
         strbuf_printf(out, " duration_ms=%.0f", dur);
@@ -412,25 +630,21 @@ static void write_header(const output_view_t *v, const struct item *items, const
 
 void output_render(const output_view_t *v, const output_query_t *q, strbuf_t *structured, strbuf_t *text)
 {
-    struct item *items = xcalloc(v->n_events + 1, sizeof(*items));
-    double dur = -1;
-    for (size_t i = 0; i < v->n_events; i++)
-        scan_item(&v->events[i], &items[i], &dur);
     struct selection s = {0};
-    select_events(items, v->n_events, q, &s);
+    select_events(v, q, &s);
+    size_t lines = sel_totals(v, &s, 0, s.n).wholes;
     struct plan ps, pt;
     size_t budget = q->max_chars > 2 * OUTPUT_ENVELOPE ? q->max_chars - OUTPUT_ENVELOPE : q->max_chars / 2;
-    plan_fit(items, s.sel, s.n, budget, 1, &ps);
-    write_structured(v, q, items, &s, &ps, structured);
+    plan_fit(v, &s, budget, 1, &ps);
+    write_structured(v, q, &s, &ps, lines, structured);
     if (q->text_json) {
         strbuf_append(text, structured->data, structured->len);
     } else {
-        plan_fit(items, s.sel, s.n, budget, 0, &pt);
-        write_header(v, items, &s, &pt, dur, text);
-        write_text(items, s.sel, s.n, &pt, text);
+        plan_fit(v, &s, budget, 0, &pt);
+        write_header(v, &s, &pt, lines, exit_duration(v), text);
+        write_text(v, &s, &pt, text);
     }
-    free(s.sel);
-    free(items);
+    free(s.segs);
 }
 
 /* An optional line count argument: a whole number from 1 to 10,000,000; 0 when absent. */

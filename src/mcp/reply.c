@@ -240,6 +240,7 @@ int mcp_call_wants_progress(const mcp_call_t *call)
 /*
  * Sends notifications/progress for a call that carried a progress token:
  * the first one turns the answer into an SSE stream (the result follows on it).
+ * progress is printed whole (%.17g: an integer as one, a fraction exactly).
  */
 void mcp_call_progress(mcp_call_t *call, double progress, const char *message)
 {
@@ -252,7 +253,7 @@ void mcp_call_progress(mcp_call_t *call, double progress, const char *message)
     }
     strbuf_t b = {0};
     strbuf_printf(&b, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":"
-                      "{\"progressToken\":%s,\"progress\":%.0f",
+                      "{\"progressToken\":%s,\"progress\":%.17g",
                   call->progress_token, progress);
     if (message != NULL) {
         strbuf_puts(&b, ",\"message\":");

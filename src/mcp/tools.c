@@ -92,6 +92,19 @@ static void reply_output(mcp_call_t *call, const output_view_t *v, const output_
     strbuf_free(&text);
 }
 
+/* A local view's events: the log's, from index `from`. */
+struct local_events {
+    const event_log_t *log;
+    size_t from;
+};
+
+/* output_view_t.event_at over a log held here: no copy, the formatter reads what it shows. */
+static const event_t *local_event_at(const void *src, size_t i)
+{
+    const struct local_events *l = src;
+    return events_at(l->log, l->from + i);
+}
+
 /*
  * The output answer from this replica's memory (events from index `from`),
  * through the one formatter; `workspace_id` (execute_code's answer) or NULL.
@@ -103,23 +116,18 @@ static void reply_local_output(mcp_call_t *call, exec_t *e, size_t from, const c
     snprintf(code, sizeof(code), "%d", e->exit_code);
     if (e->log.count > 0)
         snprintf(last, sizeof(last), "%llu", (unsigned long long)events_at(&e->log, e->log.count - 1)->seq);
-    size_t n = from < e->log.count ? e->log.count - from : 0;
-    output_event_t *evs = xcalloc(n + 1, sizeof(*evs));
-    for (size_t i = 0; i < n; i++) {
-        const event_t *ev = events_at(&e->log, from + i);
-        evs[i] = (output_event_t){ev->seq, ev->json, ev->len};
-    }
+    struct local_events src = {&e->log, from};
     output_view_t v = {.execution_id = e->id,
                        .status = exec_status_name(e->status),
                        .exit_code_json = e->has_exit_code ? code : "null",
-                       .events = evs,
-                       .n_events = n,
+                       .event_at = local_event_at,
+                       .src = &src,
+                       .n_events = from < e->log.count ? e->log.count - from : 0,
                        .dropped_events = e->log.dropped,
                        .last_event_id = e->log.count > 0 ? last : NULL,
                        .workspace_id = workspace_id,
                        .message = message};
     reply_output(call, &v, q);
-    free(evs);
 }
 
 /* ---------------------------------------------------------------- argument checks */
@@ -138,6 +146,7 @@ struct wait_ctx {
     deadline_t tick;       /* progress: every PROGRESS_TICK_MS while the call asked for it */
     uint64_t sent_events;  /* events so far at the last notification */
     uint64_t sent_ms;      /* when it was sent */
+    uint64_t quiet;        /* notifications sent since the events last changed */
 };
 
 #define PROGRESS_TICK_MS 1000   /* at most one notification a second while output arrives */
@@ -170,7 +179,13 @@ static void latest_line(const exec_t *e, char *out, size_t outlen)
     }
 }
 
-/* The progress tick of a parked call: notifications/progress when output arrived, or when it has been quiet a while. */
+/*
+ * The progress tick of a parked call: notifications/progress when output
+ * arrived, or when it has been quiet a while. progress must increase with
+ * every notification (MCP): it is the events so far, plus k/(k+1) for the
+ * k-th quiet notification since they last changed, so floor(progress) is
+ * still the events so far.
+ */
 static void on_progress_tick(deadline_t *d)
 {
     struct wait_ctx *w = (struct wait_ctx *)((char *)d - offsetof(struct wait_ctx, tick));
@@ -182,7 +197,8 @@ static void on_progress_tick(deadline_t *d)
     if (events != w->sent_events || now - w->sent_ms >= PROGRESS_IDLE_MS) {
         char msg[PROGRESS_MESSAGE_MAX * 4 + 8];
         latest_line(w->e, msg, sizeof(msg));
-        reply.progress(w->call, (double)events, msg[0] ? msg : NULL);
+        w->quiet = events != w->sent_events ? 0 : w->quiet + 1;
+        reply.progress(w->call, (double)events + (double)w->quiet / (double)(w->quiet + 1), msg[0] ? msg : NULL);
         w->sent_events = events;
         w->sent_ms = now;
     }
@@ -506,53 +522,38 @@ static void remote_status(struct remote_ctx *rc, const cJSON *m)
 }
 
 /*
- * get_execution_output from the record and its events (a JSON array, oldest
- * first), after last_event_id, through the one formatter. The caps evicted
- * the events before the first one Redis holds (ids are consecutive from 1).
+ * get_execution_output from the record and its events after last_event_id,
+ * read and indexed by the reader thread (mcp/remote.h), through the one
+ * formatter: the loop's work follows the result. The caps evicted the events
+ * before the first one Redis holds (ids are consecutive from 1); events the
+ * reader's byte cap left out count with them.
  */
-static void remote_output(struct remote_ctx *rc, const cJSON *m, const char *events, size_t events_len)
+static void remote_output(struct remote_ctx *rc, const cJSON *m, const remote_events_t *re)
 {
-    cJSON *evs = cJSON_ParseWithLength(events, events_len);
+    static const remote_events_t none = {0};
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "status");
     const cJSON *ec = cJSON_GetObjectItemCaseSensitive(m, "exit_code");
     char code[32] = "null", last[32] = "";
-    unsigned long long first_id = 0, after = rc->last_event_id[0] ? strtoull(rc->last_event_id, NULL, 10) : 0;
+    if (re == NULL)
+        re = &none;
     if (cJSON_IsNumber(ec))
         snprintf(code, sizeof(code), "%d", ec->valueint);
-    size_t n = 0, cap = (size_t)cJSON_GetArraySize(evs);
-    output_event_t *out = xcalloc(cap + 1, sizeof(*out));
-    const cJSON *ev;
-    cJSON_ArrayForEach(ev, evs)
-    {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(ev, "event_id");
-        unsigned long long seq = cJSON_IsString(id) ? strtoull(id->valuestring, NULL, 10) : 0;
-        if (cJSON_IsString(id) && first_id == 0)
-            first_id = seq;
-        if (!cJSON_IsString(id) || seq <= after || n >= cap)
-            continue;
-        snprintf(last, sizeof(last), "%s", id->valuestring);
-        char *text = cJSON_PrintUnformatted(ev);
-        if (text == NULL)
-            util_oom();
-        out[n++] = (output_event_t){seq, text, strlen(text)};
-    }
+    if (re->n > 0)
+        snprintf(last, sizeof(last), "%llu", (unsigned long long)re->events[re->n - 1].seq);
+    uint64_t first = re->skipped > 0 && re->n > 0 ? re->events[0].seq : re->first_id;
     output_view_t v = {.execution_id = rc->id,
                        .status = cJSON_IsString(st) ? st->valuestring : "failed",
                        .exit_code_json = code,
-                       .events = out,
-                       .n_events = n,
-                       .dropped_events = first_id > 1 ? first_id - 1 : 0,
+                       .events = re->events,
+                       .n_events = re->n,
+                       .dropped_events = first > 1 ? first - 1 : 0,
                        .last_event_id = last[0] ? last : NULL,
                        .source = "redis"};
     reply_output(rc->call, &v, &rc->q);
-    for (size_t i = 0; i < n; i++)
-        free((char *)out[i].json);
-    free(out);
-    cJSON_Delete(evs);
 }
 
 /* A remote read answered (remote_read_cb): the tool's answer from what Redis holds. */
-static void on_remote(void *arg, int found, const char *meta, size_t meta_len, const char *events, size_t events_len,
+static void on_remote(void *arg, int found, const char *meta, size_t meta_len, const remote_events_t *events,
                       const char *rerr)
 {
     struct remote_ctx *rc = arg;
@@ -573,7 +574,7 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
     } else if (rc->kind == REMOTE_STATUS) {
         remote_status(rc, m);
     } else {
-        remote_output(rc, m, events, events_len);
+        remote_output(rc, m, events);
     }
     cJSON_Delete(m);
     output_query_free(&rc->q);
@@ -596,7 +597,8 @@ static int ask_remote(mcp_call_t *call, const mcp_ctx_t *ctx, int kind, const ch
         snprintf(rc->last_event_id, sizeof(rc->last_event_id), "%s", last_event_id);
     if (q != NULL)
         rc->q = *q;
-    int r = remote.read_exec != NULL ? remote.read_exec(id, ctx->tenant, kind == REMOTE_OUTPUT, on_remote, rc) : -1;
+    uint64_t after = rc->last_event_id[0] ? strtoull(rc->last_event_id, NULL, 10) : 0;
+    int r = remote.read_exec != NULL ? remote.read_exec(id, ctx->tenant, kind == REMOTE_OUTPUT, after, on_remote, rc) : -1;
     if (r == 0) {
         if (q != NULL)
             q->grep = NULL; /* the read owns it now */

@@ -405,7 +405,7 @@ static void on_adopt_guard_dispose(void *p)
         g->a->req = NULL;
 }
 
-static void on_adopt_read(void *arg, int found, const char *meta, size_t meta_len, const char *events, size_t events_len,
+static void on_adopt_read(void *arg, int found, const char *meta, size_t meta_len, const remote_events_t *events,
                           const char *err)
 {
     adopt_t *a = arg;

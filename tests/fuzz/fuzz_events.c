@@ -11,6 +11,9 @@
  *     only one event is held; every event is valid JSON with its own id;
  *   - the data of a stream's line events, re-joined, equals the UTF-8 repair
  *     of every byte fed to that stream (nothing lost, nothing invented);
+ *   - each event's info is what its JSON says (events_describe) and its
+ *     running totals follow the previous event's by its own share, ending at
+ *     the log's totals (the output formatter's prefix sums);
  *   - events_resume_index(id) fails exactly when the id is malformed, in the
  *     future or already dropped, and otherwise the array it gives holds
  *     exactly the events with ids above it, in order.
@@ -104,6 +107,14 @@ static void check_log(const event_log_t *log)
         CHECK(ev->json != NULL && strlen(ev->json) == ev->len);
         CHECK(ev->seq == log->next_seq - log->count + i);
         bytes += ev->len + EVENTS_EVENT_OVERHEAD; /* what is counted is what is held */
+        if (i > 0) { /* the running totals: a chain from event to event */
+            events_totals_t prev = events_after(events_at(log, i - 1)), before = events_before(ev);
+            CHECK(prev.data == before.data && prev.lines == before.lines && prev.wholes == before.wholes);
+        }
+    }
+    if (log->count > 0) {
+        events_totals_t last = events_after(events_at(log, log->count - 1));
+        CHECK(last.data == log->totals.data && last.lines == log->totals.lines && last.wholes == log->totals.wholes);
     }
     CHECK(bytes == log->bytes);
     CHECK(log->line[0].buf.len <= EVENTS_MAX_LINE && log->line[1].buf.len <= EVENTS_MAX_LINE);
@@ -122,6 +133,7 @@ static void check_events_json(const event_log_t *log)
         char want[24];
         snprintf(want, sizeof(want), "%llu", (unsigned long long)ev->seq);
         CHECK(!strcmp(id->valuestring, want));
+        CHECK(events_describe(j) == ev->info);
         cJSON_Delete(j);
     }
 }

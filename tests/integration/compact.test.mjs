@@ -238,6 +238,66 @@ describe('head/tail/grep from Redis on another replica', () => {
     assert.equal(otherWs.isError, true);
     assert.match(otherWs.content[0].text, /not found/i);
   });
+  const stdout = (sc) => sc.output.filter((e) => e.type === 'stdout');
+  // event id k (2..200001) is line k-1: the bytes of lines first-1..last-1
+  const digits = (first, last) => { let n = 0; for (let k = first; k <= last; k++) n += String(k - 1).length; return n; };
+
+  // Issue 15's "done when" with the default caps (these servers have them): a
+  // 200,000-line run is held whole here and in Redis, so any part of it can be
+  // fetched, locally and on another replica through Redis, with the same exact figures.
+  test('seq 1 200000 with the default caps: nothing dropped; first, middle and last lines fetched; truncated exact, the same through Redis', async () => {
+    const r = await call(client, 'execute_code', { command: 'seq 1 200000' }, DEF);
+    const id = r.execution_id;
+    assert.equal(r.dropped_events, 0, 'held whole with the default --max-events / --max-output-bytes');
+    const t = r.truncated;
+    assert.equal(t.omitted_bytes, digits(Number(t.first_omitted_event_id), Number(t.last_omitted_event_id)));
+    const first = await call(client, 'get_execution_output', { execution_id: id, head: 1 }, DEF);
+    assert.deepEqual(lines(first), ['1']);
+    const middle = await call(client, 'get_execution_output', { execution_id: id, last_event_id: '100000', head: 2 }, DEF);
+    assert.deepEqual(lines(middle), ['100000', '100001']);
+    assert.equal(middle.output.find((e) => e.data === '100000').event_id, '100001');
+    const again = await call(client, 'get_execution_output', { execution_id: id }, DEF);
+    assert.deepEqual(again.truncated, t, 'a read of the held run: the same figures');
+
+    await waitFor(async () => (await rawTool({ execution_id: id, tail: 1 }))?.structuredContent?.output?.some((e) => e.type === 'exit'),
+      { ms: 60000, what: 'mirrored' });
+    const all = await rawTool({ execution_id: id });
+    assert.equal(all.structuredContent.source, 'redis');
+    assert.equal(all.structuredContent.dropped_events, 0, 'Redis holds it whole too');
+    assert.deepEqual(all.structuredContent.truncated, t, 'the same events left out, the same figures');
+    assert.equal(all.content[0].text.split('\n').slice(1).join('\n'), text(again).split('\n').slice(1).join('\n'), 'the same text after the header');
+    assert.deepEqual(stdout((await rawTool({ execution_id: id, head: 1 })).structuredContent).map((e) => e.data), ['1']);
+    const rmid = (await rawTool({ execution_id: id, last_event_id: '100000', head: 2 })).structuredContent;
+    assert.deepEqual(stdout(rmid).map((e) => [e.event_id, e.data]), [['100001', '100000'], ['100002', '100001']]);
+    const rlast = (await rawTool({ execution_id: id, last_event_id: '199990', tail: 2 })).structuredContent;
+    assert.deepEqual(stdout(rlast).map((e) => e.data), ['199999', '200000']);
+    const after = await rawTool({ execution_id: id, last_event_id: '100000', max_output_chars: 2000 });
+    const at = after.structuredContent.truncated;
+    assert.equal(Number(after.structuredContent.output[0].event_id), 100001, 'the read starts after last_event_id');
+    assert.equal(at.omitted_bytes, digits(Number(at.first_omitted_event_id), Number(at.last_omitted_event_id)));
+  });
+
+  test('a replica reads at most --max-output-bytes of a run from Redis: the newest, the rest counted as dropped', async () => {
+    const c = await startServer({ env: { REDIS_URL: redis.url }, args: ['--replica-id', 'node-c', '--max-output-bytes', '64K'] });
+    try {
+      const r = await call(client, 'execute_code', { command: 'seq 1 5000' }, DEF);
+      const viaC = async (args) => (await raw(c, {
+        headers: { 'mcp-session-id': transport.sessionId, 'mcp-protocol-version': '2025-06-18' },
+        body: { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'get_execution_output', arguments: { execution_id: r.execution_id, ...args } } },
+      })).json?.result?.structuredContent;
+      await waitFor(async () => (await viaC({ tail: 1 }))?.output?.some((e) => e.type === 'exit'), { ms: 30000, what: 'mirrored' });
+      const head = await viaC({ head: 1, max_output_chars: 200000 });
+      assert.equal(head.source, 'redis');
+      assert.ok(head.dropped_events > 4000, `${head.dropped_events} dropped: 5,002 events (430 KB) do not fit in 64 KiB`);
+      const firstHeld = head.output.find((e) => e.type === 'stdout');
+      assert.equal(Number(firstHeld.event_id), head.dropped_events + 1, 'dropped counts every event before the first one held');
+      assert.equal(firstHeld.data, String(head.dropped_events), 'event id k is line k-1');
+      const tail = await viaC({ tail: 2 });
+      assert.deepEqual(tail.output.filter((e) => e.type === 'stdout').map((e) => e.data), ['4999', '5000']);
+    } finally {
+      await c.stop();
+    }
+  });
 });
 
 describe('progress while waiting (notifications/progress over SSE)', () => {
@@ -271,6 +331,20 @@ describe('progress while waiting (notifications/progress over SSE)', () => {
     });
     assert.equal(res.structuredContent.status, 'completed');
     assert.ok(seen.length >= 1);
+  });
+
+  test('progress strictly increases across quiet heartbeats and new output; floor(progress) is the events so far', async () => {
+    const seen = [];
+    // output, then 9 s of quiet (two heartbeats at least), then output again
+    const res = await client.callTool({ name: 'execute_code', arguments: { command: 'echo a; sleep 9; echo b; sleep 1' } }, undefined, {
+      timeout: 60000, onprogress: (p) => seen.push(p.progress),
+    });
+    assert.equal(res.structuredContent.status, 'completed');
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i] > seen[i - 1], `not increasing: ${seen}`);
+    const quiet = seen.filter((p) => !Number.isInteger(p));
+    assert.ok(quiet.length >= 2, `quiet heartbeats: ${seen}`);
+    assert.ok(quiet.every((p) => Math.floor(p) === 2), `ready + "a" = 2 events while quiet: ${seen}`);
+    assert.ok(seen.some((p) => p >= 3), `new output after the quiet: ${seen}`);
   });
 
   test('without a progress token nothing changes: the answer is one JSON body', async () => {

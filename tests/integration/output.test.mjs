@@ -240,7 +240,7 @@ describe('/health and /metrics with a token', () => {
     assert.equal((await fetch(`${server.base}/metrics`)).status, 401);
     const m = await metricsText(server, { authorization: `Bearer ${token}` });
     assert.equal(sample(m, 'retained_output_bytes'), 0);
-    assert.match(m, /^mcp_sandboxd_config_info\{isolation="[a-z]+",.*max_retained_bytes="67108864".*\} 1$/m);
+    assert.match(m, /^mcp_sandboxd_config_info\{isolation="[a-z]+",.*max_output_bytes="67108864",max_retained_bytes="134217728".*\} 1$/m);
     assert.match(m, /^mcp_sandboxd_sandbox_available [01]$/m);
   });
 });

@@ -86,8 +86,10 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.isolation_none, 0);
     assert_int_equal(cfg.retention, 3600);
     assert_int_equal(cfg.wait_deadline, 55);
-    assert_int_equal(cfg.max_events, 10000);
-    assert_int_equal(cfg.max_output_bytes, 16 << 20);
+    assert_int_equal(cfg.max_events, 250000);
+    assert_int_equal(cfg.max_output_bytes, 64 << 20);
+    assert_int_equal(cfg.max_retained_session, 128 << 20);
+    assert_int_equal(cfg.max_retained_total, INT64_C(1) << 30);
     assert_int_equal(cfg.kill_grace_ms, 2000);
     assert_int_equal(cfg.shutdown_grace, 10);
     assert_int_equal(cfg.mem_default_mb, 2048);

@@ -2,7 +2,9 @@
  * Unit tests for src/events.c: event ids, resuming after an id, the count and
  * byte caps, line splitting (across chunks, long lines, UTF-8 boundaries),
  * UTF-8 repair, flush at EOF and the JSON array writer; what an event costs
- * (held at its exact size, counted with its overhead), compaction and release.
+ * (held at its exact size, counted with its overhead), compaction and release;
+ * each event's info word and running totals (the output formatter's prefix
+ * sums), also across evictions and as events_index computes them from JSON.
  */
 #include "../../src/core/events.c"
 
@@ -729,6 +731,111 @@ static void test_release(void **state)
     assert_int_equal(events_release(&lg), 0); /* twice: nothing more to free */
 }
 
+/* What events_describe makes of an event's JSON: the same info as the log's own. */
+static uint32_t info_from_json(const event_t *ev)
+{
+    cJSON *o = cJSON_ParseWithLength(ev->json, ev->len);
+    uint32_t info = events_describe(o);
+    cJSON_Delete(o);
+    return info;
+}
+
+/*
+ * Every event's info and running totals equal what its JSON says, counted
+ * from the log's start: data bytes of line events, line events (each piece),
+ * whole lines (not partial); other events add nothing; a range's figures are
+ * the difference of two events' totals.
+ */
+static void test_running_totals(void **state)
+{
+    events_append(&lg, "ready", NULL);
+    events_feed(&lg, 0, "one\n!bang\n", 10, NULL, NULL);
+    events_feed(&lg, 1, "err\n", 4, NULL, NULL);
+    static char big[EVENTS_MAX_LINE + 11];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\n';
+    events_feed(&lg, 0, big, sizeof(big), NULL, NULL); /* two events: a piece and its end */
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddNumberToObject(f, "code", 0);
+    events_append(&lg, "exit", f);
+    cJSON_Delete(f);
+    assert_int_equal(lg.count, 7);
+    uint64_t data = 0;
+    uint32_t lines = 0, wholes = 0;
+    static const int kinds[] = {EVENTS_READY, EVENTS_STDOUT, EVENTS_STDOUT, EVENTS_STDERR, EVENTS_STDOUT, EVENTS_STDOUT, EVENTS_OTHER};
+    for (size_t i = 0; i < lg.count; i++) {
+        const event_t *ev = events_at(&lg, i);
+        cJSON *j = event_json(i);
+        assert_int_equal(EVENTS_KIND(ev), kinds[i]);
+        assert_int_equal(ev->info, info_from_json(ev));
+        if (EVENTS_IS_LINE(ev)) {
+            assert_int_equal(EVENTS_DATA_LEN(ev), strlen(str_field(j, "data")));
+            assert_int_equal(EVENTS_PARTIAL(ev), is_partial(j));
+            data += EVENTS_DATA_LEN(ev);
+            lines++;
+            wholes += !is_partial(j);
+        }
+        assert_int_equal(ev->data_sum, data);
+        assert_int_equal(ev->line_sum, lines);
+        assert_int_equal(ev->whole_sum, wholes);
+        events_totals_t b = events_before(ev), a = events_after(ev);
+        assert_int_equal(a.data - b.data, EVENTS_IS_LINE(ev) ? EVENTS_DATA_LEN(ev) : 0);
+        cJSON_Delete(j);
+    }
+    assert_true(EVENTS_MARKER(events_at(&lg, 2)));  /* "!bang" */
+    assert_false(EVENTS_MARKER(events_at(&lg, 1))); /* "one" */
+    assert_int_equal(data, 3 + 5 + 3 + EVENTS_MAX_LINE + 10);
+    assert_int_equal(lines, 5);
+    assert_int_equal(wholes, 4);
+    /* events 2..5 (indices 1..4): a difference of totals */
+    events_totals_t x = events_before(events_at(&lg, 1)), y = events_after(events_at(&lg, 4));
+    assert_int_equal(y.data - x.data, 3 + 5 + 3 + EVENTS_MAX_LINE);
+    assert_int_equal(y.lines - x.lines, 4);
+    assert_int_equal(y.wholes - x.wholes, 3);
+}
+
+/* Evicted events stay in the totals: the held ones' figures are still differences; release keeps the totals. */
+static void test_running_totals_across_drops(void **state)
+{
+    events_free(&lg);
+    events_init(&lg, 16, BIG);
+    for (int i = 0; i < 40; i++) {
+        char line[16];
+        int n = snprintf(line, sizeof(line), "%d\n", i);
+        events_feed(&lg, i % 2, line, (size_t)n, NULL, NULL);
+    }
+    assert_int_equal(lg.dropped, 24);
+    const event_t *first = events_at(&lg, 0), *last = events_at(&lg, lg.count - 1);
+    uint64_t held = 0;
+    for (int i = 24; i < 40; i++)
+        held += i < 10 ? 1 : 2;
+    assert_int_equal(events_after(last).data - events_before(first).data, held);
+    assert_int_equal(events_after(last).lines - events_before(first).lines, 16);
+    assert_int_equal(last->line_sum, 40);
+    uint64_t total = lg.totals.data;
+    events_release(&lg);
+    assert_int_equal(lg.totals.data, total);
+}
+
+/* events_index over JSON read back (as from Redis) gives the log's own info and totals. */
+static void test_index_from_json(void **state)
+{
+    events_append(&lg, "ready", NULL);
+    events_feed(&lg, 0, "a\n\\b\n", 5, NULL, NULL);
+    events_feed(&lg, 1, "c\n", 2, NULL, NULL);
+    events_totals_t t = {0, 0, 0};
+    for (size_t i = 0; i < lg.count; i++) {
+        const event_t *ev = events_at(&lg, i);
+        event_t copy = {.seq = ev->seq, .json = ev->json, .len = ev->len};
+        events_index(&copy, info_from_json(ev), &t);
+        assert_int_equal(copy.info, ev->info);
+        assert_int_equal(copy.data_sum, ev->data_sum);
+        assert_int_equal(copy.line_sum, ev->line_sum);
+        assert_int_equal(copy.whole_sum, ev->whole_sum);
+    }
+    assert_true(EVENTS_MARKER(events_at(&lg, 2))); /* "\\b" */
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -754,6 +861,9 @@ int main(void)
         T(test_event_held_at_exact_size),
         T(test_compact),
         T(test_release),
+        T(test_running_totals),
+        T(test_running_totals_across_drops),
+        T(test_index_from_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

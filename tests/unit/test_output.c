@@ -3,9 +3,12 @@
  * joined pieces), the budget at its edges with exact `truncated` figures, a
  * huge line cut, head/tail/grep selection, --text-format json and the
  * optional fields (workspace_id's place). Events are
- * written by hand as the event log holds them.
+ * written by hand as the event log holds them (indexed by events_index); a
+ * view over a live log (event_at) reads the log's own running totals. The
+ * omitted figures (differences of totals) are checked against a count of the
+ * events themselves, with stderr, partial pieces and non-line events between.
  *
- * unit-links: core/util core/config core/log
+ * unit-links: core/util core/config core/log core/events
  */
 #include "../../src/mcp/output.c"
 
@@ -17,9 +20,10 @@
 
 #define MAX_EV 4096
 
-static output_event_t evs[MAX_EV];
+static event_t evs[MAX_EV];
 static char *jsons[MAX_EV];
 static size_t n_evs;
+static events_totals_t totals; /* the running totals, as the log keeps them */
 
 /* Appends an event of `type` with `extra` JSON members (may be ""). */
 static void add(const char *type, const char *extra)
@@ -28,7 +32,10 @@ static void add(const char *type, const char *extra)
     size_t id = n_evs + 1;
     snprintf(buf, sizeof(buf), "{\"event_id\":\"%zu\",\"type\":\"%s\",\"ts\":\"t\"%s%s}", id, type, extra[0] ? "," : "", extra);
     jsons[n_evs] = xstrdup(buf);
-    evs[n_evs] = (output_event_t){id, jsons[n_evs], strlen(jsons[n_evs])};
+    evs[n_evs] = (event_t){.seq = id, .json = jsons[n_evs], .len = (uint32_t)strlen(jsons[n_evs])};
+    cJSON *o = cJSON_Parse(jsons[n_evs]);
+    events_index(&evs[n_evs], events_describe(o), &totals);
+    cJSON_Delete(o);
     n_evs++;
 }
 
@@ -46,6 +53,7 @@ static int teardown(void **state)
     for (size_t i = 0; i < n_evs; i++)
         free(jsons[i]);
     n_evs = 0;
+    totals = (events_totals_t){0, 0, 0};
     return 0;
 }
 
@@ -223,6 +231,132 @@ static void test_workspace_id(void **state)
     strbuf_free(&text);
 }
 
+/* Brute force: data bytes and whole lines of the events with ids first..last. */
+static void count_ids(unsigned long first, unsigned long last, size_t *bytes, size_t *wholes)
+{
+    *bytes = *wholes = 0;
+    for (size_t i = 0; i < n_evs; i++) {
+        if (evs[i].seq < first || evs[i].seq > last || !EVENTS_IS_LINE(&evs[i]))
+            continue;
+        cJSON *o = cJSON_Parse(jsons[i]);
+        *bytes += strlen(cJSON_GetObjectItem(o, "data")->valuestring);
+        *wholes += !cJSON_IsTrue(cJSON_GetObjectItem(o, "partial"));
+        cJSON_Delete(o);
+    }
+}
+
+/* Mixed output over a budget: the truncated figures (prefix differences) equal a count of the events left out. */
+static void test_truncated_figures_mixed(void **state)
+{
+    char d[64];
+    add("ready", "");
+    for (int i = 0; i < 3000; i++) {
+        snprintf(d, sizeof(d), "line-%d", i);
+        line(i % 7 == 3, d, i % 11 == 5); /* stderr lines, partial pieces */
+        if (i == 1500)
+            add("network_denied", "\"message\":\"blocked\"");
+    }
+    add("exit", "\"code\":0,\"duration_ms\":5");
+    output_query_t q = {.max_chars = 8000};
+    strbuf_t st = {0}, text = {0};
+    render(&q, &st, &text);
+    cJSON *o = cJSON_Parse(st.data);
+    const cJSON *t = cJSON_GetObjectItem(o, "truncated");
+    unsigned long first = strtoul(cJSON_GetObjectItem(t, "first_omitted_event_id")->valuestring, NULL, 10);
+    unsigned long last = strtoul(cJSON_GetObjectItem(t, "last_omitted_event_id")->valuestring, NULL, 10);
+    size_t bytes, wholes;
+    count_ids(first, last, &bytes, &wholes);
+    assert_int_equal(cJSON_GetObjectItem(t, "omitted_events")->valueint, last - first + 1);
+    assert_int_equal((size_t)cJSON_GetObjectItem(t, "omitted_bytes")->valuedouble, bytes);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "output")) + (int)(last - first + 1), (int)n_evs);
+    cJSON_Delete(o);
+    /* the text's own notice */
+    unsigned long tf, tl;
+    size_t te, tlines, tb;
+    const char *notice = strstr(text.data, "~ [omitted: ");
+    assert_non_null(notice);
+    assert_int_equal(sscanf(notice, "~ [omitted: %zu events (%zu lines, %zu bytes), event ids %lu..%lu", &te, &tlines, &tb, &tf, &tl), 5);
+    count_ids(tf, tl, &bytes, &wholes);
+    assert_int_equal(te, tl - tf + 1);
+    assert_int_equal(tb, bytes);
+    assert_int_equal(tlines, wholes);
+    assert_non_null(strstr(text.data, " duration_ms=5 "));
+    strbuf_free(&st);
+    strbuf_free(&text);
+}
+
+/* Renders with query `q` and checks the text after the header. */
+static void expect_body(const output_query_t *q, const char *want)
+{
+    strbuf_t st = {0}, text = {0};
+    render(q, &st, &text);
+    assert_string_equal(body(&text), want);
+    strbuf_free(&st);
+    strbuf_free(&text);
+}
+
+/* head / tail keep the non-line events wherever they are (found by binary search), never ready; grep combines with tail. */
+static void test_head_tail_keep_other_events(void **state)
+{
+    char d[16];
+    add("ready", "");
+    for (int i = 1; i <= 10; i++) {
+        snprintf(d, sizeof(d), "%d", i);
+        line(0, d, 0);
+        if (i == 5)
+            add("network_denied", "\"message\":\"blocked\"");
+    }
+    add("exit", "\"code\":0");
+    output_query_t q = {.max_chars = 20000, .head = 3};
+    strbuf_t st = {0}, text = {0};
+    render(&q, &st, &text);
+    assert_null(strstr(st.data, "\"type\":\"ready\""));
+    assert_non_null(strstr(st.data, "\"type\":\"exit\""));
+    assert_non_null(strstr(st.data, "\"selection\":{\"lines\":3}"));
+    strbuf_free(&st);
+    strbuf_free(&text);
+    expect_body(&q, "1\n2\n3\n~ network_denied: blocked\n");
+    expect_body(&(output_query_t){.max_chars = 20000, .tail = 3}, "~ network_denied: blocked\n8\n9\n10\n");
+    expect_body(&(output_query_t){.max_chars = 20000, .tail = 6}, "5\n~ network_denied: blocked\n6\n7\n8\n9\n10\n");
+    regex_t re;
+    assert_int_equal(regcomp(&re, "^[0-9]$", REG_EXTENDED | REG_NOSUB), 0);
+    expect_body(&(output_query_t){.max_chars = 20000, .grep = &re, .tail = 2}, "~ network_denied: blocked\n8\n9\n");
+    regfree(&re);
+}
+
+/* A log's own events through event_at, from an index (last_event_id): the same answer as the hand-made array. */
+static const event_t *log_at(const void *src, size_t i)
+{
+    const event_log_t *lg = src;
+    return events_at(lg, 3 + i);
+}
+
+static void test_view_over_a_log(void **state)
+{
+    event_log_t lg;
+    events_init(&lg, 8, 1 << 20); /* a ring that wrapped: 12 lines, 8 held */
+    char d[16];
+    for (int i = 1; i <= 12; i++) {
+        int n = snprintf(d, sizeof(d), "%d\n", i);
+        events_feed(&lg, 0, d, (size_t)n, NULL, NULL);
+    }
+    output_view_t v = {.execution_id = "x", .status = "completed", .exit_code_json = "0", .event_at = log_at, .src = &lg,
+                       .n_events = lg.count - 3, .dropped_events = lg.dropped, .last_event_id = "12"};
+    output_query_t q = {.max_chars = 20000, .head = 2};
+    strbuf_t st = {0}, text = {0};
+    output_render(&v, &q, &st, &text);
+    assert_string_equal(body(&text), "8\n9\n");
+    assert_non_null(strstr(text.data, " lines_shown=2 lines_omitted=0 dropped_events=4"));
+    strbuf_free(&st);
+    strbuf_free(&text);
+    q = (output_query_t){.max_chars = 20000};
+    output_render(&v, &q, &st, &text);
+    assert_string_equal(body(&text), "8\n9\n10\n11\n12\n");
+    strbuf_free(&st);
+    strbuf_free(&text);
+    events_free(&lg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +367,9 @@ int main(void)
         cmocka_unit_test_teardown(test_head_tail_grep, teardown),
         cmocka_unit_test_teardown(test_text_json, teardown),
         cmocka_unit_test_teardown(test_workspace_id, teardown),
+        cmocka_unit_test_teardown(test_truncated_figures_mixed, teardown),
+        cmocka_unit_test_teardown(test_head_tail_keep_other_events, teardown),
+        cmocka_unit_test_teardown(test_view_over_a_log, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
