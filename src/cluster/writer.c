@@ -48,7 +48,7 @@ static void set_last_error(const char *s)
  * so a socket is never cut after its thread closed it (the number reused).
  */
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
-static int conn_fd[MIRROR_CONN_SLOTS] = {-1, -1, -1};
+static int conn_fd[MIRROR_CONN_SLOTS] = {-1, -1, -1, -1};
 static int conns_cut; /* once set, every connection (even a new one) is cut */
 
 /* Records `c` as slot's connection; cuts it at once when the deadline has already passed. */
