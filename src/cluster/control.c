@@ -51,36 +51,17 @@ static struct {
 
 /* ---------------------------------------------------------------- the control thread */
 
-static pthread_mutex_t tlock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t tcond; /* times out on CLOCK_MONOTONIC (tcond_init) */
-static pthread_once_t tcond_once = PTHREAD_ONCE_INIT;
-static int tstop; /* under tlock */
+static clock_stop_t control_stop_flag = CLOCK_STOP_INIT;
 
-static void tcond_init(void)
-{
-    if (clock_cond_init(&tcond) != 0)
-        util_oom(); /* only ENOMEM can fail it */
-}
-
-/* Waits up to `ms` unless stopping; returns 1 when stopping. */
+/* Waits up to `ms` (0: not at all) unless stopping; returns 1 when stopping. */
 static int control_sleep(uint64_t ms)
 {
-    pthread_once(&tcond_once, tcond_init);
-    pthread_mutex_lock(&tlock);
-    if (!tstop && ms > 0)
-        clock_cond_wait_ms(&tcond, &tlock, ms);
-    int stop = tstop;
-    pthread_mutex_unlock(&tlock);
-    return stop;
+    return clock_stop_sleep(&control_stop_flag, ms);
 }
 
 void control_signal_stop(void)
 {
-    pthread_once(&tcond_once, tcond_init);
-    pthread_mutex_lock(&tlock);
-    tstop = 1;
-    pthread_mutex_unlock(&tlock);
-    pthread_cond_broadcast(&tcond);
+    clock_stop_signal(&control_stop_flag);
 }
 
 /* Hands one popped message to the loop; an oversized one is dropped unread. */
@@ -399,7 +380,7 @@ static void take_command(const char *msg, size_t len)
         size_t blen;
         char *reply = strbuf_steal(&b, &blen);
         if (mirror_push(reply_to, "", reply, blen, CONTROL_REPLY_TTL_S, on_reply_pushed, NULL) != 0)
-            log_warn("control channel: no room to answer command %.8s from %s", nonce, from);
+            log_warn("control channel: cannot answer command %.8s from %s (stopping, or too many Redis requests waiting)", nonce, from);
     }
     cJSON_Delete(o);
 }

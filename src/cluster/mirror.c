@@ -12,6 +12,8 @@
  *  - the reader thread owns another connection and answers cross-replica
  *    reads from its own queue, posting results back to the loop through h2o's
  *    queue the composition root gives cluster_start;
+ *  - the control thread (control.c) owns a fourth: it pops control commands
+ *    and their replies (send_stdin / cancel_execution between replicas);
  *  - the replica watcher (replica.c) owns a third connection: heartbeat and
  *    lost-replica sweeps.
  * Shared: the writer queue (`lock`), the reader queue (`rlock`), atomic
@@ -765,7 +767,7 @@ static size_t queue_drop_locked(void)
 }
 
 /*
- * Lets the writer drain the queue while Redis answers, then stops the three
+ * Lets the writer drain the queue while Redis answers, then stops the four
  * threads, all by one deadline `deadline_ms` from now: past it the Redis
  * connections are cut, so a slow or hung Redis cannot hold the exit. Counts
  * and logs the operations that were not written.

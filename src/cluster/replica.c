@@ -35,16 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wcond; /* times out on CLOCK_MONOTONIC (wcond_init) */
-static pthread_once_t wcond_once = PTHREAD_ONCE_INIT;
-static int wstop; /* under wlock */
-
-static void wcond_init(void)
-{
-    if (clock_cond_init(&wcond) != 0)
-        util_oom(); /* only ENOMEM can fail it */
-}
+static clock_stop_t watcher_stop = CLOCK_STOP_INIT;
 
 /*
  * KEYS: replica:{id}, replica:{id}:running, replicas.
@@ -225,18 +216,6 @@ static int beat(redisContext *c, uint64_t started_wall_ms, int first, int *lapse
     return 0;
 }
 
-/* Waits up to `ms` unless stopping; returns 1 when stopping. */
-static int watcher_sleep(uint64_t ms)
-{
-    pthread_once(&wcond_once, wcond_init);
-    pthread_mutex_lock(&wlock);
-    if (!wstop)
-        clock_cond_wait_ms(&wcond, &wlock, ms); /* monotonic: a wall-clock step does not delay the beat */
-    int stop = wstop;
-    pthread_mutex_unlock(&wlock);
-    return stop;
-}
-
 void *replica_watcher_main(void *arg)
 {
     (void)arg;
@@ -287,7 +266,7 @@ void *replica_watcher_main(void *arg)
             mirror_redis_close(MIRROR_CONN_WATCHER, c);
             c = NULL;
         }
-    } while (!watcher_sleep(period));
+    } while (!clock_stop_sleep(&watcher_stop, period)); /* monotonic: a wall-clock step does not delay the beat */
     if (c == NULL)
         c = mirror_redis_open(MIRROR_CONN_WATCHER, err, sizeof(err));
     if (c != NULL) {
@@ -307,9 +286,5 @@ void *replica_watcher_main(void *arg)
 
 void replica_watcher_signal_stop(void)
 {
-    pthread_once(&wcond_once, wcond_init);
-    pthread_mutex_lock(&wlock);
-    wstop = 1;
-    pthread_mutex_unlock(&wlock);
-    pthread_cond_broadcast(&wcond);
+    clock_stop_signal(&watcher_stop);
 }
