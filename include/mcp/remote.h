@@ -1,6 +1,7 @@
 /*
  * remote: the interface through which mcp reads what this replica does not
- * hold (executions and session records another replica wrote). The cluster
+ * hold (executions and session records another replica wrote), and through
+ * which it forwards control calls to the replica that runs an execution. The cluster
  * implements it and hands it to tools_set_remote() and
  * mcp_set_session_resolver() at startup; without REDIS_URL nobody does, and
  * mcp answers from local state alone. Loop thread only.

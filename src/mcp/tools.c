@@ -6,7 +6,10 @@
  * as text. Failures are tool results with isError: {error, status: "failed"}
  * for the execute/status/output tools, {success: false, error} for send_stdin
  * and cancel_execution. Waiting calls park on the execution (exec_wait) and
- * answer when it ends or at the wait deadline.
+ * answer when it ends or at the wait deadline. Another replica's run is read
+ * from Redis (remote reads); send_stdin and cancel_execution on it are
+ * forwarded to that replica (remote.control), which runs them through
+ * tools_control_forwarded: the same control_parse / control_apply as here.
  */
 #include "mcp/tools.h"
 #include "mcp/args.h"

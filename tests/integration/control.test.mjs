@@ -97,12 +97,12 @@ describe('the control channel: send_stdin and cancel_execution through another r
     assert.deepEqual(bobCancel, { success: false, was_running: false, error: `Execution not found: ${run.execution_id}` });
     // a forged command naming bob's tenant, straight onto A's list: A answers as for an unknown id
     pushToA(command({ nonce: 'b0b0000000000000000000000000b0b0', tenant: sessionKey('bob'), args: { execution_id: run.execution_id, input_data: 'forged-bob' } }));
-    const bobReply = JSON.parse(redis.cli('BLPOP', `${PREFIX}replica:tester:replies`, '10').split('\n')[1]);
+    const bobReply = JSON.parse((await redis.acli('BLPOP', `${PREFIX}replica:tester:replies`, '10')).split('\n')[1]);
     assert.deepEqual(bobReply, { nonce: 'b0b0000000000000000000000000b0b0', from: 'ctl-a', is_error: true,
       result: { success: false, error: `Execution not found: ${run.execution_id}` } });
     // the same command with alice's tenant is run: the forged one was refused for its tenant alone
     pushToA(command({ args: { execution_id: run.execution_id, input_data: 'forged-alice' } }));
-    const aliceReply = JSON.parse(redis.cli('BLPOP', `${PREFIX}replica:tester:replies`, '10').split('\n')[1]);
+    const aliceReply = JSON.parse((await redis.acli('BLPOP', `${PREFIX}replica:tester:replies`, '10')).split('\n')[1]);
     assert.deepEqual(aliceReply.result, { success: true });
     const out = await outputHas(a, run.execution_id, 'forged-alice');
     assert.deepEqual(stdoutOf(out), ['forged-alice'], 'nothing of bob reached the run');
