@@ -118,6 +118,8 @@ enum { MIRROR_CONN_WRITER, MIRROR_CONN_READER, MIRROR_CONN_WATCHER, MIRROR_CONN_
 redisContext *mirror_redis_open(int slot, char *err, size_t errlen);
 /** The thread owning `slot`: frees its connection (NULL: nothing). */
 void mirror_redis_close(int slot, redisContext *c);
+/** Any thread: shuts slot's connection down (its thread's blocked call fails now; it reconnects unless stopping). */
+void mirror_redis_cut(int slot);
 /** Any thread (cluster_stop at the deadline): shuts every connection down, so blocked calls fail now. 1 the first time. */
 int mirror_redis_cut_all(void);
 

@@ -43,6 +43,7 @@
 #define CONTROL_REPLY_TTL_S 10     /* a reply nobody pops goes away */
 #define CONTROL_BLPOP_S "1"        /* the thread notices a stop this often */
 #define REPLICA_ID_MAX 128         /* config.c's limit */
+#define CONTROL_RUN_MARGIN_MS 1000 /* a command is run only until this long before its caller gives up */
 
 /* Figures any thread bumps and /metrics reads. */
 static struct {
@@ -107,6 +108,10 @@ void *control_main(void *arg)
             c = NULL;
             control_sleep(1000);
             continue;
+        }
+        if (r->type == REDIS_REPLY_ERROR) { /* e.g. WRONGTYPE: a list key overwritten; no busy loop */
+            log_warn("control channel: BLPOP refused: %s", r->str);
+            control_sleep(1000);
         }
         post_popped(r, rkey);
         freeReplyObject(r);
@@ -220,13 +225,11 @@ static void on_command_pushed(void *arg, int found, const char *meta, size_t met
     (void)meta, (void)meta_len, (void)events, (void)events_len;
     struct pending *p = pending_find(arg);
     free(arg);
-    if (p == NULL)
-        return; /* it timed out meanwhile */
-    char msg[400];
-    if (err == NULL && found) {
+    if (err == NULL && found)
         atomic_fetch_add(&stats.sent, 1);
-        return;
-    }
+    if (p == NULL || (err == NULL && found))
+        return; /* sent (the answer may even have come first), or the call is over (answered, timed out) */
+    char msg[400];
     atomic_fetch_add(&stats.unreachable, 1);
     if (err != NULL)
         snprintf(msg, sizeof(msg), "the command could not be written to Redis (%s)", err);
@@ -248,7 +251,8 @@ static char *command_json(const struct pending *p, const char *tool, const char 
     cJSON_AddItemToObject(o, "args", args);
     cJSON_AddStringToObject(o, "reply_to", reply_to);
     cJSON_AddStringToObject(o, "from", config.replica);
-    cJSON_AddNumberToObject(o, "deadline_ms", (double)(util_wall_ms() + CONTROL_TIMEOUT_MS));
+    /* the owner runs it only until a margin before we give up: its answer has time to come back */
+    cJSON_AddNumberToObject(o, "deadline_ms", (double)(util_wall_ms() + CONTROL_TIMEOUT_MS - CONTROL_RUN_MARGIN_MS));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     *len = s != NULL ? strlen(s) : 0;

@@ -777,6 +777,7 @@ void cluster_stop(int deadline_ms)
     if (!mirror_st.enabled)
         return;
     control_signal_stop(); /* no more commands are taken: the loop will not run them */
+    mirror_redis_cut(MIRROR_CONN_CONTROL); /* its BLPOP ends now, not within the second */
     cluster_flush();
     struct timespec until;
     clock_deadline(&until, (uint64_t)deadline_ms);

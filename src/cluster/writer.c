@@ -72,6 +72,14 @@ void mirror_redis_close(int slot, redisContext *c)
     redisFree(c);
 }
 
+void mirror_redis_cut(int slot)
+{
+    pthread_mutex_lock(&conns_lock);
+    if (conn_fd[slot] >= 0)
+        shutdown(conn_fd[slot], SHUT_RDWR);
+    pthread_mutex_unlock(&conns_lock);
+}
+
 int mirror_redis_cut_all(void)
 {
     pthread_mutex_lock(&conns_lock);

@@ -183,6 +183,8 @@ describe('the control channel: send_stdin and cancel_execution through another r
     const out = await modernTool(a, 'get_execution_output', { execution_id: run.execution_id }, ALICE);
     assert.equal(out.status, 'running');
     assert.ok(!stdoutOf(out).includes('late-data'), JSON.stringify(out.output));
+    // frozen past its heartbeat's TTL, A counts as gone until its next beat: then B reaches it again
+    await waitFor(() => redis.cli('EXISTS', `${PREFIX}replica:ctl-a`) === '1', { what: "A's heartbeat back" });
     assert.deepEqual(await modernTool(b, 'cancel_execution', { execution_id: run.execution_id }, ALICE), { success: true, was_running: true });
   });
 
