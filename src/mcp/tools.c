@@ -88,11 +88,12 @@ static cJSON *control_not_found(const char *id, int with_was_running)
 static void not_found(mcp_call_t *call, const char *id, int success_shape, int with_was_running)
 {
     char msg[200];
-    snprintf(msg, sizeof(msg), "Execution not found: %.64s", id);
-    if (success_shape)
+    if (success_shape) {
         reply_json(call, control_not_found(id, with_was_running), 1);
-    else
-        fail(call, msg);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "Execution not found: %.64s", id);
+    fail(call, msg);
 }
 
 /* Answers with an output result: structuredContent and its text (compact, or the JSON itself). */
