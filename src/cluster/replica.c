@@ -124,7 +124,9 @@ static void sweep(redisContext *c)
     size_t asked = 0;
     for (size_t i = 0; i < r->elements; i++)
         if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, config.replica) != 0) {
-            redisAppendCommand(c, "EXISTS replica:%b", r->element[i]->str, r->element[i]->len);
+            char hkey[448];
+            keys_replica(hkey, sizeof(hkey), r->element[i]->str); /* under --redis-prefix, like the beat */
+            redisAppendCommand(c, "EXISTS %s", hkey);
             asked++;
         }
     for (size_t i = 0, k = 0; i < r->elements && k < asked; i++) {
@@ -272,7 +274,9 @@ void *replica_watcher_main(void *arg)
     if (c != NULL) {
         /* a clean exit is not a loss: drop the heartbeat, then settle what is still listed as
          * running here (runs whose final status the writer could not write before the deadline) */
-        redisReply *r = redisCommand(c, "DEL replica:%s", config.replica);
+        char hkey[448];
+        keys_replica(hkey, sizeof(hkey), config.replica);
+        redisReply *r = redisCommand(c, "DEL %s", hkey);
         if (r != NULL)
             freeReplyObject(r);
         long long n = reap(c, config.replica, "");

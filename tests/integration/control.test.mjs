@@ -188,6 +188,17 @@ describe('the control channel: send_stdin and cancel_execution through another r
     assert.deepEqual(await modernTool(b, 'cancel_execution', { execution_id: run.execution_id }, ALICE), { success: true, was_running: true });
   });
 
+  test('a replica stopped cleanly removes its heartbeat under the prefix and leaves the replicas set', async () => {
+    const c = await startServer({ env: { REDIS_URL: redis.url },
+      args: ['--tokens-file', path.join(dir, 'tokens'), '--redis-prefix', PREFIX, '--replica-id', 'ctl-c', '--heartbeat', '1'] });
+    await waitFor(() => redis.cli('EXISTS', `${PREFIX}replica:ctl-c`) === '1' && redis.cli('SISMEMBER', `${PREFIX}replicas`, 'ctl-c') === '1',
+      { what: "C's heartbeat" });
+    await c.stop();
+    // at once: a forwarded call to it is "not alive", not a 5 s wait for a replica that is gone
+    assert.equal(redis.cli('EXISTS', `${PREFIX}replica:ctl-c`), '0');
+    assert.equal(redis.cli('SISMEMBER', `${PREFIX}replicas`, 'ctl-c'), '0');
+  });
+
   test('an owner that is gone (SIGKILL, heartbeat expired): B says so at once', async () => {
     const run = await catOnA();
     const unreachable = await metric(b, 'control_calls_unreachable_total');
