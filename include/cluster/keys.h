@@ -11,6 +11,8 @@
  *   mcp:session:{key}           the session record (adoption)
  *   replica:{id}                a replica's heartbeat
  *   replica:{id}:running        its running executions (id -> process instance)
+ *   replica:{id}:control        control commands other replicas send it (a list; control.c)
+ *   replica:{id}:replies        the answers to the commands it sent (a list)
  *   replicas                    the set of replica ids
  *
  * With --redis-prefix P, every key is P followed by the name above
@@ -49,5 +51,9 @@ void keys_execution_prefix(char *buf, size_t len);
 void keys_replica(char *buf, size_t len, const char *replica_id);
 /** replica:{id}:running. */
 void keys_replica_running(char *buf, size_t len, const char *replica_id);
+/** replica:{id}:control. */
+void keys_replica_control(char *buf, size_t len, const char *replica_id);
+/** replica:{id}:replies. */
+void keys_replica_replies(char *buf, size_t len, const char *replica_id);
 
 #endif

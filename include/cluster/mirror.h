@@ -13,7 +13,8 @@
  * connection) asks the loop to resync the affected executions from memory.
  * A reader thread, with its own connection, answers reads for executions this
  * replica does not hold; answers come back to the loop through the queue
- * cluster_start is given. A third thread, the replica watcher (replica.c), heartbeats.
+ * cluster_start is given. A third thread, the replica watcher (replica.c), heartbeats;
+ * a fourth, the control thread (control.c), takes other replicas' control commands.
  * Every connection is close-on-exec; every timed wait is monotonic. Without
  * REDIS_URL every call here is a no-op.
  */
@@ -53,7 +54,7 @@ int mirror_url_parse(const char *url, mirror_url_t *out, char *err, size_t errle
 int cluster_start(h2o_multithread_queue_t *queue, char *err, size_t errlen);
 /**
  * Loop thread: lets the writer drain the queue while Redis answers, and stops
- * the writer, reader and watcher threads, all within `deadline_ms`: when it
+ * the writer, reader, watcher and control threads, all within `deadline_ms`: when it
  * passes, the Redis connections are shut down so no blocked call can hold the
  * exit (a connect under way still has its 2 s timeout). Logs how many
  * operations were not written ("N operations not written to Redis").

@@ -55,14 +55,14 @@ typedef struct mirror_state {
     char last_error[256];    /* under wq.lock */
     mirror_read_queue_t rq;
     mirror_stats_t stats;
-    pthread_t writer, reader, watcher;
+    pthread_t writer, reader, watcher, control;
 } mirror_state_t;
 
 /** The one mirror state (see mirror_state_t for who guards what). */
 extern mirror_state_t mirror_st;
 
 /* Messages posted to the loop. */
-enum msg_kind { MSG_CONNECTED, MSG_LOST, MSG_READ, MSG_RESYNC_ALL };
+enum msg_kind { MSG_CONNECTED, MSG_LOST, MSG_READ, MSG_RESYNC_ALL, MSG_CONTROL };
 
 struct read_req {
     struct read_req *next;
@@ -75,6 +75,11 @@ struct read_req {
     mirror_read_cb cb;
     void *arg;
     uint64_t enqueued_ms;    /* util_now_ms() when queued: stale reads are not sent */
+    char *push;              /* a control message to RPUSH (control.c), else NULL: the request is a read */
+    size_t push_len;
+    char push_key[448];      /* the list it goes to */
+    char alive_key[448];     /* "", or the heartbeat key that must exist for the push to happen */
+    int push_ttl;            /* the list's EXPIRE, seconds */
 };
 
 #define MIRROR_READ_QUEUE_MAX 256
@@ -87,8 +92,8 @@ typedef struct mirror_msg {
     char (*ids)[40];                 /* MSG_LOST */
     size_t n_ids;
     struct read_req *req;            /* MSG_READ */
-    int found;
-    char *meta, *err;
+    int found;                       /* MSG_READ: found; MSG_CONTROL: popped from the replies list */
+    char *meta, *err;                /* MSG_CONTROL: meta is the popped message */
     size_t meta_len;
     remote_events_t *events;         /* MSG_READ with output: remote_events_free() after the callback */
 } mirror_msg_t;
@@ -103,12 +108,20 @@ void remote_events_free(remote_events_t *ev);
 void remote_events_discard(remote_events_t *ev);
 /** Any thread: hands a message to the loop (runs on_messages there). */
 void mirror_post(mirror_msg_t *m);
+/**
+ * Loop thread: has the reader RPUSH `payload` (taken over) onto list `key`
+ * with an EXPIRE of `ttl` s, only while `alive_key` exists when it is not "";
+ * cb(arg, found = pushed, ...) on the loop. 0, -1 (stopping), -2 (too many waiting).
+ */
+int mirror_push(const char *key, const char *alive_key, char *payload, size_t len, int ttl, mirror_read_cb cb, void *arg);
+/** One single-sample family mcp_sandboxd_<name> through the metrics writer (counters too, unlike metrics_gauge). */
+void mirror_metric(strbuf_t *out, const char *name, const char *type, const char *help, double v);
 /** The writer thread's body. */
 void *mirror_writer_main(void *arg);
 /** The reader thread's body. */
 void *mirror_reader_main(void *arg);
 /** The threads' connections, one each (see mirror_redis_cut_all). */
-enum { MIRROR_CONN_WRITER, MIRROR_CONN_READER, MIRROR_CONN_WATCHER, MIRROR_CONN_SLOTS };
+enum { MIRROR_CONN_WRITER, MIRROR_CONN_READER, MIRROR_CONN_WATCHER, MIRROR_CONN_CONTROL, MIRROR_CONN_SLOTS };
 /**
  * A mirror thread: connects its `slot` connection (close-on-exec), authenticates
  * and selects the db. NULL with err filled on failure.
@@ -116,6 +129,8 @@ enum { MIRROR_CONN_WRITER, MIRROR_CONN_READER, MIRROR_CONN_WATCHER, MIRROR_CONN_
 redisContext *mirror_redis_open(int slot, char *err, size_t errlen);
 /** The thread owning `slot`: frees its connection (NULL: nothing). */
 void mirror_redis_close(int slot, redisContext *c);
+/** Any thread: shuts slot's connection down (its thread's blocked call fails now; it reconnects unless stopping). */
+void mirror_redis_cut(int slot);
 /** Any thread (cluster_stop at the deadline): shuts every connection down, so blocked calls fail now. 1 the first time. */
 int mirror_redis_cut_all(void);
 

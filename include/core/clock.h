@@ -22,4 +22,18 @@ void clock_deadline(struct timespec *ts, uint64_t ms);
 /** Waits on `c` (made by clock_cond_init; `m` held) until signalled or `ms` elapsed. pthread_cond_timedwait's result. */
 int clock_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms);
 
+/** A background thread's stop flag and the monotonic condition it sleeps on. Zero it, or CLOCK_STOP_INIT. */
+typedef struct clock_stop {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /**< made by clock_cond_init on first use (under lock) */
+    int ready;           /**< cond is made */
+    int stop;            /**< set once by clock_stop_signal */
+} clock_stop_t;
+#define CLOCK_STOP_INIT {.lock = PTHREAD_MUTEX_INITIALIZER}
+
+/** The thread: waits up to `ms` (0: not at all) unless stopping; returns 1 when stopping. */
+int clock_stop_sleep(clock_stop_t *s, uint64_t ms);
+/** Any thread: sets the flag and wakes the sleeper. */
+void clock_stop_signal(clock_stop_t *s);
+
 #endif

@@ -1,6 +1,7 @@
 /*
  * remote: the interface through which mcp reads what this replica does not
- * hold (executions and session records another replica wrote). The cluster
+ * hold (executions and session records another replica wrote), and through
+ * which it forwards control calls to the replica that runs an execution. The cluster
  * implements it and hands it to tools_set_remote() and
  * mcp_set_session_resolver() at startup; without REDIS_URL nobody does, and
  * mcp answers from local state alone. Loop thread only.
@@ -35,6 +36,14 @@ typedef void (*remote_read_cb)(void *arg, int found, const char *meta_json, size
                                const char *err);
 
 /**
+ * A forwarded control call's answer, on the loop thread: the owner replica's
+ * tool result (`result`, a JSON object text of `len` bytes, and whether it is
+ * an error), or, when there is none, `err` saying why (result NULL): the
+ * owner did not answer in time, is not alive, or Redis failed.
+ */
+typedef void (*remote_control_cb)(void *arg, const char *result, size_t len, int is_error, const char *err);
+
+/**
  * A remote read: starts it and returns 0 (cb runs later, exactly once), -1
  * when there is nothing to ask (stopping), -2 when too many reads wait.
  */
@@ -45,6 +54,14 @@ typedef struct remote_reader {
     int (*read_session)(const char *session_id, remote_read_cb cb, void *arg);
     /** The session resolver for adoption: the record of `session_id` (id, protocol, client, replica). */
     int (*read_session_record)(const char *session_id, remote_read_cb cb, void *arg);
+    /**
+     * Forwards control tool `tool` (send_stdin, cancel_execution) with its
+     * arguments `args_json` for `tenant` to replica `replica`, which runs the
+     * execution: 0 (cb runs later, exactly once), -1 (no channel: stopping),
+     * -2 (too many forwarded calls wait), -3 (args_json NULL or too large).
+     */
+    int (*control)(const char *replica, const char *tool, const char *tenant, const char *args_json, remote_control_cb cb,
+                   void *arg);
 } remote_reader_t;
 
 #endif

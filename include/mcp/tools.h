@@ -47,5 +47,14 @@ void tools_set_remote(const remote_reader_t *r);
  * caller answers -32602 and still owns the call).
  */
 int tools_call(mcp_call_t *call, const mcp_ctx_t *ctx, const char *name, const cJSON *args);
+/**
+ * Runs control tool `tool` ("send_stdin" or "cancel_execution") with `args`
+ * for a call another replica forwarded (the cluster's control channel), by the
+ * same code a local call runs, on the execution held here when `owner_ok`
+ * accepts its tenant (else the unknown-id answer). Returns the tool's result
+ * object as JSON text (malloc'd) and sets *is_error.
+ */
+char *tools_control_forwarded(const char *tool, const cJSON *args, int (*owner_ok)(const char *tenant, void *arg),
+                              void *arg, int *is_error);
 
 #endif

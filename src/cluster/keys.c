@@ -53,6 +53,16 @@ void keys_replica_running(char *buf, size_t len, const char *replica_id)
     snprintf(buf, len, "%sreplica:%s:running", config.redis_prefix, replica_id);
 }
 
+void keys_replica_control(char *buf, size_t len, const char *replica_id)
+{
+    snprintf(buf, len, "%sreplica:%s:control", config.redis_prefix, replica_id);
+}
+
+void keys_replica_replies(char *buf, size_t len, const char *replica_id)
+{
+    snprintf(buf, len, "%sreplica:%s:replies", config.redis_prefix, replica_id);
+}
+
 void keys_workspace_executions(char *buf, size_t len, const char *workspace_id)
 {
     snprintf(buf, len, "%sworkspace:%s:executions", config.redis_prefix, workspace_id);

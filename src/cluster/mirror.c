@@ -12,6 +12,8 @@
  *  - the reader thread owns another connection and answers cross-replica
  *    reads from its own queue, posting results back to the loop through h2o's
  *    queue the composition root gives cluster_start;
+ *  - the control thread (control.c) owns a fourth: it pops control commands
+ *    and their replies (send_stdin / cancel_execution between replicas);
  *  - the replica watcher (replica.c) owns a third connection: heartbeat and
  *    lost-replica sweeps.
  * Shared: the writer queue (`lock`), the reader queue (`rlock`), atomic
@@ -32,6 +34,7 @@
  * lifecycle; writer.c the writer thread and the connections, reader.c the reader thread.
  */
 #include "cluster/mirror.h"
+#include "cluster/control.h"
 #include "cluster/keys.h"
 #include "cluster/mirror_internal.h"
 #include "cluster/replica.h"
@@ -539,11 +542,19 @@ void cluster_attach(void)
                                                 .on_end = on_session_end};
     static const remote_reader_t reader = {.read_exec = mirror_read_exec,
                                            .read_session = mirror_read_session,
-                                           .read_session_record = mirror_read_session_record};
+                                           .read_session_record = mirror_read_session_record,
+                                           .control = control_forward};
     exec_set_observer(&exec_obs);
     session_set_hooks(&session_obs);
     tools_set_remote(&reader);
     mcp_set_session_resolver(mirror_read_session_record);
+}
+
+/* Frees a reader request (and the message it was to push). */
+static void read_req_free(struct read_req *q)
+{
+    free(q->push);
+    free(q);
 }
 
 /* Messages from the threads, on the loop. */
@@ -570,7 +581,10 @@ static void on_messages(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
             break;
         case MSG_READ:
             m->req->cb(m->req->arg, m->found, m->meta, m->meta_len, m->events, m->err);
-            free(m->req);
+            read_req_free(m->req);
+            break;
+        case MSG_CONTROL:
+            control_on_popped(m->found, m->meta, m->meta_len);
             break;
         case MSG_RESYNC_ALL:
             /* our heartbeat had lapsed: another replica may have marked our runs lost */
@@ -630,8 +644,25 @@ static int read_submit(struct read_req *q)
         return -1;
     int rc = read_enqueue(q);
     if (rc != 0)
-        free(q);
+        read_req_free(q);
     return rc;
+}
+
+int mirror_push(const char *key, const char *alive_key, char *payload, size_t len, int ttl, mirror_read_cb cb, void *arg)
+{
+    if (!mirror_st.enabled) {
+        free(payload);
+        return -1;
+    }
+    struct read_req *q = xcalloc(1, sizeof(*q));
+    q->cb = cb;
+    q->arg = arg;
+    q->push = payload;
+    q->push_len = len;
+    q->push_ttl = ttl;
+    strlcpy(q->push_key, key, sizeof(q->push_key));
+    strlcpy(q->alive_key, alive_key, sizeof(q->alive_key));
+    return read_submit(q);
 }
 
 int mirror_read_exec(const char *id, const char *session_id, int with_output, uint64_t after, mirror_read_cb cb,
@@ -700,7 +731,8 @@ int cluster_start(h2o_multithread_queue_t *queue, char *err, size_t errlen)
     on_tick(&loop_st.tick_timer);
     if (pthread_create(&mirror_st.writer, NULL, mirror_writer_main, NULL) != 0 ||
         pthread_create(&mirror_st.reader, NULL, mirror_reader_main, NULL) != 0 ||
-        pthread_create(&mirror_st.watcher, NULL, replica_watcher_main, NULL) != 0) {
+        pthread_create(&mirror_st.watcher, NULL, replica_watcher_main, NULL) != 0 ||
+        pthread_create(&mirror_st.control, NULL, control_main, NULL) != 0) {
         snprintf(err, errlen, "cannot start the Redis mirror threads");
         return -1;
     }
@@ -737,7 +769,7 @@ static size_t queue_drop_locked(void)
 }
 
 /*
- * Lets the writer drain the queue while Redis answers, then stops the three
+ * Lets the writer drain the queue while Redis answers, then stops the four
  * threads, all by one deadline `deadline_ms` from now: past it the Redis
  * connections are cut, so a slow or hung Redis cannot hold the exit. Counts
  * and logs the operations that were not written.
@@ -746,6 +778,8 @@ void cluster_stop(int deadline_ms)
 {
     if (!mirror_st.enabled)
         return;
+    control_signal_stop(); /* no more commands are taken: the loop will not run them */
+    mirror_redis_cut(MIRROR_CONN_CONTROL); /* its BLPOP ends now, not within the second */
     cluster_flush();
     struct timespec until;
     clock_deadline(&until, (uint64_t)deadline_ms);
@@ -773,6 +807,8 @@ void cluster_stop(int deadline_ms)
     deadline_cancel(&loop_st.tick_timer);
     replica_watcher_signal_stop(); /* after the writer: the final statuses are in Redis before the heartbeat goes */
     join_by(mirror_st.watcher, &until);
+    join_by(mirror_st.control, &until);
+    control_stop();
     pthread_mutex_lock(&mirror_st.wq.lock);
     size_t late = queue_drop_locked() + mirror_st.stop_lost; /* left queued, or lost in flight at the cut */
     pthread_mutex_unlock(&mirror_st.wq.lock);
@@ -783,9 +819,7 @@ void cluster_stop(int deadline_ms)
              (unsigned long long)mirror_st.stats.drops, (unsigned long long)mirror_st.stats.resyncs);
 }
 
-/* One counter or gauge line with its HELP/TYPE header. */
-/* One single-sample family through the metrics writer (counters too, unlike metrics_gauge). */
-static void metric(strbuf_t *out, const char *name, const char *type, const char *help, double v)
+void mirror_metric(strbuf_t *out, const char *name, const char *type, const char *help, double v)
 {
     metrics_family(out, name, type, help);
     strbuf_printf(out, "mcp_sandboxd_%s %.17g\n", name, v);
@@ -799,31 +833,32 @@ void cluster_metrics(strbuf_t *out)
         metrics_label_value(out, mirror_st.redacted);
         strbuf_puts(out, "\"} 1\n");
     }
-    metric(out, "redis_enabled", "gauge", "1 when REDIS_URL is set.", mirror_st.enabled);
-    metric(out, "redis_up", "gauge", "1 while the mirror's writer is connected to Redis.",
+    mirror_metric(out, "redis_enabled", "gauge", "1 when REDIS_URL is set.", mirror_st.enabled);
+    mirror_metric(out, "redis_up", "gauge", "1 while the mirror's writer is connected to Redis.",
            mirror_st.enabled && atomic_load(&mirror_st.stats.connected));
     pthread_mutex_lock(&mirror_st.wq.lock);
     double qb = (double)mirror_st.wq.bytes, qo = (double)mirror_st.wq.ops, qe = (double)mirror_st.wq.events;
     pthread_mutex_unlock(&mirror_st.wq.lock);
-    metric(out, "mirror_queue_bytes", "gauge", "Bytes waiting in the mirror queue.", qb);
-    metric(out, "mirror_queue_operations", "gauge", "Operations waiting in the mirror queue.", qo);
-    metric(out, "mirror_queue_events", "gauge", "Output events waiting in the mirror queue.", qe);
-    metric(out, "mirror_events_written_total", "counter", "Output events written to Redis.",
+    mirror_metric(out, "mirror_queue_bytes", "gauge", "Bytes waiting in the mirror queue.", qb);
+    mirror_metric(out, "mirror_queue_operations", "gauge", "Operations waiting in the mirror queue.", qo);
+    mirror_metric(out, "mirror_queue_events", "gauge", "Output events waiting in the mirror queue.", qe);
+    mirror_metric(out, "mirror_events_written_total", "counter", "Output events written to Redis.",
            (double)atomic_load(&mirror_st.stats.written));
-    metric(out, "mirror_drops_total", "counter", "Operations dropped because the mirror queue was full.",
+    mirror_metric(out, "mirror_drops_total", "counter", "Operations dropped because the mirror queue was full.",
            (double)atomic_load(&mirror_st.stats.drops));
-    metric(out, "mirror_resyncs_total", "counter", "Executions rewritten into Redis from memory.",
+    mirror_metric(out, "mirror_resyncs_total", "counter", "Executions rewritten into Redis from memory.",
            (double)atomic_load(&mirror_st.stats.resyncs));
-    metric(out, "mirror_batches_lost_total", "counter", "Write batches lost with the connection or refused by Redis.",
+    mirror_metric(out, "mirror_batches_lost_total", "counter", "Write batches lost with the connection or refused by Redis.",
            (double)atomic_load(&mirror_st.stats.batches_lost));
-    metric(out, "mirror_reconnects_total", "counter", "Reconnections to Redis.", (double)atomic_load(&mirror_st.stats.reconnects));
-    metric(out, "mirror_dirty_executions", "gauge", "Executions waiting to be resynced.", (double)loop_st.dirty.count);
-    metric(out, "replicas_lost_total", "counter", "Other replicas this one found without a heartbeat and swept.",
+    mirror_metric(out, "mirror_reconnects_total", "counter", "Reconnections to Redis.", (double)atomic_load(&mirror_st.stats.reconnects));
+    mirror_metric(out, "mirror_dirty_executions", "gauge", "Executions waiting to be resynced.", (double)loop_st.dirty.count);
+    mirror_metric(out, "replicas_lost_total", "counter", "Other replicas this one found without a heartbeat and swept.",
            (double)atomic_load(&mirror_st.stats.replicas_lost));
-    metric(out, "replica_sweeps_total", "counter", "Lost-replica sweeps the replica watcher completed.",
+    mirror_metric(out, "replica_sweeps_total", "counter", "Lost-replica sweeps the replica watcher completed.",
            (double)atomic_load(&mirror_st.stats.sweeps));
-    metric(out, "executions_marked_lost_total", "counter",
+    mirror_metric(out, "executions_marked_lost_total", "counter",
            "Executions this replica marked failed / \"replica lost\" in Redis.", (double)atomic_load(&mirror_st.stats.executions_lost));
+    control_metrics(out);
 }
 
 void cluster_health(cJSON *h)

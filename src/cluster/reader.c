@@ -2,7 +2,7 @@
  * reader: the reader thread, with its own hiredis connection: answers reads
  * for executions this replica does not hold (for the owning session only,
  * refreshing their TTLs), a session's executions in a few round trips, and
- * session records for adoption. Requests come from the loop through the
+ * session records for adoption; and pushes control messages (control.c). Requests come from the loop through the
  * reader queue (mirror_st.rq); answers go back with mirror_post.
  */
 #include "core/config.h"
@@ -391,6 +391,41 @@ static void read_session_record(redisContext *c, struct read_req *q, mirror_msg_
     freeReplyObject(r);
 }
 
+/* RPUSH + EXPIRE of a control message, only while the heartbeat KEYS[2] (when given) exists. */
+static const char push_script[] = "if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end "
+                                  "redis.call('RPUSH', KEYS[1], ARGV[1]) "
+                                  "redis.call('EXPIRE', KEYS[1], ARGV[2]) "
+                                  "return 1";
+
+/* A control message (control.c): pushed (found = 1), or not, its replica being gone (found = 0). */
+static void push_control(redisContext *c, struct read_req *q, mirror_msg_t *m)
+{
+    char ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", q->push_ttl);
+    int with_alive = q->alive_key[0] != '\0';
+    const char *argv[7] = {"EVAL", push_script, with_alive ? "2" : "1", q->push_key};
+    size_t alen[7] = {4, sizeof(push_script) - 1, 1, strlen(q->push_key)};
+    int n = 4;
+    if (with_alive) {
+        argv[n] = q->alive_key;
+        alen[n++] = strlen(q->alive_key);
+    }
+    argv[n] = q->push;
+    alen[n++] = q->push_len;
+    argv[n] = ttl;
+    alen[n++] = strlen(ttl);
+    redisReply *r = redisCommandArgv(c, n, argv, alen);
+    if (r == NULL) {
+        m->err = xstrdup(c->errstr);
+        return;
+    }
+    if (r->type == REDIS_REPLY_INTEGER)
+        m->found = r->integer == 1;
+    else
+        m->err = xstrdup(r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply to a control push");
+    freeReplyObject(r);
+}
+
 void *mirror_reader_main(void *arg)
 {
     (void)arg;
@@ -436,7 +471,9 @@ void *mirror_reader_main(void *arg)
                 struct timeval tv = {2, 0}; /* reads answer a waiting client: fail fast */
                 redisSetTimeout(c, tv);
             }
-            if (q->session_record)
+            if (q->push != NULL)
+                push_control(c, q, m);
+            else if (q->session_record)
                 read_session_record(c, q, m);
             else if (q->session_list)
                 read_session(c, q, m);
@@ -446,6 +483,8 @@ void *mirror_reader_main(void *arg)
                 break;
             mirror_redis_close(MIRROR_CONN_READER, c); /* the connection failed: one fresh attempt */
             c = NULL;
+            if (q->push != NULL)
+                break; /* unless it was a push: it may have landed, and stdin must not be written twice */
             if (attempt == 0) {
                 free(m->err);
                 free(m->meta);

@@ -35,16 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wcond; /* times out on CLOCK_MONOTONIC (wcond_init) */
-static pthread_once_t wcond_once = PTHREAD_ONCE_INIT;
-static int wstop; /* under wlock */
-
-static void wcond_init(void)
-{
-    if (clock_cond_init(&wcond) != 0)
-        util_oom(); /* only ENOMEM can fail it */
-}
+static clock_stop_t watcher_stop = CLOCK_STOP_INIT;
 
 /*
  * KEYS: replica:{id}, replica:{id}:running, replicas.
@@ -133,7 +124,9 @@ static void sweep(redisContext *c)
     size_t asked = 0;
     for (size_t i = 0; i < r->elements; i++)
         if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, config.replica) != 0) {
-            redisAppendCommand(c, "EXISTS replica:%b", r->element[i]->str, r->element[i]->len);
+            char hkey[448];
+            keys_replica(hkey, sizeof(hkey), r->element[i]->str); /* under --redis-prefix, like the beat */
+            redisAppendCommand(c, "EXISTS %s", hkey);
             asked++;
         }
     for (size_t i = 0, k = 0; i < r->elements && k < asked; i++) {
@@ -225,18 +218,6 @@ static int beat(redisContext *c, uint64_t started_wall_ms, int first, int *lapse
     return 0;
 }
 
-/* Waits up to `ms` unless stopping; returns 1 when stopping. */
-static int watcher_sleep(uint64_t ms)
-{
-    pthread_once(&wcond_once, wcond_init);
-    pthread_mutex_lock(&wlock);
-    if (!wstop)
-        clock_cond_wait_ms(&wcond, &wlock, ms); /* monotonic: a wall-clock step does not delay the beat */
-    int stop = wstop;
-    pthread_mutex_unlock(&wlock);
-    return stop;
-}
-
 void *replica_watcher_main(void *arg)
 {
     (void)arg;
@@ -287,13 +268,15 @@ void *replica_watcher_main(void *arg)
             mirror_redis_close(MIRROR_CONN_WATCHER, c);
             c = NULL;
         }
-    } while (!watcher_sleep(period));
+    } while (!clock_stop_sleep(&watcher_stop, period)); /* monotonic: a wall-clock step does not delay the beat */
     if (c == NULL)
         c = mirror_redis_open(MIRROR_CONN_WATCHER, err, sizeof(err));
     if (c != NULL) {
         /* a clean exit is not a loss: drop the heartbeat, then settle what is still listed as
          * running here (runs whose final status the writer could not write before the deadline) */
-        redisReply *r = redisCommand(c, "DEL replica:%s", config.replica);
+        char hkey[448];
+        keys_replica(hkey, sizeof(hkey), config.replica);
+        redisReply *r = redisCommand(c, "DEL %s", hkey);
         if (r != NULL)
             freeReplyObject(r);
         long long n = reap(c, config.replica, "");
@@ -307,9 +290,5 @@ void *replica_watcher_main(void *arg)
 
 void replica_watcher_signal_stop(void)
 {
-    pthread_once(&wcond_once, wcond_init);
-    pthread_mutex_lock(&wlock);
-    wstop = 1;
-    pthread_mutex_unlock(&wlock);
-    pthread_cond_broadcast(&wcond);
+    clock_stop_signal(&watcher_stop);
 }

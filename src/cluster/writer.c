@@ -48,7 +48,7 @@ static void set_last_error(const char *s)
  * so a socket is never cut after its thread closed it (the number reused).
  */
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
-static int conn_fd[MIRROR_CONN_SLOTS] = {-1, -1, -1};
+static int conn_fd[MIRROR_CONN_SLOTS] = {-1, -1, -1, -1};
 static int conns_cut; /* once set, every connection (even a new one) is cut */
 
 /* Records `c` as slot's connection; cuts it at once when the deadline has already passed. */
@@ -70,6 +70,14 @@ void mirror_redis_close(int slot, redisContext *c)
         conn_fd[slot] = -1;
     pthread_mutex_unlock(&conns_lock);
     redisFree(c);
+}
+
+void mirror_redis_cut(int slot)
+{
+    pthread_mutex_lock(&conns_lock);
+    if (conn_fd[slot] >= 0)
+        shutdown(conn_fd[slot], SHUT_RDWR);
+    pthread_mutex_unlock(&conns_lock);
 }
 
 int mirror_redis_cut_all(void)

@@ -4,6 +4,7 @@
  * with; pthread's default is CLOCK_REALTIME, which a wall-clock step moves.
  */
 #include "core/clock.h"
+#include "core/util.h"
 
 int (*clock_gettime_hook)(clockid_t id, struct timespec *ts) = clock_gettime;
 
@@ -33,4 +34,32 @@ int clock_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms)
     struct timespec ts;
     clock_deadline(&ts, ms);
     return pthread_cond_timedwait(c, m, &ts);
+}
+
+/* Lock held: makes the condition on first use (only ENOMEM can fail it). */
+static void stop_ready_locked(clock_stop_t *s)
+{
+    if (!s->ready && clock_cond_init(&s->cond) != 0)
+        util_oom();
+    s->ready = 1;
+}
+
+int clock_stop_sleep(clock_stop_t *s, uint64_t ms)
+{
+    pthread_mutex_lock(&s->lock);
+    stop_ready_locked(s);
+    if (!s->stop && ms > 0)
+        clock_cond_wait_ms(&s->cond, &s->lock, ms); /* monotonic: a wall-clock step neither delays nor hastens it */
+    int stop = s->stop;
+    pthread_mutex_unlock(&s->lock);
+    return stop;
+}
+
+void clock_stop_signal(clock_stop_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    stop_ready_locked(s);
+    s->stop = 1;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
 }

@@ -6,7 +6,10 @@
  * as text. Failures are tool results with isError: {error, status: "failed"}
  * for the execute/status/output tools, {success: false, error} for send_stdin
  * and cancel_execution. Waiting calls park on the execution (exec_wait) and
- * answer when it ends or at the wait deadline.
+ * answer when it ends or at the wait deadline. Another replica's run is read
+ * from Redis (remote reads); send_stdin and cancel_execution on it are
+ * forwarded to that replica (remote.control), which runs them through
+ * tools_control_forwarded: the same control_parse / control_apply as here.
  */
 #include "mcp/tools.h"
 #include "mcp/args.h"
@@ -59,24 +62,38 @@ static void fail(mcp_call_t *call, const char *msg)
 }
 
 /* A control tool's failure (send_stdin, cancel_execution): {success: false, [was_running: false,] error}. */
-static void fail_control(mcp_call_t *call, const char *msg, int with_was_running)
+static cJSON *control_error(const char *msg, int with_was_running)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "success", 0);
     if (with_was_running)
         cJSON_AddBoolToObject(o, "was_running", 0);
     cJSON_AddStringToObject(o, "error", msg);
-    reply_json(call, o, 1);
+    return o;
+}
+
+static void fail_control(mcp_call_t *call, const char *msg, int with_was_running)
+{
+    reply_json(call, control_error(msg, with_was_running), 1);
+}
+
+/* The unknown-id answer of a control tool: what another tenant's id gets too. */
+static cJSON *control_not_found(const char *id, int with_was_running)
+{
+    char msg[200];
+    snprintf(msg, sizeof(msg), "Execution not found: %.64s", id);
+    return control_error(msg, with_was_running);
 }
 
 static void not_found(mcp_call_t *call, const char *id, int success_shape, int with_was_running)
 {
     char msg[200];
+    if (success_shape) {
+        reply_json(call, control_not_found(id, with_was_running), 1);
+        return;
+    }
     snprintf(msg, sizeof(msg), "Execution not found: %.64s", id);
-    if (success_shape)
-        fail_control(call, msg, with_was_running);
-    else
-        fail(call, msg);
+    fail(call, msg);
 }
 
 /* Answers with an output result: structuredContent and its text (compact, or the JSON itself). */
@@ -332,7 +349,7 @@ static void tool_execute_code_async(mcp_call_t *call, const mcp_ctx_t *ctx, cons
 /* What a read from Redis answers, for an execution this replica does not hold. */
 enum { REMOTE_STATUS, REMOTE_OUTPUT, REMOTE_LIST, REMOTE_STDIN, REMOTE_CANCEL };
 static int ask_remote(mcp_call_t *call, const mcp_ctx_t *ctx, int kind, const char *id, const char *last_event_id,
-                      const char *wsid, output_query_t *q);
+                      const char *wsid, output_query_t *q, const cJSON *args);
 static int valid_exec_id(const char *id);
 
 /*
@@ -360,77 +377,107 @@ static exec_t *held_or_remote(mcp_call_t *call, const mcp_ctx_t *ctx, const char
         not_found(call, id, kind == REMOTE_STDIN || kind == REMOTE_CANCEL, kind == REMOTE_CANCEL);
         return NULL;
     }
-    if (e == NULL && (!valid_exec_id(id) || ask_remote(call, ctx, kind, id, last_event_id, wsid, q) != 0)) {
+    if (e == NULL && (!valid_exec_id(id) || ask_remote(call, ctx, kind, id, last_event_id, wsid, q, args) != 0)) {
         int control = kind == REMOTE_STDIN || kind == REMOTE_CANCEL;
         not_found(call, id, control, kind == REMOTE_CANCEL);
     }
     return e;
 }
 
+/* A control tool's arguments (send_stdin, cancel_execution), checked. */
+struct control_args {
+    int kind;         /* REMOTE_STDIN or REMOTE_CANCEL */
+    const char *id;   /* execution_id */
+    const char *data; /* send_stdin's input_data */
+    int force;        /* cancel_execution's force */
+    const char *wsid; /* the optional workspace_id (NULL: absent) */
+};
+
+/* Checks a control tool's arguments (unknown ones refused by name). 0, or -1 with err. */
+static int control_parse(const cJSON *args, int kind, struct control_args *ca, char *err, size_t errlen)
+{
+    static const char *const stdin_known[] = {"execution_id", "input_data", "workspace_id", NULL};
+    static const char *const cancel_known[] = {"execution_id", "force", "workspace_id", NULL};
+    memset(ca, 0, sizeof(*ca));
+    ca->kind = kind;
+    if (args_check_known(args, kind == REMOTE_STDIN ? stdin_known : cancel_known, err, errlen) != 0 ||
+        args_get_string(args, "execution_id", 1, &ca->id, err, errlen) != 0 ||
+        get_workspace_id(args, &ca->wsid, err, errlen) != 0)
+        return -1;
+    if (kind == REMOTE_STDIN)
+        return args_get_string(args, "input_data", 1, &ca->data, err, errlen);
+    return args_get_bool(args, "force", 0, &ca->force, err, errlen);
+}
+
 /*
- * What a control tool acts on: its arguments checked (`known`, execution_id
- * and `extra`, read by get_extra), the execution held here. NULL when the
- * call was answered (bad arguments, not found) or handed to the remote read.
+ * The one body of send_stdin and cancel_execution on an execution held here,
+ * for a local call and for one another replica forwarded (control channel):
+ * the tool's result object, *is_error set.
  */
-static exec_t *control_target(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args, const char *const *known, int kind,
-                              int (*get_extra)(const cJSON *args, void *out, char *err, size_t errlen), void *extra)
+static cJSON *control_apply(exec_t *e, const struct control_args *ca, int *is_error)
 {
-    const char *id;
     char err[300];
-    int cancel = kind == REMOTE_CANCEL;
-    if (args_check_known(args, known, err, sizeof(err)) != 0 || args_get_string(args, "execution_id", 1, &id, err, sizeof(err)) != 0 ||
-        get_extra(args, extra, err, sizeof(err)) != 0) {
-        fail_control(call, err, cancel);
-        return NULL;
+    int cancel = ca->kind == REMOTE_CANCEL;
+    int rc = cancel ? exec_cancel(e, ca->force, err, sizeof(err)) : exec_send_stdin(e, ca->data, strlen(ca->data), err, sizeof(err));
+    *is_error = rc != 0;
+    if (rc != 0)
+        return control_error(err, cancel);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", 1);
+    if (cancel)
+        cJSON_AddBoolToObject(o, "was_running", 1);
+    return o;
+}
+
+/* send_stdin / cancel_execution: on the run held here, else through Redis (held_or_remote). */
+static void tool_control(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args, int kind)
+{
+    struct control_args ca;
+    char err[300];
+    if (control_parse(args, kind, &ca, err, sizeof(err)) != 0) {
+        fail_control(call, err, kind == REMOTE_CANCEL);
+        return;
     }
-    return held_or_remote(call, ctx, id, kind, NULL, args, NULL);
-}
-
-/* send_stdin's input_data (required). */
-static int get_input_data(const cJSON *args, void *out, char *err, size_t errlen)
-{
-    return args_get_string(args, "input_data", 1, (const char **)out, err, errlen);
-}
-
-/* cancel_execution's force (optional). */
-static int get_force(const cJSON *args, void *out, char *err, size_t errlen)
-{
-    return args_get_bool(args, "force", 0, (int *)out, err, errlen);
+    exec_t *e = held_or_remote(call, ctx, ca.id, kind, NULL, args, NULL);
+    if (e == NULL)
+        return;
+    int is_error;
+    cJSON *o = control_apply(e, &ca, &is_error);
+    reply_json(call, o, is_error);
 }
 
 static void tool_send_stdin(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args)
 {
-    static const char *const known[] = {"execution_id", "input_data", "workspace_id", NULL};
-    const char *data;
-    char err[300];
-    exec_t *e = control_target(call, ctx, args, known, REMOTE_STDIN, get_input_data, &data);
-    if (e == NULL)
-        return;
-    if (exec_send_stdin(e, data, strlen(data), err, sizeof(err)) != 0) {
-        fail_control(call, err, 0);
-        return;
-    }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddBoolToObject(o, "success", 1);
-    reply_json(call, o, 0);
+    tool_control(call, ctx, args, REMOTE_STDIN);
 }
 
 static void tool_cancel_execution(mcp_call_t *call, const mcp_ctx_t *ctx, const cJSON *args)
 {
-    static const char *const known[] = {"execution_id", "force", "workspace_id", NULL};
-    int force = 0;
+    tool_control(call, ctx, args, REMOTE_CANCEL);
+}
+
+char *tools_control_forwarded(const char *tool, const cJSON *args, int (*owner_ok)(const char *tenant, void *arg),
+                              void *arg, int *is_error)
+{
+    int kind = !strcmp(tool, "send_stdin") ? REMOTE_STDIN : REMOTE_CANCEL;
+    struct control_args ca;
     char err[300];
-    exec_t *e = control_target(call, ctx, args, known, REMOTE_CANCEL, get_force, &force);
-    if (e == NULL)
-        return;
-    if (exec_cancel(e, force, err, sizeof(err)) != 0) {
-        fail_control(call, err, 1);
-        return;
+    cJSON *o;
+    *is_error = 1;
+    if (control_parse(args, kind, &ca, err, sizeof(err)) != 0) {
+        o = control_error(err, kind == REMOTE_CANCEL);
+    } else {
+        exec_t *e = exec_find_any_session(ca.id);
+        if (e == NULL || !owner_ok(e->tenant, arg) || (ca.wsid != NULL && strcmp(e->session_id, ca.wsid) != 0)) {
+            o = control_not_found(ca.id, kind == REMOTE_CANCEL); /* another tenant's id: the unknown-id answer */
+        } else {
+            workspace_t *w = workspace_find(e->tenant, e->session_id);
+            if (w != NULL)
+                workspace_touch(w); /* used by handle, from another replica */
+            o = control_apply(e, &ca, is_error);
+        }
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddBoolToObject(o, "success", 1);
-    cJSON_AddBoolToObject(o, "was_running", 1);
-    reply_json(call, o, 0);
+    return util_json_print(o);
 }
 
 /* ---- answers from Redis for executions this replica does not hold */
@@ -442,6 +489,8 @@ struct remote_ctx {
     char last_event_id[32];
     char workspace_id[WORKSPACE_ID_LEN + 2]; /* the caller's workspace filter ("" = none; longer = no match) */
     output_query_t q; /* REMOTE_OUTPUT: what to answer with (its regex owned here) */
+    char tenant[EXEC_OWNER_ID_MAX + 1]; /* REMOTE_STDIN, REMOTE_CANCEL: the caller's tenant */
+    char *args_json;  /* REMOTE_STDIN, REMOTE_CANCEL: the call's arguments, to forward to the owner */
 };
 
 static const char *status_keys[] = {"id", "status", "command", "interactive", "started_at", "completed_at", "exit_code",
@@ -493,20 +542,77 @@ static void remote_list(struct remote_ctx *rc, int found, const char *meta, size
     reply_json(rc->call, o, 0);
 }
 
-/* send_stdin / cancel_execution on another replica's run: stdin and signals need the process, which only it has. */
+/* A control call forwarded to the replica that runs the execution. */
+struct forward_ctx {
+    mcp_call_t *call;
+    int cancel;                      /* cancel_execution (else send_stdin) */
+    char id[EXEC_OWNER_ID_MAX + 1];  /* the execution id */
+    char replica[160];               /* the owner replica */
+};
+
+/*
+ * The owner's answer (remote_control_cb): its tool result, relayed as it is,
+ * so the caller sees what a local call gives; or why it could not be had.
+ */
+static void on_forwarded(void *arg, const char *result, size_t len, int is_error, const char *err)
+{
+    struct forward_ctx *f = arg;
+    cJSON *o = err == NULL ? cJSON_ParseWithLength(result, len) : NULL;
+    char msg[600];
+    if (err != NULL) {
+        snprintf(msg, sizeof(msg), "Execution %s runs on replica %s, which could not be reached: %s", f->id, f->replica, err);
+        fail_control(f->call, msg, f->cancel);
+    } else if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        snprintf(msg, sizeof(msg), "Replica %s answered for execution %s with an invalid result", f->replica, f->id);
+        fail_control(f->call, msg, f->cancel);
+    } else {
+        reply_json(f->call, o, is_error);
+    }
+    free(f);
+}
+
+/*
+ * send_stdin / cancel_execution on another replica's run: stdin and signals
+ * need the process, which only the owner has, so the call is forwarded to it
+ * through Redis (remote.control) and its answer relayed. Said plainly when the
+ * run ended, or when there is no channel (no cluster, or stopping).
+ */
 static void remote_control(struct remote_ctx *rc, const cJSON *m)
 {
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "status");
     const cJSON *rep = cJSON_GetObjectItemCaseSensitive(m, "replica");
     const char *status = cJSON_IsString(st) ? st->valuestring : "unknown";
+    const char *owner = cJSON_IsString(rep) ? rep->valuestring : "?";
     char msg[512];
-    if (strcmp(status, "running") != 0 && strcmp(status, "pending") != 0)
+    if (strcmp(status, "running") != 0 && strcmp(status, "pending") != 0) {
         snprintf(msg, sizeof(msg), "Execution %s already completed (status: %s)", rc->id, status);
+        fail_control(rc->call, msg, rc->kind == REMOTE_CANCEL);
+        return;
+    }
+    int r = -1;
+    if (remote.control != NULL && cJSON_IsString(rep) && strcmp(owner, config.replica) != 0) {
+        struct forward_ctx *f = xcalloc(1, sizeof(*f));
+        f->call = rc->call;
+        f->cancel = rc->kind == REMOTE_CANCEL;
+        snprintf(f->id, sizeof(f->id), "%s", rc->id);
+        snprintf(f->replica, sizeof(f->replica), "%.128s", owner);
+        r = remote.control(owner, f->cancel ? "cancel_execution" : "send_stdin", rc->tenant, rc->args_json, on_forwarded, f);
+        if (r == 0)
+            return;
+        free(f);
+    }
+    if (r == -2)
+        snprintf(msg, sizeof(msg), "Execution %s runs on replica %.128s and too many calls to other replicas are "
+                                   "waiting for an answer; try again", rc->id, owner);
+    else if (r == -3)
+        snprintf(msg, sizeof(msg), "Execution %s runs on replica %.128s and this call is too large to forward there",
+                 rc->id, owner);
     else
         snprintf(msg, sizeof(msg),
                  "Execution %s runs on replica %.128s, not on this one (%.128s): send_stdin and cancel_execution "
                  "must reach the replica that runs it (behind nginx, the client's usual replica)",
-                 rc->id, cJSON_IsString(rep) ? rep->valuestring : "?", config.replica);
+                 rc->id, owner, config.replica);
     fail_control(rc->call, msg, rc->kind == REMOTE_CANCEL);
 }
 
@@ -578,15 +684,17 @@ static void on_remote(void *arg, int found, const char *meta, size_t meta_len, c
     }
     cJSON_Delete(m);
     output_query_free(&rc->q);
+    free(rc->args_json);
     free(rc);
 }
 
 /*
  * Asks Redis for execution `id` of the caller's tenant (in workspace `wsid`
- * when not NULL); the read takes over `q` (REMOTE_OUTPUT) when it starts.
+ * when not NULL); the read takes over `q` (REMOTE_OUTPUT) when it starts. A
+ * control call keeps its `args` to forward them to the replica that runs it.
  */
 static int ask_remote(mcp_call_t *call, const mcp_ctx_t *ctx, int kind, const char *id, const char *last_event_id,
-                      const char *wsid, output_query_t *q)
+                      const char *wsid, output_query_t *q, const cJSON *args)
 {
     struct remote_ctx *rc = xcalloc(1, sizeof(*rc));
     rc->call = call;
@@ -597,6 +705,10 @@ static int ask_remote(mcp_call_t *call, const mcp_ctx_t *ctx, int kind, const ch
         snprintf(rc->last_event_id, sizeof(rc->last_event_id), "%s", last_event_id);
     if (q != NULL)
         rc->q = *q;
+    if (kind == REMOTE_STDIN || kind == REMOTE_CANCEL) {
+        snprintf(rc->tenant, sizeof(rc->tenant), "%s", ctx->tenant);
+        rc->args_json = cJSON_PrintUnformatted(args); /* NULL (too large to print): the owner cannot be asked */
+    }
     uint64_t after = rc->last_event_id[0] ? strtoull(rc->last_event_id, NULL, 10) : 0;
     int r = remote.read_exec != NULL ? remote.read_exec(id, ctx->tenant, kind == REMOTE_OUTPUT, after, on_remote, rc) : -1;
     if (r == 0) {
@@ -604,6 +716,7 @@ static int ask_remote(mcp_call_t *call, const mcp_ctx_t *ctx, int kind, const ch
             q->grep = NULL; /* the read owns it now */
         return 0;
     }
+    free(rc->args_json);
     free(rc);
     if (r == -2) {
         fail(call, "This execution is not held by this replica and too many Redis reads are waiting; try again");
@@ -663,7 +776,7 @@ static void tool_get_execution_output(mcp_call_t *call, const mcp_ctx_t *ctx, co
     }
     exec_t *e = held_or_remote(call, ctx, id, REMOTE_OUTPUT, last, args, &q);
     if (e != NULL && e->log.released && remote.read_exec != NULL &&
-        ask_remote(call, ctx, REMOTE_OUTPUT, id, last, NULL, &q) == 0)
+        ask_remote(call, ctx, REMOTE_OUTPUT, id, last, NULL, &q, NULL) == 0)
         e = NULL; /* released here (--max-retained-bytes): Redis still has the events */
     else if (e != NULL && events_resume_index(&e->log, last, err, sizeof(err)) < 0) {
         fail(call, err);

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the replica watcher's timed wait (src/replica.c) and the
+ * Unit tests for the replica watcher's timed wait (src/cluster/replica.c, clock_stop_sleep) and the
  * clock module under it: the wall clock is simulated to step back by a day
  * (through the injectable clock reader) and the heartbeat period still ends
  * on time, because every deadline is taken and waited on CLOCK_MONOTONIC.
@@ -41,7 +41,7 @@ static int uninstall(void **state)
 
 static void *sleep_thread(void *arg)
 {
-    *(int *)arg = watcher_sleep(50);
+    *(int *)arg = clock_stop_sleep(&watcher_stop, 50);
     return NULL;
 }
 
