@@ -1,5 +1,5 @@
 # mcp-sandboxd: plain Makefile, every library through pkg-config.
-VERSION  := 0.4.0
+VERSION  := 2.0.0
 .DEFAULT_GOAL := all
 CC       ?= gcc
 PKGS     := libh2o-evloop hiredis libcjson libbsd libseccomp libssl libcrypto libcares
@@ -22,6 +22,16 @@ CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-
             -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -DMCP_SANDBOXD_VERSION='"$(VERSION)"' -Iinclude $(PKG_CFLAGS) -pthread
 LDLIBS   += $(PKG_LIBS) -pthread
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# build/flags.stamp holds the compile flags (VERSION, CFLAGS, the packages'):
+# rewritten when they change, and every object depends on it, so a changed
+# flag rebuilds what it affects instead of linking objects built without it.
+ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+FLAGS_NOW := $(CC) $(CFLAGS) $(SAN) $(LDLIBS)
+ifneq ($(FLAGS_NOW),$(file <build/flags.stamp))
+$(shell mkdir -p build)
+$(file >build/flags.stamp,$(FLAGS_NOW))
+endif
+endif
 
 SRCS     := $(wildcard src/*.c src/*/*.c)
 HDRS     := $(wildcard include/*/*.h src/*/*.def)
@@ -53,12 +63,12 @@ mcp-sandboxd-bridge: bridge/mcp-sandboxd-bridge.c Makefile
 
 asan: mcp-sandboxd-asan
 
-build/rel/%.o: src/%.c $(HDRS) | .deps-ok
+build/rel/%.o: src/%.c $(HDRS) build/flags.stamp | .deps-ok
 	@mkdir -p $(dir $@)
 	@echo "CC      $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
-build/asan/%.o: src/%.c $(HDRS) | .deps-ok
+build/asan/%.o: src/%.c $(HDRS) build/flags.stamp | .deps-ok
 	@mkdir -p $(dir $@)
 	@echo "CC asan $<"
 	@$(CC) $(CFLAGS) $(SAN) -O1 -c -o $@ $<
@@ -69,7 +79,7 @@ build/asan/%.o: src/%.c $(HDRS) | .deps-ok
 # sanitizer object.
 unit_included = $(shell sed -n 's|^.include "../../src/\(.*\)\.c"|\1|p' $(1))
 unit_links = $(shell sed -n 's|^ \* unit-links:||p' $(1))
-build/unit/%: tests/unit/%.c $(ASAN_OBJS) $(HDRS) | .deps-ok
+build/unit/%: tests/unit/%.c $(ASAN_OBJS) $(HDRS) build/flags.stamp | .deps-ok
 	@mkdir -p $(dir $@)
 	@echo "UNIT    $@"
 	@$(CC) $(CFLAGS) $(SAN) -O1 -Wno-unused-function -o $@ $< \
