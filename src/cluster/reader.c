@@ -397,7 +397,11 @@ static const char push_script[] = "if KEYS[2] and redis.call('EXISTS', KEYS[2]) 
                                   "redis.call('EXPIRE', KEYS[1], ARGV[2]) "
                                   "return 1";
 
-/* A control message (control.c): pushed (found = 1), or not, its replica being gone (found = 0). */
+/*
+ * A control message (control.c): pushed (found = 1), or not, its replica
+ * being gone (found = 0), or failed (err): with found = -1 when the
+ * connection failed after the command went out (a timeout: it may still land).
+ */
 static void push_control(redisContext *c, struct read_req *q, mirror_msg_t *m)
 {
     char ttl[16];
@@ -417,6 +421,7 @@ static void push_control(redisContext *c, struct read_req *q, mirror_msg_t *m)
     redisReply *r = redisCommandArgv(c, n, argv, alen);
     if (r == NULL) {
         m->err = xstrdup(c->errstr);
+        m->found = -1;
         return;
     }
     if (r->type == REDIS_REPLY_INTEGER)
