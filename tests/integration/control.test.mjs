@@ -8,6 +8,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
@@ -21,6 +22,48 @@ const PREFIX = 'ctl:';
 // /metrics of `server` (it asks for a principal's token).
 const metric = (server, name) => metricOf(server, name, { token: ALICE });
 const stdoutOf = (out) => (out.output ?? []).filter((e) => e.type === 'stdout').map((e) => e.data);
+
+// A TCP proxy in front of Redis that passes everything, except that once
+// armed it holds the first data carrying `marker` until the client closes
+// that connection, then delivers it and closes: a command written, its
+// answer lost, the command landing anyway (a connection that timed out while
+// the command was on its way). `caught` / `delivered` resolve on each step.
+function holdingProxy(redisPort, marker) {
+  const ctl = { armed: false };
+  const steps = () => {
+    ctl.caught = new Promise((r) => { ctl.onCaught = r; });
+    ctl.delivered = new Promise((r) => { ctl.onDelivered = r; });
+  };
+  steps();
+  ctl.arm = () => { steps(); ctl.armed = true; };
+  ctl.server = net.createServer((down) => {
+    const up = net.connect(redisPort, '127.0.0.1');
+    let held = null;
+    down.on('data', (d) => {
+      if (held === null && ctl.armed && d.includes(marker)) {
+        ctl.armed = false;
+        held = d;
+        ctl.onCaught();
+      } else if (held !== null) {
+        held = Buffer.concat([held, d]);
+      } else {
+        up.write(d);
+      }
+    });
+    down.on('close', () => {
+      if (held === null) return up.end();
+      up.end(held, () => ctl.onDelivered());
+      held = null;
+    });
+    up.on('data', (d) => { if (!down.destroyed) down.write(d); });
+    up.on('close', () => down.destroy());
+    up.on('error', () => down.destroy());
+    down.on('error', () => {});
+  });
+  ctl.listen = () => new Promise((r) => ctl.server.listen(0, '127.0.0.1', () => r(ctl.server.address().port)));
+  ctl.close = () => new Promise((r) => ctl.server.close(r));
+  return ctl;
+}
 
 describe('the control channel: send_stdin and cancel_execution through another replica', () => {
   let redis, a, b, dir;
@@ -186,6 +229,51 @@ describe('the control channel: send_stdin and cancel_execution through another r
     // frozen past its heartbeat's TTL, A counts as gone until its next beat: then B reaches it again
     await waitFor(() => redis.cli('EXISTS', `${PREFIX}replica:ctl-a`) === '1', { what: "A's heartbeat back" });
     assert.deepEqual(await modernTool(b, 'cancel_execution', { execution_id: run.execution_id }, ALICE), { success: true, was_running: true });
+  });
+
+  test('a flood of large messages on A\'s control list: A hands at most 16 messages, 4 MiB, to its loop at a time, and counts the waits', async () => {
+    const dropped = await metric(a, 'control_messages_dropped_total');
+    // 40 well-formed JSON messages of 1 MB, each 250,000 array elements for the loop to parse, pushed by Redis itself
+    // (the thread pops one in a fraction of the time the loop spends on it): malformed commands, all dropped
+    const N = 40;
+    redis.cli('EVAL', `local m = '{"nonce":"flood","args":[' .. string.rep('1,', 249999) .. '1]}' `
+      + `for i = 1, ${N} do redis.call('RPUSH', KEYS[1], m) end return #m`, '1', `${PREFIX}replica:ctl-a:control`);
+    await waitFor(async () => await metric(a, 'control_messages_dropped_total') >= dropped + N, { ms: 60000, what: `${N} floods dropped on A` });
+    assert.equal(redis.cli('LLEN', `${PREFIX}replica:ctl-a:control`), '0');
+    const peak = await metric(a, 'control_popped_queued_peak');
+    const peakBytes = await metric(a, 'control_popped_queued_peak_bytes');
+    assert.ok(peak >= 1 && peak <= 16, `peak ${peak}`);
+    assert.ok(peakBytes >= 500000 && peakBytes <= 4 * 1048576, `peak bytes ${peakBytes}`);
+    assert.ok(await metric(a, 'control_pops_delayed_total') >= 1, 'the control thread waited for the loop');
+    assert.equal(await metric(a, 'control_popped_queued'), 0);
+    // A still answers forwarded calls
+    const run = await catOnA();
+    assert.deepEqual(await modernTool(b, 'send_stdin', { execution_id: run.execution_id, input_data: 'after-flood' }, ALICE), { success: true });
+    await outputHas(a, run.execution_id, 'after-flood');
+    assert.equal((await modernTool(b, 'cancel_execution', { execution_id: run.execution_id }, ALICE)).success, true);
+  });
+
+  test('a command whose write times out after it went out: the requester waits for the owner\'s answer, not "failed" about a line that lands', async () => {
+    const proxy = holdingProxy(redis.port, '"op":"send_stdin"');
+    const port = await proxy.listen();
+    // C reaches Redis through the proxy (its reader times out after 2 s); A holds the run
+    const c = await startServer({ env: { REDIS_URL: `redis://127.0.0.1:${port}` },
+      args: ['--tokens-file', path.join(dir, 'tokens'), '--redis-prefix', PREFIX, '--replica-id', 'ctl-c2', '--heartbeat', '60'] });
+    try {
+      const run = await catOnA();
+      const unsure = await metric(c, 'control_calls_push_unsure_total');
+      proxy.arm();
+      const answer = modernTool(c, 'send_stdin', { execution_id: run.execution_id, input_data: 'landed-late' }, ALICE);
+      await proxy.caught;
+      await proxy.delivered; // C gave up on the connection; the command reaches Redis now
+      assert.deepEqual(await answer, { success: true }, 'the answer agrees with what happened');
+      await outputHas(a, run.execution_id, 'landed-late');
+      assert.equal(await metric(c, 'control_calls_push_unsure_total'), unsure + 1);
+      assert.equal((await modernTool(b, 'cancel_execution', { execution_id: run.execution_id }, ALICE)).success, true);
+    } finally {
+      await c.stop();
+      await proxy.close();
+    }
   });
 
   test('a replica stopped cleanly removes its heartbeat under the prefix and leaves the replicas set', async () => {
