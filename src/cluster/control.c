@@ -407,10 +407,19 @@ static void take_reply(const char *msg, size_t len)
     cJSON_Delete(o);
 }
 
+/*
+ * The calls still waiting when the loop ended (--shutdown-grace shorter than
+ * CONTROL_TIMEOUT_MS) are answered, honestly: their command may be in the
+ * owner's list and be run until its deadline.
+ */
 void control_stop(void)
 {
-    while (pending_head != NULL)
-        pending_finish(pending_head, NULL, 0, 0, "the server is shutting down");
+    char msg[300];
+    while (pending_head != NULL) {
+        snprintf(msg, sizeof(msg), "the server is shutting down (the command was sent: replica %s may still run it)",
+                 pending_head->replica);
+        pending_finish(pending_head, NULL, 0, 0, msg);
+    }
 }
 
 /* ---------------------------------------------------------------- loop side: the owner */

@@ -8,12 +8,13 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
 import { call, connect, metric as metricOf, sessionKey, startRedis, startServer, waitFor } from './helpers.mjs';
-import { MODERN, modernTool } from './modern-helpers.mjs';
+import { MODERN, headersFor, modernTool, toolCall } from './modern-helpers.mjs';
 
 const ALICE = 'alice-control-token-0123456789';
 const BOB = 'bob-control-token-0123456789ab';
@@ -300,5 +301,81 @@ describe('the control channel: send_stdin and cancel_execution through another r
     assert.match(c.error, /is not alive/);
     assert.equal(await metric(b, 'control_calls_unreachable_total'), unreachable + 2);
     assert.equal(await metric(b, 'control_calls_waiting'), 0);
+  });
+});
+
+describe('the control channel\'s limits: 256 forwarded calls waiting, and the answer they get at shutdown', () => {
+  let redis, a, b, dir;
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'sandboxd-control-cap-'));
+    writeFileSync(path.join(dir, 'tokens'), `alice:${ALICE}\n`);
+    redis = await startRedis();
+    const common = ['--tokens-file', path.join(dir, 'tokens'), '--redis-prefix', PREFIX];
+    // A's heartbeat outlives the test while it is stopped: its calls wait rather than being "not alive"
+    a = await startServer({ env: { REDIS_URL: redis.url }, args: [...common, '--replica-id', 'cap-a', '--heartbeat', '60'] });
+    // B's shutdown grace (1 s) is shorter than a forwarded call's 5 s: its waiting calls are still waiting when its loop ends
+    b = await startServer({ env: { REDIS_URL: redis.url }, args: [...common, '--replica-id', 'cap-b', '--heartbeat', '60', '--shutdown-grace', '1'] });
+  });
+  after(async () => {
+    a?.proc.kill('SIGCONT');
+    await a?.stop(); await b?.stop(); await redis?.stop(); rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a client that goes away while its forwarded call waits: the owner\'s answer is dropped with the request, B keeps serving', async () => {
+    const run = await modernTool(a, 'execute_code_async', { command: 'cat', interactive: true }, ALICE);
+    await waitFor(async () => (await modernTool(b, 'get_execution_status', { execution_id: run.execution_id }, ALICE)).status === 'running',
+      { what: 'the run on A, through B' });
+    const late = await metric(b, 'control_replies_late_total');
+    a.proc.kill('SIGSTOP');
+    try {
+      const body = toolCall(7, 'send_stdin', { execution_id: run.execution_id, input_data: 'client-gone' });
+      const req = http.request(b.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${ALICE}`, 'mcp-param-execution-id': run.execution_id, ...headersFor(body) } });
+      req.on('error', () => {});
+      req.end(JSON.stringify(body));
+      await waitFor(async () => await metric(b, 'control_calls_waiting') === 1, { what: 'the call waiting on B' });
+      req.destroy();
+    } finally {
+      a.proc.kill('SIGCONT');
+    }
+    // A takes the command (its deadline is 4 s after it was sent) and answers; B finishes the call for nobody
+    await waitFor(async () => stdoutOf(await modernTool(a, 'get_execution_output', { execution_id: run.execution_id }, ALICE)).includes('client-gone'),
+      { what: 'the line on A' });
+    await waitFor(async () => await metric(b, 'control_calls_waiting') === 0, { what: 'no call waiting on B' });
+    assert.equal(await metric(b, 'control_replies_late_total'), late, 'answered in time, to a request that is gone');
+    assert.deepEqual(await modernTool(b, 'send_stdin', { execution_id: run.execution_id, input_data: 'next' }, ALICE), { success: true });
+    assert.deepEqual(await modernTool(b, 'cancel_execution', { execution_id: run.execution_id }, ALICE), { success: true, was_running: true });
+  });
+
+  test('the 257th forwarded call is refused at once; a shutdown answers the 256 waiting ones, saying the command may still run', async () => {
+    const run = await modernTool(a, 'execute_code_async', { command: 'cat', interactive: true }, ALICE);
+    await waitFor(async () => (await modernTool(b, 'get_execution_status', { execution_id: run.execution_id }, ALICE)).status === 'running',
+      { what: 'the run on A, through B' });
+    a.proc.kill('SIGSTOP');
+    const waiting = [];
+    try {
+      // 4 x 64 calls, each batch seen waiting on B before the next (B's Redis reads stay under their own cap of 256)
+      for (let k = 1; k <= 4; k++) {
+        for (let i = 0; i < 64; i++)
+          waiting.push(modernTool(b, 'send_stdin', { execution_id: run.execution_id, input_data: `w${k}-${i}` }, ALICE));
+        await waitFor(async () => await metric(b, 'control_calls_waiting') === 64 * k, { what: `${64 * k} calls waiting on B` });
+      }
+      const refused = await modernTool(b, 'cancel_execution', { execution_id: run.execution_id }, ALICE);
+      assert.deepEqual(refused, { success: false, was_running: false, error: `Execution ${run.execution_id} runs on replica cap-a and too `
+        + 'many calls to other replicas are waiting for an answer; try again' });
+      assert.equal(await metric(b, 'control_calls_waiting'), 256, 'the refused call took no slot');
+      const exited = b.exited;
+      b.proc.kill('SIGTERM');
+      const answers = await Promise.all(waiting);
+      for (const r of answers)
+        assert.deepEqual(r, { success: false, error: `Execution ${run.execution_id} runs on replica cap-a, which could not be reached: `
+          + 'the server is shutting down (the command was sent: replica cap-a may still run it)' });
+      assert.equal((await exited).code, 0);
+      assert.match(b.log(), /shutdown complete/);
+    } finally {
+      a.proc.kill('SIGCONT');
+    }
+    // A, back, still serves; the run is cancelled locally
+    assert.deepEqual(await modernTool(a, 'cancel_execution', { execution_id: run.execution_id }, ALICE), { success: true, was_running: true });
   });
 });
