@@ -234,7 +234,7 @@ describe('the control channel: send_stdin and cancel_execution through another r
 
   test('a flood of large messages on A\'s control list: A hands at most 16 messages, 4 MiB, to its loop at a time, and counts the waits', async () => {
     const dropped = await metric(a, 'control_messages_dropped_total');
-    // 40 well-formed JSON messages of 1 MB, each 250,000 array elements for the loop to parse, pushed by Redis itself
+    // 40 well-formed JSON messages of 0.5 MB, each 250,000 array elements for the loop to parse, pushed by Redis itself
     // (the thread pops one in a fraction of the time the loop spends on it): malformed commands, all dropped
     const N = 40;
     redis.cli('EVAL', `local m = '{"nonce":"flood","args":[' .. string.rep('1,', 249999) .. '1]}' `
