@@ -347,6 +347,30 @@ describe('the control channel\'s limits: 256 forwarded calls waiting, and the an
     assert.deepEqual(await modernTool(b, 'cancel_execution', { execution_id: run.execution_id }, ALICE), { success: true, was_running: true });
   });
 
+  test('a legacy session that ends (DELETE) while its forwarded call waits: the call still gets the owner\'s answer', async () => {
+    const run = await modernTool(a, 'execute_code_async', { command: 'cat', interactive: true }, ALICE);
+    await waitFor(async () => (await modernTool(b, 'get_execution_status', { execution_id: run.execution_id }, ALICE)).status === 'running',
+      { what: 'the run on A, through B' });
+    const { client, transport } = await connect(b, { token: ALICE });
+    a.proc.kill('SIGSTOP');
+    let pending;
+    try {
+      pending = call(client, 'send_stdin', { execution_id: run.execution_id, input_data: 'session-gone' });
+      await waitFor(async () => await metric(b, 'control_calls_waiting') === 1, { what: 'the call waiting on B' });
+      const del = await fetch(b.url, { method: 'DELETE', headers: { authorization: `Bearer ${ALICE}`, 'mcp-session-id': transport.sessionId,
+        'mcp-protocol-version': '2025-06-18' } });
+      assert.equal(del.status, 200);
+    } finally {
+      a.proc.kill('SIGCONT');
+    }
+    const r = await pending;
+    assert.equal(r.success, true, JSON.stringify(r));
+    await waitFor(async () => stdoutOf(await modernTool(a, 'get_execution_output', { execution_id: run.execution_id }, ALICE)).includes('session-gone'),
+      { what: 'the line on A' });
+    await client.close().catch(() => {});
+    assert.deepEqual(await modernTool(b, 'cancel_execution', { execution_id: run.execution_id }, ALICE), { success: true, was_running: true });
+  });
+
   test('the 257th forwarded call is refused at once; a shutdown answers the 256 waiting ones, saying the command may still run', async () => {
     const run = await modernTool(a, 'execute_code_async', { command: 'cat', interactive: true }, ALICE);
     await waitFor(async () => (await modernTool(b, 'get_execution_status', { execution_id: run.execution_id }, ALICE)).status === 'running',
