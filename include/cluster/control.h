@@ -28,6 +28,8 @@
 #define CONTROL_TIMEOUT_MS 5000
 /** Forwarded calls waiting for an answer at once, at most (more: -2, "too many"). */
 #define CONTROL_PENDING_MAX 256
+/** Of them, one tenant's at most (more: -4), so one tenant cannot take every slot. */
+#define CONTROL_PENDING_PER_TENANT 64
 /** The largest control message (command or reply) sent or taken; a larger one popped is dropped. */
 #define CONTROL_MESSAGE_MAX (1u << 20)
 /** Popped messages handed to the loop and not taken yet, at most (the control thread waits to pop more). */

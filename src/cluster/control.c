@@ -248,6 +248,7 @@ struct pending {
     struct pending *next;
     char nonce[CONTROL_NONCE_HEX + 1];
     char replica[REPLICA_ID_MAX + 1]; /* the owner */
+    char tenant[MIRROR_SESSION_KEY_LEN + 1]; /* the caller's tenant, hashed */
     remote_control_cb cb;
     void *arg;
     deadline_t timer; /* CONTROL_TIMEOUT_MS */
@@ -321,16 +322,24 @@ static void on_command_pushed(void *arg, int found, const char *meta, size_t met
     pending_finish(p, NULL, 0, 0, msg);
 }
 
-/* The command's JSON; NULL when it is larger than CONTROL_MESSAGE_MAX. */
-static char *command_json(const struct pending *p, const char *tool, const char *tenant, cJSON *args, size_t *len)
+/* The forwarded calls of tenant `tkey` (hashed) waiting now. */
+static size_t pending_of_tenant(const char *tkey)
 {
-    char tkey[MIRROR_SESSION_KEY_LEN + 1], reply_to[512];
-    keys_session_hash(tenant, tkey);
+    size_t n = 0;
+    for (const struct pending *p = pending_head; p != NULL; p = p->next)
+        n += strcmp(p->tenant, tkey) == 0;
+    return n;
+}
+
+/* The command's JSON; NULL when it is larger than CONTROL_MESSAGE_MAX. */
+static char *command_json(const struct pending *p, const char *tool, cJSON *args, size_t *len)
+{
+    char reply_to[512];
     keys_replica_replies(reply_to, sizeof(reply_to), config.replica);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "nonce", p->nonce);
     cJSON_AddStringToObject(o, "op", tool);
-    cJSON_AddStringToObject(o, "tenant", tkey);
+    cJSON_AddStringToObject(o, "tenant", p->tenant);
     cJSON_AddItemToObject(o, "args", args);
     cJSON_AddStringToObject(o, "reply_to", reply_to);
     cJSON_AddStringToObject(o, "from", config.replica);
@@ -353,6 +362,10 @@ int control_forward(const char *replica, const char *tool, const char *tenant, c
         return -1;
     if (n_pending >= CONTROL_PENDING_MAX)
         return -2;
+    char tkey[MIRROR_SESSION_KEY_LEN + 1];
+    keys_session_hash(tenant, tkey);
+    if (pending_of_tenant(tkey) >= CONTROL_PENDING_PER_TENANT)
+        return -4;
     cJSON *args = args_json != NULL && strlen(args_json) <= CONTROL_MESSAGE_MAX ? cJSON_Parse(args_json) : NULL;
     if (!cJSON_IsObject(args)) {
         cJSON_Delete(args);
@@ -361,8 +374,9 @@ int control_forward(const char *replica, const char *tool, const char *tenant, c
     struct pending *p = xcalloc(1, sizeof(*p));
     util_random_hex(p->nonce, CONTROL_NONCE_HEX / 2);
     strlcpy(p->replica, replica, sizeof(p->replica));
+    memcpy(p->tenant, tkey, sizeof(p->tenant));
     size_t len;
-    char *cmd = command_json(p, tool, tenant, args, &len), key[512], alive[512];
+    char *cmd = command_json(p, tool, args, &len), key[512], alive[512];
     if (cmd == NULL) {
         free(p);
         return -3;

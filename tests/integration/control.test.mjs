@@ -304,11 +304,13 @@ describe('the control channel: send_stdin and cancel_execution through another r
   });
 });
 
-describe('the control channel\'s limits: 256 forwarded calls waiting, and the answer they get at shutdown', () => {
+describe('the control channel\'s limits: 256 forwarded calls waiting, 64 a principal, and the answer they get at shutdown', () => {
   let redis, a, b, dir;
+  // five principals: four fill the 256 slots, 64 each; the fifth finds none left
+  const tokens = [['alice', ALICE], ...['bob', 'carol', 'dave', 'eve'].map((n) => [n, `${n}-control-cap-token-0123456789`])];
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'sandboxd-control-cap-'));
-    writeFileSync(path.join(dir, 'tokens'), `alice:${ALICE}\n`);
+    writeFileSync(path.join(dir, 'tokens'), tokens.map(([n, t]) => `${n}:${t}\n`).join(''));
     redis = await startRedis();
     const common = ['--tokens-file', path.join(dir, 'tokens'), '--redis-prefix', PREFIX];
     // A's heartbeat outlives the test while it is stopped: its calls wait rather than being "not alive"
@@ -371,35 +373,44 @@ describe('the control channel\'s limits: 256 forwarded calls waiting, and the an
     assert.deepEqual(await modernTool(b, 'cancel_execution', { execution_id: run.execution_id }, ALICE), { success: true, was_running: true });
   });
 
-  test('the 257th forwarded call is refused at once; a shutdown answers the 256 waiting ones, saying the command may still run', async () => {
-    const run = await modernTool(a, 'execute_code_async', { command: 'cat', interactive: true }, ALICE);
-    await waitFor(async () => (await modernTool(b, 'get_execution_status', { execution_id: run.execution_id }, ALICE)).status === 'running',
-      { what: 'the run on A, through B' });
+  test('a principal\'s 65th waiting call and the 257th in all are refused at once; a shutdown answers the 256 waiting, saying the command may still run', async () => {
+    const runs = [];
+    for (const [, token] of tokens) {
+      const run = await modernTool(a, 'execute_code_async', { command: 'cat', interactive: true }, token);
+      await waitFor(async () => (await modernTool(b, 'get_execution_status', { execution_id: run.execution_id }, token)).status === 'running',
+        { what: 'the run on A, through B' });
+      runs.push(run);
+    }
     a.proc.kill('SIGSTOP');
     const waiting = [];
     try {
-      // 4 x 64 calls, each batch seen waiting on B before the next (B's Redis reads stay under their own cap of 256)
-      for (let k = 1; k <= 4; k++) {
+      // four principals, 64 calls each, each batch seen waiting on B before the next (B's Redis reads stay under their own cap)
+      for (let k = 0; k < 4; k++) {
         for (let i = 0; i < 64; i++)
-          waiting.push(modernTool(b, 'send_stdin', { execution_id: run.execution_id, input_data: `w${k}-${i}` }, ALICE));
-        await waitFor(async () => await metric(b, 'control_calls_waiting') === 64 * k, { what: `${64 * k} calls waiting on B` });
+          waiting.push([runs[k], modernTool(b, 'send_stdin', { execution_id: runs[k].execution_id, input_data: `w${k}-${i}` }, tokens[k][1])]);
+        await waitFor(async () => await metric(b, 'control_calls_waiting') === 64 * (k + 1), { what: `${64 * (k + 1)} calls waiting on B` });
+        if (k === 0) {
+          const mine = await modernTool(b, 'cancel_execution', { execution_id: runs[0].execution_id }, tokens[0][1]);
+          assert.deepEqual(mine, { success: false, was_running: false, error: `Execution ${runs[0].execution_id} runs on replica cap-a and too `
+            + 'many of your calls to other replicas are waiting for an answer; try again' });
+        }
       }
-      const refused = await modernTool(b, 'cancel_execution', { execution_id: run.execution_id }, ALICE);
-      assert.deepEqual(refused, { success: false, was_running: false, error: `Execution ${run.execution_id} runs on replica cap-a and too `
+      const refused = await modernTool(b, 'cancel_execution', { execution_id: runs[4].execution_id }, tokens[4][1]);
+      assert.deepEqual(refused, { success: false, was_running: false, error: `Execution ${runs[4].execution_id} runs on replica cap-a and too `
         + 'many calls to other replicas are waiting for an answer; try again' });
-      assert.equal(await metric(b, 'control_calls_waiting'), 256, 'the refused call took no slot');
+      assert.equal(await metric(b, 'control_calls_waiting'), 256, 'the refused calls took no slot');
       const exited = b.exited;
       b.proc.kill('SIGTERM');
-      const answers = await Promise.all(waiting);
-      for (const r of answers)
-        assert.deepEqual(r, { success: false, error: `Execution ${run.execution_id} runs on replica cap-a, which could not be reached: `
+      for (const [run, answer] of waiting)
+        assert.deepEqual(await answer, { success: false, error: `Execution ${run.execution_id} runs on replica cap-a, which could not be reached: `
           + 'the server is shutting down (the command was sent: replica cap-a may still run it)' });
       assert.equal((await exited).code, 0);
       assert.match(b.log(), /shutdown complete/);
     } finally {
       a.proc.kill('SIGCONT');
     }
-    // A, back, still serves; the run is cancelled locally
-    assert.deepEqual(await modernTool(a, 'cancel_execution', { execution_id: run.execution_id }, ALICE), { success: true, was_running: true });
+    // A, back, still serves; the runs are cancelled locally
+    for (let k = 0; k < runs.length; k++)
+      assert.deepEqual(await modernTool(a, 'cancel_execution', { execution_id: runs[k].execution_id }, tokens[k][1]), { success: true, was_running: true });
   });
 });
