@@ -12,9 +12,8 @@
  * Everything else runs on the loop thread: the requester keeps its waiting
  * calls by nonce with a timer; the owner checks a command, runs the tool
  * through tools_control_forwarded (the code a local call runs) and pushes the
- * answer. Pushes go through the
- * reader thread (mirror_push), a command only while the owner's heartbeat key
- * exists, so a gone owner is said at once.
+ * answer. Pushes go through the reader thread (mirror_push), a command only
+ * while the owner's heartbeat key exists, so a gone owner is said at once.
  */
 #ifndef MCP_SANDBOXD_CONTROL_H
 #define MCP_SANDBOXD_CONTROL_H

@@ -56,7 +56,7 @@ static struct {
  * bytes), so whoever writes the control list cannot pile messages up in the
  * loop's queue faster than the loop takes them: the thread pops the next one
  * only when there is room, and the rest wait in Redis. Guarded by `lock`; the
- * thread waits on `cond`, which the loop (a message taken) and a stop signal.
+ * thread waits on `cond`, signalled by the loop (a message taken) and by a stop.
  */
 static struct {
     pthread_mutex_t lock;
