@@ -92,7 +92,7 @@ typedef struct mirror_msg {
     char (*ids)[40];                 /* MSG_LOST */
     size_t n_ids;
     struct read_req *req;            /* MSG_READ */
-    int found;                       /* MSG_READ: found; MSG_CONTROL: popped from the replies list */
+    int found;                       /* MSG_READ: found (a push: -1 unsure); MSG_CONTROL: popped from the replies list */
     char *meta, *err;                /* MSG_CONTROL: meta is the popped message */
     size_t meta_len;
     remote_events_t *events;         /* MSG_READ with output: remote_events_free() after the callback */
@@ -111,7 +111,9 @@ void mirror_post(mirror_msg_t *m);
 /**
  * Loop thread: has the reader RPUSH `payload` (taken over) onto list `key`
  * with an EXPIRE of `ttl` s, only while `alive_key` exists when it is not "";
- * cb(arg, found = pushed, ...) on the loop. 0, -1 (stopping), -2 (too many waiting).
+ * cb(arg, found = pushed, ...) on the loop; with err, found = -1 says the
+ * connection failed after the command was written (it may have landed), 0
+ * that it did not. 0, -1 (stopping), -2 (too many waiting).
  */
 int mirror_push(const char *key, const char *alive_key, char *payload, size_t len, int ttl, mirror_read_cb cb, void *arg);
 /** One single-sample family mcp_sandboxd_<name> through the metrics writer (counters too, unlike metrics_gauge). */

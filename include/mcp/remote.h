@@ -58,7 +58,8 @@ typedef struct remote_reader {
      * Forwards control tool `tool` (send_stdin, cancel_execution) with its
      * arguments `args_json` for `tenant` to replica `replica`, which runs the
      * execution: 0 (cb runs later, exactly once), -1 (no channel: stopping),
-     * -2 (too many forwarded calls wait), -3 (args_json NULL or too large).
+     * -2 (too many forwarded calls wait), -3 (args_json NULL or too large),
+     * -4 (too many of `tenant`'s forwarded calls wait).
      */
     int (*control)(const char *replica, const char *tool, const char *tenant, const char *args_json, remote_control_cb cb,
                    void *arg);

@@ -47,8 +47,24 @@
 
 /* Figures any thread bumps and /metrics reads. */
 static struct {
-    _Atomic unsigned long long sent, received, answered, timed_out, unreachable, dropped, late;
+    _Atomic unsigned long long sent, received, answered, timed_out, unreachable, dropped, late, delayed, push_unsure;
 } stats;
+
+/*
+ * The hand-over to the loop: what the control thread posted and the loop has
+ * not taken yet, bounded (CONTROL_INFLIGHT_MAX messages, CONTROL_INFLIGHT_BYTES
+ * bytes), so whoever writes the control list cannot pile messages up in the
+ * loop's queue faster than the loop takes them: the thread pops the next one
+ * only when there is room, and the rest wait in Redis. Guarded by `lock`; the
+ * thread waits on `cond`, signalled by the loop (a message taken) and by a stop.
+ */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t n, bytes;           /* posted, not taken yet */
+    size_t peak_n, peak_bytes; /* the most ever (metrics) */
+    int stop;                  /* control_signal_stop: nothing more is taken */
+} gate = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 /* ---------------------------------------------------------------- the control thread */
 
@@ -63,6 +79,57 @@ static int control_sleep(uint64_t ms)
 void control_signal_stop(void)
 {
     clock_stop_signal(&control_stop_flag);
+    pthread_mutex_lock(&gate.lock);
+    gate.stop = 1;
+    pthread_mutex_unlock(&gate.lock);
+    pthread_cond_broadcast(&gate.cond);
+}
+
+/* Under gate.lock: no room for one more message of the largest size. */
+static int gate_full(void)
+{
+    return gate.n >= CONTROL_INFLIGHT_MAX || gate.bytes + CONTROL_MESSAGE_MAX > CONTROL_INFLIGHT_BYTES;
+}
+
+/*
+ * Control thread, before each pop: waits until the loop has room for one more
+ * message (each wait counted as a delay); 1 when stopping.
+ */
+static int gate_wait_room(void)
+{
+    pthread_mutex_lock(&gate.lock);
+    if (!gate.stop && gate_full())
+        atomic_fetch_add(&stats.delayed, 1);
+    while (!gate.stop && gate_full())
+        pthread_cond_wait(&gate.cond, &gate.lock);
+    int stop = gate.stop;
+    pthread_mutex_unlock(&gate.lock);
+    return stop;
+}
+
+/* Control thread: a message of `len` bytes is being handed to the loop. */
+static void gate_add(size_t len)
+{
+    pthread_mutex_lock(&gate.lock);
+    gate.n++;
+    gate.bytes += len;
+    if (gate.n > gate.peak_n)
+        gate.peak_n = gate.n;
+    if (gate.bytes > gate.peak_bytes)
+        gate.peak_bytes = gate.bytes;
+    pthread_mutex_unlock(&gate.lock);
+}
+
+/* Loop thread: the loop took a message of `len` bytes: room for the thread. 1 when stopping. */
+static int gate_take(size_t len)
+{
+    pthread_mutex_lock(&gate.lock);
+    gate.n--;
+    gate.bytes -= len;
+    int stop = gate.stop;
+    pthread_mutex_unlock(&gate.lock);
+    pthread_cond_signal(&gate.cond);
+    return stop;
 }
 
 /* Hands one popped message to the loop; an oversized one is dropped unread. */
@@ -81,12 +148,15 @@ static void post_popped(const redisReply *r, const char *replies_key)
     m->found = strcmp(r->element[0]->str, replies_key) == 0;
     m->meta = xstrndup(r->element[1]->str, r->element[1]->len);
     m->meta_len = r->element[1]->len;
+    gate_add(m->meta_len);
     mirror_post(m);
 }
 
 /*
- * BLPOPs this replica's control and replies lists, one second at a time, and
- * posts what it pops to the loop; reconnects (1 s apart) when Redis fails.
+ * BLPOPs this replica's replies and control lists (replies first: a flooded
+ * control list does not starve the answers this replica waits for), one
+ * second at a time, when the loop has room (gate_wait_room), and posts what it
+ * pops to the loop; reconnects (1 s apart) when Redis fails.
  */
 void *control_main(void *arg)
 {
@@ -96,12 +166,12 @@ void *control_main(void *arg)
     keys_replica_control(ckey, sizeof(ckey), config.replica);
     keys_replica_replies(rkey, sizeof(rkey), config.replica);
     redisContext *c = NULL;
-    while (!control_sleep(0)) {
+    while (!control_sleep(0) && !gate_wait_room()) {
         if (c == NULL && (c = mirror_redis_open(MIRROR_CONN_CONTROL, err, sizeof(err))) == NULL) {
             control_sleep(1000); /* the writer logs Redis' absence */
             continue;
         }
-        const char *argv[4] = {"BLPOP", ckey, rkey, CONTROL_BLPOP_S};
+        const char *argv[4] = {"BLPOP", rkey, ckey, CONTROL_BLPOP_S};
         redisReply *r = redisCommandArgv(c, 4, argv, NULL);
         if (r == NULL) {
             mirror_redis_close(MIRROR_CONN_CONTROL, c);
@@ -178,9 +248,11 @@ struct pending {
     struct pending *next;
     char nonce[CONTROL_NONCE_HEX + 1];
     char replica[REPLICA_ID_MAX + 1]; /* the owner */
+    char tenant[MIRROR_SESSION_KEY_LEN + 1]; /* the caller's tenant, hashed */
     remote_control_cb cb;
     void *arg;
     deadline_t timer; /* CONTROL_TIMEOUT_MS */
+    char push_err[128]; /* the command's write failed after it may have reached Redis: why */
 };
 
 static struct pending *pending_head;
@@ -211,14 +283,21 @@ static void pending_finish(struct pending *p, const char *result, size_t len, in
 static void on_timeout(deadline_t *d)
 {
     struct pending *p = (struct pending *)((char *)d - offsetof(struct pending, timer));
-    char msg[300];
+    char msg[400];
     atomic_fetch_add(&stats.timed_out, 1);
-    snprintf(msg, sizeof(msg), "replica %s did not answer within %d s", p->replica, CONTROL_TIMEOUT_MS / 1000);
+    snprintf(msg, sizeof(msg), "replica %s did not answer within %d s%s%s%s", p->replica, CONTROL_TIMEOUT_MS / 1000,
+             p->push_err[0] ? " (writing the command to Redis failed: " : "", p->push_err, p->push_err[0] ? ")" : "");
     log_warn("control channel: %s (command %.8s)", msg, p->nonce);
     pending_finish(p, NULL, 0, 0, msg);
 }
 
-/* The reader pushed a command (found = 1), or found the owner's heartbeat gone (0), or failed (err). */
+/*
+ * The reader pushed a command (found = 1), or found the owner's heartbeat
+ * gone (0), or failed (err). A write that failed after the command went out
+ * (found = -1: a timeout) may still land and be run by the owner until its
+ * deadline: the call then waits for the answer or its timeout, not to tell
+ * the client "failed" about a stdin line or cancel that happens anyway.
+ */
 static void on_command_pushed(void *arg, int found, const char *meta, size_t meta_len, const remote_events_t *events,
                               const char *err)
 {
@@ -229,6 +308,11 @@ static void on_command_pushed(void *arg, int found, const char *meta, size_t met
         atomic_fetch_add(&stats.sent, 1);
     if (p == NULL || (err == NULL && found))
         return; /* sent (the answer may even have come first), or the call is over (answered, timed out) */
+    if (err != NULL && found < 0) {
+        atomic_fetch_add(&stats.push_unsure, 1);
+        strlcpy(p->push_err, err, sizeof(p->push_err));
+        return;
+    }
     char msg[400];
     atomic_fetch_add(&stats.unreachable, 1);
     if (err != NULL)
@@ -238,16 +322,24 @@ static void on_command_pushed(void *arg, int found, const char *meta, size_t met
     pending_finish(p, NULL, 0, 0, msg);
 }
 
-/* The command's JSON; NULL when it is larger than CONTROL_MESSAGE_MAX. */
-static char *command_json(const struct pending *p, const char *tool, const char *tenant, cJSON *args, size_t *len)
+/* The forwarded calls of tenant `tkey` (hashed) waiting now. */
+static size_t pending_of_tenant(const char *tkey)
 {
-    char tkey[MIRROR_SESSION_KEY_LEN + 1], reply_to[512];
-    keys_session_hash(tenant, tkey);
+    size_t n = 0;
+    for (const struct pending *p = pending_head; p != NULL; p = p->next)
+        n += strcmp(p->tenant, tkey) == 0;
+    return n;
+}
+
+/* The command's JSON; NULL when it is larger than CONTROL_MESSAGE_MAX. */
+static char *command_json(const struct pending *p, const char *tool, cJSON *args, size_t *len)
+{
+    char reply_to[512];
     keys_replica_replies(reply_to, sizeof(reply_to), config.replica);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "nonce", p->nonce);
     cJSON_AddStringToObject(o, "op", tool);
-    cJSON_AddStringToObject(o, "tenant", tkey);
+    cJSON_AddStringToObject(o, "tenant", p->tenant);
     cJSON_AddItemToObject(o, "args", args);
     cJSON_AddStringToObject(o, "reply_to", reply_to);
     cJSON_AddStringToObject(o, "from", config.replica);
@@ -270,6 +362,10 @@ int control_forward(const char *replica, const char *tool, const char *tenant, c
         return -1;
     if (n_pending >= CONTROL_PENDING_MAX)
         return -2;
+    char tkey[MIRROR_SESSION_KEY_LEN + 1];
+    keys_session_hash(tenant, tkey);
+    if (pending_of_tenant(tkey) >= CONTROL_PENDING_PER_TENANT)
+        return -4;
     cJSON *args = args_json != NULL && strlen(args_json) <= CONTROL_MESSAGE_MAX ? cJSON_Parse(args_json) : NULL;
     if (!cJSON_IsObject(args)) {
         cJSON_Delete(args);
@@ -278,8 +374,9 @@ int control_forward(const char *replica, const char *tool, const char *tenant, c
     struct pending *p = xcalloc(1, sizeof(*p));
     util_random_hex(p->nonce, CONTROL_NONCE_HEX / 2);
     strlcpy(p->replica, replica, sizeof(p->replica));
+    memcpy(p->tenant, tkey, sizeof(p->tenant));
     size_t len;
-    char *cmd = command_json(p, tool, tenant, args, &len), key[512], alive[512];
+    char *cmd = command_json(p, tool, args, &len), key[512], alive[512];
     if (cmd == NULL) {
         free(p);
         return -3;
@@ -324,10 +421,19 @@ static void take_reply(const char *msg, size_t len)
     cJSON_Delete(o);
 }
 
+/*
+ * The calls still waiting when the loop ended (--shutdown-grace shorter than
+ * CONTROL_TIMEOUT_MS) are answered, honestly: their command may be in the
+ * owner's list and be run until its deadline.
+ */
 void control_stop(void)
 {
-    while (pending_head != NULL)
-        pending_finish(pending_head, NULL, 0, 0, "the server is shutting down");
+    char msg[300];
+    while (pending_head != NULL) {
+        snprintf(msg, sizeof(msg), "the server is shutting down (the command was sent: replica %s may still run it)",
+                 pending_head->replica);
+        pending_finish(pending_head, NULL, 0, 0, msg);
+    }
 }
 
 /* ---------------------------------------------------------------- loop side: the owner */
@@ -389,12 +495,21 @@ static void take_command(const char *msg, size_t len)
     cJSON_Delete(o);
 }
 
-void control_on_popped(int is_reply, const char *msg, size_t len)
+/* A popped message, by the list it came from. */
+static void take_popped(int is_reply, const char *msg, size_t len)
 {
     if (is_reply)
         take_reply(msg, len);
     else
         take_command(msg, len);
+}
+
+void control_on_popped(int is_reply, const char *msg, size_t len)
+{
+    if (gate_take(len))
+        drop(is_reply ? "reply" : "command", "the server is stopping"); /* control_stop answered the calls */
+    else
+        take_popped(is_reply, msg, len);
 }
 
 void control_metrics(strbuf_t *out)
@@ -416,4 +531,17 @@ void control_metrics(strbuf_t *out)
     mirror_metric(out, "control_replies_late_total", "counter", "Replies that arrived after their call had timed out.",
                    (double)atomic_load(&stats.late));
     mirror_metric(out, "control_calls_waiting", "gauge", "Forwarded calls waiting for the owner's answer.", (double)n_pending);
+    mirror_metric(out, "control_calls_push_unsure_total", "counter",
+                   "Forwarded calls whose command write failed after it may have reached Redis: they waited for the answer.",
+                   (double)atomic_load(&stats.push_unsure));
+    pthread_mutex_lock(&gate.lock);
+    double n = (double)gate.n, peak_n = (double)gate.peak_n, peak_bytes = (double)gate.peak_bytes;
+    pthread_mutex_unlock(&gate.lock);
+    mirror_metric(out, "control_popped_queued", "gauge", "Popped control messages handed to the loop and not taken yet.", n);
+    mirror_metric(out, "control_popped_queued_peak", "gauge", "The most popped control messages ever waiting for the loop.", peak_n);
+    mirror_metric(out, "control_popped_queued_peak_bytes", "gauge", "The most bytes of popped control messages ever waiting for the loop.",
+                   peak_bytes);
+    mirror_metric(out, "control_pops_delayed_total", "counter",
+                   "Times the control thread waited for the loop to take what it had popped before popping more.",
+                   (double)atomic_load(&stats.delayed));
 }

@@ -13,6 +13,7 @@
 
 #include <bsd/string.h>
 #include <hiredis.h>
+#include <sds.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,7 +398,13 @@ static const char push_script[] = "if KEYS[2] and redis.call('EXISTS', KEYS[2]) 
                                   "redis.call('EXPIRE', KEYS[1], ARGV[2]) "
                                   "return 1";
 
-/* A control message (control.c): pushed (found = 1), or not, its replica being gone (found = 0). */
+/*
+ * A control message (control.c): pushed (found = 1), or not, its replica
+ * being gone (found = 0), or failed (err): with found = -1 when the
+ * connection failed after the whole command was written (a timeout waiting
+ * for the answer: it may still land). While hiredis' write buffer still holds
+ * some of it, Redis holds an incomplete command it will never run: found = 0.
+ */
 static void push_control(redisContext *c, struct read_req *q, mirror_msg_t *m)
 {
     char ttl[16];
@@ -417,6 +424,7 @@ static void push_control(redisContext *c, struct read_req *q, mirror_msg_t *m)
     redisReply *r = redisCommandArgv(c, n, argv, alen);
     if (r == NULL) {
         m->err = xstrdup(c->errstr);
+        m->found = c->obuf != NULL && sdslen(c->obuf) > 0 ? 0 : -1;
         return;
     }
     if (r->type == REDIS_REPLY_INTEGER)

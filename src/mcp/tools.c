@@ -602,9 +602,9 @@ static void remote_control(struct remote_ctx *rc, const cJSON *m)
             return;
         free(f);
     }
-    if (r == -2)
-        snprintf(msg, sizeof(msg), "Execution %s runs on replica %.128s and too many calls to other replicas are "
-                                   "waiting for an answer; try again", rc->id, owner);
+    if (r == -2 || r == -4)
+        snprintf(msg, sizeof(msg), "Execution %s runs on replica %.128s and too many %scalls to other replicas are "
+                                   "waiting for an answer; try again", rc->id, owner, r == -4 ? "of your " : "");
     else if (r == -3)
         snprintf(msg, sizeof(msg), "Execution %s runs on replica %.128s and this call is too large to forward there",
                  rc->id, owner);

@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int is_reply = data[0] & 1;
     unsigned long long before = atomic_load(&stats.dropped) + atomic_load(&stats.received) + atomic_load(&stats.late);
     unsigned long long received = atomic_load(&stats.received);
-    control_on_popped(is_reply, (const char *)data + 1, size - 1);
+    take_popped(is_reply, (const char *)data + 1, size - 1);
     unsigned long long after = atomic_load(&stats.dropped) + atomic_load(&stats.received) + atomic_load(&stats.late);
     CHECK(after == before + 1);
     CHECK(!is_reply || atomic_load(&stats.received) == received);
