@@ -347,6 +347,30 @@ static struct walk walk_at(const struct selection *s, size_t pos)
     return w;
 }
 
+/* The first `n` bytes of `s` (n <= its length), shortened to a UTF-8 character boundary. */
+static size_t utf8_cut(const char *s, size_t n)
+{
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+/*
+ * The bytes a cut line keeps of its data: at most `n`, never more than it
+ * has, ending on a character boundary. The cut is decided here, once, so that
+ * what is shown and what `truncated` counts as omitted are the same bytes.
+ */
+static size_t cut_bytes(const struct item *it, size_t n)
+{
+    if (n >= it->data_len)
+        return it->data_len;
+    cJSON *o = cJSON_ParseWithLength(it->ev->json, it->ev->len);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "data");
+    size_t keep = cJSON_IsString(d) && strlen(d->valuestring) == it->data_len ? utf8_cut(d->valuestring, n) : n;
+    cJSON_Delete(o);
+    return keep;
+}
+
 /* Counts what a plan leaves out (positions [front + cut_on, back)) and what the cut took: differences of totals. */
 static void plan_count(const output_view_t *v, const struct selection *s, struct plan *p, size_t front_data_len)
 {
@@ -422,21 +446,17 @@ static void plan_fit(const output_view_t *v, const struct selection *s, size_t b
         size_t avail = budget > used ? budget - used : 0;
         if (avail > budget / 2)
             avail = budget / 2;
-        p->cut = structured ? avail / 2 : avail; /* JSON escapes may grow the data */
-        p->cut_on = 1;
+        if (cost(&first_out, structured) <= avail) { /* what the back left is enough for it whole */
+            p->front = f + 1;
+        } else {
+            p->cut = cut_bytes(&first_out, structured ? avail / 2 : avail); /* JSON escapes may grow the data */
+            p->cut_on = 1;
+        }
     }
     plan_count(v, s, p, first_out.data_len);
 }
 
 /* ---------------------------------------------------------------- writing */
-
-/* The first `n` bytes of `s`, shortened to a UTF-8 character boundary. */
-static size_t utf8_cut(const char *s, size_t n)
-{
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-        n--;
-    return n;
-}
 
 /* Appends event `it` (JSON) to the output array, its data cut to `cut` bytes when cut_on. */
 static void write_event_json(strbuf_t *out, const struct item *it, int cut_on, size_t cut)
@@ -474,7 +494,8 @@ static void write_event_text(struct text_state *ts, const struct item *it, int c
     cJSON *o = cJSON_ParseWithLength(it->ev->json, it->ev->len);
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
-    if (ts->open >= 0 && ts->open != it->kind) { /* another stream interrupts an unfinished line */
+    if (ts->open >= 0 && ts->open != it->kind && (it->kind <= K_ERR || it->note_len > 0)) {
+        /* another stream or a note interrupts an unfinished line (ready and exit write nothing: the pieces stay joined) */
         strbuf_puts(ts->out, "\n");
         ts->open = -1;
     }
