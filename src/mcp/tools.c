@@ -647,12 +647,11 @@ static void remote_output(struct remote_ctx *rc, const cJSON *m, const remote_ev
     if (re->n > 0)
         snprintf(last, sizeof(last), "%llu", (unsigned long long)re->events[re->n - 1].seq);
     uint64_t first = re->skipped > 0 && re->n > 0 ? re->events[0].seq : re->first_id;
-    char note[320] = "";
+    char note[200] = "";
     if (re->invalid > 0 || re->missing > 0) /* a list not written as this server writes it: say so */
         snprintf(note, sizeof(note),
-                 "The output list in Redis is not as this server writes it: %llu elements were left out (not one JSON "
-                 "event object with a decimal event_id after the one before, or longer than --max-output-bytes) and "
-                 "%llu event ids were missing between the events read",
+                 "The output list in Redis was not written as this server writes it: %llu elements left out (no "
+                 "event, out of order or too long), %llu event ids missing",
                  (unsigned long long)re->invalid, (unsigned long long)re->missing);
     output_view_t v = {.execution_id = rc->id,
                        .status = cJSON_IsString(st) ? st->valuestring : "failed",

@@ -244,7 +244,37 @@ static size_t ref_cost(const struct ref_ev *r, int structured)
         return len;
     }
     int esc = r->kind == EVENTS_STDOUT && (r->data[0] == '!' || r->data[0] == '~' || r->data[0] == '\\');
-    return r->data_len + !r->partial + (r->kind == EVENTS_STDERR ? 2 : esc);
+    return r->data_len + 1 + (r->kind == EVENTS_STDERR ? 2 : esc);
+}
+
+/* The JSON bytes of the first n bytes of s as a string's content, as cJSON prints it. */
+static size_t ref_escaped(const char *s, size_t n)
+{
+    char *c = xstrndup(s, n);
+    cJSON *j = cJSON_CreateString(c);
+    char *t = cJSON_PrintUnformatted(j);
+    size_t len = strlen(t) - 2;
+    free(t);
+    cJSON_Delete(j);
+    free(c);
+    return len;
+}
+
+/* The most data bytes of a cut structured event whose escapes, the rest of its JSON and 64 bytes fit `room`. */
+static size_t ref_json_cut(const struct ref_ev *e, size_t room)
+{
+    size_t fixed = e->ev->len - ref_escaped(e->data, e->data_len);
+    if (room <= fixed + 64)
+        return 0;
+    size_t lo = 0, hi = e->data_len; /* the largest n with ref_escaped(n) <= room - fixed - 64 */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (ref_escaped(e->data, mid) <= room - fixed - 64)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
 }
 
 /* The reference budget: first events up to half, last ones in the rest, a first line too long cut. */
@@ -268,7 +298,7 @@ static void ref_fit(const struct ref_ev *r, const size_t *sel, size_t n, size_t 
     const struct ref_ev *fo = &r[sel[f]];
     if (f < b && fo->kind <= EVENTS_STDERR && front_used < budget / 4) {
         size_t avail = budget - used < budget / 2 ? budget - used : budget / 2;
-        size_t cut = structured ? avail / 2 : avail;
+        size_t cut = structured ? ref_json_cut(fo, avail) : avail;
         if (ref_cost(fo, structured) <= avail) { /* the whole line fits what is left: shown whole */
             p->front = ++f;
         } else {
@@ -331,6 +361,12 @@ static void ref_structured(const output_view_t *v, const output_query_t *q, cons
     strbuf_printf(out, "],\"dropped_events\":%" PRIu64, v->dropped_events);
     if (v->last_event_id != NULL)
         strbuf_printf(out, ",\"last_event_id\":\"%s\"", v->last_event_id);
+    if (v->source != NULL)
+        strbuf_printf(out, ",\"source\":\"%s\"", v->source);
+    if (v->workspace_id != NULL)
+        strbuf_printf(out, ",\"workspace_id\":\"%s\"", v->workspace_id);
+    if (v->message != NULL)
+        strbuf_printf(out, ",\"message\":\"%s\"", v->message);
     if (p->omitted_events > 0 || p->cut_on)
         strbuf_printf(out,
                       ",\"truncated\":{\"omitted_events\":%zu,\"omitted_bytes\":%zu,\"first_omitted_event_id\":\"%" PRIu64
@@ -376,12 +412,18 @@ static void ref_text(const output_view_t *v, const struct ref_ev *r, size_t nv, 
     if (dur >= 0)
         strbuf_printf(out, " duration_ms=%.0f", dur);
     strbuf_printf(out, " execution_id=%s", v->execution_id);
+    if (v->workspace_id != NULL)
+        strbuf_printf(out, " workspace_id=%s", v->workspace_id);
     if (v->last_event_id != NULL)
         strbuf_printf(out, " last_event_id=%s", v->last_event_id);
     strbuf_printf(out, " lines_shown=%zu lines_omitted=%zu", lines - p->omitted_lines, p->omitted_lines);
     if (v->dropped_events > 0)
         strbuf_printf(out, " dropped_events=%" PRIu64, v->dropped_events);
+    if (v->source != NULL)
+        strbuf_printf(out, " source=%s", v->source);
     strbuf_puts(out, "\n");
+    if (v->message != NULL)
+        strbuf_printf(out, "~ %s\n", v->message);
     int open = -1;
     for (size_t j = 0; j < n; j++) {
         if (j == p->front + (size_t)p->cut_on && p->omitted_events > 0) {
@@ -518,9 +560,18 @@ static void check_render(const output_view_t *v, const output_query_t *q, strbuf
                           r[i].data_len);
     for (size_t j = 0; j < k; j++)
         lines += r[sel[j]].kind <= EVENTS_STDERR && !r[sel[j]].partial;
-    size_t budget = q->max_chars > 2 * OUTPUT_ENVELOPE ? q->max_chars - OUTPUT_ENVELOPE : q->max_chars / 2;
+    /* the budget is what the answer's other parts leave (output.c's envelope: checked by the sizes below) */
+    struct selection none = {0};
+    double dur = -1;
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(r[i].o, "type");
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(r[i].o, "duration_ms");
+        if (!strcmp(t->valuestring, "exit") && cJSON_IsNumber(d))
+            dur = d->valuedouble;
+    }
+    size_t env_st = envelope(v, q, &none, dur, 1), env_text = envelope(v, q, &none, dur, 0);
     struct ref_plan ps, pt;
-    ref_fit(r, sel, k, budget, 1, &ps);
+    ref_fit(r, sel, k, budget_of(q->max_chars, env_st), 1, &ps);
     strbuf_t est = {0}, etext = {0};
     ref_structured(v, q, r, sel, k, &ps, lines, &est);
     output_render(v, q, st, text);
@@ -528,12 +579,17 @@ static void check_render(const output_view_t *v, const output_query_t *q, strbuf
     if (q->text_json) {
         assert_string_equal(text->data, st->data);
     } else {
-        ref_fit(r, sel, k, budget, 0, &pt);
+        ref_fit(r, sel, k, budget_of(q->max_chars, env_text), 0, &pt);
         ref_text(v, r, n, sel, k, &pt, lines, &etext);
         same(text->data, etext.data);
     }
     if (getenv("OUTPUT_PROP_SIZES") != NULL && (st->len > q->max_chars || text->len > q->max_chars))
         print_message("over budget: max %zu structured %zu text %zu\n", q->max_chars, st->len, text->len);
+    /* a budget that holds twice the envelope is kept */
+    if (q->max_chars >= 2 * env_st)
+        assert_true(st->len <= q->max_chars);
+    if (q->max_chars >= 2 * env_text)
+        assert_true(text->len <= q->max_chars);
     for (size_t i = 0; i < n; i++)
         cJSON_Delete(r[i].o);
     free(r);
@@ -566,6 +622,18 @@ static void one_case(uint64_t seed)
         output_view_t v = {.execution_id = "e1", .status = "completed", .exit_code_json = "0", .event_at = local_at,
                            .src = &src, .n_events = log.count - (size_t)from, .dropped_events = log.dropped,
                            .last_event_id = log.count > 0 ? lastid : NULL};
+        /* the longest fields an answer carries: a uuid, a workspace id, the remote read's note */
+        static const char *note = "The output list in Redis was not written as this server writes it: "
+                                  "18446744073709551615 elements left out (no event, out of order or too long), "
+                                  "18446744073709551615 event ids missing";
+        if (below(3) == 0) {
+            v.execution_id = "6fd64443-a5c5-4b8c-a8cb-8c6f724c9033";
+            v.workspace_id = "w-5e7217d7088591455fdb8b89c4db50fe";
+            v.source = "redis";
+            v.message = note;
+            v.status = "timeout";
+            v.exit_code_json = "-9";
+        }
         output_query_t q;
         regex_t re;
         random_query(&q, &re);
@@ -593,7 +661,7 @@ static void test_random_logs_and_queries(void **state)
 {
     (void)state;
     const char *env = getenv("OUTPUT_PROP_CASES"), *first = getenv("OUTPUT_PROP_SEED");
-    uint64_t cases = env != NULL ? strtoull(env, NULL, 10) : 1500;
+    uint64_t cases = env != NULL ? strtoull(env, NULL, 10) : 500;
     uint64_t s0 = first != NULL ? strtoull(first, NULL, 10) : 1;
     for (uint64_t s = s0; s < s0 + cases; s++) {
         if (getenv("OUTPUT_PROP_VERBOSE") != NULL)
