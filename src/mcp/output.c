@@ -362,9 +362,10 @@ static size_t json_width(unsigned char c)
 
 /*
  * The bytes a cut line keeps of its data: as many as take at most `room` in
- * the text (`structured` = 0), or whose JSON escapes, with the rest of the
- * event's JSON and its "omitted_bytes" member, take at most `room`
- * (structured); never more than it has, ending on a character boundary.
+ * the text with the line's prefix (`structured` = 0), or whose JSON escapes,
+ * with the rest of the event's JSON and its "omitted_bytes" member, take at
+ * most `room` (structured); never more than it has, ending on a character
+ * boundary; 0 when not one byte fits (the line is then left out whole).
  * The cut is decided here, once, so that what is shown and what `truncated`
  * counts as omitted are the same bytes.
  */
@@ -373,7 +374,8 @@ static size_t cut_bytes(const struct item *it, size_t room, int structured)
     cJSON *o = cJSON_ParseWithLength(it->ev->json, it->ev->len);
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "data");
     const char *s = cJSON_IsString(d) && strlen(d->valuestring) == it->data_len ? d->valuestring : NULL;
-    size_t n = room < it->data_len ? room : it->data_len;
+    size_t prefix = it->kind == K_ERR ? 2 : it->esc, text_room = room > prefix ? room - prefix : 0;
+    size_t n = text_room < it->data_len ? text_room : it->data_len;
     if (structured && s != NULL) {
         size_t whole = 0, w = 0;
         for (size_t i = 0; i < it->data_len; i++)
@@ -467,7 +469,7 @@ static void plan_fit(const output_view_t *v, const struct selection *s, size_t b
             p->front = f + 1;
         } else {
             p->cut = cut_bytes(&first_out, avail, structured);
-            p->cut_on = 1;
+            p->cut_on = p->cut > 0;
         }
     }
     plan_count(v, s, p, first_out.data_len);

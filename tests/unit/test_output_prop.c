@@ -298,7 +298,8 @@ static void ref_fit(const struct ref_ev *r, const size_t *sel, size_t n, size_t 
     const struct ref_ev *fo = &r[sel[f]];
     if (f < b && fo->kind <= EVENTS_STDERR && front_used < budget / 4) {
         size_t avail = budget - used < budget / 2 ? budget - used : budget / 2;
-        size_t cut = structured ? ref_json_cut(fo, avail) : avail;
+        size_t prefix = fo->kind == EVENTS_STDERR ? 2 : ref_cost(fo, 0) - fo->data_len - 1; /* "! " or '\\' */
+        size_t cut = structured ? ref_json_cut(fo, avail) : avail > prefix ? avail - prefix : 0;
         if (ref_cost(fo, structured) <= avail) { /* the whole line fits what is left: shown whole */
             p->front = ++f;
         } else {
@@ -307,7 +308,7 @@ static void ref_fit(const struct ref_ev *r, const size_t *sel, size_t n, size_t 
             while (cut > 0 && ((unsigned char)fo->data[cut] & 0xC0) == 0x80)
                 cut--;
             p->cut = cut;
-            p->cut_on = 1;
+            p->cut_on = cut > 0; /* not one byte fits: left out whole */
         }
     }
     for (size_t j = f + (size_t)p->cut_on; j < b; j++) {
@@ -556,8 +557,8 @@ static void check_render(const output_view_t *v, const output_query_t *q, strbuf
     size_t k = ref_select(r, n, q, sel), lines = 0;
     if (getenv("OUTPUT_PROP_DUMP") != NULL) /* what the case is made of, to read a failure */
         for (size_t i = 0; i < n; i++)
-            print_message("%" PRIu64 " kind %d partial %d data %zu\n", r[i].ev->seq, r[i].kind, r[i].partial,
-                          r[i].data_len);
+            print_message("%" PRIu64 " kind %d partial %d data %zu len %u strlen %zu\n", r[i].ev->seq, r[i].kind,
+                          r[i].partial, r[i].data_len, r[i].ev->len, strlen(r[i].ev->json));
     for (size_t j = 0; j < k; j++)
         lines += r[sel[j]].kind <= EVENTS_STDERR && !r[sel[j]].partial;
     /* the budget is what the answer's other parts leave (output.c's envelope: checked by the sizes below) */
@@ -585,6 +586,19 @@ static void check_render(const output_view_t *v, const output_query_t *q, strbuf
     }
     if (getenv("OUTPUT_PROP_SIZES") != NULL && (st->len > q->max_chars || text->len > q->max_chars))
         print_message("over budget: max %zu structured %zu text %zu\n", q->max_chars, st->len, text->len);
+    if (getenv("OUTPUT_PROP_DUMP") != NULL) { /* the answer, to read a failure */
+        size_t shown = 0;
+        for (size_t j = 0; j < k; j++)
+            if (j < ps.front + (size_t)ps.cut_on || j >= ps.back)
+                shown += ref_cost(&r[sel[j]], 1);
+        print_message("env %zu budget %zu front %zu back %zu of %zu shown cost %zu\n", env_st,
+                      budget_of(q->max_chars, env_st), ps.front, ps.back, k, shown);
+        FILE *f = fopen("/tmp/output_prop.json", "w");
+        if (f != NULL) {
+            fputs(st->data, f);
+            fclose(f);
+        }
+    }
     /* a budget that holds twice the envelope is kept */
     if (q->max_chars >= 2 * env_st)
         assert_true(st->len <= q->max_chars);
