@@ -671,10 +671,15 @@ static void write_header(const output_view_t *v, const struct selection *s, cons
 /* The widest "~ [N more bytes of this line omitted]" note of a cut line, and the newline before it. */
 #define OUTPUT_CUT_NOTE_MAX 64
 
+/* What the answer's other parts are given at least: the same budget for answers that differ only in their fields. */
+#define OUTPUT_ENVELOPE 600
+
 /*
  * What the answer's other parts take of max_output_chars: its structured
  * fields or its text's header, message and notices, written with the
- * omitted figures at their widest. What is left is the output's budget.
+ * omitted figures at their widest, and at least OUTPUT_ENVELOPE (so a local
+ * and a remote read of the same events, whose fields differ by a few
+ * characters, leave out the same ones). What is left is the output's budget.
  */
 static size_t envelope(const output_view_t *v, const output_query_t *q, const struct selection *s, double dur,
                        int structured)
@@ -691,7 +696,7 @@ static size_t envelope(const output_view_t *v, const output_query_t *q, const st
     }
     size_t n = b.len + (structured ? 0 : OUTPUT_CUT_NOTE_MAX);
     strbuf_free(&b);
-    return n;
+    return n > OUTPUT_ENVELOPE ? n : OUTPUT_ENVELOPE;
 }
 
 /* The output's budget in max_chars once the envelope is taken; a budget too small for it gives half to the output. */

@@ -290,6 +290,26 @@ describe('head/tail/grep from Redis on another replica', () => {
     assert.equal(at.omitted_bytes, digits(Number(at.first_omitted_event_id), Number(at.last_omitted_event_id)));
   });
 
+  test('an output list in Redis not written by this server: what is no event is left out and counted, gaps counted, the answer says so', async () => {
+    const r = await call(client, 'execute_code', { command: 'seq 1 3' }, DEF);
+    const id = r.execution_id;
+    await waitFor(async () => (await rawTool({ execution_id: id, tail: 1 }))?.structuredContent?.output?.some((e) => e.type === 'exit'),
+      { ms: 30000, what: 'mirrored' });
+    const key = `execution:${id}:output`;
+    const ev = (n, data) => JSON.stringify({ event_id: String(n), type: 'stdout', ts: 't', data });
+    // an operator's hand: the head is no event, a duplicate, ids out of order, a gap (4..6), trailing garbage
+    redis.cli('DEL', key);
+    redis.cli('RPUSH', key, 'not json', ev(2, 'one'), ev(3, 'two'), ev(2, 'dup'), ev(7, 'six'), ev(5, 'late'), `${ev(8, 'x')} tail`, ev(9, 'eight'));
+    const got = await rawTool({ execution_id: id });
+    const sc = got.structuredContent;
+    assert.equal(sc.source, 'redis');
+    assert.deepEqual(sc.output.map((e) => [e.event_id, e.data]), [['2', 'one'], ['3', 'two'], ['7', 'six'], ['9', 'eight']]);
+    assert.equal(sc.dropped_events, 1, 'ids before the first event held (2) were dropped');
+    assert.match(sc.message, /not written as this server writes it: 4 elements left out \(no event, out of order or too long\), 4 event ids missing/);
+    assert.match(got.content[0].text, /\n~ The output list in Redis was not written as this server writes it: 4 elements/);
+    assert.match(got.content[0].text, /\none\ntwo\nsix\neight\n/);
+  });
+
   test('a replica reads at most --max-output-bytes of a run from Redis: the newest, the rest counted as dropped', async () => {
     const c = await startServer({ env: { REDIS_URL: redis.url }, args: ['--replica-id', 'node-c', '--max-output-bytes', '64K'] });
     try {
