@@ -398,31 +398,38 @@ static void ref_line_text(const struct ref_ev *e, int *open, int cut, size_t kee
     *open = !cut && e->partial ? e->kind : -1;
 }
 
-/* The expected text: header line, then the shown events and the notice where the omitted ones were. */
-static void ref_text(const output_view_t *v, const struct ref_ev *r, size_t nv, const size_t *sel, size_t n,
-                     const struct ref_plan *p, size_t lines, strbuf_t *out)
+/* The last exit event's duration_ms, or -1. */
+static double ref_duration(const struct ref_ev *r, size_t n)
 {
     double dur = -1;
-    for (size_t i = 0; i < nv; i++) {
+    for (size_t i = 0; i < n; i++) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(r[i].o, "type");
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(r[i].o, "duration_ms");
         if (!strcmp(t->valuestring, "exit") && cJSON_IsNumber(d))
             dur = d->valuedouble;
     }
-    strbuf_printf(out, "status=%s exit_code=%s", v->status, v->exit_code_json);
+    return dur;
+}
+
+/* The expected text: header line, then the shown events and the notice where the omitted ones were. */
+static void ref_text(const output_view_t *v, const struct ref_ev *r, size_t nv, const size_t *sel, size_t n,
+                     const struct ref_plan *p, size_t lines, strbuf_t *out)
+{
+    double dur = ref_duration(r, nv);
+    char dur_s[48] = "", ws[128] = "", last[48] = "", drop[48] = "", src[32] = "";
     if (dur >= 0)
-        strbuf_printf(out, " duration_ms=%.0f", dur);
-    strbuf_printf(out, " execution_id=%s", v->execution_id);
+        snprintf(dur_s, sizeof(dur_s), " duration_ms=%.0f", dur);
     if (v->workspace_id != NULL)
-        strbuf_printf(out, " workspace_id=%s", v->workspace_id);
+        snprintf(ws, sizeof(ws), " workspace_id=%s", v->workspace_id);
     if (v->last_event_id != NULL)
-        strbuf_printf(out, " last_event_id=%s", v->last_event_id);
-    strbuf_printf(out, " lines_shown=%zu lines_omitted=%zu", lines - p->omitted_lines, p->omitted_lines);
+        snprintf(last, sizeof(last), " last_event_id=%s", v->last_event_id);
     if (v->dropped_events > 0)
-        strbuf_printf(out, " dropped_events=%" PRIu64, v->dropped_events);
+        snprintf(drop, sizeof(drop), " dropped_events=%" PRIu64, v->dropped_events);
     if (v->source != NULL)
-        strbuf_printf(out, " source=%s", v->source);
-    strbuf_puts(out, "\n");
+        snprintf(src, sizeof(src), " source=%s", v->source);
+    strbuf_printf(out, "status=%s exit_code=%s%s execution_id=%s%s%s lines_shown=%zu lines_omitted=%zu%s%s\n", v->status,
+                  v->exit_code_json, dur_s, v->execution_id, ws, last, lines - p->omitted_lines, p->omitted_lines, drop,
+                  src);
     if (v->message != NULL)
         strbuf_printf(out, "~ %s\n", v->message);
     int open = -1;
@@ -563,13 +570,7 @@ static void check_render(const output_view_t *v, const output_query_t *q, strbuf
         lines += r[sel[j]].kind <= EVENTS_STDERR && !r[sel[j]].partial;
     /* the budget is what the answer's other parts leave (output.c's envelope: checked by the sizes below) */
     struct selection none = {0};
-    double dur = -1;
-    for (size_t i = 0; i < n; i++) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(r[i].o, "type");
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(r[i].o, "duration_ms");
-        if (!strcmp(t->valuestring, "exit") && cJSON_IsNumber(d))
-            dur = d->valuedouble;
-    }
+    double dur = ref_duration(r, n);
     size_t env_st = envelope(v, q, &none, dur, 1), env_text = envelope(v, q, &none, dur, 0);
     struct ref_plan ps, pt;
     ref_fit(r, sel, k, budget_of(q->max_chars, env_st), 1, &ps);
