@@ -685,10 +685,74 @@ static void test_random_logs_and_queries(void **state)
     }
 }
 
+/* A random event object as a list in Redis may hold it: odd types, data that is no string, NUL and escapes in it. */
+static char *hostile_event(uint64_t id)
+{
+    static const char *types[] = {"\"stdout\"", "\"stderr\"", "\"exit\"", "\"ready\"", "\"error\"", "5", "null",
+                                  "\"timeout\""};
+    static const char *datas[] = {"\"a\"", "\"!x\"", "\"a\\u0000b\"", "7", "null", "[1]", "\"\\n\\u0001\"", "\"\\ud83d\\ude00\"",
+                                  "\"~\\\\\"", "\"\xe4\xb8\xad\xe4\xb8\xad\""};
+    static const char *extras[] = {"", ",\"partial\":true", ",\"partial\":\"yes\"", ",\"message\":\"m\\nn\"",
+                                   ",\"reason\":7", ",\"timeout_seconds\":1e300", ",\"duration_ms\":-1", ",\"duration_ms\":\"x\""};
+    strbuf_t b = {0};
+    strbuf_printf(&b, "{\"event_id\":\"%" PRIu64 "\",\"type\":%s", id, types[below(8)]);
+    if (below(4) != 0)
+        strbuf_printf(&b, ",\"data\":%s", datas[below(10)]);
+    if (below(3) == 0) { /* a long string: a cut on a character boundary */
+        strbuf_puts(&b, ",\"data\":\"");
+        for (size_t i = 0, n = below(30000); i < n; i++)
+            strbuf_puts(&b, below(5) == 0 ? "\xe4\xb8\xad" : below(9) == 0 ? "\\u0002" : "q");
+        strbuf_puts(&b, "\"");
+    }
+    strbuf_printf(&b, "%s}", extras[below(8)]);
+    return strbuf_steal(&b, NULL);
+}
+
+/* Events no server of ours wrote, indexed as the reader indexes them: any query renders, within the budget. */
+static void test_hostile_events(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 300; seed++) {
+        rng_state = seed * 0x9E3779B97F4A7C15ull + 7;
+        size_t n = below(60);
+        event_t *evs = xcalloc(n + 1, sizeof(*evs));
+        events_totals_t t = {0, 0, 0};
+        for (size_t i = 0; i < n; i++) {
+            evs[i].seq = 10 + i;
+            evs[i].json = hostile_event(evs[i].seq);
+            evs[i].len = (uint32_t)strlen(evs[i].json);
+            cJSON *o = cJSON_Parse(evs[i].json);
+            assert_non_null(o);
+            events_index(&evs[i], events_describe(o), &t);
+            cJSON_Delete(o);
+        }
+        output_view_t v = {.execution_id = "e", .status = "completed", .exit_code_json = "0", .events = evs,
+                           .n_events = n, .source = "redis"};
+        output_query_t q;
+        regex_t re;
+        random_query(&q, &re);
+        strbuf_t st = {0}, text = {0};
+        output_render(&v, &q, &st, &text);
+        cJSON *o = cJSON_Parse(st.data);
+        assert_non_null(o); /* structuredContent stays one JSON object */
+        cJSON_Delete(o);
+        if (q.max_chars >= 2 * envelope(&v, &q, &(struct selection){0}, -1, 1))
+            assert_true(st.len <= q.max_chars);
+        if (q.grep != NULL)
+            regfree(q.grep);
+        strbuf_free(&st);
+        strbuf_free(&text);
+        for (size_t i = 0; i < n; i++)
+            free(evs[i].json);
+        free(evs);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_logs_and_queries),
+        cmocka_unit_test(test_hostile_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
