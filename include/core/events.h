@@ -40,7 +40,7 @@ enum events_kind { EVENTS_STDOUT, EVENTS_STDERR, EVENTS_READY, EVENTS_OTHER };
 #define EVENTS_MARKER(ev) ((int)((ev)->info >> 31) & 1)
 /** A line event's data bytes (its "data" string as UTF-8; at most EVENTS_DATA_MAX). */
 #define EVENTS_DATA_LEN(ev) ((size_t)((ev)->info & EVENTS_DATA_MAX))
-/** Largest data length event_t.info holds (a longer one, read from Redis, counts as this). */
+/** Largest data length event_t.info holds (a local line is at most EVENTS_MAX_LINE; the reader refuses an element over --max-output-bytes, at most 256M, so a remote one fits too). */
 #define EVENTS_DATA_MAX ((1u << 28) - 1)
 
 /**
@@ -49,7 +49,8 @@ enum events_kind { EVENTS_STDOUT, EVENTS_STDERR, EVENTS_READY, EVENTS_OTHER };
  * totals from the log's start (dropped events included), so the figures of
  * any held range are differences of two events' totals. The counts wrap at
  * 2^32: a difference is exact for ranges of fewer than 2^32 events (a log
- * holds at most --max-events, at most 10,000,000).
+ * holds at most --max-events, at most 10,000,000; a read from Redis at most
+ * 256M of JSON, 17 bytes or more per event: under 16 million).
  */
 typedef struct event {
     uint64_t seq;        /**< the event_id, as a number */

@@ -25,6 +25,8 @@ typedef struct remote_events {
     size_t n;
     uint64_t first_id;   /**< the oldest event id the store holds (0: none); the ones before it were dropped */
     uint64_t skipped;    /**< events after the id asked for that the reader's byte cap left out (the oldest) */
+    uint64_t invalid;    /**< list elements left out as no event: not one JSON object with a decimal event_id, an id not after the one before, or longer than --max-output-bytes */
+    uint64_t missing;    /**< event ids absent between those read (trimmed by the writer during the read, or never in the list) */
 } remote_events_t;
 
 /**

@@ -12,6 +12,7 @@
 #include "core/util.h"
 
 #include <bsd/string.h>
+#include <limits.h>
 #include <hiredis.h>
 #include <sds.h>
 #include <stdio.h>
@@ -103,6 +104,9 @@ struct out_build {
     strbuf_t blob;
     size_t blob_start; /* blob bytes before it belong to dropped events */
     events_totals_t totals;
+    long long seen; /* the highest list index looked at: an element past it is looked at for the first time */
+    uint64_t first_seen; /* the first event id looked at (the list's first when it was read from its start) */
+    uint64_t reread_for; /* the id wanted when the read last went back (0: never) */
 };
 
 /* Moves the held events and their JSON to the front: what was dropped stops taking memory. */
@@ -164,38 +168,73 @@ static void out_finish(struct out_build *b)
     strbuf_free(&b->blob);
 }
 
-/* The id of JSON event `o` (0 when it has none). */
+/* The id of JSON event `o` (0 when it has none: no event_id, or not a decimal number from 1). */
 static uint64_t event_id_of(const cJSON *o)
 {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "event_id");
-    return cJSON_IsString(id) ? strtoull(id->valuestring, NULL, 10) : 0;
+    if (!cJSON_IsString(id) || id->valuestring[0] < '1' || id->valuestring[0] > '9')
+        return 0;
+    char *end;
+    unsigned long long v = strtoull(id->valuestring, &end, 10);
+    return *end == '\0' && v != ULLONG_MAX ? (uint64_t)v : 0;
+}
+
+/*
+ * List element `e` as an event object, or NULL: its text goes into answers as
+ * is, so it must be one JSON object and nothing after it, and at most
+ * --max-output-bytes long (so its data length fits event_t's: core/events.h).
+ */
+static cJSON *element_event(const redisReply *e)
+{
+    const char *end = NULL;
+    if (e->type != REDIS_REPLY_STRING || e->len > (size_t)config.max_output_bytes)
+        return NULL;
+    cJSON *o = cJSON_ParseWithLengthOpts(e->str, e->len, &end, 0);
+    if (o != NULL && (!cJSON_IsObject(o) || end != e->str + e->len)) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return o;
 }
 
 /*
  * Takes one LRANGE reply's events from `want` on. The writer may trim the
  * list's front meanwhile (indices shift down): an event past the one wanted
  * means the list moved by the difference; then *idx is moved back for a
- * reread (1), unless what was wanted is gone (the gap is accepted).
+ * reread (1): from where the id wanted now is, or from the list's front
+ * when it is gone; what is gone is accepted as a gap, its ids counted as
+ * missing (and so is a gap found again after a reread for the same id). An element looked at for the first time that is
+ * no event, or whose id is not after the last one taken (out of order, a
+ * duplicate), is left out and counted as invalid: a list written by another
+ * hand gives an answer that says so, never wrong figures.
  */
 static int take_chunk(struct out_build *b, const redisReply *r, long long *idx, uint64_t *want, int may_reread)
 {
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const char *s = r->element[i]->str, *end = NULL;
-        cJSON *o = s != NULL ? cJSON_ParseWithLengthOpts(s, r->element[i]->len, &end, 0) : NULL;
-        if (o != NULL && (!cJSON_IsObject(o) || end != s + r->element[i]->len)) {
-            cJSON_Delete(o); /* its text is copied into answers as is: one JSON object, nothing after it */
-            o = NULL;
-        }
-        uint64_t id = event_id_of(o);
-        long long back = (long long)(id - *want);
-        if (id > *want && may_reread && *idx + (long long)i >= back) {
+        int fresh = *idx + (long long)i > b->seen;
+        if (fresh)
+            b->seen = *idx + (long long)i;
+        /* the id wanted sat at index at - (id - want): reread from there, or from the front when it is gone */
+        cJSON *o = element_event(r->element[i]);
+        uint64_t id = event_id_of(o), back = id - *want;
+        if (b->first_seen == 0)
+            b->first_seen = id;
+        if (id > *want && b->r->first_id == 0 && b->first_seen == id)
+            *want = id; /* read from the start: the ids before the list's first event were dropped, not missing */
+        long long at = *idx + (long long)i;
+        long long target = id > *want && back <= (uint64_t)at ? at - (long long)back : 0;
+        if (id > *want && may_reread && b->reread_for != *want && target < at) {
             cJSON_Delete(o);
-            *idx += (long long)i - back;
+            b->reread_for = *want; /* once per id wanted: a list with a real gap is not reread again and again */
+            *idx = target;
             return 1;
         }
         if (id >= *want) {
+            b->r->missing += id - *want;
             out_add(b, r->element[i]->str, r->element[i]->len, o, id);
             *want = id + 1;
+        } else if (fresh) {
+            b->r->invalid++;
         }
         cJSON_Delete(o);
     }
@@ -208,7 +247,9 @@ static int take_chunk(struct out_build *b, const redisReply *r, long long *idx, 
  * (the index of id X is X minus the first id held), READ_CHUNK at a time,
  * each event indexed (kind, data length, running totals) so the loop's
  * formatter reads only what it shows. At most --max-output-bytes of JSON is
- * held (the oldest are left out and counted). 0, or -1 with m->err.
+ * held (the oldest are left out and counted). A list whose first element is
+ * no event is read from its start (its first event's id then stands for the
+ * first id held). 0, or -1 with m->err.
  */
 static int read_output(redisContext *c, const char *okey, uint64_t after, mirror_msg_t *m)
 {
@@ -219,13 +260,16 @@ static int read_output(redisContext *c, const char *okey, uint64_t after, mirror
         m->err = xstrdup(c->errstr);
         return -1;
     }
-    cJSON *o = r->type == REDIS_REPLY_STRING ? cJSON_ParseWithLength(r->str, r->len) : NULL;
+    cJSON *o = element_event(r);
+    int more = r->type == REDIS_REPLY_STRING && after < UINT64_MAX;
     b.r->first_id = event_id_of(o);
     cJSON_Delete(o);
     freeReplyObject(r);
     uint64_t want = after + 1 > b.r->first_id ? after + 1 : b.r->first_id;
-    long long idx = (long long)(want - b.r->first_id);
-    int rereads = 0, more = b.r->first_id != 0;
+    uint64_t start = b.r->first_id != 0 ? want - b.r->first_id : 0;
+    long long idx = start < (uint64_t)(LLONG_MAX / 2) ? (long long)start : LLONG_MAX / 2;
+    int rereads = 0;
+    b.seen = idx - 1;
     while (more) {
         r = redisCommand(c, "LRANGE %s %lld %lld", okey, idx, idx + READ_CHUNK - 1);
         if (r == NULL) {
@@ -239,6 +283,8 @@ static int read_output(redisContext *c, const char *okey, uint64_t after, mirror
         more = reread || (r->type == REDIS_REPLY_ARRAY && r->elements == READ_CHUNK);
         freeReplyObject(r);
     }
+    if (b.r->first_id == 0)
+        b.r->first_id = b.first_seen;
     out_finish(&b);
     return 0;
 }

@@ -18,8 +18,6 @@
 
 enum kind { K_OUT = EVENTS_STDOUT, K_ERR = EVENTS_STDERR, K_READY = EVENTS_READY, K_OTHER = EVENTS_OTHER };
 
-/* What the answer's other parts may take of max_output_chars: the header, the notices, the structured fields. */
-#define OUTPUT_ENVELOPE 600
 
 /* One event, as the formatter sees it. */
 struct item {
@@ -172,7 +170,8 @@ static size_t cost(const struct item *it, int structured)
         return it->note_len;
     if (it->kind == K_READY)
         return 0;
-    return it->data_len + (it->partial ? 0 : 1) + (it->kind == K_ERR ? 2 : it->esc); /* continuation pieces counted as new lines: an upper bound */
+    /* every piece counted as a line of its own (prefix and newline): an upper bound of what is written */
+    return it->data_len + 1 + (it->kind == K_ERR ? 2 : it->esc);
 }
 
 /* ---------------------------------------------------------------- the selection */
@@ -347,6 +346,50 @@ static struct walk walk_at(const struct selection *s, size_t pos)
     return w;
 }
 
+/* The first `n` bytes of `s` (n <= its length), shortened to a UTF-8 character boundary. */
+static size_t utf8_cut(const char *s, size_t n)
+{
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+/* The bytes JSON takes for data byte `c` (cJSON's escapes: \" \\ \n ... and \u00XX for other controls). */
+static size_t json_width(unsigned char c)
+{
+    return c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t' ? 2 : c < 0x20 ? 6 : 1;
+}
+
+/*
+ * The bytes a cut line keeps of its data: as many as take at most `room` in
+ * the text with the line's prefix (`structured` = 0), or whose JSON escapes,
+ * with the rest of the event's JSON and its "omitted_bytes" member, take at
+ * most `room` (structured); never more than it has, ending on a character
+ * boundary; 0 when not one byte fits (the line is then left out whole).
+ * The cut is decided here, once, so that what is shown and what `truncated`
+ * counts as omitted are the same bytes.
+ */
+static size_t cut_bytes(const struct item *it, size_t room, int structured)
+{
+    cJSON *o = cJSON_ParseWithLength(it->ev->json, it->ev->len);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "data");
+    const char *s = cJSON_IsString(d) && strlen(d->valuestring) == it->data_len ? d->valuestring : NULL;
+    size_t prefix = it->kind == K_ERR ? 2 : it->esc, text_room = room > prefix ? room - prefix : 0;
+    size_t n = text_room < it->data_len ? text_room : it->data_len;
+    if (structured && s != NULL) {
+        size_t whole = 0, w = 0;
+        for (size_t i = 0; i < it->data_len; i++)
+            whole += json_width((unsigned char)s[i]);
+        size_t fixed = it->ev->len > whole ? it->ev->len - whole : 0;
+        size_t left = room > fixed + 64 ? room - fixed - 64 : 0; /* 64: ,"omitted_bytes":N and a reprint's slack */
+        for (n = 0; n < it->data_len && w + json_width((unsigned char)s[n]) <= left; n++)
+            w += json_width((unsigned char)s[n]);
+    }
+    size_t keep = s != NULL ? utf8_cut(s, n) : n;
+    cJSON_Delete(o);
+    return keep;
+}
+
 /* Counts what a plan leaves out (positions [front + cut_on, back)) and what the cut took: differences of totals. */
 static void plan_count(const output_view_t *v, const struct selection *s, struct plan *p, size_t front_data_len)
 {
@@ -422,21 +465,17 @@ static void plan_fit(const output_view_t *v, const struct selection *s, size_t b
         size_t avail = budget > used ? budget - used : 0;
         if (avail > budget / 2)
             avail = budget / 2;
-        p->cut = structured ? avail / 2 : avail; /* JSON escapes may grow the data */
-        p->cut_on = 1;
+        if (cost(&first_out, structured) <= avail) { /* what the back left is enough for it whole */
+            p->front = f + 1;
+        } else {
+            p->cut = cut_bytes(&first_out, avail, structured);
+            p->cut_on = p->cut > 0;
+        }
     }
     plan_count(v, s, p, first_out.data_len);
 }
 
 /* ---------------------------------------------------------------- writing */
-
-/* The first `n` bytes of `s`, shortened to a UTF-8 character boundary. */
-static size_t utf8_cut(const char *s, size_t n)
-{
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-        n--;
-    return n;
-}
 
 /* Appends event `it` (JSON) to the output array, its data cut to `cut` bytes when cut_on. */
 static void write_event_json(strbuf_t *out, const struct item *it, int cut_on, size_t cut)
@@ -474,7 +513,8 @@ static void write_event_text(struct text_state *ts, const struct item *it, int c
     cJSON *o = cJSON_ParseWithLength(it->ev->json, it->ev->len);
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
-    if (ts->open >= 0 && ts->open != it->kind) { /* another stream interrupts an unfinished line */
+    if (ts->open >= 0 && ts->open != it->kind && (it->kind <= K_ERR || it->note_len > 0)) {
+        /* another stream or a note interrupts an unfinished line (ready and exit write nothing: the pieces stay joined) */
         strbuf_puts(ts->out, "\n");
         ts->open = -1;
     }
@@ -628,20 +668,57 @@ static void write_header(const output_view_t *v, const struct selection *s, cons
                       (unsigned long long)(s->grep_stopped_at - 1));
 }
 
+/* The widest "~ [N more bytes of this line omitted]" note of a cut line, and the newline before it. */
+#define OUTPUT_CUT_NOTE_MAX 64
+
+/* What the answer's other parts are given at least: the same budget for answers that differ only in their fields. */
+#define OUTPUT_ENVELOPE 600
+
+/*
+ * What the answer's other parts take of max_output_chars: its structured
+ * fields or its text's header, message and notices, written with the
+ * omitted figures at their widest, and at least OUTPUT_ENVELOPE (so a local
+ * and a remote read of the same events, whose fields differ by a few
+ * characters, leave out the same ones). What is left is the output's budget.
+ */
+static size_t envelope(const output_view_t *v, const output_query_t *q, const struct selection *s, double dur,
+                       int structured)
+{
+    struct plan wide = {.omitted_events = SIZE_MAX, .omitted_bytes = SIZE_MAX, .omitted_lines = SIZE_MAX / 16,
+                        .first_omitted = UINT64_MAX, .last_omitted = UINT64_MAX};
+    struct selection none = {.grep_stopped_at = s->grep_stopped_at};
+    strbuf_t b = {0};
+    if (structured) {
+        write_structured(v, q, &none, &wide, SIZE_MAX, &b);
+    } else {
+        write_header(v, s, &wide, SIZE_MAX, dur, &b);
+        write_omitted_text(&b, &wide);
+    }
+    size_t n = b.len + (structured ? 0 : OUTPUT_CUT_NOTE_MAX);
+    strbuf_free(&b);
+    return n > OUTPUT_ENVELOPE ? n : OUTPUT_ENVELOPE;
+}
+
+/* The output's budget in max_chars once the envelope is taken; a budget too small for it gives half to the output. */
+static size_t budget_of(size_t max_chars, size_t env)
+{
+    return max_chars >= 2 * env ? max_chars - env : max_chars / 2;
+}
+
 void output_render(const output_view_t *v, const output_query_t *q, strbuf_t *structured, strbuf_t *text)
 {
     struct selection s = {0};
     select_events(v, q, &s);
     size_t lines = sel_totals(v, &s, 0, s.n).wholes;
+    double dur = q->text_json ? -1 : exit_duration(v);
     struct plan ps, pt;
-    size_t budget = q->max_chars > 2 * OUTPUT_ENVELOPE ? q->max_chars - OUTPUT_ENVELOPE : q->max_chars / 2;
-    plan_fit(v, &s, budget, 1, &ps);
+    plan_fit(v, &s, budget_of(q->max_chars, envelope(v, q, &s, dur, 1)), 1, &ps);
     write_structured(v, q, &s, &ps, lines, structured);
     if (q->text_json) {
         strbuf_append(text, structured->data, structured->len);
     } else {
-        plan_fit(v, &s, budget, 0, &pt);
-        write_header(v, &s, &pt, lines, exit_duration(v), text);
+        plan_fit(v, &s, budget_of(q->max_chars, envelope(v, q, &s, dur, 0)), 0, &pt);
+        write_header(v, &s, &pt, lines, dur, text);
         write_text(v, &s, &pt, text);
     }
     free(s.segs);

@@ -647,6 +647,12 @@ static void remote_output(struct remote_ctx *rc, const cJSON *m, const remote_ev
     if (re->n > 0)
         snprintf(last, sizeof(last), "%llu", (unsigned long long)re->events[re->n - 1].seq);
     uint64_t first = re->skipped > 0 && re->n > 0 ? re->events[0].seq : re->first_id;
+    char note[200] = "";
+    if (re->invalid > 0 || re->missing > 0) /* a list not written as this server writes it: say so */
+        snprintf(note, sizeof(note),
+                 "The output list in Redis was not written as this server writes it: %llu elements left out (no "
+                 "event, out of order or too long), %llu event ids missing",
+                 (unsigned long long)re->invalid, (unsigned long long)re->missing);
     output_view_t v = {.execution_id = rc->id,
                        .status = cJSON_IsString(st) ? st->valuestring : "failed",
                        .exit_code_json = code,
@@ -654,7 +660,8 @@ static void remote_output(struct remote_ctx *rc, const cJSON *m, const remote_ev
                        .n_events = re->n,
                        .dropped_events = first > 1 ? first - 1 : 0,
                        .last_event_id = last[0] ? last : NULL,
-                       .source = "redis"};
+                       .source = "redis",
+                       .message = note[0] ? note : NULL};
     reply_output(rc->call, &v, &rc->q);
 }
 

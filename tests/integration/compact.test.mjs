@@ -83,19 +83,32 @@ describe('compact text and the budget', () => {
   });
 
   test('the budget at its edges: just under shows all, one char less omits exactly one line', async () => {
-    // 1000 lines "1000".."1999": 5 chars each in the text; the header and notices have 600 of the budget
-    const under = await call(client, 'execute_code', { command: 'seq 1000 1999', max_output_chars: 5000 + 600 });
+    // 1000 lines "1000".."1999": 5 chars each in the text; the header and its notices (at their widest) take the
+    // rest of the budget, so the edge is 5000 plus that envelope: found by bisection
+    const run = await call(client, 'execute_code', { command: 'seq 1000 1999' }, DEF);
+    const read = (max) => call(client, 'get_execution_output', { execution_id: run.execution_id, max_output_chars: max });
+    let lo = 5000, hi = 20000;
+    assert.equal(field(await read(lo), 'lines_omitted') !== '0', true);
+    assert.equal(field(await read(hi), 'lines_omitted'), '0');
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (field(await read(mid), 'lines_omitted') === '0') hi = mid;
+      else lo = mid;
+    }
+    assert.ok(hi - 5000 <= 1000, `the envelope is ${hi - 5000} characters`);
+    const under = await read(hi);
     assert.equal(field(under, 'lines_omitted'), '0');
     assert.equal(body(under).split('\n').filter((l) => /^\d+$/.test(l)).length, 1000);
-    const over = await call(client, 'get_execution_output', { execution_id: under.execution_id, max_output_chars: 5000 + 599 });
+    assert.ok(under._result.content[0].text.length <= hi);
+    const over = await read(hi - 1);
     assert.equal(field(over, 'lines_omitted'), '1');
     assert.equal(field(over, 'lines_shown'), '999');
     const m = body(over).match(/~ \[omitted: 1 events \(1 lines, 4 bytes\), event ids (\d+)\.\.(\d+); .*last_event_id="(\d+)"/);
     assert.ok(m, body(over).slice(0, 3000));
     assert.equal(m[1], m[2]);
     assert.equal(Number(m[3]), Number(m[1]) - 1);
-    assert.ok(over._result.content[0].text.length <= 5599);
-    assert.ok(JSON.stringify(over._result.structuredContent).length <= 5599, 'structuredContent is bounded too');
+    assert.ok(over._result.content[0].text.length <= hi - 1);
+    assert.ok(JSON.stringify(over._result.structuredContent).length <= hi - 1, 'structuredContent is bounded too');
   });
 
   test('one huge line: its start is shown, and exactly what was left out is said', async () => {
@@ -275,6 +288,26 @@ describe('head/tail/grep from Redis on another replica', () => {
     const at = after.structuredContent.truncated;
     assert.equal(Number(after.structuredContent.output[0].event_id), 100001, 'the read starts after last_event_id');
     assert.equal(at.omitted_bytes, digits(Number(at.first_omitted_event_id), Number(at.last_omitted_event_id)));
+  });
+
+  test('an output list in Redis not written by this server: what is no event is left out and counted, gaps counted, the answer says so', async () => {
+    const r = await call(client, 'execute_code', { command: 'seq 1 3' }, DEF);
+    const id = r.execution_id;
+    await waitFor(async () => (await rawTool({ execution_id: id, tail: 1 }))?.structuredContent?.output?.some((e) => e.type === 'exit'),
+      { ms: 30000, what: 'mirrored' });
+    const key = `execution:${id}:output`;
+    const ev = (n, data) => JSON.stringify({ event_id: String(n), type: 'stdout', ts: 't', data });
+    // an operator's hand: the head is no event, a duplicate, ids out of order, a gap (4..6), trailing garbage
+    redis.cli('DEL', key);
+    redis.cli('RPUSH', key, 'not json', ev(2, 'one'), ev(3, 'two'), ev(2, 'dup'), ev(7, 'six'), ev(5, 'late'), `${ev(8, 'x')} tail`, ev(9, 'eight'));
+    const got = await rawTool({ execution_id: id });
+    const sc = got.structuredContent;
+    assert.equal(sc.source, 'redis');
+    assert.deepEqual(sc.output.map((e) => [e.event_id, e.data]), [['2', 'one'], ['3', 'two'], ['7', 'six'], ['9', 'eight']]);
+    assert.equal(sc.dropped_events, 1, 'ids before the first event held (2) were dropped');
+    assert.match(sc.message, /not written as this server writes it: 4 elements left out \(no event, out of order or too long\), 4 event ids missing/);
+    assert.match(got.content[0].text, /\n~ The output list in Redis was not written as this server writes it: 4 elements/);
+    assert.match(got.content[0].text, /\none\ntwo\nsix\neight\n/);
   });
 
   test('a replica reads at most --max-output-bytes of a run from Redis: the newest, the rest counted as dropped', async () => {
