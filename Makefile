@@ -105,7 +105,7 @@ build/fuzz/obj/%.o: src/%.c $(HDRS) | .deps-ok
 	@echo "CC fuzz $<"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS) $(HDRS) | .deps-ok
+build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_check.h $(FUZZ_OBJS) $(HDRS) | .deps-ok
 	@mkdir -p $(dir $@)
 	@echo "FUZZ    $@"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Wno-unused-function -o $@ $< \

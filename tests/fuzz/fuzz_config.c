@@ -22,13 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(c)                                                                                                      \
-    do {                                                                                                              \
-        if (!(c)) {                                                                                                   \
-            fprintf(stderr, "fuzz_config: invariant failed at line %d: %s\n", __LINE__, #c);                         \
-            abort();                                                                                                  \
-        }                                                                                                             \
-    } while (0)
+#include "fuzz_check.h"
 
 #define MAX_TOKENS 64
 #define TERMINATED(f) (memchr((f), '\0', sizeof(f)) != NULL)

@@ -17,13 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(c)                                                                                                      \
-    do {                                                                                                              \
-        if (!(c)) {                                                                                                   \
-            fprintf(stderr, "fuzz_control: invariant failed at line %d: %s\n", __LINE__, #c);                        \
-            abort();                                                                                                  \
-        }                                                                                                             \
-    } while (0)
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -18,13 +18,7 @@
 
 #include <stdint.h>
 
-#define CHECK(c)                                                                                                      \
-    do {                                                                                                              \
-        if (!(c)) {                                                                                                   \
-            fprintf(stderr, "fuzz_egress: invariant failed at line %d: %s\n", __LINE__, #c);                         \
-            abort();                                                                                                  \
-        }                                                                                                             \
-    } while (0)
+#include "fuzz_check.h"
 
 /* Counts case-insensitive occurrences of a header name at line starts. */
 static int count_header(const char *head, size_t n, const char *name)

@@ -27,13 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(c)                                                                                                      \
-    do {                                                                                                              \
-        if (!(c)) {                                                                                                   \
-            fprintf(stderr, "fuzz_events: invariant failed at line %d: %s\n", __LINE__, #c);                         \
-            abort();                                                                                                  \
-        }                                                                                                             \
-    } while (0)
+#include "fuzz_check.h"
 
 /* A reader over the fuzz input; reads past the end give zeros. */
 typedef struct in {

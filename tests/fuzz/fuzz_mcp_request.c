@@ -42,13 +42,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#define CHECK(c)                                                                                                      \
-    do {                                                                                                              \
-        if (!(c)) {                                                                                                   \
-            fprintf(stderr, "fuzz_mcp_request: invariant failed at line %d: %s\n", __LINE__, #c);                    \
-            abort();                                                                                                  \
-        }                                                                                                             \
-    } while (0)
+#include "fuzz_check.h"
 
 #define SID_PLACEHOLDER "fuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzz"
 #define MAX_TURNS 4000 /* loop turns per input before it counts as a hang */

@@ -18,13 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(c)                                                                                                      \
-    do {                                                                                                              \
-        if (!(c)) {                                                                                                   \
-            fprintf(stderr, "fuzz_redis_url: invariant failed at line %d: %s\n", __LINE__, #c);                      \
-            abort();                                                                                                  \
-        }                                                                                                             \
-    } while (0)
+#include "fuzz_check.h"
 
 static int terminated(const char *buf, size_t len)
 {

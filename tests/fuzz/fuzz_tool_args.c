@@ -37,13 +37,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#define CHECK(c)                                                                                                      \
-    do {                                                                                                              \
-        if (!(c)) {                                                                                                   \
-            fprintf(stderr, "fuzz_tool_args: invariant failed at line %d: %s\n", __LINE__, #c);                      \
-            abort();                                                                                                  \
-        }                                                                                                             \
-    } while (0)
+#include "fuzz_check.h"
 
 #define WORKSPACE "/tmp/mcp-sandboxd-fuzz/ws"
 
