@@ -23,8 +23,11 @@
 #define RESYNC_STEP_BYTES (1024 * 1024)
 /** Builds under way at once (each holds a copy of its run's log until it is queued). */
 #define RESYNC_BUILDS_MAX 4
-/** Steps after which a build that has not caught up with a fast run copies the rest at once. */
-#define RESYNC_MAX_STEPS 256
+/**
+ * Steps beyond those the log held at the start needs after which a build that
+ * has not caught up with a fast run copies the rest at once.
+ */
+#define RESYNC_EXTRA_STEPS 64
 
 /** One execution's resync under construction. */
 typedef struct resync_build {
@@ -33,6 +36,7 @@ typedef struct resync_build {
     op_t *op;          /**< the OP_RESYNC being filled (events only until it is finished) */
     uint64_t next_seq; /**< seq of the first event not copied yet */
     unsigned steps;    /**< steps taken */
+    unsigned max_steps; /**< past these, the step copies to the end (the log at the start's steps + RESYNC_EXTRA_STEPS) */
 } resync_build_t;
 
 /** A step's allowance, shared by the builds of one loop turn; decremented as events are copied. */
@@ -40,13 +44,15 @@ typedef struct resync_budget {
     size_t events, bytes;
 } resync_budget_t;
 
-/** A new build for execution `id`, starting at the log's oldest event (`op` must be an empty OP_RESYNC). */
-resync_build_t *resync_build_new(const char *id, op_t *op);
+/** A new build of `log` for execution `id`, starting at its oldest event (`op` must be an empty OP_RESYNC). */
+resync_build_t *resync_build_new(const char *id, op_t *op, const event_log_t *log);
 /** Frees a build and its operation. */
 void resync_build_free(resync_build_t *b);
 /**
  * Copies the log's events from b->next_seq on into b->op while `budget`
- * lasts (all of them to the end when `to_end`). When events from next_seq on
+ * lasts (all of them to the end when `to_end`, or once the build took
+ * max_steps steps: a run that outpaces the copy, the rest bounded by its
+ * caps). When events from next_seq on
  * were evicted, the operation (whose events are all older still) is emptied
  * and the copy goes on from the oldest held event. Returns 1 when the log's
  * end is reached (the operation then holds every held event, in order, after

@@ -451,8 +451,7 @@ static resync_build_t **build_advance(resync_build_t **link, resync_budget_t *bu
             enqueue_resync(e);
         return link;
     }
-    /* a run that outpaces the steps for too long is copied to its end now: the rest is bounded by its caps */
-    if (resync_build_step(b, &e->log, budget, b->steps >= RESYNC_MAX_STEPS)) {
+    if (resync_build_step(b, &e->log, budget, 0)) {
         atomic_fetch_add(&mirror_st.stats.resync_steps, b->steps);
         resync_op_enqueue(build_unlink(link), e);
         return link;
@@ -512,7 +511,7 @@ static int resync_one(const char *id, void *arg)
         return 1;
     if (e->log.released || (e->log.count <= RESYNC_STEP_EVENTS && e->log.bytes <= RESYNC_STEP_BYTES))
         return enqueue_resync(e) == 0 ? 1 : -1;
-    resync_build_t *b = resync_build_new(id, resync_op_new(e));
+    resync_build_t *b = resync_build_new(id, resync_op_new(e), &e->log);
     b->next = NULL;
     resync_build_t **tail = &loop_st.builds;
     while (*tail != NULL)
@@ -993,7 +992,7 @@ void cluster_metrics(strbuf_t *out)
     mirror_metric(out, "mirror_dirty_executions", "gauge", "Executions waiting to be resynced.", (double)loop_st.dirty.count);
     mirror_metric(out, "mirror_resyncs_building", "gauge", "Resyncs being copied from memory, a bounded step per loop turn.",
            (double)loop_st.n_builds);
-    mirror_metric(out, "mirror_resync_steps_total", "counter", "Loop turns the queued resyncs were copied in.",
+    mirror_metric(out, "mirror_resync_steps_total", "counter", "Loop turns the resyncs of large runs were copied in (a small run's is copied at once).",
            (double)atomic_load(&mirror_st.stats.resync_steps));
     mirror_metric(out, "replicas_lost_total", "counter", "Other replicas this one found without a heartbeat and swept.",
            (double)atomic_load(&mirror_st.stats.replicas_lost));

@@ -5,13 +5,17 @@
 #include "core/util.h"
 
 #include <bsd/string.h>
+#include <limits.h>
 #include <stdlib.h>
 
-resync_build_t *resync_build_new(const char *id, op_t *op)
+resync_build_t *resync_build_new(const char *id, op_t *op, const event_log_t *log)
 {
     resync_build_t *b = xcalloc(1, sizeof(*b));
     strlcpy(b->id, id, sizeof(b->id));
     b->op = op;
+    /* what the log holds now takes this many full steps at most (events or bytes run out first) */
+    size_t need = log->count / RESYNC_STEP_EVENTS + log->bytes / RESYNC_STEP_BYTES + 1;
+    b->max_steps = need + RESYNC_EXTRA_STEPS < UINT_MAX ? (unsigned)(need + RESYNC_EXTRA_STEPS) : UINT_MAX;
     return b;
 }
 
@@ -41,7 +45,8 @@ int resync_build_step(resync_build_t *b, const event_log_t *log, resync_budget_t
         b->next_seq = oldest;
     }
     size_t i = (size_t)(b->next_seq - oldest);
-    b->steps++;
+    if (++b->steps >= b->max_steps)
+        to_end = 1;
     while (i < log->count) {
         const event_t *ev = events_at(log, i);
         if (!to_end && (budget->events == 0 || budget->bytes == 0))

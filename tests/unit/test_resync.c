@@ -62,7 +62,7 @@ static resync_build_t *new_build(void)
     op_t *o = xcalloc(1, sizeof(*o));
     o->kind = OP_RESYNC;
     o->bytes = OP_OVERHEAD;
-    return resync_build_new("x", o);
+    return resync_build_new("x", o, &lg);
 }
 
 static void test_steps_bounded_by_events_then_to_end(void **state)
@@ -141,6 +141,26 @@ static void test_partly_evicted_trimmed_by_count(void **state)
     resync_build_free(b);
 }
 
+/* A run that outpaces the steps: past max_steps the step copies to the end. */
+static void test_chase_ends_after_max_steps(void **state)
+{
+    int k = 1;
+    append(10, &k);
+    resync_build_t *b = new_build();
+    assert_int_equal(b->max_steps, 1 + RESYNC_EXTRA_STEPS);
+    int done = 0;
+    unsigned steps = 0;
+    while (!done) {
+        append(5, &k); /* more output than a step of 2 copies */
+        done = resync_build_step(b, &lg, &(resync_budget_t){2, 1 << 20}, 0);
+        steps++;
+        assert_true(steps <= b->max_steps);
+    }
+    assert_int_equal(steps, b->max_steps);
+    assert_tail_is_log(b->op);
+    resync_build_free(b);
+}
+
 static void test_empty_log(void **state)
 {
     resync_build_t *b = new_build();
@@ -156,6 +176,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_byte_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_everything_evicted_between_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partly_evicted_trimmed_by_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chase_ends_after_max_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_log, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
