@@ -23,7 +23,9 @@
  * refused, the writer posts the batch's execution ids back to the loop, which
  * marks them dirty. Dirty executions are resynced from memory (one MULTI: DEL +
  * RPUSH of every held event + SET of the metadata) once Redis answers, so
- * Redis ends up holding exactly what the replica holds. Every timed wait of
+ * Redis ends up holding exactly what the replica holds; a large log is copied
+ * into that operation a bounded step per loop turn (resync.c), and queued in
+ * the turn the copy reaches its end. Every timed wait of
  * these threads is on CLOCK_MONOTONIC (clock.h).
  *
  * At shutdown cluster_stop gives the writer until one deadline to drain, then
