@@ -490,12 +490,19 @@ static int build_finish_now(const exec_t *e)
     return 1;
 }
 
-/* The resync pass's room: under half the cap queued (room left for new output), few builds under way. */
+/*
+ * The resync pass's room: under half the cap queued, the copies under way
+ * counted as queued (they are, a few turns later), so the pass holds no more
+ * memory than when each copy was queued at once; and few copies under way.
+ */
 static int resync_room(void *arg)
 {
     (void)arg;
-    return loop_st.n_builds < RESYNC_BUILDS_MAX &&
-           mirror_queue_below(&mirror_st.wq, (size_t)config.mirror_queue_bytes / 2);
+    size_t building = 0, half = (size_t)config.mirror_queue_bytes / 2;
+    for (const resync_build_t *b = loop_st.builds; b != NULL; b = b->next)
+        building += b->op->bytes;
+    return loop_st.n_builds < RESYNC_BUILDS_MAX && building < half &&
+           mirror_queue_below(&mirror_st.wq, half - building);
 }
 
 /*
