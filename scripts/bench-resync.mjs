@@ -39,10 +39,11 @@ function probe(server) {
 }
 
 // Starts Redis on `port` while probing; returns the figures once the run is resynced.
-async function measure(server, port, id, held) {
+async function measure(server, port, id, held, redises) {
   const stop = probe(server);
   const cpu0 = loopNs(server.proc.pid), t0 = performance.now();
   const redis = await startRedis({ port });
+  redises.push(redis);
   await waitFor(async () => Number(await redis.acli('LLEN', `execution:${id}:output`)) === held &&
       (await metric(server, 'mirror_dirty_executions')) === 0 && ((await metric(server, 'mirror_resyncs_building')) ?? 0) === 0 &&
       (await metric(server, 'mirror_queue_operations')) === 0,
@@ -52,27 +53,31 @@ async function measure(server, port, id, held) {
   return { redis, fig: { probes: rt.length, p50: pct(rt, 0.5), p99: pct(rt, 0.99), max: Math.max(...rt), total, cpu } };
 }
 
-// One binary (helpers' BIN, from SANDBOXD_BIN): both measurements.
+// One binary (helpers' BIN, from SANDBOXD_BIN): both measurements (server and Redis stopped even on failure).
 async function one() {
   const port = await freePort();
   const server = await startServer({ env: { REDIS_URL: `redis://127.0.0.1:${port}` }, args: ['--mirror-queue-bytes', '64K'] });
-  const { client } = await connect(server);
-  const run = await call(client, 'execute_code', { command: `yes "$(printf '%0${WIDTH}d' 0)" | head -n ${LINES}`, max_output_chars: 1000 });
-  if (run._result.isError) throw new Error(run.error);
-  const held = Number(run.last_event_id) - run.dropped_events; /* --max-events 250000 keeps the last 250,000 */
-  const idleStop = probe(server); /* the probe's noise floor on this machine: nothing to resync */
-  await new Promise((r) => setTimeout(r, 500));
-  const rt = await idleStop();
-  const idle = { probes: rt.length, p50: pct(rt, 0.5), p99: pct(rt, 0.99), max: Math.max(...rt), total: 500, cpu: 0 };
-  const a = await measure(server, port, run.execution_id, held);
-  await a.redis.kill();
-  await call(client, 'execute_code', { command: 'echo x' }); /* a write: the writer finds the connection gone */
-  await waitFor(async () => (await metric(server, 'redis_up')) === 0, { what: 'redis down' });
-  const b = await measure(server, port, run.execution_id, held);
-  await client.close();
-  await server.stop();
-  await b.redis.stop();
-  return [idle, a.fig, b.fig];
+  const redises = [];
+  try {
+    const { client } = await connect(server);
+    const run = await call(client, 'execute_code', { command: `yes "$(printf '%0${WIDTH}d' 0)" | head -n ${LINES}`, max_output_chars: 1000 });
+    if (run._result.isError) throw new Error(run.error);
+    const held = Number(run.last_event_id) - run.dropped_events; /* --max-events 250000 keeps the last 250,000 */
+    const idleStop = probe(server); /* the probe's noise floor on this machine: nothing to resync */
+    await new Promise((r) => setTimeout(r, 500));
+    const rt = await idleStop();
+    const idle = { probes: rt.length, p50: pct(rt, 0.5), p99: pct(rt, 0.99), max: Math.max(...rt), total: 500, cpu: 0 };
+    const a = await measure(server, port, run.execution_id, held, redises);
+    await a.redis.kill();
+    await call(client, 'execute_code', { command: 'echo x' }); /* a write: the writer finds the connection gone */
+    await waitFor(async () => (await metric(server, 'redis_up')) === 0, { what: 'redis down' });
+    const b = await measure(server, port, run.execution_id, held, redises);
+    await client.close();
+    return [idle, a.fig, b.fig];
+  } finally {
+    await server.stop();
+    for (const r of redises) await r.stop().catch(() => {});
+  }
 }
 
 const fmt = (f) => `probes ${String(f.probes).padStart(5)}  p50 ${f.p50.toFixed(2)}  p99 ${f.p99.toFixed(2)}  max ${f.max.toFixed(2)} ms` +
