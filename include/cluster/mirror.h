@@ -76,7 +76,11 @@ void mirror_exec_event(const struct exec *e, const event_t *ev);
 void cluster_flush(void);
 /** Loop thread: refreshes the TTLs of an execution's keys (a read through the tools). */
 void mirror_exec_touch(const struct exec *e);
-/** Loop thread: the execution is about to be freed: a final resync when Redis may be behind its log. */
+/**
+ * Loop thread: the execution is about to be freed: a final resync when Redis
+ * may be behind its log (a copy under way is finished from where it is; else
+ * the finished log is copied in one go, once per run).
+ */
 void mirror_exec_final_resync(const struct exec *e);
 /** Loop thread: writes the session record mcp:session:{id} (TTL --session-ttl) naming this replica. */
 void mirror_session_put(session_t *s);

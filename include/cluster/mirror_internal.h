@@ -33,6 +33,7 @@ typedef struct mirror_read_queue {
 typedef struct mirror_stats {
     _Atomic int connected; /**< the writer is connected */
     _Atomic unsigned long long drops, resyncs, written, batches_lost, reconnects;
+    _Atomic unsigned long long resync_steps; /**< loop turns resyncs were built in (mirror.c's builds) */
     _Atomic unsigned long long replicas_lost, executions_lost; /**< found by the watcher */
     _Atomic unsigned long long sweeps;                        /**< lost-replica sweeps the watcher completed */
     _Atomic uint64_t loop_tick_ms; /**< util_now_ms() at the loop's last tick: a wedged loop stops the heartbeat */

@@ -23,7 +23,9 @@
  * refused, the writer posts the batch's execution ids back to the loop, which
  * marks them dirty. Dirty executions are resynced from memory (one MULTI: DEL +
  * RPUSH of every held event + SET of the metadata) once Redis answers, so
- * Redis ends up holding exactly what the replica holds. Every timed wait of
+ * Redis ends up holding exactly what the replica holds; a large log is copied
+ * into that operation a bounded step per loop turn (resync.c), and queued in
+ * the turn the copy reaches its end. Every timed wait of
  * these threads is on CLOCK_MONOTONIC (clock.h).
  *
  * At shutdown cluster_stop gives the writer until one deadline to drain, then
@@ -38,6 +40,7 @@
 #include "cluster/keys.h"
 #include "cluster/mirror_internal.h"
 #include "cluster/replica.h"
+#include "cluster/resync.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/deadline.h"
@@ -245,9 +248,11 @@ mirror_state_t mirror_st = {.wq = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PT
 /* Loop-local state (loop thread only): the threads' receiver, timers, this turn's stage, the dirty set. */
 static struct {
     h2o_multithread_receiver_t receiver;
-    deadline_t resync_timer, tick_timer;
+    deadline_t resync_timer, tick_timer, build_timer;
     mirror_stage_t stage;
     dirty_set_t dirty;
+    resync_build_t *builds; /* resyncs under construction, oldest first */
+    size_t n_builds;
 } loop_st = {.dirty = {RB_INITIALIZER(&loop_st.dirty.tree), 0}};
 
 void mirror_post(mirror_msg_t *m)
@@ -366,18 +371,27 @@ static op_t *op_new(enum op_kind kind, const exec_t *e)
     return o;
 }
 
-/* Queues a full copy of the execution; 0, or -1 (queue full: it stays dirty). */
-static int enqueue_resync(const exec_t *e)
+/* A resync operation of `e` with no events yet (OP_META when its output was released). */
+static op_t *resync_op_new(const exec_t *e)
 {
     /* a run whose output was released (--max-retained-bytes) resyncs its status only: Redis keeps its events */
-    op_t *o = op_new(e->log.released ? OP_META : OP_RESYNC, e);
+    return op_new(e->log.released ? OP_META : OP_RESYNC, e);
+}
+
+/*
+ * Queues a resync operation holding `e`'s events: its metadata and running
+ * state are taken now, so they are current, and LTRIM keeps the log's count.
+ * Called in the turn the copy reached the log's end, after cluster_flush
+ * (enqueue), so events mirrored before are covered by it and those after
+ * follow it. 0, or -1 (queue full: it stays dirty).
+ */
+static int resync_op_enqueue(op_t *o, const exec_t *e)
+{
+    o->active = exec_is_active(e);
     o->meta = meta_json(e, &o->meta_len);
     o->bytes += o->meta_len;
-    for (size_t i = 0; i < e->log.count; i++) {
-        const event_t *ev = events_at(&e->log, i);
-        mirror_op_add_event(o, ev->json, ev->len);
-    }
     o->keep = e->log.count;
+    dirty_take(&loop_st.dirty, e->id); /* a loss noted before now is covered by this full copy */
     if (enqueue(o) != 0) {
         mirror_op_free(o);
         mark_dirty(e->id);
@@ -387,19 +401,135 @@ static int enqueue_resync(const exec_t *e)
     return 0;
 }
 
-/* The resync pass's room: under half the cap queued (room left for new output). */
-static int resync_room(void *arg)
+/* Queues a full copy of the execution in one go (a small log, or a freed run's last chance); 0 or -1. */
+static int enqueue_resync(const exec_t *e)
 {
-    return mirror_queue_below(&mirror_st.wq, (size_t)config.mirror_queue_bytes / 2);
+    op_t *o = resync_op_new(e);
+    if (o->kind == OP_RESYNC) {
+        resync_build_t b = {.op = o};
+        resync_budget_t all = {0, 0};
+        resync_build_step(&b, &e->log, &all, 1);
+    }
+    return resync_op_enqueue(o, e);
 }
 
-/* The resync pass's step: a full copy of the execution, when it is still held. */
+/* The build under way for execution `id`, with the link pointing at it (NULL when none). */
+static resync_build_t *build_find(const char *id, resync_build_t ***link)
+{
+    for (resync_build_t **l = &loop_st.builds; *l != NULL; l = &(*l)->next)
+        if (!strcmp((*l)->id, id)) {
+            if (link != NULL)
+                *link = l;
+            return *l;
+        }
+    return NULL;
+}
+
+/* Unlinks a build and hands its operation back (the caller queues or frees it). */
+static op_t *build_unlink(resync_build_t **link)
+{
+    resync_build_t *b = *link;
+    op_t *o = b->op;
+    *link = b->next;
+    b->op = NULL;
+    resync_build_free(b);
+    loop_st.n_builds--;
+    return o;
+}
+
+/*
+ * One step of the build at `link` with this turn's `budget`: drops it when
+ * the run is gone (its last resync ran when it was freed) or released (a
+ * status-only resync instead), queues it once the copy reaches the log's end.
+ * Returns the next link to visit.
+ */
+static resync_build_t **build_advance(resync_build_t **link, resync_budget_t *budget)
+{
+    resync_build_t *b = *link;
+    exec_t *e = exec_find_any_session(b->id);
+    if (e == NULL || e->log.released) {
+        mirror_op_free(build_unlink(link));
+        if (e != NULL)
+            enqueue_resync(e);
+        return link;
+    }
+    if (resync_build_step(b, &e->log, budget, 0)) {
+        atomic_fetch_add(&mirror_st.stats.resync_steps, b->steps);
+        resync_op_enqueue(build_unlink(link), e);
+        return link;
+    }
+    return &b->next;
+}
+
+/* The build timer: advances the builds by at most one step's worth of events and bytes per loop turn. */
+static void build_pass(deadline_t *d)
+{
+    (void)d;
+    resync_budget_t budget = {RESYNC_STEP_EVENTS, RESYNC_STEP_BYTES};
+    for (resync_build_t **l = &loop_st.builds; *l != NULL && (budget.events > 0 && budget.bytes > 0);)
+        l = build_advance(l, &budget);
+    if (loop_st.builds != NULL && !mirror_st.wq.stopping)
+        deadline_arm(&loop_st.build_timer, 1, build_pass); /* a later loop turn (0 could fire again in this one) */
+}
+
+/* Finishes `id`'s build now, when there is one (the run is about to go, or shutdown); 1 when there was. */
+static int build_finish_now(const exec_t *e)
+{
+    resync_build_t **link;
+    resync_build_t *b = build_find(e->id, &link);
+    if (b == NULL)
+        return 0;
+    if (e->log.released) {
+        mirror_op_free(build_unlink(link));
+        enqueue_resync(e);
+        return 1;
+    }
+    resync_budget_t none = {0, 0};
+    resync_build_step(b, &e->log, &none, 1);
+    resync_op_enqueue(build_unlink(link), e);
+    return 1;
+}
+
+/*
+ * The resync pass's room: under half the cap queued, the copies under way
+ * counted as queued (they are, a few turns later), so the pass holds no more
+ * memory than when each copy was queued at once; and few copies under way.
+ */
+static int resync_room(void *arg)
+{
+    (void)arg;
+    size_t building = 0, half = (size_t)config.mirror_queue_bytes / 2;
+    for (const resync_build_t *b = loop_st.builds; b != NULL; b = b->next)
+        building += b->op->bytes;
+    return loop_st.n_builds < RESYNC_BUILDS_MAX && building < half &&
+           mirror_queue_below(&mirror_st.wq, half - building);
+}
+
+/*
+ * The resync pass's step, when the execution is still held: a small log is
+ * copied and queued at once; a larger one gets a build that the build timer
+ * advances a bounded step per loop turn (one already under way covers it).
+ */
 static int resync_one(const char *id, void *arg)
 {
+    (void)arg;
     exec_t *e = exec_find_any_session(id);
     if (e == NULL)
         return 0;
-    return enqueue_resync(e) == 0 ? 1 : -1;
+    if (build_find(id, NULL) != NULL)
+        return 1;
+    if (e->log.released || (e->log.count <= RESYNC_STEP_EVENTS && e->log.bytes <= RESYNC_STEP_BYTES))
+        return enqueue_resync(e) == 0 ? 1 : -1;
+    resync_build_t *b = resync_build_new(id, resync_op_new(e), &e->log);
+    b->next = NULL;
+    resync_build_t **tail = &loop_st.builds;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = b;
+    loop_st.n_builds++;
+    if (!loop_st.build_timer.armed)
+        deadline_arm(&loop_st.build_timer, 1, build_pass);
+    return 1;
 }
 
 /* Resyncs dirty executions while Redis answers and the queue has room. */
@@ -413,7 +543,8 @@ static void resync_dirty(deadline_t *d)
     }
     size_t done = dirty_resync_pass(&loop_st.dirty, resync_room, resync_one, NULL);
     if (done > 0)
-        log_info("redis mirror: resynced %zu executions from memory (%zu still waiting)", done, loop_st.dirty.count);
+        log_info("redis mirror: resyncing %zu executions from memory (%zu being copied, %zu still waiting)", done,
+                 loop_st.n_builds, loop_st.dirty.count);
     if (loop_st.dirty.count > 0)
         deadline_arm(&loop_st.resync_timer, 1000, resync_dirty);
 }
@@ -461,9 +592,12 @@ void mirror_exec_touch(const exec_t *e)
 
 void mirror_exec_final_resync(const exec_t *e)
 {
-    if (!mirror_st.enabled || !dirty_take(&loop_st.dirty, e->id))
+    if (!mirror_st.enabled)
         return;
-    enqueue_resync(e); /* last chance before the memory copy goes */
+    /* last chance before the memory copy goes: a build under way is finished from where it is,
+     * else a dirty run is copied in one go (a finished run's log, bounded by its caps, once per run) */
+    if (!build_finish_now(e) && dirty_take(&loop_st.dirty, e->id))
+        enqueue_resync(e);
 }
 
 /* ---------------------------------------------------------------- loop side: sessions */
@@ -722,6 +856,7 @@ int cluster_start(h2o_multithread_queue_t *queue, char *err, size_t errlen)
     mirror_st.enabled = 1;
     h2o_multithread_register_receiver(queue, &loop_st.receiver, on_messages);
     loop_st.resync_timer.cb = resync_dirty;
+    loop_st.build_timer.cb = build_pass;
     util_random_hex(mirror_st.instance, 8);
     /* the writer's backoff waits on `cond` against CLOCK_MONOTONIC: a wall-clock step cannot stretch them */
     if (clock_cond_init(&mirror_st.wq.cond) != 0) {
@@ -768,6 +903,17 @@ static size_t queue_drop_locked(void)
     return n;
 }
 
+/* Shutdown: finishes the resyncs under way in one go (their runs are still held) and stops the build timer. */
+static void finish_builds(void)
+{
+    deadline_cancel(&loop_st.build_timer);
+    while (loop_st.builds != NULL) {
+        exec_t *e = exec_find_any_session(loop_st.builds->id);
+        if (e == NULL || !build_finish_now(e))
+            mirror_op_free(build_unlink(&loop_st.builds));
+    }
+}
+
 /*
  * Lets the writer drain the queue while Redis answers, then stops the four
  * threads, all by one deadline `deadline_ms` from now: past it the Redis
@@ -780,6 +926,7 @@ void cluster_stop(int deadline_ms)
         return;
     control_signal_stop(); /* no more commands are taken: the loop will not run them */
     mirror_redis_cut(MIRROR_CONN_CONTROL); /* its BLPOP ends now, not within the second */
+    finish_builds(); /* the loop serves no more: resyncs under way are completed and drained with the rest */
     cluster_flush();
     struct timespec until;
     clock_deadline(&until, (uint64_t)deadline_ms);
@@ -852,6 +999,10 @@ void cluster_metrics(strbuf_t *out)
            (double)atomic_load(&mirror_st.stats.batches_lost));
     mirror_metric(out, "mirror_reconnects_total", "counter", "Reconnections to Redis.", (double)atomic_load(&mirror_st.stats.reconnects));
     mirror_metric(out, "mirror_dirty_executions", "gauge", "Executions waiting to be resynced.", (double)loop_st.dirty.count);
+    mirror_metric(out, "mirror_resyncs_building", "gauge", "Resyncs being copied from memory, a bounded step per loop turn.",
+           (double)loop_st.n_builds);
+    mirror_metric(out, "mirror_resync_steps_total", "counter", "Loop turns the resyncs of large runs were copied in (a small run's is copied at once).",
+           (double)atomic_load(&mirror_st.stats.resync_steps));
     mirror_metric(out, "replicas_lost_total", "counter", "Other replicas this one found without a heartbeat and swept.",
            (double)atomic_load(&mirror_st.stats.replicas_lost));
     mirror_metric(out, "replica_sweeps_total", "counter", "Lost-replica sweeps the replica watcher completed.",
