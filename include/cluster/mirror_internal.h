@@ -117,8 +117,6 @@ void mirror_post(mirror_msg_t *m);
  * that it did not. 0, -1 (stopping), -2 (too many waiting).
  */
 int mirror_push(const char *key, const char *alive_key, char *payload, size_t len, int ttl, mirror_read_cb cb, void *arg);
-/** One single-sample family mcp_sandboxd_<name> through the metrics writer (counters too, unlike metrics_gauge). */
-void mirror_metric(strbuf_t *out, const char *name, const char *type, const char *help, double v);
 /** The writer thread's body. */
 void *mirror_writer_main(void *arg);
 /** The reader thread's body. */

@@ -24,7 +24,9 @@ typedef void (*metrics_provider_fn)(strbuf_t *out);
 void metrics_register_provider(metrics_provider_fn fn);
 /** Writes the "# HELP" and "# TYPE" lines of family mcp_sandboxd_<name>. */
 void metrics_family(strbuf_t *out, const char *name, const char *type, const char *help);
-/** Writes a whole one-sample gauge family mcp_sandboxd_<name>. */
+/** Writes a whole one-sample family mcp_sandboxd_<name> of `type` ("gauge", "counter"). */
+void metrics_single(strbuf_t *out, const char *name, const char *type, const char *help, double v);
+/** Writes a whole one-sample gauge family mcp_sandboxd_<name> (metrics_single with "gauge"). */
 void metrics_gauge(strbuf_t *out, const char *name, const char *help, double v);
 /** Writes a Prometheus label value: backslash, quote and newline escaped. */
 void metrics_label_value(strbuf_t *out, const char *v);

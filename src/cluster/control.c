@@ -514,34 +514,34 @@ void control_on_popped(int is_reply, const char *msg, size_t len)
 
 void control_metrics(strbuf_t *out)
 {
-    mirror_metric(out, "control_commands_sent_total", "counter",
+    metrics_single(out, "control_commands_sent_total", "counter",
                    "send_stdin / cancel_execution calls forwarded to the replica that runs the execution.",
                    (double)atomic_load(&stats.sent));
-    mirror_metric(out, "control_commands_received_total", "counter", "Well-formed control commands other replicas sent here.",
+    metrics_single(out, "control_commands_received_total", "counter", "Well-formed control commands other replicas sent here.",
                    (double)atomic_load(&stats.received));
-    mirror_metric(out, "control_commands_answered_total", "counter", "Answers to control commands written to Redis.",
+    metrics_single(out, "control_commands_answered_total", "counter", "Answers to control commands written to Redis.",
                    (double)atomic_load(&stats.answered));
-    mirror_metric(out, "control_calls_timed_out_total", "counter", "Forwarded calls whose owner replica did not answer in time.",
+    metrics_single(out, "control_calls_timed_out_total", "counter", "Forwarded calls whose owner replica did not answer in time.",
                    (double)atomic_load(&stats.timed_out));
-    mirror_metric(out, "control_calls_unreachable_total", "counter",
+    metrics_single(out, "control_calls_unreachable_total", "counter",
                    "Forwarded calls not sent: the owner replica was not alive, or Redis failed.",
                    (double)atomic_load(&stats.unreachable));
-    mirror_metric(out, "control_messages_dropped_total", "counter",
+    metrics_single(out, "control_messages_dropped_total", "counter",
                    "Control messages dropped: malformed, oversized, or past their deadline.", (double)atomic_load(&stats.dropped));
-    mirror_metric(out, "control_replies_late_total", "counter", "Replies that arrived after their call had timed out.",
+    metrics_single(out, "control_replies_late_total", "counter", "Replies that arrived after their call had timed out.",
                    (double)atomic_load(&stats.late));
-    mirror_metric(out, "control_calls_waiting", "gauge", "Forwarded calls waiting for the owner's answer.", (double)n_pending);
-    mirror_metric(out, "control_calls_push_unsure_total", "counter",
+    metrics_single(out, "control_calls_waiting", "gauge", "Forwarded calls waiting for the owner's answer.", (double)n_pending);
+    metrics_single(out, "control_calls_push_unsure_total", "counter",
                    "Forwarded calls whose command write failed after it may have reached Redis: they waited for the answer.",
                    (double)atomic_load(&stats.push_unsure));
     pthread_mutex_lock(&gate.lock);
     double n = (double)gate.n, peak_n = (double)gate.peak_n, peak_bytes = (double)gate.peak_bytes;
     pthread_mutex_unlock(&gate.lock);
-    mirror_metric(out, "control_popped_queued", "gauge", "Popped control messages handed to the loop and not taken yet.", n);
-    mirror_metric(out, "control_popped_queued_peak", "gauge", "The most popped control messages ever waiting for the loop.", peak_n);
-    mirror_metric(out, "control_popped_queued_peak_bytes", "gauge", "The most bytes of popped control messages ever waiting for the loop.",
+    metrics_single(out, "control_popped_queued", "gauge", "Popped control messages handed to the loop and not taken yet.", n);
+    metrics_single(out, "control_popped_queued_peak", "gauge", "The most popped control messages ever waiting for the loop.", peak_n);
+    metrics_single(out, "control_popped_queued_peak_bytes", "gauge", "The most bytes of popped control messages ever waiting for the loop.",
                    peak_bytes);
-    mirror_metric(out, "control_pops_delayed_total", "counter",
+    metrics_single(out, "control_pops_delayed_total", "counter",
                    "Times the control thread waited for the loop to take what it had popped before popping more.",
                    (double)atomic_load(&stats.delayed));
 }

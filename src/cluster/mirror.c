@@ -790,12 +790,6 @@ void cluster_stop(int deadline_ms)
              (unsigned long long)mirror_st.stats.drops, (unsigned long long)mirror_st.stats.resyncs);
 }
 
-void mirror_metric(strbuf_t *out, const char *name, const char *type, const char *help, double v)
-{
-    metrics_family(out, name, type, help);
-    strbuf_printf(out, "mcp_sandboxd_%s %.17g\n", name, v);
-}
-
 void cluster_metrics(strbuf_t *out)
 {
     if (mirror_st.enabled) {
@@ -804,34 +798,34 @@ void cluster_metrics(strbuf_t *out)
         metrics_label_value(out, mirror_st.redacted);
         strbuf_puts(out, "\"} 1\n");
     }
-    mirror_metric(out, "redis_enabled", "gauge", "1 when REDIS_URL is set.", mirror_st.enabled);
-    mirror_metric(out, "redis_up", "gauge", "1 while the mirror's writer is connected to Redis.",
+    metrics_single(out, "redis_enabled", "gauge", "1 when REDIS_URL is set.", mirror_st.enabled);
+    metrics_single(out, "redis_up", "gauge", "1 while the mirror's writer is connected to Redis.",
            mirror_st.enabled && atomic_load(&mirror_st.stats.connected));
     pthread_mutex_lock(&mirror_st.wq.lock);
     double qb = (double)mirror_st.wq.bytes, qo = (double)mirror_st.wq.ops, qe = (double)mirror_st.wq.events;
     pthread_mutex_unlock(&mirror_st.wq.lock);
-    mirror_metric(out, "mirror_queue_bytes", "gauge", "Bytes waiting in the mirror queue.", qb);
-    mirror_metric(out, "mirror_queue_operations", "gauge", "Operations waiting in the mirror queue.", qo);
-    mirror_metric(out, "mirror_queue_events", "gauge", "Output events waiting in the mirror queue.", qe);
-    mirror_metric(out, "mirror_events_written_total", "counter", "Output events written to Redis.",
+    metrics_single(out, "mirror_queue_bytes", "gauge", "Bytes waiting in the mirror queue.", qb);
+    metrics_single(out, "mirror_queue_operations", "gauge", "Operations waiting in the mirror queue.", qo);
+    metrics_single(out, "mirror_queue_events", "gauge", "Output events waiting in the mirror queue.", qe);
+    metrics_single(out, "mirror_events_written_total", "counter", "Output events written to Redis.",
            (double)atomic_load(&mirror_st.stats.written));
-    mirror_metric(out, "mirror_drops_total", "counter", "Operations dropped because the mirror queue was full.",
+    metrics_single(out, "mirror_drops_total", "counter", "Operations dropped because the mirror queue was full.",
            (double)atomic_load(&mirror_st.stats.drops));
-    mirror_metric(out, "mirror_resyncs_total", "counter", "Executions rewritten into Redis from memory.",
+    metrics_single(out, "mirror_resyncs_total", "counter", "Executions rewritten into Redis from memory.",
            (double)atomic_load(&mirror_st.stats.resyncs));
-    mirror_metric(out, "mirror_batches_lost_total", "counter", "Write batches lost with the connection or refused by Redis.",
+    metrics_single(out, "mirror_batches_lost_total", "counter", "Write batches lost with the connection or refused by Redis.",
            (double)atomic_load(&mirror_st.stats.batches_lost));
-    mirror_metric(out, "mirror_reconnects_total", "counter", "Reconnections to Redis.", (double)atomic_load(&mirror_st.stats.reconnects));
-    mirror_metric(out, "mirror_dirty_executions", "gauge", "Executions waiting to be resynced.", (double)loop_st.dirty.count);
-    mirror_metric(out, "mirror_resyncs_building", "gauge", "Resyncs being copied from memory, a bounded step per loop turn.",
+    metrics_single(out, "mirror_reconnects_total", "counter", "Reconnections to Redis.", (double)atomic_load(&mirror_st.stats.reconnects));
+    metrics_single(out, "mirror_dirty_executions", "gauge", "Executions waiting to be resynced.", (double)loop_st.dirty.count);
+    metrics_single(out, "mirror_resyncs_building", "gauge", "Resyncs being copied from memory, a bounded step per loop turn.",
            (double)loop_st.n_builds);
-    mirror_metric(out, "mirror_resync_steps_total", "counter", "Loop turns the resyncs of large runs were copied in (a small run's is copied at once).",
+    metrics_single(out, "mirror_resync_steps_total", "counter", "Loop turns the resyncs of large runs were copied in (a small run's is copied at once).",
            (double)atomic_load(&mirror_st.stats.resync_steps));
-    mirror_metric(out, "replicas_lost_total", "counter", "Other replicas this one found without a heartbeat and swept.",
+    metrics_single(out, "replicas_lost_total", "counter", "Other replicas this one found without a heartbeat and swept.",
            (double)atomic_load(&mirror_st.stats.replicas_lost));
-    mirror_metric(out, "replica_sweeps_total", "counter", "Lost-replica sweeps the replica watcher completed.",
+    metrics_single(out, "replica_sweeps_total", "counter", "Lost-replica sweeps the replica watcher completed.",
            (double)atomic_load(&mirror_st.stats.sweeps));
-    mirror_metric(out, "executions_marked_lost_total", "counter",
+    metrics_single(out, "executions_marked_lost_total", "counter",
            "Executions this replica marked failed / \"replica lost\" in Redis.", (double)atomic_load(&mirror_st.stats.executions_lost));
     control_metrics(out);
 }

@@ -69,10 +69,15 @@ void metrics_family(strbuf_t *out, const char *name, const char *type, const cha
     strbuf_printf(out, "# HELP mcp_sandboxd_%s %s\n# TYPE mcp_sandboxd_%s %s\n", name, help, name, type);
 }
 
+void metrics_single(strbuf_t *out, const char *name, const char *type, const char *help, double v)
+{
+    metrics_family(out, name, type, help);
+    strbuf_printf(out, "mcp_sandboxd_%s %.17g\n", name, v);
+}
+
 void metrics_gauge(strbuf_t *out, const char *name, const char *help, double v)
 {
-    metrics_family(out, name, "gauge", help);
-    strbuf_printf(out, "mcp_sandboxd_%s %.17g\n", name, v);
+    metrics_single(out, name, "gauge", help, v);
 }
 
 /* Resident set size in bytes (from /proc/self/statm) and open descriptors. */
