@@ -112,8 +112,8 @@ static int kind_of(const char *type)
                                      : EVENTS_OTHER;
 }
 
-/* The info word of an event object (NULL: an OTHER event). */
-static uint32_t info_of(const cJSON *o)
+/* The info word of an event object (no event object: an OTHER event). */
+uint32_t events_describe(const cJSON *o)
 {
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
@@ -122,11 +122,6 @@ static uint32_t info_of(const cJSON *o)
         return make_info(kind, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "partial")), data->valuestring,
                          strlen(data->valuestring));
     return make_info(kind, 0, "", 0);
-}
-
-uint32_t events_describe(const cJSON *o)
-{
-    return info_of(o);
 }
 
 /*
@@ -186,7 +181,7 @@ const event_t *events_append(event_log_t *log, const char *type, cJSON *fields)
             cJSON_AddItemToObject(o, f->string, f); /* keeps f->string (cJSON re-sets the key) */
         }
     }
-    uint32_t info = info_of(o);
+    uint32_t info = events_describe(o);
     char *json = util_json_print(o);
     return store(log, seq, json, strlen(json), info);
 }
